@@ -1,0 +1,1 @@
+"""Reusable ComponentResources, one per module, and the pure functions they are built from."""

@@ -1,0 +1,134 @@
+"""ClusterAddons: the EKS add-ons that need running nodes (CoreDNS, the EBS CSI driver with its Pod Identity
+role) and the encrypted gp3 default StorageClass. Created after the node pools."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from components import iam
+
+TYPE = "mlplatform:aws:ClusterAddons"
+
+EBS_CSI_SERVICE_ACCOUNT = "ebs-csi-controller-sa"
+EBS_CSI_MANAGED_POLICY = "service-role/AmazonEBSCSIDriverPolicy"
+STORAGE_CLASS = "gp3"
+
+
+def ebs_kms_policy(kms_key_arn: str) -> dict:
+    """What the EBS CSI driver needs to create and attach volumes encrypted with a customer-managed key."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "GrantsForEbs",
+                "Effect": "Allow",
+                "Action": ["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"],
+                "Resource": kms_key_arn,
+                "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}},
+            },
+            {
+                "Sid": "UseKeyForVolumes",
+                "Effect": "Allow",
+                "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
+                "Resource": kms_key_arn,
+            },
+        ],
+    }
+
+
+def storage_class(kms_key_arn: str, reclaim_policy: str) -> dict:
+    """The cluster's default StorageClass: gp3, encrypted with the platform key, bound where the pod lands."""
+    return {
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": {"name": STORAGE_CLASS, "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+        "provisioner": "ebs.csi.aws.com",
+        "parameters": {"type": "gp3", "encrypted": "true", "kmsKeyId": kms_key_arn, "fsType": "ext4"},
+        # A volume in another AZ than the pod's node can never attach.
+        "volumeBindingMode": "WaitForFirstConsumer",
+        "allowVolumeExpansion": True,
+        "reclaimPolicy": reclaim_policy,
+    }
+
+
+@dataclass
+class ClusterAddonsArgs:
+    cluster_name: pulumi.Input[str]
+    """Cluster to install into."""
+    addon_versions: Mapping[str, str]
+    """Pinned versions; needs `coredns` and `aws-ebs-csi-driver`."""
+    kubernetes_provider: k8s.Provider
+    """Provider for the cluster's API."""
+    volume_kms_key_arn: pulumi.Input[str]
+    """KMS key encrypting persistent volumes."""
+    partition: str = "aws"
+    """AWS partition."""
+    retain_volumes: bool = False
+    """Keep a volume's data when its claim is deleted (prod)."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """Tags for AWS resources."""
+
+
+class ClusterAddons(pulumi.ComponentResource):
+    def __init__(self, name: str, args: ClusterAddonsArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(TYPE, name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        # A component's depends_on does not reach its children: the add-ons themselves wait (for nodes).
+        after = pulumi.ResourceOptions(parent=self, depends_on=(opts.depends_on if opts else None))
+        tags = dict(args.tags)
+
+        aws.eks.Addon(
+            f"{name}-coredns",
+            cluster_name=args.cluster_name,
+            addon_name="coredns",
+            addon_version=args.addon_versions["coredns"],
+            resolve_conflicts_on_create="OVERWRITE",
+            resolve_conflicts_on_update="OVERWRITE",
+            tags=tags,
+            opts=after,
+        )
+
+        ebs_role = aws.iam.Role(f"{name}-ebs-csi", assume_role_policy=json.dumps(iam.pod_identity_trust_policy()), tags=tags, opts=child)
+        aws.iam.RolePolicyAttachment(
+            f"{name}-ebs-csi", role=ebs_role.name, policy_arn=f"arn:{args.partition}:iam::aws:policy/{EBS_CSI_MANAGED_POLICY}", opts=child
+        )
+        kms_policy = aws.iam.RolePolicy(
+            f"{name}-ebs-csi-kms",
+            role=ebs_role.id,
+            policy=pulumi.Output.from_input(args.volume_kms_key_arn).apply(lambda arn: json.dumps(ebs_kms_policy(arn))),
+            opts=child,
+        )
+        ebs = aws.eks.Addon(
+            f"{name}-aws-ebs-csi-driver",
+            cluster_name=args.cluster_name,
+            addon_name="aws-ebs-csi-driver",
+            addon_version=args.addon_versions["aws-ebs-csi-driver"],
+            resolve_conflicts_on_create="OVERWRITE",
+            resolve_conflicts_on_update="OVERWRITE",
+            pod_identity_associations=[
+                aws.eks.AddonPodIdentityAssociationArgs(role_arn=ebs_role.arn, service_account=EBS_CSI_SERVICE_ACCOUNT)
+            ],
+            tags=tags,
+            opts=pulumi.ResourceOptions.merge(after, pulumi.ResourceOptions(depends_on=[kms_policy])),
+        )
+
+        manifest = pulumi.Output.from_input(args.volume_kms_key_arn).apply(
+            lambda arn: storage_class(arn, "Retain" if args.retain_volumes else "Delete")
+        )
+        k8s.storage.v1.StorageClass(
+            f"{name}-gp3",
+            metadata=manifest["metadata"],
+            provisioner=manifest["provisioner"],
+            parameters=manifest["parameters"],
+            volume_binding_mode=manifest["volumeBindingMode"],
+            allow_volume_expansion=manifest["allowVolumeExpansion"],
+            reclaim_policy=manifest["reclaimPolicy"],
+            opts=pulumi.ResourceOptions(parent=self, provider=args.kubernetes_provider, depends_on=[ebs]),
+        )
+        self.register_outputs({})

@@ -1,0 +1,93 @@
+"""What the platform knows about EC2 instance types: existence, CPU architecture, NVIDIA GPUs.
+
+Existence comes from botocore's EC2 service model (pinned through requirements.txt), so a typo such as
+`g5.xlarg` is caught offline. GPU facts are a hand-kept table for the NVIDIA families EKS serves models
+on; source: https://aws.amazon.com/ec2/instance-types/ (accelerated computing), checked 2026-11.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import gzip
+import json
+import os
+import re
+from dataclasses import dataclass
+
+import botocore
+
+
+@dataclass(frozen=True)
+class GpuInfo:
+    """NVIDIA GPUs of one instance type."""
+
+    model: str
+    count: int
+    memory_gib: int  # per GPU
+    mig: bool  # supports Multi-Instance GPU partitioning (A100/H100/H200 class)
+
+
+# family -> (GPU model, GiB per GPU, MIG capable, {size: GPU count}); sizes missing from the map have 1 GPU.
+_NVIDIA_FAMILIES: dict[str, tuple[str, int, bool, dict[str, int]]] = {
+    "g4dn": ("T4", 16, False, {"12xlarge": 4, "metal": 8}),
+    "g5": ("A10G", 24, False, {"12xlarge": 4, "24xlarge": 4, "48xlarge": 8}),
+    "g5g": ("T4G", 16, False, {"16xlarge": 2, "metal": 2}),
+    "g6": ("L4", 24, False, {"12xlarge": 4, "24xlarge": 4, "48xlarge": 8}),
+    "gr6": ("L4", 24, False, {}),
+    "g6e": ("L40S", 48, False, {"12xlarge": 4, "24xlarge": 4, "48xlarge": 8}),
+    "p3": ("V100", 16, False, {"8xlarge": 4, "16xlarge": 8}),
+    "p3dn": ("V100", 32, False, {"24xlarge": 8}),
+    "p4d": ("A100", 40, True, {"24xlarge": 8}),
+    "p4de": ("A100", 80, True, {"24xlarge": 8}),
+    "p5": ("H100", 80, True, {"48xlarge": 8}),
+    "p5e": ("H200", 141, True, {"48xlarge": 8}),
+    "p5en": ("H200", 141, True, {"48xlarge": 8}),
+}
+
+# Accelerated families the platform deliberately does not schedule on: no NVIDIA device plugin serves them.
+_UNSUPPORTED_ACCELERATED = re.compile(r"^(inf\d|trn\d|dl\d|f\d|vt\d|g6f|gr6f|mac)")
+
+_FAMILY = re.compile(r"^(?P<prefix>[a-z]+)(?P<generation>\d+)(?P<suffix>[a-z-]*)$")
+
+
+@functools.cache
+def known_instance_types() -> frozenset[str]:
+    """Every EC2 instance type name in the pinned botocore's EC2 model."""
+    path = os.path.join(os.path.dirname(botocore.__file__), "data", "ec2", "2016-11-15", "service-2.json.gz")
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        model = json.load(handle)
+    return frozenset(model["shapes"]["InstanceType"]["enum"])
+
+
+def family_of(instance_type: str) -> str:
+    return instance_type.split(".", 1)[0]
+
+
+def suggest_instance_type(name: str) -> str | None:
+    """The closest known instance type to a misspelt one, if any is close."""
+    matches = difflib.get_close_matches(name, sorted(known_instance_types()), n=1, cutoff=0.8)
+    return matches[0] if matches else None
+
+
+def architecture(instance_type: str) -> str:
+    """`arm64` for Graviton families (a `g` after the generation digit: m7g, c7gn, g5g), else `x86_64`."""
+    match = _FAMILY.match(family_of(instance_type))
+    if match and "g" in match.group("suffix"):
+        return "arm64"
+    return "x86_64"
+
+
+def gpu_info(instance_type: str) -> GpuInfo | None:
+    """NVIDIA GPU facts for a GPU instance type, None for a CPU-only type."""
+    family, _, size = instance_type.partition(".")
+    entry = _NVIDIA_FAMILIES.get(family)
+    if entry is None:
+        return None
+    model, memory, mig, counts = entry
+    return GpuInfo(model=model, count=counts.get(size, 1), memory_gib=memory, mig=mig)
+
+
+def is_unsupported_accelerator(instance_type: str) -> bool:
+    """Accelerated types (Inferentia, Trainium, Gaudi, FPGA, fractional GPU) the platform cannot serve on."""
+    return bool(_UNSUPPORTED_ACCELERATED.match(family_of(instance_type)))

@@ -1,0 +1,155 @@
+"""NodePool: one EKS managed node group with its launch template (IMDSv2 only, encrypted gp3 root volume),
+labels and taints; GPU pools get the NVIDIA AMI, the GPU taint and the GPU label."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+TYPE = "mlplatform:aws:NodePool"
+
+POOL_LABEL = "ml-platform/pool"
+GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
+GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
+CPU_DISK_GIB = 50
+GPU_DISK_GIB = 200  # vLLM/Triton images are 10-20 GB compressed; unpacked layers need the room
+ROOT_DEVICE = "/dev/xvda"  # every AL2023 EKS AMI, NVIDIA included
+
+_EKS_TAINT_EFFECTS = {"NoSchedule": "NO_SCHEDULE", "NoExecute": "NO_EXECUTE", "PreferNoSchedule": "PREFER_NO_SCHEDULE"}
+
+
+def ami_type(architecture: str, gpu: bool) -> str:
+    """EKS managed node group AMI type for an architecture and GPU-ness (AL2023 only)."""
+    arch = {"x86_64": "x86_64", "arm64": "ARM_64"}[architecture]
+    return f"AL2023_{arch}_{'NVIDIA' if gpu else 'STANDARD'}"
+
+
+def node_labels(pool: str, gpu: bool, extra: Mapping[str, str]) -> dict[str, str]:
+    """Labels every node of the pool carries: its pool name, GPU presence, then the configured extras."""
+    labels = {POOL_LABEL: pool}
+    if gpu:
+        labels[GPU_PRESENT_LABEL] = "true"
+    return {**labels, **extra}
+
+
+def node_taints(gpu: bool, extra: Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
+    """Taints in Kubernetes spelling: GPU pools repel every pod that does not tolerate nvidia.com/gpu."""
+    return ([dict(GPU_TAINT)] if gpu else []) + [dict(taint) for taint in extra]
+
+
+def eks_taint_effect(effect: str) -> str:
+    """The EKS API spells taint effects NO_SCHEDULE etc."""
+    return _EKS_TAINT_EFFECTS[effect]
+
+
+@dataclass
+class NodePoolArgs:
+    cluster_name: pulumi.Input[str]
+    """Cluster the node group joins."""
+    node_role_arn: pulumi.Input[str]
+    """IAM role of the nodes."""
+    subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
+    """Private subnets only: nodes never get public addresses."""
+    instance_types: Sequence[str]
+    """EC2 instance types."""
+    architecture: str
+    """`x86_64` or `arm64`."""
+    gpu: bool
+    """Whether the instance types carry NVIDIA GPUs."""
+    release_version: str
+    """Pinned AMI release version (e.g. `1.36.3-20260903`)."""
+    min_size: int
+    """Fewest nodes (0 scales to zero)."""
+    max_size: int
+    """Most nodes."""
+    desired_size: int | None = None
+    """Initial size (default min_size); the autoscaler owns it afterwards."""
+    capacity_type: str = "ON_DEMAND"
+    """`ON_DEMAND` or `SPOT`."""
+    disk_size_gib: int | None = None
+    """Root volume size; default CPU_DISK_GIB or GPU_DISK_GIB."""
+    kms_key_arn: pulumi.Input[str] | None = None
+    """KMS key for the root volume; None uses the account's EBS default key."""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    """Extra node labels."""
+    taints: Sequence[Mapping[str, str]] = ()
+    """Extra taints (`key`, `value`, `effect` in Kubernetes spelling)."""
+    max_unavailable: int = 1
+    """Nodes replaced at once during an update."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """Tags for the node group, its instances and volumes."""
+
+
+class NodePool(pulumi.ComponentResource):
+    node_group_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: NodePoolArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(TYPE, name, None, opts)
+        tags = dict(args.tags)
+        disk = args.disk_size_gib or (GPU_DISK_GIB if args.gpu else CPU_DISK_GIB)
+
+        template = aws.ec2.LaunchTemplate(
+            f"{name}-lt",
+            description=f"EKS node pool {name}",
+            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
+                http_endpoint="enabled",
+                http_tokens="required",
+                # Hop limit 1 keeps pods off the node's instance role; pods get AWS access through Pod Identity.
+                http_put_response_hop_limit=1,
+            ),
+            block_device_mappings=[
+                aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+                    device_name=ROOT_DEVICE,
+                    ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
+                        volume_size=disk,
+                        volume_type="gp3",
+                        encrypted="true",
+                        kms_key_id=args.kms_key_arn,
+                        delete_on_termination="true",
+                    ),
+                )
+            ],
+            tag_specifications=[
+                aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=kind, tags={**tags, "Name": name})
+                for kind in ("instance", "volume", "network-interface")
+            ],
+            update_default_version=True,
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+        group = aws.eks.NodeGroup(
+            f"{name}-ng",
+            cluster_name=args.cluster_name,
+            node_role_arn=args.node_role_arn,
+            subnet_ids=args.subnet_ids,
+            instance_types=list(args.instance_types),
+            capacity_type=args.capacity_type,
+            ami_type=ami_type(args.architecture, args.gpu),
+            release_version=args.release_version,
+            scaling_config=aws.eks.NodeGroupScalingConfigArgs(
+                min_size=args.min_size,
+                max_size=args.max_size,
+                desired_size=args.desired_size if args.desired_size is not None else args.min_size,
+            ),
+            update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=args.max_unavailable),
+            launch_template=aws.eks.NodeGroupLaunchTemplateArgs(id=template.id, version=template.latest_version.apply(str)),
+            labels=node_labels(name, args.gpu, args.labels),
+            taints=[
+                aws.eks.NodeGroupTaintArgs(key=t["key"], value=t.get("value") or None, effect=eks_taint_effect(t["effect"]))
+                for t in node_taints(args.gpu, args.taints)
+            ],
+            tags=tags,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                # A component's depends_on does not reach its children: the nodes themselves must wait.
+                depends_on=(opts.depends_on if opts else None),
+                # The cluster autoscaler owns the desired size; a `pulumi up` must not reset it.
+                ignore_changes=["scalingConfig.desiredSize"],
+            ),
+        )
+        self.node_group_name = group.node_group_name
+        self.register_outputs({"node_group_name": self.node_group_name})

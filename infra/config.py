@@ -1,0 +1,550 @@
+"""The stack's configuration: one frozen, typed object, checked whole before any resource is declared.
+
+Lookup order for every setting: an explicit component Args value (set by `infra/program.py`), then this
+stack config (`Pulumi.<stack>.yaml` over the project defaults in `Pulumi.yaml`), then the defaults
+declared on the models below.
+
+Pulumi hands structured config values to the program as JSON, so object keys (`network`, `cluster`,
+...) keep their YAML types and a string where a number belongs is an error, never a coercion. Every
+problem is collected and reported at once as `<key path>: <what is wrong>`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import json
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from components import instance_types
+from infra import versions
+
+PROJECT = "ml-platform"
+
+# CloudWatch Logs accepts only these retention periods (PutRetentionPolicy `retentionInDays`).
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
+
+# ECR pull-through cache upstreams: config name -> (upstream registry URL, needs a Secrets Manager credential).
+PULL_THROUGH_UPSTREAMS: dict[str, tuple[str, bool]] = {
+    "ecr-public": ("public.ecr.aws", False),
+    "quay": ("quay.io", False),
+    "k8s": ("registry.k8s.io", False),
+    "docker-hub": ("registry-1.docker.io", True),
+    "github": ("ghcr.io", True),
+    "gitlab": ("registry.gitlab.com", True),
+}
+
+# Interface endpoints that nodes in private subnets commonly need (service name suffix after the region).
+INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "sts", "logs", "ec2", "elasticloadbalancing", "ssm", "ssmmessages", "ec2messages")
+
+_ECR_NAME = re.compile(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+_POOL_NAME = re.compile(r"^[a-z][a-z0-9-]{0,18}[a-z0-9]$")
+_IAM_PRINCIPAL = re.compile(r"^arn:aws(?:-cn|-us-gov)?:iam::\d{12}:(?:role|user)/[\w+=,.@/-]{1,512}$")
+_SECRET_ARN = re.compile(r"^arn:aws(?:-cn|-us-gov)?:secretsmanager:[a-z0-9-]+:\d{12}:secret:ecr-pullthroughcache/[\w/+=.@-]+$")
+_LABEL_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
+_LABEL_PREFIX = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?$")
+_K8S_NAMESPACE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+GPU_TAINT_KEY = "nvidia.com/gpu"
+
+
+class ConfigError(Exception):
+    """Every problem found in a stack's configuration, each as (key path, message)."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = sorted(set(problems))
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        lines = [f"{len(self.problems)} problem(s) in the stack configuration:"]
+        lines += [f"  {path}: {message}" for path, message in self.problems]
+        return "\n".join(lines)
+
+
+def _fail(message: str) -> PydanticCustomError:
+    # A custom error type carries our own message verbatim to ConfigError.
+    return PydanticCustomError("mlplatform", message)
+
+
+class _Model(BaseModel):
+    # strict: "3" is not an int; extra=forbid: a misspelt key is an error; frozen: config is read-only.
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, populate_by_name=False)
+
+
+def _check_retention(value: int) -> int:
+    if value not in LOG_RETENTION_DAYS:
+        raise _fail(f"{value} is not a CloudWatch Logs retention period; allowed: {', '.join(map(str, LOG_RETENTION_DAYS))}")
+    return value
+
+
+def _check_cidr(value: str) -> ipaddress.IPv4Network:
+    try:
+        return ipaddress.IPv4Network(value, strict=True)
+    except ValueError as err:
+        raise _fail(f"'{value}' is not an IPv4 CIDR block ({err})") from None
+
+
+class NetworkConfig(_Model):
+    cidr: str = "10.0.0.0/16"
+    """VPC IPv4 CIDR, private (RFC 1918), prefix /16 to /20."""
+    azCount: Annotated[int, Field(ge=2, le=4)] = 2
+    """How many availability zones to spread subnets over: 2 to 4 (EKS needs 2)."""
+    availabilityZones: list[str] | None = None
+    """Explicit AZ names (recommended in prod, so an AZ outage never moves subnets); else the first azCount available."""
+    natGateways: Literal["single", "perAz"] = "single"
+    """One shared NAT gateway (cheap) or one per AZ (no cross-AZ dependency)."""
+    flowLogs: bool = False
+    """VPC flow logs to CloudWatch Logs."""
+    flowLogRetentionDays: int = 30
+    """Retention of the flow log group; a CloudWatch retention period."""
+    interfaceEndpoints: list[Literal[INTERFACE_ENDPOINTS]] = []  # type: ignore[valid-type]
+    """Interface VPC endpoints to create (the S3 gateway endpoint is always there)."""
+
+    @field_validator("cidr")
+    @classmethod
+    def _cidr(cls, value: str) -> str:
+        network = _check_cidr(value)
+        if not network.is_private or not any(network.subnet_of(block) for block in _RFC1918):
+            raise _fail(f"'{value}' is not a private range; use one inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16")
+        if not 16 <= network.prefixlen <= 20:
+            raise _fail(f"prefix /{network.prefixlen} is out of range; use /16 to /20 (room for pod IPs per AZ)")
+        return value
+
+    @field_validator("flowLogRetentionDays")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        return _check_retention(value)
+
+    @model_validator(mode="after")
+    def _zones(self) -> NetworkConfig:
+        if self.availabilityZones is not None:
+            if len(self.availabilityZones) != self.azCount:
+                raise _fail(f"availabilityZones lists {len(self.availabilityZones)} zones but azCount is {self.azCount}")
+            if len(set(self.availabilityZones)) != len(self.availabilityZones):
+                raise _fail("availabilityZones has duplicates")
+        return self
+
+
+_RFC1918 = tuple(ipaddress.IPv4Network(block) for block in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+
+
+class AdminAccess(_Model):
+    principalArn: str
+    """IAM role or user ARN given cluster access through an EKS access entry."""
+    access: Literal["cluster-admin", "admin", "view"] = "cluster-admin"
+    """Which EKS access policy to associate: AmazonEKSClusterAdminPolicy, AmazonEKSAdminPolicy, AmazonEKSViewPolicy."""
+    namespaces: list[str] = []
+    """Limit `admin`/`view` to these namespaces; empty means the whole cluster."""
+
+    @field_validator("principalArn")
+    @classmethod
+    def _arn(cls, value: str) -> str:
+        if not _IAM_PRINCIPAL.match(value):
+            raise _fail(f"'{value}' is not an IAM role or user ARN (arn:aws:iam::<12-digit account>:role/<name>)")
+        return value
+
+    @field_validator("namespaces")
+    @classmethod
+    def _namespaces(cls, value: list[str]) -> list[str]:
+        for namespace in value:
+            if not _K8S_NAMESPACE.match(namespace):
+                raise _fail(f"'{namespace}' is not a Kubernetes namespace name")
+        return value
+
+    @model_validator(mode="after")
+    def _scope(self) -> AdminAccess:
+        if self.access == "cluster-admin" and self.namespaces:
+            raise _fail("cluster-admin is cluster-wide; namespaces apply only to access 'admin' or 'view'")
+        return self
+
+
+class ClusterConfig(_Model):
+    version: str = versions.DEFAULT_KUBERNETES_VERSION
+    """Kubernetes version of the control plane; one of the versions pinned in infra/versions.py."""
+    publicAccessCidrs: list[str] = []
+    """CIDRs allowed to reach the public API endpoint; empty turns the public endpoint off (required in prod)."""
+    admins: list[AdminAccess] = []
+    """Principals given access entries; nobody else (not even the creator) is admin."""
+    logRetentionDays: int = 90
+    """Retention of the control-plane log group; a CloudWatch retention period."""
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        if value not in versions.EKS_RELEASES:
+            raise _fail(f"'{value}' is not a pinned Kubernetes version; allowed: {', '.join(sorted(versions.EKS_RELEASES))}")
+        return value
+
+    @field_validator("publicAccessCidrs")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            if _check_cidr(cidr).prefixlen == 0:
+                raise _fail(f"'{cidr}' opens the API to the whole internet; list office or VPN ranges instead")
+        return value
+
+    @field_validator("logRetentionDays")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        return _check_retention(value)
+
+
+class PullThroughCacheRule(_Model):
+    upstream: Literal[tuple(PULL_THROUGH_UPSTREAMS)]  # type: ignore[valid-type]
+    """Which public registry to cache."""
+    prefix: str | None = None
+    """ECR repository prefix for the cache (default: the upstream name)."""
+    credentialArn: str | None = None
+    """Secrets Manager secret `ecr-pullthroughcache/...` with upstream credentials (docker-hub, github, gitlab need one)."""
+
+    @field_validator("credentialArn")
+    @classmethod
+    def _credential(cls, value: str | None) -> str | None:
+        if value is not None and not _SECRET_ARN.match(value):
+            raise _fail(f"'{value}' is not a Secrets Manager ARN whose name starts with ecr-pullthroughcache/")
+        return value
+
+    @model_validator(mode="after")
+    def _needs_credential(self) -> PullThroughCacheRule:
+        if PULL_THROUGH_UPSTREAMS[self.upstream][1] and self.credentialArn is None:
+            raise _fail(f"upstream '{self.upstream}' requires credentialArn")
+        return self
+
+
+class RegistriesConfig(_Model):
+    repositories: list[str] = []
+    """ECR repository names to create."""
+    untaggedExpiryDays: Annotated[int, Field(ge=1, le=365)] = 14
+    """Untagged images are expired after this many days."""
+    keepTaggedCount: Annotated[int, Field(ge=1, le=10000)] = 100
+    """How many tagged images each repository keeps; older ones are expired."""
+    pullThroughCache: list[PullThroughCacheRule] = []
+    """Pull-through cache rules for public registries."""
+
+    @field_validator("repositories")
+    @classmethod
+    def _names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not (2 <= len(name) <= 256 and _ECR_NAME.match(name)):
+                raise _fail(f"'{name}' is not an ECR repository name (lowercase letters, digits, . _ - and / separators)")
+        if len(set(value)) != len(value):
+            raise _fail("repository names repeat")
+        return value
+
+
+class ModelStoreConfig(_Model):
+    noncurrentVersionExpiryDays: Annotated[int, Field(ge=1, le=3650)] = 30
+    """Superseded model artifact versions are deleted after this many days."""
+    abortIncompleteUploadDays: Annotated[int, Field(ge=1, le=365)] = 7
+    """Unfinished multipart uploads (large weights) are cleaned up after this many days."""
+
+
+class Taint(_Model):
+    key: str
+    value: str = ""
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
+
+
+class NodePoolConfig(_Model):
+    kind: Literal["managed"] = "managed"
+    """How the pool is run: `managed` (EKS managed node group)."""
+    instanceTypes: Annotated[list[str], Field(min_length=1, max_length=20)]
+    """EC2 instance types; all of one architecture, all CPU or all the same GPU kind."""
+    capacityType: Literal["ON_DEMAND", "SPOT"] = "ON_DEMAND"
+    """On-demand or spot capacity."""
+    minSize: Annotated[int, Field(ge=0, le=1000)] = 1
+    """Fewest nodes; 0 lets a pool scale to zero."""
+    maxSize: Annotated[int, Field(ge=1, le=1000)]
+    """Most nodes."""
+    desiredSize: Annotated[int, Field(ge=0, le=1000)] | None = None
+    """Initial node count (default minSize); the autoscaler owns it afterwards."""
+    diskSizeGiB: Annotated[int, Field(ge=20, le=16384)] | None = None
+    """Root volume size (default 50 GiB for CPU pools, 200 GiB for GPU pools, which pull multi-GB images)."""
+    labels: dict[str, str] = {}
+    """Extra Kubernetes node labels."""
+    taints: list[Taint] = []
+    """Extra taints; GPU pools always get nvidia.com/gpu=true:NoSchedule."""
+    maxUnavailable: Annotated[int, Field(ge=1, le=100)] = 1
+    """Nodes replaced at once during an update."""
+
+    @field_validator("instanceTypes")
+    @classmethod
+    def _types(cls, value: list[str]) -> list[str]:
+        problems = []
+        for instance_type in value:
+            if instance_type not in instance_types.known_instance_types():
+                hint = instance_types.suggest_instance_type(instance_type)
+                problems.append(f"'{instance_type}' is not a known EC2 instance type" + (f"; did you mean '{hint}'?" if hint else ""))
+            elif instance_types.is_unsupported_accelerator(instance_type):
+                problems.append(
+                    f"'{instance_type}' is an accelerator without NVIDIA device plugin support; use a g4dn/g5/g6/g6e/p4/p5 type"
+                )
+        if problems:
+            raise _fail("; ".join(problems))
+        if len({instance_types.architecture(t) for t in value}) > 1:
+            raise _fail("mixes x86_64 and arm64 instance types; a node group runs one AMI architecture")
+        gpus = {(info.model if (info := instance_types.gpu_info(t)) else None) for t in value}
+        if len(gpus) > 1:
+            raise _fail(f"mixes GPU kinds {sorted(str(g) for g in gpus)}; one pool, one kind of GPU (or none)")
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, label in value.items():
+            _check_label_key(key)
+            if not _LABEL_VALUE.match(label):
+                raise _fail(f"label '{key}' has value '{label}', which is not a Kubernetes label value")
+        return value
+
+    @field_validator("taints")
+    @classmethod
+    def _taints(cls, value: list[Taint]) -> list[Taint]:
+        for taint in value:
+            _check_label_key(taint.key)
+            if taint.key == GPU_TAINT_KEY:
+                raise _fail(f"taint {GPU_TAINT_KEY} is managed by the platform on GPU pools; remove it")
+        return value
+
+    @model_validator(mode="after")
+    def _sizes(self) -> NodePoolConfig:
+        if self.minSize > self.maxSize:
+            raise _fail(f"minSize {self.minSize} is larger than maxSize {self.maxSize}")
+        if self.desiredSize is not None and not self.minSize <= self.desiredSize <= self.maxSize:
+            raise _fail(f"desiredSize {self.desiredSize} is outside minSize..maxSize ({self.minSize}..{self.maxSize})")
+        return self
+
+    @property
+    def gpu(self) -> instance_types.GpuInfo | None:
+        return instance_types.gpu_info(self.instanceTypes[0])
+
+    @property
+    def architecture(self) -> str:
+        return instance_types.architecture(self.instanceTypes[0])
+
+
+def _check_label_key(key: str) -> None:
+    prefix, _, name = key.rpartition("/")
+    if not _LABEL_NAME.match(name) or (prefix and (len(prefix) > 253 or not _LABEL_PREFIX.match(prefix))):
+        raise _fail(f"'{key}' is not a Kubernetes label key")
+    if prefix.endswith(("kubernetes.io", "k8s.io")) and not prefix.startswith("node-role"):
+        raise _fail(f"'{key}' uses a reserved prefix (kubernetes.io, k8s.io); EKS rejects it")
+
+
+class StackConfig(_Model):
+    """The whole stack's configuration. Keys mirror the `ml-platform:*` Pulumi config keys."""
+
+    stack: str
+    """Pulumi stack name (not a config key; given by Pulumi)."""
+    region: str
+    """AWS region, from `aws:region`."""
+    environment: Literal["dev", "staging", "prod"]
+    """Which environment this stack is; prod turns on the hardening checks below."""
+    protectStatefulResources: bool = False
+    """Protect and retain the cluster, KMS keys, registries and model store (prod must)."""
+    ephemeral: bool = False
+    """A throwaway stack: registries and the model store may be deleted with their contents."""
+    network: NetworkConfig = NetworkConfig()
+    cluster: ClusterConfig = ClusterConfig()
+    registries: RegistriesConfig = RegistriesConfig()
+    modelStore: ModelStoreConfig = ModelStoreConfig()
+    nodePools: dict[str, NodePoolConfig]
+    """Node pools by name; `system` (CPU, on-demand) is required and runs the platform's controllers."""
+    tags: dict[str, str] = {}
+    """Tags added to every AWS resource."""
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        regions = versions.eks_regions()
+        if value not in regions:
+            hint = difflib.get_close_matches(value, regions, n=1)
+            raise _fail(f"'{value}' is not an AWS region with EKS" + (f"; did you mean '{hint[0]}'?" if hint else ""))
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, tag in value.items():
+            if not 1 <= len(key) <= 128 or key.lower().startswith("aws:"):
+                raise _fail(f"tag key '{key}' must be 1-128 characters and not start with 'aws:'")
+            if len(tag) > 256:
+                raise _fail(f"tag '{key}' value is longer than 256 characters")
+        return value
+
+    @field_validator("nodePools")
+    @classmethod
+    def _pool_names(cls, value: dict[str, NodePoolConfig]) -> dict[str, NodePoolConfig]:
+        for name in value:
+            if not _POOL_NAME.match(name):
+                raise _fail(f"pool name '{name}' must be 2-20 lowercase letters, digits or '-', starting with a letter")
+        return value
+
+
+def _cross_checks(cfg: StackConfig) -> list[tuple[str, str]]:
+    """Rules that span sections; each returns (path, message)."""
+    problems: list[tuple[str, str]] = []
+    prod = cfg.environment == "prod"
+
+    if cfg.network.availabilityZones is not None:
+        for index, zone in enumerate(cfg.network.availabilityZones):
+            if not re.fullmatch(re.escape(cfg.region) + r"[a-z]", zone):
+                problems.append((f"network.availabilityZones[{index}]", f"'{zone}' is not an availability zone of {cfg.region}"))
+
+    system = cfg.nodePools.get("system")
+    if system is None:
+        problems.append(("nodePools.system", "required: the CPU on-demand pool that runs the platform's controllers"))
+    else:
+        if system.gpu is not None:
+            problems.append(("nodePools.system.instanceTypes", "the system pool must be CPU-only"))
+        if system.capacityType != "ON_DEMAND":
+            problems.append(("nodePools.system.capacityType", "the system pool must be ON_DEMAND (controllers must not vanish with spot)"))
+        if system.minSize < 1:
+            problems.append(("nodePools.system.minSize", "the system pool needs at least 1 node"))
+        if prod and system.minSize < 2:
+            problems.append(("nodePools.system.minSize", f"prod needs at least 2 system nodes, got {system.minSize}"))
+
+    if cfg.protectStatefulResources and cfg.ephemeral:
+        problems.append(("ephemeral", "an ephemeral stack cannot also protect its stateful resources"))
+    if prod:
+        if not cfg.protectStatefulResources:
+            problems.append(("protectStatefulResources", "prod must protect its stateful resources (set true)"))
+        if cfg.ephemeral:
+            problems.append(("ephemeral", "prod cannot be ephemeral"))
+        if cfg.cluster.publicAccessCidrs:
+            problems.append(("cluster.publicAccessCidrs", "prod has a private API endpoint only; remove the public CIDRs"))
+        if cfg.network.azCount < 3:
+            problems.append(("network.azCount", f"prod spreads over at least 3 AZs, got {cfg.network.azCount}"))
+        if cfg.network.natGateways != "perAz":
+            problems.append(("network.natGateways", "prod needs one NAT gateway per AZ ('perAz')"))
+        if not cfg.network.flowLogs:
+            problems.append(("network.flowLogs", "prod must keep VPC flow logs (set true)"))
+    return problems
+
+
+# Top-level config keys, in the `ml-platform` namespace, and whether Pulumi hands them over as JSON objects.
+OBJECT_KEYS = ("network", "cluster", "registries", "modelStore", "nodePools", "tags")
+SCALAR_KEYS = ("environment", "protectStatefulResources", "ephemeral")
+BOOLEAN_KEYS = ("protectStatefulResources", "ephemeral")
+
+
+def parse(raw: Mapping[str, str], stack: str) -> StackConfig:
+    """Build the typed config from raw Pulumi config (`namespace:key` -> string, as the engine passes it).
+
+    Raises ConfigError listing every problem.
+    """
+    problems: list[tuple[str, str]] = []
+    data: dict[str, Any] = {"stack": stack}
+    allowed = set(OBJECT_KEYS) | set(SCALAR_KEYS)
+
+    region = raw.get("aws:region")
+    if region is None:
+        problems.append(("aws:region", "required: set it with `pulumi config set aws:region <region>`"))
+    else:
+        data["region"] = region
+
+    for full_key, text in raw.items():
+        namespace, _, key = full_key.partition(":")
+        if namespace != PROJECT:
+            continue
+        if key not in allowed:
+            hint = difflib.get_close_matches(key, sorted(allowed), n=1)
+            problems.append((key, "unknown key" + (f"; did you mean '{hint[0]}'?" if hint else f"; allowed: {', '.join(sorted(allowed))}")))
+        elif key in OBJECT_KEYS:
+            try:
+                data[key] = json.loads(text)
+            except json.JSONDecodeError:
+                problems.append((key, f"expected an object, got the string {text!r}"))
+        elif key in BOOLEAN_KEYS:
+            if text not in ("true", "false"):
+                problems.append((key, f"expected true or false, got {text!r}"))
+            else:
+                data[key] = text == "true"
+        else:
+            data[key] = text
+
+    try:
+        cfg = StackConfig.model_validate(data)
+    except ValidationError as err:
+        problems += [_describe(error) for error in err.errors()]
+        # stack/region problems already reported through their own keys
+        raise ConfigError(problems) from None
+    problems += _cross_checks(cfg)
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+def _path(location: tuple[Any, ...]) -> str:
+    path = ""
+    for part in location:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def _describe(error: Mapping[str, Any]) -> tuple[str, str]:
+    """Turn one pydantic error into (key path, message) in the platform's words."""
+    location = tuple(error["loc"])
+    kind = error["type"]
+    given = error.get("input")
+    if kind == "extra_forbidden":
+        parent_model = _model_at(location[:-1])
+        allowed = sorted(parent_model.model_fields) if parent_model else []
+        hint = difflib.get_close_matches(str(location[-1]), allowed, n=1)
+        return _path(location), "unknown key" + (f"; did you mean '{hint[0]}'?" if hint else f"; allowed: {', '.join(allowed)}")
+    if kind == "missing":
+        return _path(location), "required key is missing"
+    if kind == "literal_error":
+        return _path(location), f"{given!r} is not allowed; expected {error['ctx']['expected']}"
+    if kind in ("int_type", "bool_type", "string_type", "list_type", "dict_type", "model_type", "model_attributes_type", "float_type"):
+        expected = {
+            "int_type": "an integer",
+            "bool_type": "true or false",
+            "string_type": "a string",
+            "list_type": "a list",
+            "dict_type": "an object",
+            "model_type": "an object",
+            "model_attributes_type": "an object",
+            "float_type": "a number",
+        }[kind]
+        return _path(location), f"expected {expected}, got {type(given).__name__} {given!r}"
+    if kind == "mlplatform":
+        return _path(location), error["msg"]
+    return _path(location), f"{error['msg']} (got {given!r})"
+
+
+def _model_at(location: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model class that owns the fields at `location`, following dict and list nesting."""
+    model: Any = StackConfig
+    for part in location:
+        annotation = (
+            model.model_fields[part].annotation
+            if isinstance(part, str) and hasattr(model, "model_fields") and part in model.model_fields
+            else None
+        )
+        if annotation is None:
+            # inside a dict or list: keep the model of the values / items
+            continue
+        model = _inner_model(annotation)
+        if model is None:
+            return None
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _inner_model(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in getattr(annotation, "__args__", ()):
+        found = _inner_model(argument)
+        if found is not None:
+            return found
+    return None

@@ -1,0 +1,212 @@
+"""Pulumi's mock runtime, given realistic AWS answers, and a monitor that records every registration.
+
+Used by the offline plan and by the unit tests alike, so both see the same shapes. Every value is derived
+from the resource's URN, so two runs of the same program produce byte-identical plans.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import threading
+from typing import Any
+
+import pulumi
+from google.protobuf import json_format
+from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
+
+ACCOUNT_ID = "123456789012"
+PARTITION = "aws"
+
+# Pulumi's wire markers (sdk/python/lib/pulumi/runtime/rpc.py).
+_SIG_KEY = "4dabf18193072939515e22adb298388d"
+_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+_RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
+_OUTPUT_SIG = "d0e6a833031e9bbcd3f4e8bde6ca49a4"
+_UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+SECRET = "[secret]"
+UNKNOWN = "[unknown]"
+
+
+def _digest(*parts: str, length: int = 17) -> str:
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:length]
+
+
+# Physical id prefixes AWS uses, by Pulumi type token.
+_ID_PREFIX = {
+    "aws:ec2/vpc:Vpc": "vpc",
+    "aws:ec2/subnet:Subnet": "subnet",
+    "aws:ec2/internetGateway:InternetGateway": "igw",
+    "aws:ec2/natGateway:NatGateway": "nat",
+    "aws:ec2/eip:Eip": "eipalloc",
+    "aws:ec2/routeTable:RouteTable": "rtb",
+    "aws:ec2/routeTableAssociation:RouteTableAssociation": "rtbassoc",
+    "aws:ec2/securityGroup:SecurityGroup": "sg",
+    "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": "sg",
+    "aws:ec2/vpcEndpoint:VpcEndpoint": "vpce",
+    "aws:ec2/launchTemplate:LaunchTemplate": "lt",
+    "aws:ec2/flowLog:FlowLog": "fl",
+}
+
+
+class PlatformMocks(Mocks):
+    """Answers resource registrations and provider calls the way AWS would shape them."""
+
+    def __init__(self, region: str):
+        self.region = region
+
+    def call(self, args: MockCallArgs):
+        token = args.token
+        if token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {
+                "accountId": ACCOUNT_ID,
+                "arn": f"arn:{PARTITION}:iam::{ACCOUNT_ID}:user/offline-plan",
+                "userId": "AIDAOFFLINEPLAN",
+                "id": ACCOUNT_ID,
+            }
+        if token == "aws:index/getPartition:getPartition":
+            return {"partition": PARTITION, "dnsSuffix": "amazonaws.com", "id": PARTITION, "reverseDnsPrefix": "com.amazonaws"}
+        if token == "aws:index/getRegion:getRegion":
+            return {"name": self.region, "region": self.region, "id": self.region, "endpoint": f"ec2.{self.region}.amazonaws.com"}
+        if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            letters = "abcd"
+            return {
+                "names": [f"{self.region}{letter}" for letter in letters],
+                "zoneIds": [f"{self.region[:3]}{self.region.split('-')[-1]}-az{i + 1}" for i in range(len(letters))],
+                "id": self.region,
+            }
+        raise NotImplementedError(f"the offline plan has no mock for the call {token}; add one in infra/offline/mocks.py")
+
+    def new_resource(self, args: MockResourceArgs):
+        outputs = dict(args.inputs)
+        token = args.typ
+        seed = f"{token}/{args.name}"
+        digest = _digest(seed)
+        resource_id = f"{_ID_PREFIX[token]}-{digest}" if token in _ID_PREFIX else f"{args.name}-{digest[:8]}"
+        region, account = self.region, ACCOUNT_ID
+
+        def arn(service: str, resource: str, with_region: bool = True) -> str:
+            return f"arn:{PARTITION}:{service}:{region if with_region else ''}:{account}:{resource}"
+
+        if token == "aws:iam/role:Role":
+            name = outputs.get("name") or f"{args.name}-{digest[:7]}"
+            outputs.update(name=name, arn=arn("iam", f"role/{name}", with_region=False), uniqueId=f"AROA{digest.upper()}")
+            resource_id = name
+        elif token == "aws:kms/key:Key":
+            key_id = "-".join(
+                (digest[:8], _digest(seed, "2")[:4], _digest(seed, "3")[:4], _digest(seed, "4")[:4], _digest(seed, "5", length=12))
+            )
+            outputs.update(keyId=key_id, arn=arn("kms", f"key/{key_id}"))
+            resource_id = key_id
+        elif token == "aws:kms/alias:Alias":
+            outputs.update(arn=arn("kms", outputs["name"]))
+        elif token == "aws:cloudwatch/logGroup:LogGroup":
+            name = outputs.get("name") or f"{args.name}-{digest[:7]}"
+            outputs.update(name=name, arn=arn("logs", f"log-group:{name}"))
+            resource_id = name
+        elif token == "aws:s3/bucket:Bucket":
+            bucket = outputs.get("bucket") or f"{args.name}-{digest[:7]}"
+            outputs.update(
+                bucket=bucket, arn=f"arn:{PARTITION}:s3:::{bucket}", bucketRegionalDomainName=f"{bucket}.s3.{region}.amazonaws.com"
+            )
+            resource_id = bucket
+        elif token == "aws:ecr/repository:Repository":
+            name = outputs["name"]
+            outputs.update(
+                arn=arn("ecr", f"repository/{name}"), registryId=account, repositoryUrl=f"{account}.dkr.ecr.{region}.amazonaws.com/{name}"
+            )
+            resource_id = name
+        elif token == "aws:eks/cluster:Cluster":
+            name = outputs["name"]
+            endpoint_id = digest.upper()[:32]
+            outputs.update(
+                arn=arn("eks", f"cluster/{name}"),
+                endpoint=f"https://{endpoint_id}.gr7.{region}.eks.amazonaws.com",
+                certificateAuthority={"data": base64.b64encode(f"offline-plan-ca-{name}".encode()).decode()},
+                identities=[{"oidcs": [{"issuer": f"https://oidc.eks.{region}.amazonaws.com/id/{endpoint_id}"}]}],
+                vpcConfig={
+                    **outputs.get("vpcConfig", {}),
+                    "clusterSecurityGroupId": f"sg-{_digest(seed, 'cluster-sg')}",
+                    "vpcId": "vpc-offline",
+                },
+                status="ACTIVE",
+            )
+            resource_id = name
+        elif token == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
+            host = outputs["url"].removeprefix("https://")
+            outputs.update(arn=arn("iam", f"oidc-provider/{host}", with_region=False))
+        elif token == "aws:eks/nodeGroup:NodeGroup":
+            name = f"{args.name}-{digest[:7]}"
+            outputs.update(nodeGroupName=name, arn=arn("eks", f"nodegroup/{outputs['clusterName']}/{name}/{digest}"), status="ACTIVE")
+        elif token == "aws:ec2/launchTemplate:LaunchTemplate":
+            outputs.update(latestVersion=1, defaultVersion=1, arn=arn("ec2", f"launch-template/{resource_id}"))
+        elif token.startswith("aws:ec2/"):
+            outputs.setdefault("arn", arn("ec2", f"{token.split(':')[-1].lower()}/{resource_id}"))
+        elif token.startswith("aws:"):
+            outputs.setdefault("arn", arn(token.split(":")[1].split("/")[0], f"{args.name}/{digest}"))
+        outputs.setdefault("id", resource_id)
+        return resource_id, outputs
+
+
+class RecordingMonitor(MockMonitor):
+    """The mock monitor, plus a record of every registration exactly as the program sent it."""
+
+    def __init__(self, mocks: Mocks):
+        super().__init__(mocks)
+        self.records: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        # The engine's URN scheme: the whole qualified type of the parent, except the root stack.
+        if parent:
+            parent_type = parent.split("::")[2]
+            if parent_type != "pulumi:pulumi:Stack":
+                type_ = f"{parent_type}${type_}"
+        return "urn:pulumi:" + "::".join([pulumi.get_stack(), pulumi.get_project(), type_, name])
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            record = {
+                "urn": response.urn,
+                "type": request.type,
+                "name": request.name,
+                "custom": bool(request.custom),
+                "parent": request.parent,
+                # A provider reference is "<urn>::<id>"; the URN is what identifies it across runs.
+                "provider": request.provider.rsplit("::", 1)[0] if request.provider else "",
+                "inputs": plain(json_format.MessageToDict(request.object)),
+                "dependencies": sorted(set(request.dependencies)),
+                "propertyDependencies": {
+                    key: sorted(set(value.urns)) for key, value in sorted(request.propertyDependencies.items()) if value.urns
+                },
+                "protect": bool(request.protect) if request.HasField("protect") else False,
+                "retainOnDelete": bool(request.retainOnDelete) if request.HasField("retainOnDelete") else False,
+                "deleteBeforeReplace": bool(request.deleteBeforeReplace),
+                "ignoreChanges": sorted(request.ignoreChanges),
+                "aliases": sorted(alias.urn for alias in request.aliases if alias.urn),
+            }
+            with self._lock:
+                self.records.append(record)
+        return response
+
+
+def plain(value: Any) -> Any:
+    """Wire values to plain JSON: secrets masked, unknowns marked, resource references as their URN,
+    whole floats back to ints (protobuf Struct carries every number as a double)."""
+    if isinstance(value, dict):
+        sig = value.get(_SIG_KEY)
+        if sig == _SECRET_SIG:
+            return SECRET
+        if sig == _RESOURCE_SIG:
+            return {"$ref": value.get("urn", "")}
+        if sig == _OUTPUT_SIG:
+            return SECRET if value.get("secret") else plain(value.get("value", UNKNOWN))
+        return {key: plain(item) for key, item in sorted(value.items())}
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if value == _UNKNOWN:
+        return UNKNOWN
+    return value

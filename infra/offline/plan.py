@@ -1,0 +1,145 @@
+"""Run the real program under the mock runtime and turn what it registered into a plan on disk.
+
+Layout of a plan directory (see ../shared/DESIGN.md):
+- plan.json: every resource sorted by URN with its inputs (secrets masked), dependencies, parent,
+  provider and options, plus the stack outputs;
+- manifests/: each Kubernetes object declared directly, one YAML file each; Helm releases under helm/.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi.runtime.settings
+import yaml
+
+from infra.config import PROJECT
+from infra.offline.mocks import SECRET, PlatformMocks, RecordingMonitor, plain
+from infra.offline.stack_files import RawStackConfig
+
+HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
+
+
+@dataclass
+class Plan:
+    stack: str
+    resources: list[dict[str, Any]]
+    outputs: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        document = {"stack": self.stack, "project": PROJECT, "resources": self.resources, "outputs": self.outputs}
+        return json.dumps(document, indent=2, sort_keys=True) + "\n"
+
+    def by_type(self, type_token: str) -> list[dict[str, Any]]:
+        return [r for r in self.resources if r["type"] == type_token]
+
+    def manifests(self) -> dict[str, dict[str, Any]]:
+        """Kubernetes objects by their file path under manifests/."""
+        files = {}
+        for resource in self.resources:
+            token = resource["type"]
+            if not token.startswith("kubernetes:") or not resource["custom"]:
+                continue
+            body = resource["inputs"]
+            if token == HELM_RELEASE:
+                files[f"helm/{body.get('name', resource['name'])}.yaml"] = body
+                continue
+            metadata = body.get("metadata", {})
+            namespace = metadata.get("namespace", "_cluster")
+            files[f"{namespace}/{body['kind']}-{metadata.get('name', resource['name'])}.yaml"] = body
+        return dict(sorted(files.items()))
+
+
+class _WarningLog(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def run(stack: str, raw: RawStackConfig, program: Callable[[], None] | None = None) -> Plan:
+    """Run `program` (default: the platform's) for `stack` under the mock runtime and return its plan."""
+    if program is None:
+        from infra.program import main as program
+
+    region = raw.values.get("aws:region", "us-east-1")
+    mocks = PlatformMocks(region)
+    monitor = RecordingMonitor(mocks)
+    logger = logging.getLogger(f"ml-platform.plan.{stack}")
+    logger.propagate = False
+    handler = _WarningLog()
+    logger.handlers = [handler]
+
+    # A fresh root stack per run, so runs in one process never share outputs.
+    pulumi.runtime.settings.ROOT.set(None)
+    pulumi.runtime.set_all_config(dict(raw.values), list(raw.secret_keys))
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, logger=logger, monitor=monitor)
+    outputs: dict[str, Any] = {}
+
+    async def collect() -> None:
+        root = pulumi.runtime.settings.get_root_resource()
+        for name, value in sorted(root.outputs.items()):
+            output = pulumi.Output.from_input(value)
+            outputs[name] = SECRET if await output.is_secret() else plain(await output.future())
+
+    @pulumi.runtime.test
+    def execute():
+        program()
+        return pulumi.Output.from_input(None).apply(lambda _: collect())
+
+    execute()
+    resources = sorted(monitor.records, key=lambda r: r["urn"])
+    return Plan(stack=stack, resources=resources, outputs=outputs, warnings=sorted(set(handler.messages)))
+
+
+def write(plan: Plan, out_dir: Path) -> None:
+    """Write plan.json and manifests/ into out_dir, replacing what an earlier run left there."""
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    (out_dir / "manifests").mkdir(parents=True)
+    (out_dir / "plan.json").write_text(plan.to_json())
+    for relative, body in plan.manifests().items():
+        path = out_dir / "manifests" / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(body, sort_keys=True, default_flow_style=False))
+
+
+def component_of(resource: dict[str, Any], by_urn: dict[str, dict[str, Any]]) -> str:
+    """The top-level component a resource belongs to (`-` for resources directly under the stack)."""
+    current = resource
+    top = None
+    while current is not None:
+        if not current["custom"]:
+            top = current
+        current = by_urn.get(current["parent"])
+    return f"{top['name']} ({top['type'].split(':')[-1]})" if top else "-"
+
+
+def summary(plan: Plan, violations: list[str]) -> str:
+    """The terminal summary: resources per component, protected resources, warnings, policy results."""
+    by_urn = {r["urn"]: r for r in plan.resources}
+    custom = [r for r in plan.resources if r["custom"] and not r["type"].startswith("pulumi:providers:")]
+    counts = Counter(component_of(r, by_urn) for r in custom)
+    width = max((len(name) for name in counts), default=10)
+    lines = [f"Offline plan of stack '{plan.stack}': {len(custom)} resources", "", f"{'component':<{width}}  resources"]
+    lines += [f"{name:<{width}}  {count:>9}" for name, count in sorted(counts.items())]
+    protected = [f"{r['type']}  {r['name']}" for r in custom if r["protect"]]
+    lines += _section("protected", protected) + _section("warnings", plan.warnings) + _section("policy violations", violations)
+    return "\n".join(lines)
+
+
+def _section(title: str, items: list[str]) -> list[str]:
+    if not items:
+        return ["", f"{title}: none"]
+    return ["", f"{title} ({len(items)}):"] + [f"  {item}" for item in items]

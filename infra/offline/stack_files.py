@@ -1,0 +1,87 @@
+"""Read a stack's configuration from Pulumi.yaml and Pulumi.<stack>.yaml the way the Pulumi CLI merges them.
+
+The CLI's rules (pkg/workspace/config.go, mergeConfig): a key set in the stack file replaces the project's
+value or default for that key whole (objects are not deep-merged); project keys of this project take
+`default:`, keys of other namespaces (such as `aws:region`) take `value:`. Values reach the program as
+strings, objects as JSON text.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from infra.config import PROJECT
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class StackFileError(Exception):
+    """A stack or project file that cannot be read."""
+
+
+@dataclass(frozen=True)
+class RawStackConfig:
+    values: dict[str, str]
+    secret_keys: list[str]
+
+
+def _load_yaml(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise StackFileError(f"{path.name} not found in {path.parent}") from None
+    except yaml.YAMLError as err:
+        raise StackFileError(f"{path.name} is not valid YAML: {err}") from None
+    if not isinstance(loaded, dict):
+        raise StackFileError(f"{path.name} must be a YAML mapping")
+    return loaded
+
+
+def _full_key(key: str) -> str:
+    return key if ":" in key else f"{PROJECT}:{key}"
+
+
+def _to_wire(value: Any) -> str:
+    """How the CLI hands a config value to the program: strings as they are, everything else as JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def project_defaults(root: Path = ROOT) -> dict[str, Any]:
+    """Project-level config values and defaults declared in Pulumi.yaml."""
+    declared = _load_yaml(root / "Pulumi.yaml").get("config") or {}
+    values: dict[str, Any] = {}
+    for key, spec in declared.items():
+        full = _full_key(key)
+        if isinstance(spec, dict) and ("default" in spec or "value" in spec):
+            values[full] = spec["default"] if "default" in spec else spec["value"]
+        elif not isinstance(spec, dict):
+            values[full] = spec
+    return values
+
+
+def stack_names(root: Path = ROOT) -> list[str]:
+    return sorted(path.name[len("Pulumi.") : -len(".yaml")] for path in root.glob("Pulumi.*.yaml"))
+
+
+def read_stack(stack: str, root: Path = ROOT) -> RawStackConfig:
+    """The merged config of one stack, as the engine would pass it to the program."""
+    path = root / f"Pulumi.{stack}.yaml"
+    if not path.exists():
+        raise StackFileError(f"no stack file {path.name}; stacks here: {', '.join(stack_names(root))}")
+    merged = project_defaults(root)
+    secret_keys = []
+    for key, value in (_load_yaml(path).get("config") or {}).items():
+        full = _full_key(key)
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            # Encrypted values need the stack's secrets provider; offline they stay masked.
+            value = "[secret]"
+            secret_keys.append(full)
+        merged[full] = value
+    return RawStackConfig({key: _to_wire(value) for key, value in sorted(merged.items())}, sorted(secret_keys))

@@ -1,0 +1,204 @@
+"""The Pulumi program: read the stack's config, wire the components, export the outputs.
+
+Holds no resource logic of its own; every resource lives in a component under components/.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+
+from components.cluster_addons import ClusterAddons, ClusterAddonsArgs
+from components.eks_cluster import AccessGrant, EksCluster, EksClusterArgs
+from components.kms import KmsKey, KmsKeyArgs
+from components.model_store import ModelStore, ModelStoreArgs
+from components.network import Network, NetworkArgs
+from components.node_pool import NodePool, NodePoolArgs
+from components.registry import ContainerRegistry, ContainerRegistryArgs, PullThroughCache
+from infra import config, versions
+
+
+def load_config() -> config.StackConfig:
+    """The stack's typed config from the Pulumi config the engine (or the offline plan) provides."""
+    raw = {**pulumi.runtime.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
+    try:
+        return config.parse(raw, pulumi.get_stack())
+    except config.ConfigError as err:
+        # RunError ends the run with the message alone, no traceback.
+        raise pulumi.RunError(err.render()) from None
+
+
+def stack_tags(cfg: config.StackConfig) -> dict[str, str]:
+    """Tags on every AWS resource: who owns it, which stack and environment (policies read these)."""
+    return {
+        "ml-platform/stack": cfg.stack,
+        "ml-platform/environment": cfg.environment,
+        "managed-by": "pulumi",
+        **cfg.tags,
+    }
+
+
+def availability_zones(cfg: config.StackConfig) -> list[str]:
+    if cfg.network.availabilityZones is not None:
+        return list(cfg.network.availabilityZones)
+    available = aws.get_availability_zones(state="available", filters=[{"name": "opt-in-status", "values": ["opt-in-not-required"]}])
+    names = sorted(available.names)
+    if len(names) < cfg.network.azCount:
+        raise pulumi.RunError(f"network.azCount: {cfg.region} offers {len(names)} zones, fewer than {cfg.network.azCount}")
+    return names[: cfg.network.azCount]
+
+
+def cluster_name(cfg: config.StackConfig) -> str:
+    return f"{config.PROJECT}-{cfg.stack}"
+
+
+def build(cfg: config.StackConfig) -> None:
+    tags = stack_tags(cfg)
+    release = versions.EKS_RELEASES[cfg.cluster.version]
+    identity = aws.get_caller_identity()
+    partition = aws.get_partition().partition
+    name = cluster_name(cfg)
+    protect = cfg.protectStatefulResources
+
+    # One key for data at rest outside the cluster: images, model weights, volumes, flow logs.
+    data_key = KmsKey(
+        "data",
+        KmsKeyArgs(
+            description=f"{name}: images, model artifacts, volumes and logs",
+            account_id=identity.account_id,
+            partition=partition,
+            region=cfg.region,
+            service_principals=(f"logs.{cfg.region}.amazonaws.com",),
+            protect=protect,
+            tags=tags,
+        ),
+    )
+
+    network = Network(
+        "network",
+        NetworkArgs(
+            cluster_name=name,
+            cidr=cfg.network.cidr,
+            availability_zones=availability_zones(cfg),
+            nat_per_az=cfg.network.natGateways == "perAz",
+            flow_logs=cfg.network.flowLogs,
+            flow_log_retention_days=cfg.network.flowLogRetentionDays,
+            flow_log_kms_key_arn=data_key.arn,
+            interface_endpoints=tuple(cfg.network.interfaceEndpoints),
+            region=cfg.region,
+            tags=tags,
+        ),
+    )
+
+    cluster = EksCluster(
+        "eks",
+        EksClusterArgs(
+            cluster_name=name,
+            kubernetes_version=release.kubernetes,
+            addon_versions=release.addons,
+            subnet_ids=network.private_subnet_ids,
+            region=cfg.region,
+            account_id=identity.account_id,
+            partition=partition,
+            public_access_cidrs=tuple(cfg.cluster.publicAccessCidrs),
+            access_grants=[AccessGrant(a.principalArn, a.access, tuple(a.namespaces)) for a in cfg.cluster.admins],
+            log_retention_days=cfg.cluster.logRetentionDays,
+            protect=protect,
+            tags=tags,
+        ),
+    )
+
+    pools = []
+    for pool_name, pool in sorted(cfg.nodePools.items()):
+        pools.append(
+            NodePool(
+                pool_name,
+                NodePoolArgs(
+                    cluster_name=cluster.name,
+                    node_role_arn=cluster.node_role.arn,
+                    subnet_ids=network.private_subnet_ids,
+                    instance_types=tuple(pool.instanceTypes),
+                    architecture=pool.architecture,
+                    gpu=pool.gpu is not None,
+                    release_version=release.ami_release,
+                    min_size=pool.minSize,
+                    max_size=pool.maxSize,
+                    desired_size=pool.desiredSize,
+                    capacity_type=pool.capacityType,
+                    disk_size_gib=pool.diskSizeGiB,
+                    kms_key_arn=data_key.arn,
+                    labels=pool.labels,
+                    taints=[t.model_dump() for t in pool.taints],
+                    max_unavailable=pool.maxUnavailable,
+                    tags=tags,
+                ),
+                # Nodes join only once networking and Pod Identity are there.
+                opts=pulumi.ResourceOptions(depends_on=cluster.bootstrap_addons),
+            )
+        )
+
+    ClusterAddons(
+        "addons",
+        ClusterAddonsArgs(
+            cluster_name=cluster.name,
+            addon_versions=release.addons,
+            kubernetes_provider=cluster.provider,
+            volume_kms_key_arn=data_key.arn,
+            partition=partition,
+            retain_volumes=protect,
+            tags=tags,
+        ),
+        # CoreDNS and the EBS CSI controller are Deployments: they need nodes to become healthy.
+        opts=pulumi.ResourceOptions(depends_on=pools),
+    )
+
+    registry = ContainerRegistry(
+        "registry",
+        ContainerRegistryArgs(
+            repositories=tuple(cfg.registries.repositories),
+            kms_key_arn=data_key.arn,
+            puller_role_arns=[cluster.node_role.arn],
+            untagged_expiry_days=cfg.registries.untaggedExpiryDays,
+            keep_tagged_count=cfg.registries.keepTaggedCount,
+            pull_through_caches=[
+                PullThroughCache(
+                    prefix=rule.prefix or rule.upstream,
+                    upstream_url=config.PULL_THROUGH_UPSTREAMS[rule.upstream][0],
+                    credential_arn=rule.credentialArn,
+                )
+                for rule in cfg.registries.pullThroughCache
+            ],
+            force_delete=cfg.ephemeral,
+            protect=protect,
+            tags=tags,
+        ),
+    )
+
+    store = ModelStore(
+        "models",
+        ModelStoreArgs(
+            kms_key_arn=data_key.arn,
+            noncurrent_version_expiry_days=cfg.modelStore.noncurrentVersionExpiryDays,
+            abort_incomplete_upload_days=cfg.modelStore.abortIncompleteUploadDays,
+            force_destroy=cfg.ephemeral,
+            protect=protect,
+            tags=tags,
+        ),
+    )
+
+    pulumi.export("environment", cfg.environment)
+    pulumi.export("region", cfg.region)
+    pulumi.export("clusterName", cluster.name)
+    pulumi.export("clusterEndpoint", cluster.endpoint)
+    pulumi.export("kubeconfig", cluster.kubeconfig)
+    pulumi.export("oidcProviderArn", cluster.oidc_provider_arn)
+    pulumi.export("nodeRoleArn", cluster.node_role.arn)
+    pulumi.export("vpcId", network.vpc_id)
+    pulumi.export("privateSubnetIds", network.private_subnet_ids)
+    pulumi.export("registryUrls", registry.repository_urls)
+    pulumi.export("modelStoreBucket", store.bucket_name)
+    pulumi.export("versions", versions.versions_output(cfg.cluster.version))
+
+
+def main() -> None:
+    build(load_config())

@@ -1,0 +1,55 @@
+"""Every pinned version the platform deploys, in one place, exported as the stack's `versions` output so a
+stack can be reproduced exactly. Nothing here floats: no `latest`, no `@latest` AMI alias.
+
+Sources (checked 2026-11-23; re-check with `aws eks describe-addon-versions --kubernetes-version <v>
+--addon-name <name>` and the amazon-eks-ami releases page before bumping):
+- Kubernetes 1.36 is in EKS standard support until 2027-08-02 (EKS "Kubernetes versions" page).
+- kube-proxy, coredns: the EKS user guide's per-version tables ("managing-kube-proxy", "managing-coredns").
+- vpc-cni, eks-pod-identity-agent, aws-ebs-csi-driver: the builds EKS resolved as default for 1.36.
+- AL2023 AMI release 1.36.3-20260903: amazon-eks-ami release v20260903 (standard and NVIDIA variants).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import asdict, dataclass
+
+import botocore.session
+
+
+@dataclass(frozen=True)
+class EksRelease:
+    """What runs with one Kubernetes minor version."""
+
+    kubernetes: str
+    addons: dict[str, str]
+    ami_release: str  # EKS managed node group `releaseVersion` for every AL2023 AMI type
+
+
+EKS_RELEASES: dict[str, EksRelease] = {
+    "1.36": EksRelease(
+        kubernetes="1.36",
+        addons={
+            "vpc-cni": "v1.22.4-eksbuild.3",
+            "kube-proxy": "v1.36.0-eksbuild.14",
+            "eks-pod-identity-agent": "v1.3.10-eksbuild.3",
+            "coredns": "v1.14.3-eksbuild.3",
+            "aws-ebs-csi-driver": "v1.66.0-eksbuild.1",
+        },
+        ami_release="1.36.3-20260903",
+    ),
+}
+
+DEFAULT_KUBERNETES_VERSION = "1.36"
+
+
+@functools.cache
+def eks_regions() -> tuple[str, ...]:
+    """Regions with an EKS endpoint in the pinned botocore's endpoint data."""
+    return tuple(botocore.session.get_session().get_available_regions("eks"))
+
+
+def versions_output(kubernetes_version: str) -> dict:
+    """The stack's `versions` output: everything pinned that this stack runs."""
+    release = EKS_RELEASES[kubernetes_version]
+    return {"eks": asdict(release)}
