@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import pytest
+
+from infra.offline import plan as offline_plan
+from infra.offline import stack_files
+
+STACKS = ("dev", "staging", "prod")
+
+
+@pytest.fixture(scope="session")
+def plans() -> dict[str, offline_plan.Plan]:
+    """The offline plan of every committed stack, computed once per test session."""
+    return {stack: offline_plan.run(stack, stack_files.read_stack(stack)) for stack in STACKS}
+
+
+@pytest.fixture
+def pulumi_mocks():
+    """The offline plan's mocks set up for a `@pulumi.runtime.test` test; yields the recording monitor."""
+    import pulumi
+    import pulumi.runtime.settings
+
+    from infra.config import PROJECT
+    from infra.offline.mocks import PlatformMocks, RecordingMonitor
+    from tests.helpers import REGION
+
+    mocks = PlatformMocks(REGION)
+    monitor = RecordingMonitor(mocks)
+    pulumi.runtime.settings.ROOT.set(None)
+    pulumi.runtime.set_all_config({"aws:region": REGION}, [])
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack="test", preview=False, monitor=monitor)
+    yield monitor

@@ -1,0 +1,60 @@
+"""Shared test harness: the offline plan's own mocks, a way to render components, and stack config builders."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from infra.config import PROJECT
+from infra.offline import plan as offline_plan
+from infra.offline.stack_files import RawStackConfig
+
+REGION = "us-west-2"
+
+
+def render(build: Callable[[], Any], stack: str = "test", config: dict[str, str] | None = None) -> offline_plan.Plan:
+    """Run `build` (which declares resources) under the offline plan's mocks and return what it registered.
+
+    The plan is returned only after every registration and output has resolved, so assertions on it
+    see everything the build declared.
+    """
+    values = {"aws:region": REGION, **(config or {})}
+    return offline_plan.run(stack, RawStackConfig(values, []), program=build)
+
+
+def resource(plan: offline_plan.Plan, type_token: str, name: str) -> dict[str, Any]:
+    matches = [r for r in plan.resources if r["type"] == type_token and r["name"] == name]
+    assert len(matches) == 1, f"expected one {type_token} named {name}, found {[r['name'] for r in plan.by_type(type_token)]}"
+    return matches[0]
+
+
+def raw_config(**sections: Any) -> dict[str, str]:
+    """Raw Pulumi config (`ml-platform:key` -> wire string) from Python values, as the engine passes it."""
+    region = sections.pop("region", REGION)
+    raw = {} if region is None else {"aws:region": region}
+    for key, value in sections.items():
+        raw[f"{PROJECT}:{key}"] = value if isinstance(value, str) else json.dumps(value)
+    return raw
+
+
+def minimal_sections(**overrides: Any) -> dict[str, Any]:
+    """The smallest valid dev stack config, with overrides."""
+    sections: dict[str, Any] = {
+        "environment": "dev",
+        "nodePools": {"system": {"instanceTypes": ["m6i.large"], "minSize": 1, "maxSize": 3}},
+    }
+    sections.update(overrides)
+    return sections
+
+
+def prod_sections(**overrides: Any) -> dict[str, Any]:
+    """The smallest valid prod stack config, with overrides."""
+    sections: dict[str, Any] = {
+        "environment": "prod",
+        "protectStatefulResources": "true",
+        "network": {"azCount": 3, "natGateways": "perAz", "flowLogs": True},
+        "nodePools": {"system": {"instanceTypes": ["m6i.large"], "minSize": 2, "maxSize": 4}},
+    }
+    sections.update(overrides)
+    return sections

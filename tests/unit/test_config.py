@@ -1,0 +1,164 @@
+"""The typed stack config: good configs parse; every bad one names the key path and says what is wrong."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra import config
+from tests.helpers import minimal_sections, prod_sections, raw_config
+
+
+def problems_of(**sections) -> list[tuple[str, str]]:
+    with pytest.raises(config.ConfigError) as caught:
+        config.parse(raw_config(**sections), "test")
+    return caught.value.problems
+
+
+def assert_problem(problems: list[tuple[str, str]], path: str, fragment: str) -> None:
+    assert any(p == path and fragment in message for p, message in problems), f"no ({path!r}, ...{fragment!r}...) in {problems}"
+
+
+def test_minimal_dev_config_parses_with_defaults():
+    cfg = config.parse(raw_config(**minimal_sections()), "test")
+    assert cfg.environment == "dev"
+    assert cfg.network.azCount == 2 and cfg.network.natGateways == "single"
+    assert cfg.cluster.version == "1.36"
+    assert cfg.protectStatefulResources is False
+    assert cfg.nodePools["system"].gpu is None
+
+
+def test_config_is_frozen():
+    cfg = config.parse(raw_config(**minimal_sections()), "test")
+    with pytest.raises(Exception, match="frozen"):
+        cfg.environment = "prod"
+
+
+def test_gpu_pool_knows_its_gpus():
+    pools = {
+        "system": {"instanceTypes": ["m6i.large"], "maxSize": 2},
+        "gpu": {"instanceTypes": ["g5.12xlarge"], "minSize": 0, "maxSize": 2},
+    }
+    cfg = config.parse(raw_config(**minimal_sections(nodePools=pools)), "test")
+    assert cfg.nodePools["gpu"].gpu.model == "A10G"
+    assert cfg.nodePools["gpu"].gpu.count == 4
+
+
+def test_minimal_prod_config_parses():
+    cfg = config.parse(raw_config(**prod_sections()), "test")
+    assert cfg.protectStatefulResources is True
+
+
+BAD_CONFIGS = [
+    # (name, sections, expected path, message fragment)
+    ("typo instance type", minimal_sections(nodePools={"system": {"instanceTypes": ["m6i.large"], "maxSize": 2},
+                                                       "gpu": {"instanceTypes": ["g5.xlarg"], "minSize": 0, "maxSize": 1}}),
+     "nodePools.gpu.instanceTypes", "'g5.xlarg' is not a known EC2 instance type; did you mean 'g5.xlarge'?"),
+    ("unknown top-level key", {**minimal_sections(), "nodepools": {}}, "nodepools", "unknown key; did you mean 'nodePools'?"),
+    ("unknown nested key", minimal_sections(network={"azcount": 3}), "network.azcount", "unknown key; did you mean 'azCount'?"),
+    ("unknown pool key", minimal_sections(nodePools={"system": {"instanceTypes": ["m6i.large"], "maxSize": 2, "minsize": 1}}),
+     "nodePools.system.minsize", "did you mean 'minSize'?"),
+    ("string where int", minimal_sections(network={"azCount": "3"}), "network.azCount", "expected an integer, got str '3'"),
+    ("int where bool", minimal_sections(network={"flowLogs": 1}), "network.flowLogs", "expected true or false"),
+    ("bad boolean scalar", minimal_sections(protectStatefulResources="yes"), "protectStatefulResources", "expected true or false, got 'yes'"),
+    ("object key given a string", minimal_sections(network="big"), "network", "expected an object, got the string 'big'"),
+    ("unknown environment", minimal_sections(environment="qa"), "environment", "'qa' is not allowed; expected 'dev', 'staging' or 'prod'"),
+    ("missing environment", {"nodePools": minimal_sections()["nodePools"]}, "environment", "required key is missing"),
+    ("missing region", {**minimal_sections(), "region": None}, "aws:region", "required"),
+    ("bad region", minimal_sections(region="us-west-9"), "region", "'us-west-9' is not an AWS region with EKS"),
+    ("public vpc cidr", minimal_sections(network={"cidr": "8.8.0.0/16"}), "network.cidr", "is not a private range"),
+    ("vpc cidr too small", minimal_sections(network={"cidr": "10.0.0.0/24"}), "network.cidr", "prefix /24 is out of range"),
+    ("not a cidr", minimal_sections(network={"cidr": "10.0.0.0/33"}), "network.cidr", "is not an IPv4 CIDR block"),
+    ("too many AZs", minimal_sections(network={"azCount": 6}), "network.azCount", "less than or equal to 4"),
+    ("AZ list length", minimal_sections(network={"azCount": 3, "availabilityZones": ["us-west-2a"]}), "network",
+     "availabilityZones lists 1 zones but azCount is 3"),
+    ("AZ of other region", minimal_sections(network={"availabilityZones": ["us-west-2a", "eu-west-1b"]}),
+     "network.availabilityZones[1]", "'eu-west-1b' is not an availability zone of us-west-2"),
+    ("bad NAT mode", minimal_sections(network={"natGateways": "none"}), "network.natGateways", "expected 'single' or 'perAz'"),
+    ("bad retention", minimal_sections(network={"flowLogRetentionDays": 45}), "network.flowLogRetentionDays",
+     "45 is not a CloudWatch Logs retention period"),
+    ("unpinned k8s version", minimal_sections(cluster={"version": "1.29"}), "cluster.version", "'1.29' is not a pinned Kubernetes version"),
+    ("k8s version as number", minimal_sections(cluster={"version": 1.36}), "cluster.version", "expected a string, got float 1.36"),
+    ("open public endpoint", minimal_sections(cluster={"publicAccessCidrs": ["0.0.0.0/0"]}), "cluster.publicAccessCidrs",
+     "opens the API to the whole internet"),
+    ("bad admin arn", minimal_sections(cluster={"admins": [{"principalArn": "arn:aws:iam::123:role/x"}]}),
+     "cluster.admins[0].principalArn", "is not an IAM role or user ARN"),
+    ("namespaced cluster-admin", minimal_sections(cluster={"admins": [{"principalArn": "arn:aws:iam::123456789012:role/a",
+                                                                        "namespaces": ["models"]}]}),
+     "cluster.admins[0]", "cluster-admin is cluster-wide"),
+    ("bad access level", minimal_sections(cluster={"admins": [{"principalArn": "arn:aws:iam::123456789012:role/a", "access": "root"}]}),
+     "cluster.admins[0].access", "'root' is not allowed"),
+    ("bad repository name", minimal_sections(registries={"repositories": ["Serving/VLLM"]}), "registries.repositories",
+     "'Serving/VLLM' is not an ECR repository name"),
+    ("duplicate repositories", minimal_sections(registries={"repositories": ["a1", "a1"]}), "registries.repositories", "repeat"),
+    ("pull-through needs credential", minimal_sections(registries={"pullThroughCache": [{"upstream": "docker-hub"}]}),
+     "registries.pullThroughCache[0]", "upstream 'docker-hub' requires credentialArn"),
+    ("unknown upstream", minimal_sections(registries={"pullThroughCache": [{"upstream": "nvcr"}]}),
+     "registries.pullThroughCache[0].upstream", "'nvcr' is not allowed"),
+    ("no system pool", minimal_sections(nodePools={"cpu": {"instanceTypes": ["m6i.large"], "maxSize": 2}}), "nodePools.system", "required"),
+    ("gpu system pool", minimal_sections(nodePools={"system": {"instanceTypes": ["g5.xlarge"], "maxSize": 2}}),
+     "nodePools.system.instanceTypes", "must be CPU-only"),
+    ("spot system pool", minimal_sections(nodePools={"system": {"instanceTypes": ["m6i.large"], "maxSize": 2, "capacityType": "SPOT"}}),
+     "nodePools.system.capacityType", "must be ON_DEMAND"),
+    ("min above max", minimal_sections(nodePools={"system": {"instanceTypes": ["m6i.large"], "minSize": 5, "maxSize": 2}}),
+     "nodePools.system", "minSize 5 is larger than maxSize 2"),
+    ("desired outside range", minimal_sections(nodePools={"system": {"instanceTypes": ["m6i.large"], "maxSize": 2, "desiredSize": 3}}),
+     "nodePools.system", "desiredSize 3 is outside minSize..maxSize (1..2)"),
+    ("missing maxSize", minimal_sections(nodePools={"system": {"instanceTypes": ["m6i.large"]}}), "nodePools.system.maxSize",
+     "required key is missing"),
+    ("mixed architectures", minimal_sections(nodePools={"system": {"instanceTypes": ["m6i.large", "m7g.large"], "maxSize": 2}}),
+     "nodePools.system.instanceTypes", "mixes x86_64 and arm64"),
+    ("mixed GPU kinds", minimal_sections(nodePools={"system": {"instanceTypes": ["m6i.large"], "maxSize": 2},
+                                                    "gpu": {"instanceTypes": ["g5.xlarge", "g6.xlarge"], "maxSize": 2}}),
+     "nodePools.gpu.instanceTypes", "mixes GPU kinds"),
+    ("neuron accelerator", minimal_sections(nodePools={"system": {"instanceTypes": ["m6i.large"], "maxSize": 2},
+                                                       "inf": {"instanceTypes": ["inf2.xlarge"], "maxSize": 2}}),
+     "nodePools.inf.instanceTypes", "without NVIDIA device plugin support"),
+    ("bad pool name", minimal_sections(nodePools={"system": {"instanceTypes": ["m6i.large"], "maxSize": 2},
+                                                  "GPU_Pool": {"instanceTypes": ["m6i.large"], "maxSize": 2}}),
+     "nodePools", "pool name 'GPU_Pool'"),
+    ("reserved label", minimal_sections(nodePools={"system": {"instanceTypes": ["m6i.large"], "maxSize": 2,
+                                                              "labels": {"kubernetes.io/role": "x"}}}),
+     "nodePools.system.labels", "reserved prefix"),
+    ("platform-owned taint", minimal_sections(nodePools={"system": {"instanceTypes": ["m6i.large"], "maxSize": 2,
+                                                                    "taints": [{"key": "nvidia.com/gpu", "effect": "NoSchedule"}]}}),
+     "nodePools.system.taints", "managed by the platform"),
+    ("bad taint effect", minimal_sections(nodePools={"system": {"instanceTypes": ["m6i.large"], "maxSize": 2,
+                                                                "taints": [{"key": "team", "effect": "NO_SCHEDULE"}]}}),
+     "nodePools.system.taints[0].effect", "'NO_SCHEDULE' is not allowed"),
+    ("aws tag prefix", minimal_sections(tags={"aws:owner": "me"}), "tags", "must be 1-128 characters and not start with 'aws:'"),
+    ("protected and ephemeral", minimal_sections(protectStatefulResources="true", ephemeral="true"), "ephemeral",
+     "cannot also protect"),
+    ("prod unprotected", prod_sections(protectStatefulResources="false"), "protectStatefulResources", "prod must protect"),
+    ("prod public endpoint", prod_sections(cluster={"publicAccessCidrs": ["203.0.113.0/24"]}), "cluster.publicAccessCidrs",
+     "prod has a private API endpoint only"),
+    ("prod two AZs", prod_sections(network={"azCount": 2, "natGateways": "perAz", "flowLogs": True}), "network.azCount",
+     "at least 3 AZs"),
+    ("prod single NAT", prod_sections(network={"azCount": 3, "flowLogs": True}), "network.natGateways", "one NAT gateway per AZ"),
+    ("prod one system node", prod_sections(nodePools={"system": {"instanceTypes": ["m6i.large"], "minSize": 1, "maxSize": 4}}),
+     "nodePools.system.minSize", "prod needs at least 2 system nodes"),
+]
+
+
+@pytest.mark.parametrize(("sections", "path", "fragment"), [case[1:] for case in BAD_CONFIGS], ids=[case[0] for case in BAD_CONFIGS])
+def test_bad_config_names_the_key_and_the_problem(sections, path, fragment):
+    assert_problem(problems_of(**sections), path, fragment)
+
+
+def test_there_are_at_least_twenty_bad_config_cases():
+    assert len(BAD_CONFIGS) >= 20
+
+
+def test_every_problem_is_reported_at_once():
+    sections = minimal_sections(
+        environment="qa",
+        network={"azCount": "3", "cidr": "8.8.0.0/16"},
+        cluster={"version": "1.20"},
+    )
+    problems = problems_of(**sections)
+    paths = {path for path, _ in problems}
+    assert {"environment", "network.azCount", "network.cidr", "cluster.version"} <= paths
+
+
+def test_error_text_lists_every_problem_one_per_line():
+    error = config.ConfigError([("b.key", "second"), ("a.key", "first")])
+    assert error.render().splitlines() == ["2 problem(s) in the stack configuration:", "  a.key: first", "  b.key: second"]

@@ -1,0 +1,71 @@
+import json
+
+import pulumi
+
+from components import registry
+from tests.helpers import render, resource
+
+NODE_ROLE = "arn:aws:iam::123456789012:role/nodes"
+
+
+def build(**overrides):
+    args = dict(repositories=("serving/vllm",), kms_key_arn="arn:aws:kms:us-west-2:123456789012:key/k", puller_role_arns=[NODE_ROLE])
+    args.update(overrides)
+    return lambda: registry.ContainerRegistry("reg", registry.ContainerRegistryArgs(**args))
+
+
+def test_repository_is_immutable_scanned_and_kms_encrypted():
+    repo = resource(render(build()), "aws:ecr/repository:Repository", "reg-serving-vllm")
+    inputs = repo["inputs"]
+    assert inputs["name"] == "serving/vllm"
+    assert inputs["imageTagMutability"] == "IMMUTABLE"
+    assert inputs["imageScanningConfiguration"] == {"scanOnPush": True}
+    assert inputs["encryptionConfigurations"] == [{"encryptionType": "KMS", "kmsKey": "arn:aws:kms:us-west-2:123456789012:key/k"}]
+    assert inputs["forceDelete"] is False
+    assert repo["protect"] is False
+
+
+def test_force_delete_only_when_asked_and_protection_follows_config():
+    plan = render(build(force_delete=True))
+    assert resource(plan, "aws:ecr/repository:Repository", "reg-serving-vllm")["inputs"]["forceDelete"] is True
+    protected = resource(render(build(protect=True)), "aws:ecr/repository:Repository", "reg-serving-vllm")
+    assert protected["protect"] is True and protected["retainOnDelete"] is True
+
+
+def test_lifecycle_expires_untagged_and_keeps_the_newest_tagged():
+    document = registry.lifecycle_policy(7, 30)
+    untagged, tagged = document["rules"]
+    assert untagged["selection"] == {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 7}
+    assert tagged["selection"] == {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 30}
+    # ECR evaluates `any` last: it must hold the highest priority number
+    assert tagged["rulePriority"] > untagged["rulePriority"]
+    plan = render(build(untagged_expiry_days=7, keep_tagged_count=30))
+    assert json.loads(resource(plan, "aws:ecr/lifecyclePolicy:LifecyclePolicy", "reg-serving-vllm")["inputs"]["policy"]) == document
+
+
+def test_nodes_may_pull_and_nothing_more():
+    policy = json.loads(resource(render(build()), "aws:ecr/repositoryPolicy:RepositoryPolicy", "reg-serving-vllm")["inputs"]["policy"])
+    (statement,) = policy["Statement"]
+    assert statement["Principal"] == {"AWS": [NODE_ROLE]}
+    assert set(statement["Action"]) == {"ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"}
+
+
+def test_pull_through_cache_rules():
+    cache = registry.PullThroughCache(prefix="ecr-public", upstream_url="public.ecr.aws")
+    rule = resource(render(build(pull_through_caches=[cache])), "aws:ecr/pullThroughCacheRule:PullThroughCacheRule", "reg-cache-ecr-public")
+    assert rule["inputs"]["ecrRepositoryPrefix"] == "ecr-public" and rule["inputs"]["upstreamRegistryUrl"] == "public.ecr.aws"
+
+
+@pulumi.runtime.test
+def test_repository_urls_output(pulumi_mocks):
+    reg = registry.ContainerRegistry(
+        "reg", registry.ContainerRegistryArgs(repositories=("a/b", "c"), kms_key_arn="k", puller_role_arns=[NODE_ROLE])
+    )
+
+    def check(urls):
+        assert urls == {
+            "a/b": "123456789012.dkr.ecr.us-west-2.amazonaws.com/a/b",
+            "c": "123456789012.dkr.ecr.us-west-2.amazonaws.com/c",
+        }
+
+    return reg.repository_urls.apply(check)
