@@ -20,9 +20,10 @@ EXIT_CONFIG = 2
 
 
 def _plan(args: argparse.Namespace) -> int:
-    out_dir = Path(args.out) if args.out else stack_files.ROOT / "build" / "plan" / args.stack
+    project_dir = Path(args.project_dir)
+    out_dir = Path(args.out) if args.out else project_dir / "build" / "plan" / args.stack
     try:
-        raw = stack_files.read_stack(args.stack)
+        raw = stack_files.read_stack(args.stack, project_dir)
     except stack_files.StackFileError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_CONFIG
@@ -50,6 +51,11 @@ def parser() -> argparse.ArgumentParser:
     )
     plan.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
     plan.add_argument("--out", help="output directory (default: build/plan/<stack>)")
+    plan.add_argument(
+        "--project-dir",
+        default=str(stack_files.ROOT),
+        help="directory holding Pulumi.yaml and the stack files (default: this repository)",
+    )
     plan.set_defaults(handler=_plan)
     return top
 

@@ -15,7 +15,7 @@ from components.model_store import ModelStore, ModelStoreArgs
 from components.network import Network, NetworkArgs
 from components.node_pool import NodePool, NodePoolArgs
 from components.registry import ContainerRegistry, ContainerRegistryArgs, PullThroughCache
-from infra import config, versions
+from infra import aliases, config, versions
 
 
 def load_config() -> config.StackConfig:
@@ -72,6 +72,7 @@ def build(cfg: config.StackConfig) -> None:
             protect=protect,
             tags=tags,
         ),
+        opts=aliases.options("data"),
     )
 
     network = Network(
@@ -88,6 +89,7 @@ def build(cfg: config.StackConfig) -> None:
             region=cfg.region,
             tags=tags,
         ),
+        opts=aliases.options("network"),
     )
 
     cluster = EksCluster(
@@ -106,6 +108,7 @@ def build(cfg: config.StackConfig) -> None:
             protect=protect,
             tags=tags,
         ),
+        opts=aliases.options("eks"),
     )
 
     pools = []
@@ -133,7 +136,7 @@ def build(cfg: config.StackConfig) -> None:
                     tags=tags,
                 ),
                 # Nodes join only once networking and Pod Identity are there.
-                opts=pulumi.ResourceOptions(depends_on=cluster.bootstrap_addons),
+                opts=aliases.options(pool_name, depends_on=cluster.bootstrap_addons),
             )
         )
 
@@ -149,7 +152,7 @@ def build(cfg: config.StackConfig) -> None:
             tags=tags,
         ),
         # CoreDNS and the EBS CSI controller are Deployments: they need nodes to become healthy.
-        opts=pulumi.ResourceOptions(depends_on=pools),
+        opts=aliases.options("addons", depends_on=pools),
     )
 
     registry = ContainerRegistry(
@@ -172,6 +175,7 @@ def build(cfg: config.StackConfig) -> None:
             protect=protect,
             tags=tags,
         ),
+        opts=aliases.options("registry"),
     )
 
     store = ModelStore(
@@ -184,6 +188,7 @@ def build(cfg: config.StackConfig) -> None:
             protect=protect,
             tags=tags,
         ),
+        opts=aliases.options("models"),
     )
 
     pulumi.export("environment", cfg.environment)

@@ -154,6 +154,7 @@ class RecordingMonitor(MockMonitor):
     def __init__(self, mocks: Mocks):
         super().__init__(mocks)
         self.records: list[dict[str, Any]] = []
+        self._aliases: dict[str, list[str]] = {}  # URN -> alias URNs, for children to inherit
         self._lock = threading.Lock()
 
     def make_urn(self, parent: str, type_: str, name: str) -> str:
@@ -184,11 +185,35 @@ class RecordingMonitor(MockMonitor):
                 "retainOnDelete": bool(request.retainOnDelete) if request.HasField("retainOnDelete") else False,
                 "deleteBeforeReplace": bool(request.deleteBeforeReplace),
                 "ignoreChanges": sorted(request.ignoreChanges),
-                "aliases": sorted(alias.urn for alias in request.aliases if alias.urn),
+                "aliases": self._alias_urns(request),
             }
             with self._lock:
+                self._aliases[response.urn] = record["aliases"]
                 self.records.append(record)
         return response
+
+    def _alias_urns(self, request) -> list[str]:
+        """Alias URNs as the engine resolves them: the resource's own alias specs, plus one per alias of
+        its parent, with the parent's old name swapped into a child name that starts with the new one
+        (pkg/resource/deploy/source_eval.go, inheritedChildAlias)."""
+        found = set()
+        for alias in request.aliases:
+            if alias.urn:
+                found.add(alias.urn)
+                continue
+            spec = alias.spec
+            parent = "" if spec.noParent else (spec.parentUrn or request.parent)
+            found.add(self.make_urn(parent, spec.type or request.type, spec.name or request.name))
+        if request.parent:
+            with self._lock:
+                parent_aliases = list(self._aliases.get(request.parent, ()))
+            parent_name = request.parent.split("::")[-1]
+            for parent_alias in parent_aliases:
+                name = request.name
+                if name.startswith(parent_name):
+                    name = parent_alias.split("::")[-1] + name[len(parent_name) :]
+                found.add(self.make_urn(parent_alias, request.type, name))
+        return sorted(found)
 
 
 def plain(value: Any) -> Any:

@@ -13,8 +13,16 @@ def test_known_types_come_from_botocore():
 
 @pytest.mark.parametrize(
     ("name", "arch"),
-    [("m6i.large", "x86_64"), ("m7g.large", "arm64"), ("c7gn.xlarge", "arm64"), ("g5g.xlarge", "arm64"), ("g4dn.xlarge", "x86_64"),
-     ("g6e.xlarge", "x86_64"), ("r8g.large", "arm64"), ("inf2.xlarge", "x86_64")],
+    [
+        ("m6i.large", "x86_64"),
+        ("m7g.large", "arm64"),
+        ("c7gn.xlarge", "arm64"),
+        ("g5g.xlarge", "arm64"),
+        ("g4dn.xlarge", "x86_64"),
+        ("g6e.xlarge", "x86_64"),
+        ("r8g.large", "arm64"),
+        ("inf2.xlarge", "x86_64"),
+    ],
 )
 def test_architecture(name, arch):
     assert instance_types.architecture(name) == arch
@@ -22,9 +30,15 @@ def test_architecture(name, arch):
 
 @pytest.mark.parametrize(
     ("name", "model", "count", "mig"),
-    [("g5.xlarge", "A10G", 1, False), ("g5.12xlarge", "A10G", 4, False), ("g5.48xlarge", "A10G", 8, False),
-     ("g6e.12xlarge", "L40S", 4, False), ("p4d.24xlarge", "A100", 8, True), ("p5.48xlarge", "H100", 8, True),
-     ("g4dn.metal", "T4", 8, False)],
+    [
+        ("g5.xlarge", "A10G", 1, False),
+        ("g5.12xlarge", "A10G", 4, False),
+        ("g5.48xlarge", "A10G", 8, False),
+        ("g6e.12xlarge", "L40S", 4, False),
+        ("p4d.24xlarge", "A100", 8, True),
+        ("p5.48xlarge", "H100", 8, True),
+        ("g4dn.metal", "T4", 8, False),
+    ],
 )
 def test_gpu_info(name, model, count, mig):
     info = instance_types.gpu_info(name)

@@ -10,7 +10,9 @@ def test_key_rotates_and_names_log_service_scoped_to_account():
     plan = render(
         lambda: KmsKey(
             "data",
-            KmsKeyArgs(description="d", account_id="123456789012", region="us-west-2", service_principals=("logs.us-west-2.amazonaws.com",)),
+            KmsKeyArgs(
+                description="d", account_id="123456789012", region="us-west-2", service_principals=("logs.us-west-2.amazonaws.com",)
+            ),
         )
     )
     key = resource(plan, "aws:kms/key:Key", "data-key")

@@ -29,7 +29,9 @@ def test_subnets_never_overlap_and_stay_inside_the_vpc(base, prefix, az_count):
     assert all(s.subnet_of(vpc) for s in subnets)
     assert not any(a.overlaps(b) for i, a in enumerate(subnets) for b in subnets[i + 1 :])
     # private subnets hold the pods: 8x the public ones
-    assert all(ipaddress.IPv4Network(p.private_cidr).num_addresses == 8 * ipaddress.IPv4Network(p.public_cidr).num_addresses for p in layout)
+    assert all(
+        ipaddress.IPv4Network(p.private_cidr).num_addresses == 8 * ipaddress.IPv4Network(p.public_cidr).num_addresses for p in layout
+    )
 
 
 def test_subnet_layout_of_a_slash_16():
@@ -89,9 +91,7 @@ def test_flow_logs_and_interface_endpoints_when_asked():
 
 @pulumi.runtime.test
 def test_outputs_list_one_private_subnet_per_zone(pulumi_mocks):
-    net = network.Network(
-        "net", network.NetworkArgs(cluster_name="c", cidr="10.1.0.0/16", availability_zones=ZONES, region="us-west-2")
-    )
+    net = network.Network("net", network.NetworkArgs(cluster_name="c", cidr="10.1.0.0/16", availability_zones=ZONES, region="us-west-2"))
 
     def check(values):
         private, public, vpc_id = values
