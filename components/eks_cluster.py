@@ -163,6 +163,8 @@ class EksCluster(pulumi.ComponentResource):
             name=f"/aws/eks/{args.cluster_name}/cluster",
             retention_in_days=args.log_retention_days,
             kms_key_id=secrets_key.arn,
+            # The audit trail of a protected cluster must not be deletable by accident either.
+            deletion_protection_enabled=args.protect,
             tags=tags,
             opts=child,
         )
@@ -240,6 +242,7 @@ class EksCluster(pulumi.ComponentResource):
                 resolve_conflicts_on_create="OVERWRITE",
                 resolve_conflicts_on_update="OVERWRITE",
                 tags=tags,
+                # vpc-cni runs with the node role's AmazonEKS_CNI_Policy: attach it before the DaemonSets start.
                 opts=pulumi.ResourceOptions(parent=self, depends_on=node_attachments),
             )
             for addon in BOOTSTRAP_ADDONS

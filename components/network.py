@@ -138,6 +138,7 @@ class Network(pulumi.ComponentResource):
                         allocation_id=eip.id,
                         subnet_id=public.id,
                         tags={**tags, "Name": f"{name}-nat-{zone}"},
+                        # A public NAT gateway routes out through the internet gateway; AWS wants it attached first.
                         opts=pulumi.ResourceOptions(parent=self, depends_on=[igw]),
                     )
                 )

@@ -121,3 +121,12 @@ def test_cluster_outputs(pulumi_mocks):
         assert oidc_arn.startswith("arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-west-2.amazonaws.com/id/")
 
     return pulumi.Output.all(cluster.name, cluster.endpoint, cluster.oidc_provider_arn).apply(check)
+
+
+def test_protected_cluster_log_group_cannot_be_deleted():
+    assert (
+        resource(render(build()), "aws:cloudwatch/logGroup:LogGroup", "eks-control-plane-logs")["inputs"]["deletionProtectionEnabled"]
+        is False
+    )
+    protected = resource(render(build(protect=True)), "aws:cloudwatch/logGroup:LogGroup", "eks-control-plane-logs")
+    assert protected["inputs"]["deletionProtectionEnabled"] is True
