@@ -94,7 +94,12 @@ class ClusterAddons(pulumi.ComponentResource):
             opts=after,
         )
 
-        ebs_role = aws.iam.Role(f"{name}-ebs-csi", assume_role_policy=json.dumps(iam.pod_identity_trust_policy()), tags=tags, opts=child)
+        ebs_role = aws.iam.Role(
+            f"{name}-ebs-csi",
+            assume_role_policy=json.dumps(iam.service_trust_policy(iam.POD_IDENTITY_SERVICE, tag_session=True)),
+            tags=tags,
+            opts=child,
+        )
         aws.iam.RolePolicyAttachment(
             f"{name}-ebs-csi", role=ebs_role.name, policy_arn=f"arn:{args.partition}:iam::aws:policy/{EBS_CSI_MANAGED_POLICY}", opts=child
         )

@@ -139,7 +139,10 @@ class EksCluster(pulumi.ComponentResource):
         )
 
         cluster_role = aws.iam.Role(
-            f"{name}-cluster-role", assume_role_policy=json.dumps(iam.eks_cluster_trust_policy()), tags=tags, opts=child
+            f"{name}-cluster-role",
+            assume_role_policy=json.dumps(iam.service_trust_policy("eks.amazonaws.com", tag_session=True)),
+            tags=tags,
+            opts=child,
         )
         attachments = [
             aws.iam.RolePolicyAttachment(

@@ -7,46 +7,17 @@ from collections.abc import Sequence
 VERSION = "2012-10-17"
 
 
-def service_trust_policy(*services: str) -> dict:
-    """Trust policy letting AWS services (e.g. `eks.amazonaws.com`) assume a role."""
-    return {
-        "Version": VERSION,
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": list(services) if len(services) > 1 else services[0]},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
+POD_IDENTITY_SERVICE = "pods.eks.amazonaws.com"
 
 
-def eks_cluster_trust_policy() -> dict:
-    """The EKS control plane assumes the cluster role (AWS's current cluster-role trust policy adds TagSession)."""
-    return {
-        "Version": VERSION,
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "eks.amazonaws.com"},
-                "Action": ["sts:AssumeRole", "sts:TagSession"],
-            }
-        ],
-    }
+def service_trust_policy(service: str, tag_session: bool = False) -> dict:
+    """Trust policy letting an AWS service (e.g. `eks.amazonaws.com`) assume a role.
 
-
-def pod_identity_trust_policy() -> dict:
-    """EKS Pod Identity: the agent assumes the role for a service account and tags the session."""
-    return {
-        "Version": VERSION,
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "pods.eks.amazonaws.com"},
-                "Action": ["sts:AssumeRole", "sts:TagSession"],
-            }
-        ],
-    }
+    `tag_session` adds sts:TagSession, which EKS Pod Identity needs (it tags sessions with the pod's
+    namespace and service account) and which AWS's current EKS cluster-role trust policy includes.
+    """
+    actions = ["sts:AssumeRole", "sts:TagSession"] if tag_session else "sts:AssumeRole"
+    return {"Version": VERSION, "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": actions}]}
 
 
 def kms_key_policy(account_id: str, partition: str = "aws", service_principals: Sequence[str] = (), region: str = "") -> dict:

@@ -44,7 +44,7 @@ def test_trust_policies_are_accepted(plans, iam_client):
 
 
 def test_the_replay_rejects_a_trust_policy_with_a_resource(iam_client):
-    bad = iam.pod_identity_trust_policy()
+    bad = iam.service_trust_policy(iam.POD_IDENTITY_SERVICE, tag_session=True)
     bad["Statement"][0]["Resource"] = "*"
     with pytest.raises(iam_client.exceptions.MalformedPolicyDocumentException):
         iam_client.update_assume_role_policy(RoleName="replay", PolicyDocument=json.dumps(bad))
