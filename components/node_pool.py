@@ -71,8 +71,6 @@ class NodePoolArgs:
     """`ON_DEMAND` or `SPOT`."""
     disk_size_gib: int | None = None
     """Root volume size; default CPU_DISK_GIB or GPU_DISK_GIB."""
-    kms_key_arn: pulumi.Input[str] | None = None
-    """KMS key for the root volume; None uses the account's EBS default key."""
     labels: Mapping[str, str] = field(default_factory=dict)
     """Extra node labels."""
     taints: Sequence[Mapping[str, str]] = ()
@@ -103,11 +101,13 @@ class NodePool(pulumi.ComponentResource):
             block_device_mappings=[
                 aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
                     device_name=ROOT_DEVICE,
+                    # Encrypted with the account's AWS-managed EBS key: Auto Scaling launches the nodes with its
+                    # service-linked role, which cannot use a customer-managed key without a key-policy grant
+                    # to a role that may not exist yet. Persistent volumes use the platform key (ClusterAddons).
                     ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
                         volume_size=disk,
                         volume_type="gp3",
                         encrypted="true",
-                        kms_key_id=args.kms_key_arn,
                         delete_on_termination="true",
                     ),
                 )

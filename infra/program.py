@@ -60,7 +60,7 @@ def build(cfg: config.StackConfig) -> None:
     name = cluster_name(cfg)
     protect = cfg.protectStatefulResources
 
-    # One key for data at rest outside the cluster: images, model weights, volumes, flow logs.
+    # One key for data at rest outside the cluster: images, model weights, persistent volumes, flow logs.
     data_key = KmsKey(
         "data",
         KmsKeyArgs(
@@ -129,7 +129,6 @@ def build(cfg: config.StackConfig) -> None:
                     desired_size=pool.desiredSize,
                     capacity_type=pool.capacityType,
                     disk_size_gib=pool.diskSizeGiB,
-                    kms_key_arn=data_key.arn,
                     labels=pool.labels,
                     taints=[t.model_dump() for t in pool.taints],
                     max_unavailable=pool.maxUnavailable,
