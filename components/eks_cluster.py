@@ -128,6 +128,7 @@ class EksCluster(pulumi.ComponentResource):
             f"{name}-secrets",
             KmsKeyArgs(
                 description=f"EKS {args.cluster_name}: Kubernetes secrets and control-plane logs",
+                alias=f"{args.cluster_name}-secrets",
                 account_id=args.account_id,
                 partition=args.partition,
                 region=args.region,

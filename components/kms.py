@@ -19,6 +19,8 @@ TYPE = "mlplatform:aws:KmsKey"
 class KmsKeyArgs:
     description: str
     """What the key encrypts."""
+    alias: str
+    """Alias name without `alias/`; unique per account and region, so it carries the stack's name."""
     account_id: pulumi.Input[str]
     """Account that administers the key through IAM."""
     partition: pulumi.Input[str] = "aws"
@@ -52,6 +54,6 @@ class KmsKey(pulumi.ComponentResource):
             tags=dict(args.tags),
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect, retain_on_delete=args.protect),
         )
-        aws.kms.Alias(f"{name}-alias", name=f"alias/{name}", target_key_id=key.key_id, opts=pulumi.ResourceOptions(parent=self))
+        aws.kms.Alias(f"{name}-alias", name=f"alias/{args.alias}", target_key_id=key.key_id, opts=pulumi.ResourceOptions(parent=self))
         self.arn = key.arn
         self.register_outputs({"arn": self.arn})

@@ -66,11 +66,13 @@ class PullThroughCache:
 @dataclass
 class ContainerRegistryArgs:
     repositories: Sequence[str]
-    """Repository names to create."""
+    """Repository names to create (below name_prefix)."""
     kms_key_arn: pulumi.Input[str]
     """KMS key encrypting images at rest."""
     puller_role_arns: pulumi.Input[Sequence[pulumi.Input[str]]]
     """IAM roles (the node roles) allowed to pull."""
+    name_prefix: str = ""
+    """Namespace in front of every repository name (`<prefix>/<name>`); empty for none."""
     untagged_expiry_days: int = 14
     """Untagged images expire after this many days."""
     keep_tagged_count: int = 100
@@ -101,7 +103,7 @@ class ContainerRegistry(pulumi.ComponentResource):
             resource_name = f"{name}-{repository.replace('/', '-')}"
             repo = aws.ecr.Repository(
                 resource_name,
-                name=repository,
+                name=f"{args.name_prefix}/{repository}" if args.name_prefix else repository,
                 image_tag_mutability="IMMUTABLE",
                 image_scanning_configuration=aws.ecr.RepositoryImageScanningConfigurationArgs(scan_on_push=True),
                 encryption_configurations=[aws.ecr.RepositoryEncryptionConfigurationArgs(encryption_type="KMS", kms_key=args.kms_key_arn)],
@@ -115,7 +117,7 @@ class ContainerRegistry(pulumi.ComponentResource):
 
         for cache in args.pull_through_caches:
             aws.ecr.PullThroughCacheRule(
-                f"{name}-cache-{cache.prefix}",
+                f"{name}-cache-{cache.prefix.replace('/', '-')}",
                 ecr_repository_prefix=cache.prefix,
                 upstream_registry_url=cache.upstream_url,
                 credential_arn=cache.credential_arn,

@@ -199,9 +199,16 @@ class PullThroughCacheRule(_Model):
     upstream: Literal[tuple(PULL_THROUGH_UPSTREAMS)]  # type: ignore[valid-type]
     """Which public registry to cache."""
     prefix: str | None = None
-    """ECR repository prefix for the cache (default: the upstream name)."""
+    """ECR repository prefix for the cache, below the registries prefix (default: the upstream name)."""
     credentialArn: str | None = None
     """Secrets Manager secret `ecr-pullthroughcache/...` with upstream credentials (docker-hub, github, gitlab need one)."""
+
+    @field_validator("prefix")
+    @classmethod
+    def _cache_prefix(cls, value: str | None) -> str | None:
+        if value is not None and not _ECR_NAME.match(value):
+            raise _fail(f"'{value}' is not an ECR repository prefix (lowercase letters, digits, . _ - and / separators)")
+        return value
 
     @field_validator("credentialArn")
     @classmethod
@@ -218,14 +225,24 @@ class PullThroughCacheRule(_Model):
 
 
 class RegistriesConfig(_Model):
+    prefix: str | None = None
+    """Namespace in front of every repository and cache prefix (default: the stack name; "" for none, when
+    each stack has its own account)."""
     repositories: list[str] = []
-    """ECR repository names to create."""
+    """ECR repository names to create, below the prefix."""
     untaggedExpiryDays: Annotated[int, Field(ge=1, le=365)] = 14
     """Untagged images are expired after this many days."""
     keepTaggedCount: Annotated[int, Field(ge=1, le=10000)] = 100
     """How many tagged images each repository keeps; older ones are expired."""
     pullThroughCache: list[PullThroughCacheRule] = []
     """Pull-through cache rules for public registries."""
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str | None) -> str | None:
+        if value and not _ECR_NAME.match(value):
+            raise _fail(f"'{value}' is not an ECR repository namespace (lowercase letters, digits, . _ - and / separators)")
+        return value
 
     @field_validator("repositories")
     @classmethod
@@ -396,6 +413,15 @@ def _cross_checks(cfg: StackConfig) -> list[tuple[str, str]]:
         for index, zone in enumerate(cfg.network.availabilityZones):
             if not re.fullmatch(re.escape(cfg.region) + r"[a-z]", zone):
                 problems.append((f"network.availabilityZones[{index}]", f"'{zone}' is not an availability zone of {cfg.region}"))
+
+    registry_prefix = cfg.stack if cfg.registries.prefix is None else cfg.registries.prefix
+    for index, rule in enumerate(cfg.registries.pullThroughCache):
+        full = "/".join(part for part in (registry_prefix, rule.prefix or rule.upstream) if part)
+        if not 2 <= len(full) <= 30:
+            problems.append((f"registries.pullThroughCache[{index}].prefix", f"'{full}' must be 2-30 characters (ECR's limit)"))
+    prefixes = ["/".join(p for p in (registry_prefix, r.prefix or r.upstream) if p) for r in cfg.registries.pullThroughCache]
+    if len(set(prefixes)) != len(prefixes):
+        problems.append(("registries.pullThroughCache", "two rules share a prefix"))
 
     system = cfg.nodePools.get("system")
     if system is None:

@@ -65,6 +65,7 @@ def build(cfg: config.StackConfig) -> None:
         "data",
         KmsKeyArgs(
             description=f"{name}: images, model artifacts, volumes and logs",
+            alias=f"{name}-data",
             account_id=identity.account_id,
             partition=partition,
             region=cfg.region,
@@ -154,17 +155,20 @@ def build(cfg: config.StackConfig) -> None:
         opts=aliases.options("addons", depends_on=pools),
     )
 
+    # ECR names are unique per account and region: stacks sharing an account get their own prefix.
+    prefix = cfg.stack if cfg.registries.prefix is None else cfg.registries.prefix
     registry = ContainerRegistry(
         "registry",
         ContainerRegistryArgs(
             repositories=tuple(cfg.registries.repositories),
+            name_prefix=prefix,
             kms_key_arn=data_key.arn,
             puller_role_arns=[cluster.node_role.arn],
             untagged_expiry_days=cfg.registries.untaggedExpiryDays,
             keep_tagged_count=cfg.registries.keepTaggedCount,
             pull_through_caches=[
                 PullThroughCache(
-                    prefix=rule.prefix or rule.upstream,
+                    prefix="/".join(part for part in (prefix, rule.prefix or rule.upstream) if part),
                     upstream_url=config.PULL_THROUGH_UPSTREAMS[rule.upstream][0],
                     credential_arn=rule.credentialArn,
                 )

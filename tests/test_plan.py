@@ -134,7 +134,7 @@ def test_versions_output_pins_everything_in_use(plans):
 def test_stack_outputs(plans):
     outputs = plans["staging"].outputs
     assert set(outputs) >= {"clusterName", "clusterEndpoint", "kubeconfig", "registryUrls", "modelStoreBucket", "versions"}
-    assert outputs["registryUrls"]["serving/vllm"].endswith(".dkr.ecr.us-west-2.amazonaws.com/serving/vllm")
+    assert outputs["registryUrls"]["serving/vllm"].endswith(".dkr.ecr.us-west-2.amazonaws.com/staging/serving/vllm")
     assert json.loads(outputs["kubeconfig"])["users"][0]["user"]["exec"]["command"] == "aws"
 
 
@@ -150,8 +150,21 @@ def test_a_recorded_rename_aliases_the_component_and_its_children(monkeypatch):
 
     monkeypatch.setattr(aliases, "RENAMED", {"platform-data": ("data",)})
     plan = render(
-        lambda: KmsKey("platform-data", KmsKeyArgs(description="d", account_id="123456789012"), opts=aliases.options("platform-data"))
+        lambda: KmsKey(
+            "platform-data",
+            KmsKeyArgs(description="d", alias="test-data", account_id="123456789012"),
+            opts=aliases.options("platform-data"),
+        )
     )
     key = plan.by_type("aws:kms/key:Key")[0]
     assert key["urn"].endswith("::platform-data-key")
     assert key["aliases"] == ["urn:pulumi:test::ml-platform::mlplatform:aws:KmsKey$aws:kms/key:Key::data-key"]
+
+
+def test_names_unique_per_account_carry_the_stack(plans):
+    for stack, plan in plans.items():
+        aliases = [r["inputs"]["name"] for r in plan.by_type("aws:kms/alias:Alias")]
+        assert aliases and all(a.startswith(f"alias/ml-platform-{stack}-") for a in aliases)
+        assert all(r["inputs"]["name"].startswith(f"{stack}/") for r in plan.by_type("aws:ecr/repository:Repository"))
+        rules_ = plan.by_type("aws:ecr/pullThroughCacheRule:PullThroughCacheRule")
+        assert rules_ and all(r["inputs"]["ecrRepositoryPrefix"].startswith(f"{stack}/") for r in rules_)

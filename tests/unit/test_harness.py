@@ -9,7 +9,7 @@ from components.kms import KmsKey, KmsKeyArgs
 def test_an_assertion_inside_apply_fails_the_test(pulumi_mocks):
     @pulumi.runtime.test
     def wrong_expectation():
-        key = KmsKey("k", KmsKeyArgs(description="d", account_id="123456789012"))
+        key = KmsKey("k", KmsKeyArgs(description="d", alias="test-data", account_id="123456789012"))
 
         def check(arn):
             assert arn.startswith("arn:aws:s3:"), "a KMS key ARN is not an S3 ARN"

@@ -11,7 +11,11 @@ def test_key_rotates_and_names_log_service_scoped_to_account():
         lambda: KmsKey(
             "data",
             KmsKeyArgs(
-                description="d", account_id="123456789012", region="us-west-2", service_principals=("logs.us-west-2.amazonaws.com",)
+                description="d",
+                alias="test-data",
+                account_id="123456789012",
+                region="us-west-2",
+                service_principals=("logs.us-west-2.amazonaws.com",),
             ),
         )
     )
@@ -21,19 +25,19 @@ def test_key_rotates_and_names_log_service_scoped_to_account():
     policy = json.loads(key["inputs"]["policy"])
     logs = [s for s in policy["Statement"] if s["Principal"] == {"Service": "logs.us-west-2.amazonaws.com"}]
     assert logs[0]["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"] == "arn:aws:logs:us-west-2:123456789012:log-group:*"
-    assert resource(plan, "aws:kms/alias:Alias", "data-alias")["inputs"]["name"] == "alias/data"
+    assert resource(plan, "aws:kms/alias:Alias", "data-alias")["inputs"]["name"] == "alias/test-data"
     assert key["protect"] is False
 
 
 def test_protected_key_is_protected_and_retained():
-    plan = render(lambda: KmsKey("data", KmsKeyArgs(description="d", account_id="123456789012", protect=True)))
+    plan = render(lambda: KmsKey("data", KmsKeyArgs(description="d", alias="test-data", account_id="123456789012", protect=True)))
     key = resource(plan, "aws:kms/key:Key", "data-key")
     assert key["protect"] is True and key["retainOnDelete"] is True
 
 
 @pulumi.runtime.test
 def test_key_arn_is_a_kms_arn(pulumi_mocks):
-    key = KmsKey("k", KmsKeyArgs(description="d", account_id="123456789012"))
+    key = KmsKey("k", KmsKeyArgs(description="d", alias="test-data", account_id="123456789012"))
     return key.arn.apply(lambda arn: _assert(arn.startswith("arn:aws:kms:us-west-2:123456789012:key/")))
 
 

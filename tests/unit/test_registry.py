@@ -69,3 +69,9 @@ def test_repository_urls_output(pulumi_mocks):
         }
 
     return reg.repository_urls.apply(check)
+
+
+def test_repository_names_carry_the_prefix_but_urns_do_not():
+    plan = render(build(name_prefix="dev"))
+    repo = resource(plan, "aws:ecr/repository:Repository", "reg-serving-vllm")
+    assert repo["inputs"]["name"] == "dev/serving/vllm"
