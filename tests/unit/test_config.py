@@ -150,6 +150,24 @@ BAD_CONFIGS = [
         "registries.pullThroughCache[0].upstream",
         "'nvcr' is not allowed",
     ),
+    (
+        "bad cache prefix",
+        minimal_sections(registries={"pullThroughCache": [{"upstream": "quay", "prefix": "Quay_Cache!"}]}),
+        "registries.pullThroughCache[0].prefix",
+        "'Quay_Cache!' is not an ECR repository prefix",
+    ),
+    (
+        "cache prefix too long",
+        minimal_sections(registries={"prefix": "a-very-long-team-namespace", "pullThroughCache": [{"upstream": "ecr-public"}]}),
+        "registries.pullThroughCache[0].prefix",
+        "must be 2-30 characters",
+    ),
+    (
+        "bad registry prefix",
+        minimal_sections(registries={"prefix": "Team A"}),
+        "registries.prefix",
+        "'Team A' is not an ECR repository namespace",
+    ),
     ("no system pool", minimal_sections(nodePools={"cpu": {"instanceTypes": ["m6i.large"], "maxSize": 2}}), "nodePools.system", "required"),
     (
         "gpu system pool",
