@@ -4,6 +4,7 @@ add-ons nodes need before they can join, and a Kubernetes provider for everythin
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -98,6 +99,8 @@ class EksClusterArgs:
     """AWS partition."""
     public_access_cidrs: Sequence[str] = ()
     """CIDRs allowed to reach the public endpoint; empty turns the public endpoint off."""
+    private_access_cidrs: Sequence[str] = ()
+    """CIDRs allowed to reach the private endpoint from outside the cluster security group (CI runners, VPN)."""
     access_grants: Sequence[AccessGrant] = ()
     """Access entries; nobody else gets in (the creator gets no implicit admin)."""
     log_retention_days: int = 90
@@ -208,24 +211,44 @@ class EksCluster(pulumi.ComponentResource):
             ),
         )
 
-        for index, grant in enumerate(args.access_grants):
+        associations = []
+        for grant in args.access_grants:
+            # Named by principal, not list position: reordering admins must not move an entry to another
+            # principal (EKS refuses a second entry for the same principal while the first still exists).
+            suffix = hashlib.sha256(grant.principal_arn.encode()).hexdigest()[:8]
             entry = aws.eks.AccessEntry(
-                f"{name}-access-{index}",
+                f"{name}-access-{suffix}",
                 cluster_name=cluster.name,
                 principal_arn=grant.principal_arn,
                 type="STANDARD",
                 tags=tags,
                 opts=child,
             )
-            aws.eks.AccessPolicyAssociation(
-                f"{name}-access-{index}",
-                cluster_name=cluster.name,
-                principal_arn=entry.principal_arn,
-                policy_arn=access_policy_arn(grant.access, args.partition),
-                access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(
-                    type="namespace" if grant.namespaces else "cluster",
-                    namespaces=list(grant.namespaces) or None,
-                ),
+            associations.append(
+                aws.eks.AccessPolicyAssociation(
+                    f"{name}-access-{suffix}",
+                    cluster_name=cluster.name,
+                    principal_arn=entry.principal_arn,
+                    policy_arn=access_policy_arn(grant.access, args.partition),
+                    access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(
+                        type="namespace" if grant.namespaces else "cluster",
+                        namespaces=list(grant.namespaces) or None,
+                    ),
+                    opts=child,
+                )
+            )
+
+        for cidr in args.private_access_cidrs:
+            # Lets a deployer outside the cluster's security group (a CI runner, a VPN) reach the private endpoint.
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-api-from-{cidr.replace('/', '-')}",
+                security_group_id=cluster.vpc_config.cluster_security_group_id,
+                ip_protocol="tcp",
+                from_port=443,
+                to_port=443,
+                cidr_ipv4=cidr,
+                description="Kubernetes API through the private endpoint",
+                tags=tags,
                 opts=child,
             )
 
@@ -263,9 +286,9 @@ class EksCluster(pulumi.ComponentResource):
         self.provider = k8s.Provider(
             f"{name}-k8s",
             kubeconfig=self.kubeconfig,
-            # Resources without a namespace would otherwise land wherever the kubeconfig points.
             enable_server_side_apply=True,
-            opts=child,
+            # The deployer's own access comes from these associations: nothing can be applied before them.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=associations),
         )
         self.register_outputs(
             {

@@ -169,8 +169,11 @@ class ClusterConfig(_Model):
     """Kubernetes version of the control plane; one of the versions pinned in infra/versions.py."""
     publicAccessCidrs: list[str] = []
     """CIDRs allowed to reach the public API endpoint; empty turns the public endpoint off (required in prod)."""
+    privateAccessCidrs: list[str] = []
+    """CIDRs outside the cluster (CI runners, VPN) allowed to the private endpoint on 443; prod deployers need one."""
     admins: list[AdminAccess] = []
-    """Principals given access entries; nobody else (not even the creator) is admin."""
+    """Principals given access entries; nobody else (not even the creator) is admin. Include the role that runs
+    `pulumi up`: it applies the in-cluster resources."""
     logRetentionDays: int = 90
     """Retention of the control-plane log group; a CloudWatch retention period."""
 
@@ -181,12 +184,21 @@ class ClusterConfig(_Model):
             raise _fail(f"'{value}' is not a pinned Kubernetes version; allowed: {', '.join(sorted(versions.EKS_RELEASES))}")
         return value
 
-    @field_validator("publicAccessCidrs")
+    @field_validator("publicAccessCidrs", "privateAccessCidrs")
     @classmethod
     def _cidrs(cls, value: list[str]) -> list[str]:
         for cidr in value:
             if _check_cidr(cidr).prefixlen == 0:
                 raise _fail(f"'{cidr}' opens the API to the whole internet; list office or VPN ranges instead")
+        return value
+
+    @field_validator("admins")
+    @classmethod
+    def _admins(cls, value: list[AdminAccess]) -> list[AdminAccess]:
+        principals = [admin.principalArn for admin in value]
+        repeated = sorted({p for p in principals if principals.count(p) > 1})
+        if repeated:
+            raise _fail(f"{', '.join(repeated)} listed more than once; EKS allows one access entry per principal")
         return value
 
     @field_validator("logRetentionDays")
@@ -413,6 +425,9 @@ def _cross_checks(cfg: StackConfig) -> list[tuple[str, str]]:
         for index, zone in enumerate(cfg.network.availabilityZones):
             if not re.fullmatch(re.escape(cfg.region) + r"[a-z]", zone):
                 problems.append((f"network.availabilityZones[{index}]", f"'{zone}' is not an availability zone of {cfg.region}"))
+
+    if not any(admin.access == "cluster-admin" for admin in cfg.cluster.admins):
+        problems.append(("cluster.admins", "needs at least one cluster-admin: the role that runs `pulumi up` applies in-cluster resources"))
 
     registry_prefix = cfg.stack if cfg.registries.prefix is None else cfg.registries.prefix
     for index, rule in enumerate(cfg.registries.pullThroughCache):

@@ -104,6 +104,7 @@ def build(cfg: config.StackConfig) -> None:
             account_id=identity.account_id,
             partition=partition,
             public_access_cidrs=tuple(cfg.cluster.publicAccessCidrs),
+            private_access_cidrs=tuple(cfg.cluster.privateAccessCidrs),
             access_grants=[AccessGrant(a.principalArn, a.access, tuple(a.namespaces)) for a in cfg.cluster.admins],
             log_retention_days=cfg.cluster.logRetentionDays,
             protect=protect,

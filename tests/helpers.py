@@ -11,6 +11,7 @@ from infra.offline import plan as offline_plan
 from infra.offline.stack_files import RawStackConfig
 
 REGION = "us-west-2"
+ADMIN = {"principalArn": "arn:aws:iam::123456789012:role/platform-admins"}
 
 
 def render(build: Callable[[], Any], stack: str = "test", config: dict[str, str] | None = None) -> offline_plan.Plan:
@@ -42,6 +43,7 @@ def minimal_sections(**overrides: Any) -> dict[str, Any]:
     """The smallest valid dev stack config, with overrides."""
     sections: dict[str, Any] = {
         "environment": "dev",
+        "cluster": {"admins": [ADMIN]},
         "nodePools": {"system": {"instanceTypes": ["m6i.large"], "minSize": 1, "maxSize": 3}},
     }
     sections.update(overrides)
@@ -54,6 +56,7 @@ def prod_sections(**overrides: Any) -> dict[str, Any]:
         "environment": "prod",
         "protectStatefulResources": "true",
         "network": {"azCount": 3, "natGateways": "perAz", "flowLogs": True},
+        "cluster": {"admins": [ADMIN]},
         "nodePools": {"system": {"instanceTypes": ["m6i.large"], "minSize": 2, "maxSize": 4}},
     }
     sections.update(overrides)

@@ -168,6 +168,31 @@ BAD_CONFIGS = [
         "registries.prefix",
         "'Team A' is not an ECR repository namespace",
     ),
+    (
+        "duplicate admin",
+        minimal_sections(
+            cluster={
+                "admins": [
+                    {"principalArn": "arn:aws:iam::123456789012:role/a"},
+                    {"principalArn": "arn:aws:iam::123456789012:role/a", "access": "view"},
+                ]
+            }
+        ),
+        "cluster.admins",
+        "arn:aws:iam::123456789012:role/a listed more than once",
+    ),
+    (
+        "no cluster admin",
+        minimal_sections(cluster={"admins": [{"principalArn": "arn:aws:iam::123456789012:role/a", "access": "view"}]}),
+        "cluster.admins",
+        "needs at least one cluster-admin",
+    ),
+    (
+        "open private access",
+        minimal_sections(cluster={"admins": [{"principalArn": "arn:aws:iam::123456789012:role/a"}], "privateAccessCidrs": ["0.0.0.0/0"]}),
+        "cluster.privateAccessCidrs",
+        "opens the API to the whole internet",
+    ),
     ("no system pool", minimal_sections(nodePools={"cpu": {"instanceTypes": ["m6i.large"], "maxSize": 2}}), "nodePools.system", "required"),
     (
         "gpu system pool",

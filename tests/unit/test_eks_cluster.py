@@ -61,10 +61,11 @@ def test_access_entries_and_scoped_policies():
     plan = render(build(access_grants=grants))
     entries = plan.by_type("aws:eks/accessEntry:AccessEntry")
     assert [e["inputs"]["type"] for e in entries] == ["STANDARD", "STANDARD"]
-    admin = resource(plan, "aws:eks/accessPolicyAssociation:AccessPolicyAssociation", "eks-access-0")["inputs"]
+    associations = {a["inputs"]["principalArn"]: a for a in plan.by_type("aws:eks/accessPolicyAssociation:AccessPolicyAssociation")}
+    admin = associations["arn:aws:iam::123456789012:role/admins"]["inputs"]
     assert admin["policyArn"] == "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
     assert admin["accessScope"] == {"type": "cluster"}
-    scoped = resource(plan, "aws:eks/accessPolicyAssociation:AccessPolicyAssociation", "eks-access-1")["inputs"]
+    scoped = associations["arn:aws:iam::123456789012:role/deployers"]["inputs"]
     assert scoped["policyArn"] == "arn:aws:eks::aws:cluster-access-policy/AmazonEKSAdminPolicy"
     assert scoped["accessScope"] == {"type": "namespace", "namespaces": ["models"]}
 
@@ -130,3 +131,21 @@ def test_protected_cluster_log_group_cannot_be_deleted():
     )
     protected = resource(render(build(protect=True)), "aws:cloudwatch/logGroup:LogGroup", "eks-control-plane-logs")
     assert protected["inputs"]["deletionProtectionEnabled"] is True
+
+
+def test_access_entries_are_named_by_principal_so_reordering_changes_nothing():
+    first = eks_cluster.AccessGrant("arn:aws:iam::123456789012:role/a", "cluster-admin")
+    second = eks_cluster.AccessGrant("arn:aws:iam::123456789012:role/b", "view")
+    names = lambda plan: {r["inputs"]["principalArn"]: r["urn"] for r in plan.by_type("aws:eks/accessEntry:AccessEntry")}  # noqa: E731
+    assert names(render(build(access_grants=[first, second]))) == names(render(build(access_grants=[second, first])))
+
+
+def test_kubernetes_provider_waits_for_access_and_private_endpoint_admits_listed_cidrs():
+    grant = eks_cluster.AccessGrant("arn:aws:iam::123456789012:role/a", "cluster-admin")
+    plan = render(build(access_grants=[grant], private_access_cidrs=("10.99.0.0/16",)))
+    provider = resource(plan, "pulumi:providers:kubernetes", "eks-k8s")
+    association = plan.by_type("aws:eks/accessPolicyAssociation:AccessPolicyAssociation")[0]
+    assert association["urn"] in provider["dependencies"]
+    (rule,) = plan.by_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    assert rule["inputs"]["cidrIpv4"] == "10.99.0.0/16" and rule["inputs"]["fromPort"] == 443
+    assert rule["inputs"]["securityGroupId"].startswith("sg-")
