@@ -31,10 +31,32 @@ def lifecycle_policy(untagged_expiry_days: int, keep_tagged_count: int) -> dict:
             {
                 "rulePriority": 2,
                 "description": f"Keep the newest {keep_tagged_count} tagged images",
-                "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": keep_tagged_count},
+                # `tagged` with the wildcard pattern counts tagged images only (`any` would count untagged too).
+                "selection": {
+                    "tagStatus": "tagged",
+                    "tagPatternList": ["*"],
+                    "countType": "imageCountMoreThan",
+                    "countNumber": keep_tagged_count,
+                },
                 "action": {"type": "expire"},
             },
         ]
+    }
+
+
+def cache_pull_policy(repository_arns: Sequence[str]) -> dict:
+    """What a puller needs for a pull-through cache: the first pull of an image creates its repository
+    and imports it from upstream (ECR "pull through cache" IAM requirements)."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "PullThroughCache",
+                "Effect": "Allow",
+                "Action": ["ecr:CreateRepository", "ecr:BatchImportUpstreamImage"],
+                "Resource": sorted(repository_arns),
+            }
+        ],
     }
 
 
@@ -71,6 +93,14 @@ class ContainerRegistryArgs:
     """KMS key encrypting images at rest."""
     puller_role_arns: pulumi.Input[Sequence[pulumi.Input[str]]]
     """IAM roles (the node roles) allowed to pull."""
+    puller_role_names: Sequence[pulumi.Input[str]] = ()
+    """Names of the same roles, to grant them the pull-through cache permissions."""
+    account_id: pulumi.Input[str] = ""
+    """Account of the registry (for the cache repositories' ARNs)."""
+    region: str = ""
+    """Region of the registry."""
+    partition: str = "aws"
+    """AWS partition."""
     name_prefix: str = ""
     """Namespace in front of every repository name (`<prefix>/<name>`); empty for none."""
     untagged_expiry_days: int = 14
@@ -123,6 +153,20 @@ class ContainerRegistry(pulumi.ComponentResource):
                 credential_arn=cache.credential_arn,
                 opts=child,
             )
+
+        if args.pull_through_caches:
+            cache_repositories = pulumi.Output.from_input(args.account_id).apply(
+                lambda account: [
+                    f"arn:{args.partition}:ecr:{args.region}:{account}:repository/{cache.prefix}/*" for cache in args.pull_through_caches
+                ]
+            )
+            for index, role_name in enumerate(args.puller_role_names):
+                aws.iam.RolePolicy(
+                    f"{name}-cache-pull-{index}",
+                    role=role_name,
+                    policy=cache_repositories.apply(lambda arns: json.dumps(cache_pull_policy(arns))),
+                    opts=child,
+                )
 
         self.repository_urls = pulumi.Output.all(**urls) if urls else pulumi.Output.from_input({})
         self.register_outputs({"repository_urls": self.repository_urls})

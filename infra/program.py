@@ -165,6 +165,10 @@ def build(cfg: config.StackConfig) -> None:
             name_prefix=prefix,
             kms_key_arn=data_key.arn,
             puller_role_arns=[cluster.node_role.arn],
+            puller_role_names=[cluster.node_role.name],
+            account_id=identity.account_id,
+            region=cfg.region,
+            partition=partition,
             untagged_expiry_days=cfg.registries.untaggedExpiryDays,
             keep_tagged_count=cfg.registries.keepTaggedCount,
             pull_through_caches=[

@@ -36,8 +36,7 @@ def test_lifecycle_expires_untagged_and_keeps_the_newest_tagged():
     document = registry.lifecycle_policy(7, 30)
     untagged, tagged = document["rules"]
     assert untagged["selection"] == {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 7}
-    assert tagged["selection"] == {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 30}
-    # ECR evaluates `any` last: it must hold the highest priority number
+    assert tagged["selection"] == {"tagStatus": "tagged", "tagPatternList": ["*"], "countType": "imageCountMoreThan", "countNumber": 30}
     assert tagged["rulePriority"] > untagged["rulePriority"]
     plan = render(build(untagged_expiry_days=7, keep_tagged_count=30))
     assert json.loads(resource(plan, "aws:ecr/lifecyclePolicy:LifecyclePolicy", "reg-serving-vllm")["inputs"]["policy"]) == document
@@ -50,10 +49,20 @@ def test_nodes_may_pull_and_nothing_more():
     assert set(statement["Action"]) == {"ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"}
 
 
-def test_pull_through_cache_rules():
-    cache = registry.PullThroughCache(prefix="ecr-public", upstream_url="public.ecr.aws")
-    rule = resource(render(build(pull_through_caches=[cache])), "aws:ecr/pullThroughCacheRule:PullThroughCacheRule", "reg-cache-ecr-public")
-    assert rule["inputs"]["ecrRepositoryPrefix"] == "ecr-public" and rule["inputs"]["upstreamRegistryUrl"] == "public.ecr.aws"
+def test_pull_through_cache_rules_and_the_pullers_right_to_fill_them():
+    cache = registry.PullThroughCache(prefix="dev/ecr-public", upstream_url="public.ecr.aws")
+    plan = render(build(pull_through_caches=[cache], puller_role_names=["nodes"], account_id="123456789012", region="us-west-2"))
+    rule = resource(plan, "aws:ecr/pullThroughCacheRule:PullThroughCacheRule", "reg-cache-dev-ecr-public")
+    assert rule["inputs"]["ecrRepositoryPrefix"] == "dev/ecr-public" and rule["inputs"]["upstreamRegistryUrl"] == "public.ecr.aws"
+    grant = resource(plan, "aws:iam/rolePolicy:RolePolicy", "reg-cache-pull-0")["inputs"]
+    assert grant["role"] == "nodes"
+    (statement,) = json.loads(grant["policy"])["Statement"]
+    assert statement["Action"] == ["ecr:CreateRepository", "ecr:BatchImportUpstreamImage"]
+    assert statement["Resource"] == ["arn:aws:ecr:us-west-2:123456789012:repository/dev/ecr-public/*"]
+
+
+def test_no_cache_no_extra_grant():
+    assert render(build(puller_role_names=["nodes"])).by_type("aws:iam/rolePolicy:RolePolicy") == []
 
 
 @pulumi.runtime.test
