@@ -10,14 +10,19 @@ VERSION = "2012-10-17"
 POD_IDENTITY_SERVICE = "pods.eks.amazonaws.com"
 
 
-def service_trust_policy(service: str, tag_session: bool = False) -> dict:
+def service_trust_policy(service: str, tag_session: bool = False, source_account: str | None = None) -> dict:
     """Trust policy letting an AWS service (e.g. `eks.amazonaws.com`) assume a role.
 
     `tag_session` adds sts:TagSession, which EKS Pod Identity needs (it tags sessions with the pod's
     namespace and service account) and which AWS's current EKS cluster-role trust policy includes.
+    `source_account` limits the service to acting for this account (the confused-deputy guard AWS
+    recommends for services such as VPC flow logs).
     """
     actions = ["sts:AssumeRole", "sts:TagSession"] if tag_session else "sts:AssumeRole"
-    return {"Version": VERSION, "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": actions}]}
+    statement: dict = {"Effect": "Allow", "Principal": {"Service": service}, "Action": actions}
+    if source_account is not None:
+        statement["Condition"] = {"StringEquals": {"aws:SourceAccount": source_account}}
+    return {"Version": VERSION, "Statement": [statement]}
 
 
 def kms_key_policy(account_id: str, partition: str = "aws", service_principals: Sequence[str] = (), region: str = "") -> dict:

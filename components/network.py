@@ -80,6 +80,8 @@ class NetworkArgs:
     """Interface endpoint service suffixes (e.g. `ecr.api`) reachable privately from the subnets."""
     region: str = "us-east-1"
     """Region, to build endpoint service names."""
+    account_id: pulumi.Input[str] = ""
+    """Account id, to keep the flow-log service acting for this account only."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Tags for every resource."""
 
@@ -210,7 +212,9 @@ class Network(pulumi.ComponentResource):
             )
             role = aws.iam.Role(
                 f"{name}-flow-logs",
-                assume_role_policy=json.dumps(iam.service_trust_policy("vpc-flow-logs.amazonaws.com")),
+                assume_role_policy=pulumi.Output.from_input(args.account_id).apply(
+                    lambda account: json.dumps(iam.service_trust_policy("vpc-flow-logs.amazonaws.com", source_account=account))
+                ),
                 tags=tags,
                 opts=child,
             )

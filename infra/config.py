@@ -48,7 +48,13 @@ _IAM_PRINCIPAL = re.compile(r"^arn:aws(?:-cn|-us-gov)?:iam::\d{12}:(?:role|user)
 _SECRET_ARN = re.compile(r"^arn:aws(?:-cn|-us-gov)?:secretsmanager:[a-z0-9-]+:\d{12}:secret:ecr-pullthroughcache/[\w/+=.@-]+$")
 _LABEL_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
 _LABEL_PREFIX = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
-_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?$")
+_LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
+# Under kubernetes.io and k8s.io, the NodeRestriction admission plugin lets a kubelet set only these.
+_KUBELET_LABEL_PREFIXES = ("kubelet.kubernetes.io", "node.kubernetes.io")
+# Tags the platform sets itself; a stack's `tags` may not override them.
+RESERVED_TAG_KEYS = ("Name", "managed-by")
+RESERVED_TAG_PREFIX = "ml-platform/"
+MAX_USER_TAGS = 40  # AWS allows 50 per resource; the platform and Kubernetes controllers add their own
 _K8S_NAMESPACE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 GPU_TAINT_KEY = "nvidia.com/gpu"
@@ -276,7 +282,7 @@ class ModelStoreConfig(_Model):
 
 class Taint(_Model):
     key: str
-    value: str = ""
+    value: Annotated[str, Field(max_length=63)] = ""
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
 
 
@@ -329,7 +335,7 @@ class NodePoolConfig(_Model):
         for key, label in value.items():
             _check_label_key(key)
             if not _LABEL_VALUE.match(label):
-                raise _fail(f"label '{key}' has value '{label}', which is not a Kubernetes label value")
+                raise _fail(f"label '{key}' has value '{label}', which is not a Kubernetes label value (1-63 characters)")
         return value
 
     @field_validator("taints")
@@ -359,11 +365,14 @@ class NodePoolConfig(_Model):
 
 
 def _check_label_key(key: str) -> None:
+    """A label or taint key EKS accepts on a node group (1-63 characters in all) and a kubelet may set."""
     prefix, _, name = key.rpartition("/")
-    if not _LABEL_NAME.match(name) or (prefix and (len(prefix) > 253 or not _LABEL_PREFIX.match(prefix))):
-        raise _fail(f"'{key}' is not a Kubernetes label key")
-    if prefix.endswith(("kubernetes.io", "k8s.io")) and not prefix.startswith("node-role"):
-        raise _fail(f"'{key}' uses a reserved prefix (kubernetes.io, k8s.io); EKS rejects it")
+    if len(key) > 63 or not _LABEL_NAME.match(name) or (prefix and not _LABEL_PREFIX.match(prefix)):
+        raise _fail(f"'{key}' is not a Kubernetes label key EKS accepts (at most 63 characters, [prefix/]name)")
+    if prefix.endswith(("kubernetes.io", "k8s.io")) and not prefix.endswith(_KUBELET_LABEL_PREFIXES):
+        raise _fail(
+            f"'{key}' uses a reserved prefix; under kubernetes.io only {' and '.join(_KUBELET_LABEL_PREFIXES)} are allowed on nodes"
+        )
 
 
 class StackConfig(_Model):
@@ -400,11 +409,17 @@ class StackConfig(_Model):
     @field_validator("tags")
     @classmethod
     def _tags(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > MAX_USER_TAGS:
+            raise _fail(f"{len(value)} tags; at most {MAX_USER_TAGS} (AWS allows 50 per resource, the platform adds its own)")
         for key, tag in value.items():
             if not 1 <= len(key) <= 128 or key.lower().startswith("aws:"):
                 raise _fail(f"tag key '{key}' must be 1-128 characters and not start with 'aws:'")
+            if key in RESERVED_TAG_KEYS or key.startswith(RESERVED_TAG_PREFIX):
+                raise _fail(f"tag key '{key}' is set by the platform and cannot be overridden")
             if len(tag) > 256:
                 raise _fail(f"tag '{key}' value is longer than 256 characters")
+            if not all(ch.isalnum() or ch.isspace() or ch in "_.:/=+-@" for ch in key + tag):
+                raise _fail(f"tag '{key}' uses characters AWS does not allow (letters, digits, spaces and _ . : / = + - @)")
         return value
 
     @field_validator("nodePools")

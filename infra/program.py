@@ -31,10 +31,10 @@ def load_config() -> config.StackConfig:
 def stack_tags(cfg: config.StackConfig) -> dict[str, str]:
     """Tags on every AWS resource: who owns it, which stack and environment (policies read these)."""
     return {
+        **cfg.tags,
         "ml-platform/stack": cfg.stack,
         "ml-platform/environment": cfg.environment,
         "managed-by": "pulumi",
-        **cfg.tags,
     }
 
 
@@ -88,6 +88,7 @@ def build(cfg: config.StackConfig) -> None:
             flow_log_kms_key_arn=data_key.arn,
             interface_endpoints=tuple(cfg.network.interfaceEndpoints),
             region=cfg.region,
+            account_id=identity.account_id,
             tags=tags,
         ),
         opts=aliases.options("network"),

@@ -193,6 +193,42 @@ BAD_CONFIGS = [
         "cluster.privateAccessCidrs",
         "opens the API to the whole internet",
     ),
+    (
+        "kubelet may not set node-role labels",
+        minimal_sections(
+            nodePools={"system": {"instanceTypes": ["m6i.large"], "maxSize": 2, "labels": {"node-role.kubernetes.io/gpu": "x"}}}
+        ),
+        "nodePools.system.labels",
+        "uses a reserved prefix",
+    ),
+    (
+        "empty label value",
+        minimal_sections(nodePools={"system": {"instanceTypes": ["m6i.large"], "maxSize": 2, "labels": {"team": ""}}}),
+        "nodePools.system.labels",
+        "which is not a Kubernetes label value (1-63 characters)",
+    ),
+    (
+        "label key too long",
+        minimal_sections(nodePools={"system": {"instanceTypes": ["m6i.large"], "maxSize": 2, "labels": {"example.com/" + "a" * 60: "x"}}}),
+        "nodePools.system.labels",
+        "at most 63 characters",
+    ),
+    (
+        "taint value too long",
+        minimal_sections(
+            nodePools={
+                "system": {
+                    "instanceTypes": ["m6i.large"],
+                    "maxSize": 2,
+                    "taints": [{"key": "team", "value": "a" * 64, "effect": "NoSchedule"}],
+                }
+            }
+        ),
+        "nodePools.system.taints[0].value",
+        "at most 63 characters",
+    ),
+    ("platform tag override", minimal_sections(tags={"ml-platform/environment": "prod"}), "tags", "is set by the platform"),
+    ("bad tag characters", minimal_sections(tags={"team": "ml#1"}), "tags", "uses characters AWS does not allow"),
     ("no system pool", minimal_sections(nodePools={"cpu": {"instanceTypes": ["m6i.large"], "maxSize": 2}}), "nodePools.system", "required"),
     (
         "gpu system pool",
@@ -324,3 +360,9 @@ def test_every_problem_is_reported_at_once():
 def test_error_text_lists_every_problem_one_per_line():
     error = config.ConfigError([("b.key", "second"), ("a.key", "first")])
     assert error.render().splitlines() == ["2 problem(s) in the stack configuration:", "  a.key: first", "  b.key: second"]
+
+
+def test_kubelet_label_prefixes_are_allowed():
+    pools = {"system": {"instanceTypes": ["m6i.large"], "maxSize": 2, "labels": {"node.kubernetes.io/role": "system"}}}
+    cfg = config.parse(raw_config(**minimal_sections(nodePools=pools)), "test")
+    assert cfg.nodePools["system"].labels == {"node.kubernetes.io/role": "system"}
