@@ -91,3 +91,18 @@ def gpu_info(instance_type: str) -> GpuInfo | None:
 def is_unsupported_accelerator(instance_type: str) -> bool:
     """Accelerated types (Inferentia, Trainium, Gaudi, FPGA, fractional GPU) the platform cannot serve on."""
     return bool(_UNSUPPORTED_ACCELERATED.match(family_of(instance_type)))
+
+
+@functools.cache
+def known_families() -> frozenset[str]:
+    """Every EC2 instance family (the part before the dot) in the pinned botocore's EC2 model."""
+    return frozenset(family_of(t) for t in known_instance_types())
+
+
+def family_gpu(family: str) -> GpuInfo | None:
+    """GPU facts of an instance family, with `count` the most GPUs any of its sizes has; None for CPU families."""
+    if family not in _NVIDIA_FAMILIES:
+        return None
+    model, memory, mig, _ = _NVIDIA_FAMILIES[family]
+    counts = [gpu_info(t).count for t in known_instance_types() if family_of(t) == family]  # type: ignore[union-attr]
+    return GpuInfo(model=model, count=max(counts, default=1), memory_gib=memory, mig=mig)

@@ -1,5 +1,5 @@
 """NodePool: one EKS managed node group with its launch template (IMDSv2 only, encrypted gp3 root volume),
-labels and taints; GPU pools get the NVIDIA AMI, the GPU taint and the GPU label."""
+labels and taints; GPU pools get the NVIDIA AMI."""
 
 from __future__ import annotations
 
@@ -11,9 +11,6 @@ import pulumi_aws as aws
 
 TYPE = "mlplatform:aws:NodePool"
 
-POOL_LABEL = "ml-platform/pool"
-GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
-GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
 CPU_DISK_GIB = 50
 GPU_DISK_GIB = 200  # vLLM/Triton images are 10-20 GB compressed; unpacked layers need the room
 ROOT_DEVICE = "/dev/xvda"  # every AL2023 EKS AMI, NVIDIA included
@@ -25,19 +22,6 @@ def ami_type(architecture: str, gpu: bool) -> str:
     """EKS managed node group AMI type for an architecture and GPU-ness (AL2023 only)."""
     arch = {"x86_64": "x86_64", "arm64": "ARM_64"}[architecture]
     return f"AL2023_{arch}_{'NVIDIA' if gpu else 'STANDARD'}"
-
-
-def node_labels(pool: str, gpu: bool, extra: Mapping[str, str]) -> dict[str, str]:
-    """Labels every node of the pool carries: its pool name, GPU presence, then the configured extras."""
-    labels = {POOL_LABEL: pool}
-    if gpu:
-        labels[GPU_PRESENT_LABEL] = "true"
-    return {**labels, **extra}
-
-
-def node_taints(gpu: bool, extra: Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
-    """Taints in Kubernetes spelling: GPU pools repel every pod that does not tolerate nvidia.com/gpu."""
-    return ([dict(GPU_TAINT)] if gpu else []) + [dict(taint) for taint in extra]
 
 
 def eks_taint_effect(effect: str) -> str:
@@ -72,11 +56,12 @@ class NodePoolArgs:
     disk_size_gib: int | None = None
     """Root volume size; default CPU_DISK_GIB or GPU_DISK_GIB."""
     labels: Mapping[str, str] = field(default_factory=dict)
-    """Extra node labels."""
+    """Node labels (components.scheduling.node_labels: pool name, GPU presence, sharing config, extras)."""
     taints: Sequence[Mapping[str, str]] = ()
-    """Extra taints (`key`, `value`, `effect` in Kubernetes spelling)."""
+    """Node taints in Kubernetes spelling (components.scheduling.node_taints: the GPU taint, extras)."""
     max_unavailable: int = 1
     """Nodes replaced at once during an update."""
+
     tags: Mapping[str, str] = field(default_factory=dict)
     """Tags for the node group, its instances and volumes."""
 
@@ -137,10 +122,10 @@ class NodePool(pulumi.ComponentResource):
             ),
             update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=args.max_unavailable),
             launch_template=aws.eks.NodeGroupLaunchTemplateArgs(id=template.id, version=template.latest_version.apply(str)),
-            labels=node_labels(name, args.gpu, args.labels),
+            labels=dict(args.labels),
             taints=[
                 aws.eks.NodeGroupTaintArgs(key=t["key"], value=t.get("value") or None, effect=eks_taint_effect(t["effect"]))
-                for t in node_taints(args.gpu, args.taints)
+                for t in args.taints
             ],
             tags=tags,
             opts=pulumi.ResourceOptions(

@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from components import instance_types
@@ -58,6 +58,8 @@ MAX_USER_TAGS = 40  # AWS allows 50 per resource; the platform and Kubernetes co
 _K8S_NAMESPACE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 GPU_TAINT_KEY = "nvidia.com/gpu"
+# Node labels the platform sets on pools itself (pool name, GPU presence, device-plugin config).
+PLATFORM_LABELS = ("ml-platform/pool", "nvidia.com/gpu.present", "nvidia.com/device-plugin.config")
 
 
 class ConfigError(Exception):
@@ -286,9 +288,80 @@ class Taint(_Model):
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
 
 
-class NodePoolConfig(_Model):
+class TimeSlicing(_Model):
+    replicas: Annotated[int, Field(ge=2, le=16)]
+    """How many pods share each GPU (the device plugin advertises replicas x GPUs)."""
+
+
+class Mig(_Model):
+    strategy: Literal["single", "mixed"]
+    """How the device plugin exposes MIG devices: all alike as nvidia.com/gpu, or per profile as nvidia.com/mig-<profile>."""
+
+
+class GpuSharing(_Model):
+    timeSlicing: TimeSlicing | None = None
+    """Time-slice each GPU between pods (cheap dev pools)."""
+    mig: Mig | None = None
+    """Expose Multi-Instance GPU partitions (A100/H100-class GPUs)."""
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> GpuSharing:
+        if self.timeSlicing is not None and self.mig is not None:
+            raise _fail("choose one sharing mode: timeSlicing or mig, not both")
+        if self.timeSlicing is None and self.mig is None:
+            raise _fail("set timeSlicing or mig (or remove gpuSharing)")
+        return self
+
+
+class _PoolBase(_Model):
+    diskSizeGiB: Annotated[int, Field(ge=20, le=16384)] | None = None
+    """Root volume size (default 50 GiB for CPU pools, 200 GiB for GPU pools, which pull multi-GB images)."""
+    labels: dict[str, str] = {}
+    """Extra Kubernetes node labels."""
+    taints: list[Taint] = []
+    """Extra taints; GPU pools always get nvidia.com/gpu=true:NoSchedule."""
+    gpuSharing: GpuSharing | None = None
+    """Share each GPU between pods (time-slicing or MIG); GPU pools only."""
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, label in value.items():
+            _check_label_key(key)
+            if not _LABEL_VALUE.match(label):
+                raise _fail(f"label '{key}' has value '{label}', which is not a Kubernetes label value (1-63 characters)")
+            if key in PLATFORM_LABELS:
+                raise _fail(f"label '{key}' is set by the platform; remove it")
+        return value
+
+    @field_validator("taints")
+    @classmethod
+    def _taints(cls, value: list[Taint]) -> list[Taint]:
+        for taint in value:
+            _check_label_key(taint.key)
+            if taint.key == GPU_TAINT_KEY:
+                raise _fail(f"taint {GPU_TAINT_KEY} is managed by the platform on GPU pools; remove it")
+        return value
+
+    @model_validator(mode="after")
+    def _sharing(self) -> _PoolBase:
+        if self.gpuSharing is None:
+            return self
+        gpu = self.gpu
+        if gpu is None:
+            raise _fail("gpuSharing applies to GPU pools only; this pool has no GPUs")
+        if self.gpuSharing.mig is not None and not gpu.mig:
+            raise _fail(f"MIG needs A100/H100/H200-class GPUs; this pool's {gpu.model} cannot be partitioned (use timeSlicing)")
+        return self
+
+    @property
+    def gpu(self) -> instance_types.GpuInfo | None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+class ManagedPoolConfig(_PoolBase):
     kind: Literal["managed"] = "managed"
-    """How the pool is run: `managed` (EKS managed node group)."""
+    """An EKS managed node group of fixed instance types."""
     instanceTypes: Annotated[list[str], Field(min_length=1, max_length=20)]
     """EC2 instance types; all of one architecture, all CPU or all the same GPU kind."""
     capacityType: Literal["ON_DEMAND", "SPOT"] = "ON_DEMAND"
@@ -299,12 +372,6 @@ class NodePoolConfig(_Model):
     """Most nodes."""
     desiredSize: Annotated[int, Field(ge=0, le=1000)] | None = None
     """Initial node count (default minSize); the autoscaler owns it afterwards."""
-    diskSizeGiB: Annotated[int, Field(ge=20, le=16384)] | None = None
-    """Root volume size (default 50 GiB for CPU pools, 200 GiB for GPU pools, which pull multi-GB images)."""
-    labels: dict[str, str] = {}
-    """Extra Kubernetes node labels."""
-    taints: list[Taint] = []
-    """Extra taints; GPU pools always get nvidia.com/gpu=true:NoSchedule."""
     maxUnavailable: Annotated[int, Field(ge=1, le=100)] = 1
     """Nodes replaced at once during an update."""
 
@@ -329,26 +396,8 @@ class NodePoolConfig(_Model):
             raise _fail(f"mixes GPU kinds {sorted(str(g) for g in gpus)}; one pool, one kind of GPU (or none)")
         return value
 
-    @field_validator("labels")
-    @classmethod
-    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
-        for key, label in value.items():
-            _check_label_key(key)
-            if not _LABEL_VALUE.match(label):
-                raise _fail(f"label '{key}' has value '{label}', which is not a Kubernetes label value (1-63 characters)")
-        return value
-
-    @field_validator("taints")
-    @classmethod
-    def _taints(cls, value: list[Taint]) -> list[Taint]:
-        for taint in value:
-            _check_label_key(taint.key)
-            if taint.key == GPU_TAINT_KEY:
-                raise _fail(f"taint {GPU_TAINT_KEY} is managed by the platform on GPU pools; remove it")
-        return value
-
     @model_validator(mode="after")
-    def _sizes(self) -> NodePoolConfig:
+    def _sizes(self) -> ManagedPoolConfig:
         if self.minSize > self.maxSize:
             raise _fail(f"minSize {self.minSize} is larger than maxSize {self.maxSize}")
         if self.desiredSize is not None and not self.minSize <= self.desiredSize <= self.maxSize:
@@ -357,11 +406,134 @@ class NodePoolConfig(_Model):
 
     @property
     def gpu(self) -> instance_types.GpuInfo | None:
-        return instance_types.gpu_info(self.instanceTypes[0])
+        """GPUs of the pool's largest instance type."""
+        infos = [info for t in self.instanceTypes if (info := instance_types.gpu_info(t))]
+        return max(infos, key=lambda info: info.count) if infos else None
 
     @property
     def architecture(self) -> str:
         return instance_types.architecture(self.instanceTypes[0])
+
+
+class KarpenterLimits(_Model):
+    cpu: Annotated[int, Field(ge=1)]
+    """Most vCPUs the pool may run in total."""
+    memoryGiB: Annotated[int, Field(ge=1)]
+    """Most memory the pool may run in total, in GiB."""
+    gpus: Annotated[int, Field(ge=1)] | None = None
+    """Most GPUs the pool may run in total; required for GPU pools (a runaway GPU bill is the costliest mistake)."""
+
+
+class DisruptionBudget(_Model):
+    nodes: Annotated[str, Field(pattern=r"^((100|[0-9]{1,2})%|[0-9]+)$")]
+    """How many nodes (or what percentage) Karpenter may disrupt at once."""
+    schedule: str | None = None
+    """Cron schedule when this budget applies (with duration)."""
+    duration: Annotated[str, Field(pattern=r"^([0-9]+(m|h))+$")] | None = None
+    """How long after each scheduled start the budget applies."""
+    reasons: list[Literal["Underutilized", "Empty", "Drifted"]] | None = None
+    """Disruption reasons the budget covers (default: all)."""
+
+    @model_validator(mode="after")
+    def _window(self) -> DisruptionBudget:
+        if (self.schedule is None) != (self.duration is None):
+            raise _fail("schedule and duration go together")
+        return self
+
+
+_DURATION = r"^(([0-9]+(s|m|h))+|Never)$"
+
+
+class KarpenterPoolConfig(_PoolBase):
+    kind: Literal["karpenter"]
+    """A Karpenter NodePool: nodes launched on demand from instance families or categories."""
+    instanceFamilies: list[str] = []
+    """EC2 instance families (g5, g6e, m7i, ...); GPU pools must list their GPU families."""
+    instanceCategories: list[Annotated[str, Field(pattern=r"^[a-z]$")]] = []
+    """CPU instance categories (c, m, r, ...), used with minGeneration."""
+    minGeneration: Annotated[int, Field(ge=1, le=20)] | None = None
+    """Oldest instance generation allowed (e.g. 6 excludes m5)."""
+    capacityTypes: Annotated[list[Literal["spot", "on-demand"]], Field(min_length=1)] = ["on-demand"]
+    """Spot and/or on-demand; with both, Karpenter prefers spot."""
+    architecture: Literal["amd64", "arm64"] = "amd64"
+    """CPU architecture of the nodes."""
+    zones: list[str] | None = None
+    """Availability zones to launch in (default: every zone of the stack)."""
+    limits: KarpenterLimits
+    """Ceilings on what the pool may run in total."""
+    weight: Annotated[int, Field(ge=1, le=100)] | None = None
+    """Preference among pools that fit a pod: higher first (spot pool before its on-demand fallback)."""
+    consolidationPolicy: Literal["WhenEmpty", "WhenEmptyOrUnderutilized"] | None = None
+    """When Karpenter may remove nodes (default: WhenEmpty for GPU pools, so a loaded model is never moved to
+    pack nodes tighter; WhenEmptyOrUnderutilized for CPU pools)."""
+    consolidateAfter: Annotated[str, Field(pattern=_DURATION)] = "5m"
+    """How long a node must be consolidatable before Karpenter acts."""
+    expireAfter: Annotated[str, Field(pattern=_DURATION)] = "720h"
+    """Node lifetime before replacement (picks up new AMIs), or Never."""
+    terminationGracePeriod: Annotated[str, Field(pattern=r"^([0-9]+(s|m|h))+$")] = "1h"
+    """Longest a node may take to drain before it is removed anyway (bounds do-not-disrupt pods on expiry)."""
+    disruptionBudgets: list[DisruptionBudget] | None = None
+    """Karpenter disruption budgets (default: one node at a time for GPU pools, 10% for CPU pools)."""
+
+    @field_validator("instanceFamilies")
+    @classmethod
+    def _families(cls, value: list[str]) -> list[str]:
+        problems = []
+        for family in value:
+            if family not in instance_types.known_families():
+                hint = difflib.get_close_matches(family, sorted(instance_types.known_families()), n=1)
+                problems.append(f"'{family}' is not a known EC2 instance family" + (f"; did you mean '{hint[0]}'?" if hint else ""))
+            elif instance_types.is_unsupported_accelerator(family + ".x"):
+                problems.append(f"'{family}' is an accelerator family without NVIDIA device plugin support")
+        if problems:
+            raise _fail("; ".join(problems))
+        kinds = {instance_types.family_gpu(f) is not None for f in value}
+        if len(kinds) > 1:
+            cpu = sorted(f for f in value if instance_types.family_gpu(f) is None)
+            raise _fail(f"mixes GPU and non-GPU families ({', '.join(cpu)} have no GPU); a GPU pool lists GPU families only")
+        return value
+
+    @model_validator(mode="after")
+    def _shape(self) -> KarpenterPoolConfig:
+        if not self.instanceFamilies and not self.instanceCategories:
+            raise _fail("set instanceFamilies or instanceCategories")
+        if self.gpu is not None and self.instanceCategories:
+            raise _fail("a GPU pool names its GPU families in instanceFamilies; drop instanceCategories")
+        if {"g", "p"} & set(self.instanceCategories):
+            raise _fail("categories g and p are GPU categories; name the GPU families in instanceFamilies instead")
+        arm = {instance_types.architecture(f + ".x") for f in self.instanceFamilies} - {
+            "x86_64" if self.architecture == "amd64" else "arm64"
+        }
+        if arm:
+            raise _fail(f"instanceFamilies include {arm.pop()} families but architecture is {self.architecture}")
+        if self.gpu is not None and self.limits.gpus is None:
+            raise _fail("a GPU pool needs limits.gpus, the most GPUs it may run")
+        if self.gpu is None and self.limits.gpus is not None:
+            raise _fail("limits.gpus applies to GPU pools only")
+        return self
+
+    @property
+    def gpu(self) -> instance_types.GpuInfo | None:
+        """GPUs of the pool's largest node (most GPUs over its families)."""
+        infos = [info for f in self.instanceFamilies if (info := instance_types.family_gpu(f))]
+        return max(infos, key=lambda info: info.count) if infos else None
+
+    @property
+    def gpu_families(self) -> list[instance_types.GpuInfo]:
+        return [info for f in self.instanceFamilies if (info := instance_types.family_gpu(f))]
+
+
+def _pool_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return value.get("kind", "managed")
+    return getattr(value, "kind", "managed")
+
+
+NodePoolConfig = Annotated[
+    Annotated[ManagedPoolConfig, Tag("managed")] | Annotated[KarpenterPoolConfig, Tag("karpenter")],
+    Discriminator(_pool_kind, custom_error_type="pool_kind", custom_error_message="unknown pool kind"),
+]
+POOL_MODELS: dict[str, type[BaseModel]] = {"managed": ManagedPoolConfig, "karpenter": KarpenterPoolConfig}
 
 
 def _check_label_key(key: str) -> None:
@@ -456,6 +628,8 @@ def _cross_checks(cfg: StackConfig) -> list[tuple[str, str]]:
     system = cfg.nodePools.get("system")
     if system is None:
         problems.append(("nodePools.system", "required: the CPU on-demand pool that runs the platform's controllers"))
+    elif not isinstance(system, ManagedPoolConfig):
+        problems.append(("nodePools.system.kind", "the system pool must be 'managed': it runs Karpenter itself"))
     else:
         if system.gpu is not None:
             problems.append(("nodePools.system.instanceTypes", "the system pool must be CPU-only"))
@@ -465,6 +639,14 @@ def _cross_checks(cfg: StackConfig) -> list[tuple[str, str]]:
             problems.append(("nodePools.system.minSize", "the system pool needs at least 1 node"))
         if prod and system.minSize < 2:
             problems.append(("nodePools.system.minSize", f"prod needs at least 2 system nodes, got {system.minSize}"))
+
+    for name, pool in cfg.nodePools.items():
+        if isinstance(pool, KarpenterPoolConfig) and pool.zones is not None:
+            for index, zone in enumerate(pool.zones):
+                known = cfg.network.availabilityZones
+                if (known is not None and zone not in known) or not re.fullmatch(re.escape(cfg.region) + r"[a-z]", zone):
+                    where = f"one of {', '.join(known)}" if known is not None else f"a zone of {cfg.region}"
+                    problems.append((f"nodePools.{name}.zones[{index}]", f"'{zone}' is not {where}"))
 
     if cfg.protectStatefulResources and cfg.ephemeral:
         problems.append(("ephemeral", "an ephemeral stack cannot also protect its stateful resources"))
@@ -539,7 +721,7 @@ def parse(raw: Mapping[str, str], stack: str) -> StackConfig:
 
 def _path(location: tuple[Any, ...]) -> str:
     path = ""
-    for part in location:
+    for part in _without_pool_tag(location):
         if isinstance(part, int):
             path += f"[{part}]"
         else:
@@ -575,13 +757,25 @@ def _describe(error: Mapping[str, Any]) -> tuple[str, str]:
         return _path(location), f"expected {expected}, got {type(given).__name__} {given!r}"
     if kind == "mlplatform":
         return _path(location), error["msg"]
+    if kind == "pool_kind":
+        return _path((*location, "kind")), f"{given.get('kind')!r} is not allowed; expected 'managed' or 'karpenter'"
     return _path(location), f"{error['msg']} (got {given!r})"
+
+
+def _without_pool_tag(location: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Pydantic puts the union tag in the location (nodePools.gpu.karpenter.limits); users never write it."""
+    if len(location) > 2 and location[0] == "nodePools" and location[2] in POOL_MODELS:
+        return location[:2] + location[3:]
+    return location
 
 
 def _model_at(location: tuple[Any, ...]) -> type[BaseModel] | None:
     """The model class that owns the fields at `location`, following dict and list nesting."""
     model: Any = StackConfig
-    for part in location:
+    for index, part in enumerate(location):
+        if index == 2 and location[0] == "nodePools" and part in POOL_MODELS:
+            model = POOL_MODELS[part]
+            continue
         annotation = (
             model.model_fields[part].annotation
             if isinstance(part, str) and hasattr(model, "model_fields") and part in model.model_fields

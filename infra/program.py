@@ -10,22 +10,34 @@ import pulumi_aws as aws
 
 from components.cluster_addons import ClusterAddons, ClusterAddonsArgs
 from components.eks_cluster import AccessGrant, EksCluster, EksClusterArgs
+from components.gpu import GPU_NODE_SELECTOR, GPU_TOLERATIONS, GpuSupport, GpuSupportArgs
+from components.karpenter import Karpenter, KarpenterArgs
 from components.kms import KmsKey, KmsKeyArgs
 from components.model_store import ModelStore, ModelStoreArgs
 from components.network import Network, NetworkArgs
 from components.node_pool import NodePool, NodePoolArgs
 from components.registry import ContainerRegistry, ContainerRegistryArgs, PullThroughCache
-from infra import aliases, config, versions
+from components.scheduling import POOL_LABEL, device_plugin_gaps
+from infra import aliases, config, pools, versions
 
 
 def load_config() -> config.StackConfig:
     """The stack's typed config from the Pulumi config the engine (or the offline plan) provides."""
     raw = {**pulumi.runtime.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
     try:
-        return config.parse(raw, pulumi.get_stack())
+        cfg = config.parse(raw, pulumi.get_stack())
+        check_scheduling(cfg)
+        return cfg
     except config.ConfigError as err:
         # RunError ends the run with the message alone, no traceback.
         raise pulumi.RunError(err.render()) from None
+
+
+def check_scheduling(cfg: config.StackConfig) -> None:
+    """The scheduling contract over the whole config: the device plugin must run on every GPU pool."""
+    gaps = device_plugin_gaps(pools.scheduling_pools(cfg), GPU_NODE_SELECTOR, GPU_TOLERATIONS)
+    if gaps:
+        raise config.ConfigError([(f"nodePools.{gap.split(':', 1)[0]}.taints", gap.split(": ", 1)[1]) for gap in gaps])
 
 
 def stack_tags(cfg: config.StackConfig) -> dict[str, str]:
@@ -114,9 +126,12 @@ def build(cfg: config.StackConfig) -> None:
         opts=aliases.options("eks"),
     )
 
-    pools = []
+    node_groups = []
     for pool_name, pool in sorted(cfg.nodePools.items()):
-        pools.append(
+        if not isinstance(pool, config.ManagedPoolConfig):
+            continue
+        labels, taints = pools.labels_and_taints(pool_name, pool)
+        node_groups.append(
             NodePool(
                 pool_name,
                 NodePoolArgs(
@@ -132,8 +147,8 @@ def build(cfg: config.StackConfig) -> None:
                     desired_size=pool.desiredSize,
                     capacity_type=pool.capacityType,
                     disk_size_gib=pool.diskSizeGiB,
-                    labels=pool.labels,
-                    taints=[t.model_dump() for t in pool.taints],
+                    labels=labels,
+                    taints=taints,
                     max_unavailable=pool.maxUnavailable,
                     tags=tags,
                 ),
@@ -154,8 +169,50 @@ def build(cfg: config.StackConfig) -> None:
             tags=tags,
         ),
         # CoreDNS and the EBS CSI controller are Deployments: they need nodes to become healthy.
-        opts=aliases.options("addons", depends_on=pools),
+        opts=aliases.options("addons", depends_on=node_groups),
     )
+
+    node_roles = [cluster.node_role]
+    karpenter_pools = {name: pool for name, pool in sorted(cfg.nodePools.items()) if isinstance(pool, config.KarpenterPoolConfig)}
+    if karpenter_pools:
+        zones = availability_zones(cfg)
+        karpenter = Karpenter(
+            "karpenter",
+            KarpenterArgs(
+                cluster_name=name,
+                cluster_security_group_id=cluster.cluster_security_group_id,
+                kubernetes_provider=cluster.provider,
+                chart=versions.CHARTS["karpenter"].name,
+                chart_version=versions.CHARTS["karpenter"].version,
+                ami_alias=release.ami_alias,
+                region=cfg.region,
+                account_id=identity.account_id,
+                partition=partition,
+                pools=[pools.karpenter_pool(pool_name, pool, zones) for pool_name, pool in karpenter_pools.items()],
+                # The chart keeps replicas on separate nodes: no more than the system pool always has.
+                controller_replicas=min(2, cfg.nodePools["system"].minSize),
+                controller_node_selector={POOL_LABEL: "system"},
+                tags=tags,
+            ),
+            # The controller runs on the managed system pool.
+            opts=aliases.options("karpenter", depends_on=node_groups),
+        )
+        node_roles.append(karpenter.node_role)
+
+    if any(pool.gpu is not None for pool in cfg.nodePools.values()):
+        device_plugin, dcgm = versions.CHARTS["nvidia-device-plugin"], versions.CHARTS["dcgm-exporter"]
+        GpuSupport(
+            "nvidia",
+            GpuSupportArgs(
+                kubernetes_provider=cluster.provider,
+                device_plugin_chart=(device_plugin.name, device_plugin.repository, device_plugin.version),
+                dcgm_exporter_chart=(dcgm.name, dcgm.repository, dcgm.version),
+                sharing_configs=pools.sharing_configs(cfg),
+                # Switched on by the monitoring stack, which brings the ServiceMonitor CRD.
+                service_monitor=False,
+            ),
+            opts=aliases.options("nvidia"),
+        )
 
     # ECR names are unique per account and region: stacks sharing an account get their own prefix.
     prefix = cfg.stack if cfg.registries.prefix is None else cfg.registries.prefix
@@ -165,8 +222,8 @@ def build(cfg: config.StackConfig) -> None:
             repositories=tuple(cfg.registries.repositories),
             name_prefix=prefix,
             kms_key_arn=data_key.arn,
-            puller_role_arns=[cluster.node_role.arn],
-            puller_role_names=[cluster.node_role.name],
+            puller_role_arns=[role.arn for role in node_roles],
+            puller_role_names=[role.name for role in node_roles],
             account_id=identity.account_id,
             region=cfg.region,
             partition=partition,

@@ -6,7 +6,10 @@ Sources (checked 2026-11-23; re-check with `aws eks describe-addon-versions --ku
 - Kubernetes 1.36 is in EKS standard support until 2027-08-02 (EKS "Kubernetes versions" page).
 - kube-proxy, coredns: the EKS user guide's per-version tables ("managing-kube-proxy", "managing-coredns").
 - vpc-cni, eks-pod-identity-agent, aws-ebs-csi-driver: the builds EKS resolved as default for 1.36.
-- AL2023 AMI release 1.36.3-20260903: amazon-eks-ami release v20260903 (standard and NVIDIA variants).
+- AL2023 AMI release 1.36.3-20260903: amazon-eks-ami release v20260903 (standard and NVIDIA variants);
+  Karpenter selects the same release through the EC2NodeClass alias `al2023@v20260903`.
+- Charts: the versions whose default values are in ../shared/charts/<chart>/ (Chart.yaml), so every
+  values key the program sets is checked against the pinned chart's defaults.
 """
 
 from __future__ import annotations
@@ -24,6 +27,27 @@ class EksRelease:
     kubernetes: str
     addons: dict[str, str]
     ami_release: str  # EKS managed node group `releaseVersion` for every AL2023 AMI type
+
+    @property
+    def ami_alias(self) -> str:
+        """Karpenter EC2NodeClass alias of the same AMI release: `al2023@vYYYYMMDD`."""
+        return f"al2023@v{self.ami_release.rsplit('-', 1)[1]}"
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A pinned Helm chart: where it comes from and which version."""
+
+    name: str
+    repository: str  # an https chart repository, or "" when `name` is a full oci:// reference
+    version: str
+
+
+CHARTS: dict[str, Chart] = {
+    "karpenter": Chart("oci://public.ecr.aws/karpenter/karpenter", "", "1.14.1"),
+    "nvidia-device-plugin": Chart("nvidia-device-plugin", "https://nvidia.github.io/k8s-device-plugin", "0.20.0"),
+    "dcgm-exporter": Chart("dcgm-exporter", "https://nvidia.github.io/dcgm-exporter/helm-charts", "4.8.2"),
+}
 
 
 EKS_RELEASES: dict[str, EksRelease] = {
@@ -52,4 +76,7 @@ def eks_regions() -> tuple[str, ...]:
 def versions_output(kubernetes_version: str) -> dict:
     """The stack's `versions` output: everything pinned that this stack runs."""
     release = EKS_RELEASES[kubernetes_version]
-    return {"eks": asdict(release)}
+    return {
+        "eks": {**asdict(release), "ami_alias": release.ami_alias},
+        "charts": {key: asdict(chart) for key, chart in sorted(CHARTS.items())},
+    }

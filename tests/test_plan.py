@@ -82,8 +82,15 @@ def test_dev_is_cheap(plans):
     assert len(dev.by_type("aws:ec2/natGateway:NatGateway")) == 1
     assert len([r for r in dev.by_type("aws:ec2/subnet:Subnet") if "private" in r["name"]]) == 2
     assert not [r for r in dev.resources if r["protect"]]
-    gpu = next(r for r in dev.by_type("aws:eks/nodeGroup:NodeGroup") if r["name"] == "gpu-ng")["inputs"]
-    assert gpu["capacityType"] == "SPOT" and gpu["scalingConfig"]["minSize"] == 0
+    # GPUs only through Karpenter: nothing runs (or costs) until a GPU pod is pending, spot first.
+    assert [r["name"] for r in dev.by_type("aws:eks/nodeGroup:NodeGroup")] == ["system-ng"]
+    node_pools = {m["metadata"]["name"]: m["spec"] for m in dev.manifests().values() if m.get("kind") == "NodePool"}
+    capacity = {
+        name: next(r["values"] for r in spec["template"]["spec"]["requirements"] if r["key"] == "karpenter.sh/capacity-type")
+        for name, spec in node_pools.items()
+    }
+    assert capacity["gpu"] == ["spot"] and capacity["gpu-on-demand"] == ["on-demand"]
+    assert node_pools["gpu"]["weight"] > node_pools["gpu-on-demand"]["weight"]
 
 
 def test_prod_is_hardened(plans):

@@ -1,7 +1,7 @@
 import pulumi
 import pytest
 
-from components import node_pool
+from components import node_pool, scheduling
 from tests.helpers import render, resource
 
 
@@ -44,8 +44,8 @@ def test_launch_template_requires_imdsv2_and_encrypts_gp3_root():
     assert "userData" not in template and "imageId" not in template and "iamInstanceProfile" not in template
 
 
-def test_cpu_pool_has_no_gpu_taint_and_autoscaler_owns_desired_size():
-    group = resource(render(build()), "aws:eks/nodeGroup:NodeGroup", "pool-ng")
+def test_cpu_pool_and_autoscaler_owns_desired_size():
+    group = resource(render(build(labels=scheduling.node_labels("pool", False, None, {}))), "aws:eks/nodeGroup:NodeGroup", "pool-ng")
     assert group["inputs"]["amiType"] == "AL2023_x86_64_STANDARD"
     assert group["inputs"].get("taints", []) == []
     assert group["inputs"]["labels"] == {"ml-platform/pool": "pool"}
@@ -56,7 +56,17 @@ def test_cpu_pool_has_no_gpu_taint_and_autoscaler_owns_desired_size():
 
 
 def test_gpu_pool_is_tainted_labelled_big_disk_spot_from_zero():
-    plan = render(build(instance_types=("g5.xlarge",), gpu=True, min_size=0, max_size=2, capacity_type="SPOT"))
+    plan = render(
+        build(
+            instance_types=("g5.xlarge",),
+            gpu=True,
+            min_size=0,
+            max_size=2,
+            capacity_type="SPOT",
+            labels=scheduling.node_labels("pool", True, None, {}),
+            taints=scheduling.node_taints(True, []),
+        )
+    )
     group = resource(plan, "aws:eks/nodeGroup:NodeGroup", "pool-ng")["inputs"]
     assert group["amiType"] == "AL2023_x86_64_NVIDIA"
     assert group["taints"] == [{"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}]

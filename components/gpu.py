@@ -1,0 +1,117 @@
+"""GpuSupport: the NVIDIA device plugin (so GPU nodes advertise nvidia.com/gpu), GPU sharing configs
+selected per pool, and the DCGM exporter for GPU metrics. Both run only on GPU nodes and tolerate the
+GPU taint; AL2023 NVIDIA AMIs ship the driver but no device plugin."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_kubernetes as k8s
+import yaml
+
+from components.scheduling import GPU_PRESENT_LABEL, GPU_TAINT
+
+TYPE = "mlplatform:k8s:GpuSupport"
+
+NAMESPACE = "nvidia"
+DEFAULT_CONFIG = "default"
+
+# Where both DaemonSets run: GPU nodes only (labelled by the platform and by AL2023's nodeadm), tainted or not.
+GPU_NODE_SELECTOR = {GPU_PRESENT_LABEL: "true"}
+GPU_TOLERATIONS = [
+    {"key": GPU_TAINT["key"], "operator": "Exists", "effect": GPU_TAINT["effect"]},
+    {"key": "CriticalAddonsOnly", "operator": "Exists"},
+]
+
+
+def sharing_config(time_slicing_replicas: int | None = None, mig_strategy: str | None = None) -> dict:
+    """One device-plugin config file (`version: v1`): plain, time-sliced, or MIG."""
+    config: dict = {"version": "v1", "flags": {"migStrategy": mig_strategy or "none"}}
+    if time_slicing_replicas is not None:
+        config["sharing"] = {
+            "timeSlicing": {
+                "renameByDefault": False,
+                # A pod asking for 2 slices would not get 2 GPUs' worth: refuse rather than mislead.
+                "failRequestsGreaterThanOne": True,
+                "resources": [{"name": "nvidia.com/gpu", "replicas": time_slicing_replicas}],
+            }
+        }
+    return config
+
+
+def device_plugin_values(configs: Mapping[str, dict]) -> dict:
+    """Device-plugin chart values: GPU nodes only, tolerating the GPU taint (the NFD worker too, in case
+    GPU feature discovery is switched on: k8s-device-plugin #1934), and the named sharing configs that
+    nodes pick through the `nvidia.com/device-plugin.config` label."""
+    return {
+        "nodeSelector": GPU_NODE_SELECTOR,
+        "tolerations": GPU_TOLERATIONS,
+        "gfd": {"enabled": False},
+        "nfd": {"worker": {"tolerations": GPU_TOLERATIONS}},
+        "config": {
+            "map": {name: _yaml(config) for name, config in sorted({DEFAULT_CONFIG: sharing_config(), **configs}.items())},
+            "default": DEFAULT_CONFIG,
+        },
+    }
+
+
+def dcgm_exporter_values(service_monitor: bool) -> dict:
+    """DCGM exporter chart values: GPU nodes only (its defaults tolerate no GPU taint and select every node)."""
+    return {
+        "nodeSelector": GPU_NODE_SELECTOR,
+        "tolerations": GPU_TOLERATIONS,
+        # The chart renders a ServiceMonitor by default, whose CRD exists only with the monitoring stack.
+        "serviceMonitor": {"enabled": service_monitor, "interval": "15s"},
+    }
+
+
+def _yaml(document: dict) -> str:
+    return yaml.safe_dump(document, sort_keys=True)
+
+
+@dataclass
+class GpuSupportArgs:
+    kubernetes_provider: k8s.Provider
+    """Provider for the cluster's API."""
+    device_plugin_chart: tuple[str, str, str]
+    """(chart, repository, version) of the NVIDIA device plugin."""
+    dcgm_exporter_chart: tuple[str, str, str]
+    """(chart, repository, version) of the DCGM exporter."""
+    sharing_configs: Mapping[str, dict] = field(default_factory=dict)
+    """Device-plugin configs by name (one per pool that shares GPUs)."""
+    service_monitor: bool = False
+    """Render the DCGM exporter's ServiceMonitor (needs the Prometheus operator's CRDs)."""
+
+
+class GpuSupport(pulumi.ComponentResource):
+    def __init__(self, name: str, args: GpuSupportArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(TYPE, name, None, opts)
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata={"name": NAMESPACE, "labels": {"ml-platform/component": "gpu"}},
+            opts=pulumi.ResourceOptions(parent=self, provider=args.kubernetes_provider),
+        )
+        in_namespace = pulumi.ResourceOptions(
+            parent=self,
+            provider=args.kubernetes_provider,
+            # A component's depends_on does not reach its children.
+            depends_on=[namespace, *((opts.depends_on or []) if opts else [])],
+        )
+        for release, (chart, repository, version), values in (
+            ("nvidia-device-plugin", args.device_plugin_chart, device_plugin_values(args.sharing_configs)),
+            ("dcgm-exporter", args.dcgm_exporter_chart, dcgm_exporter_values(args.service_monitor)),
+        ):
+            k8s.helm.v3.Release(
+                f"{name}-{release}",
+                name=release,
+                chart=chart,
+                version=version,
+                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=repository),
+                namespace=NAMESPACE,
+                values=values,
+                timeout=600,
+                opts=in_namespace,
+            )
+        self.register_outputs({})

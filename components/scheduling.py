@@ -1,0 +1,117 @@
+"""The scheduling contract: which node pools can run a workload, and proof that every GPU pool has a
+device plugin that will run on it. Pure functions over plain data, with Kubernetes' own matching rules.
+
+Why it exists: GPU pods stay Pending when their tolerations and selectors miss a pool's taints and labels,
+and a device plugin whose tolerations miss the GPU taint sits at 0 pods, so the node never advertises
+`nvidia.com/gpu` (ai-on-eks #112, k8s-device-plugin #1934). The platform checks both before deploying.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
+GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
+POOL_LABEL = "ml-platform/pool"
+DEVICE_PLUGIN_CONFIG_LABEL = "nvidia.com/device-plugin.config"
+# Effects that keep a pod off a node; PreferNoSchedule only discourages.
+_REPELLING = ("NoSchedule", "NoExecute")
+
+
+@dataclass(frozen=True)
+class Pool:
+    """What a node pool offers a pod: its nodes' labels and taints, and GPUs per node."""
+
+    name: str
+    labels: Mapping[str, str]
+    taints: Sequence[Mapping[str, str]]
+    gpus_per_node: int = 0
+    """Schedulable `nvidia.com/gpu` per node (physical GPUs, times the replicas under time-slicing)."""
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What a pod asks for: GPUs, where it may go, and which taints it tolerates."""
+
+    gpus: int = 0
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    tolerations: Sequence[Mapping[str, str]] = ()
+
+
+def node_labels(pool: str, gpu: bool, sharing_config: str | None, extra: Mapping[str, str]) -> dict[str, str]:
+    """Labels every node of a pool carries: its pool name, GPU presence, the device-plugin config it uses
+    (pools that share GPUs), then the configured extras."""
+    labels = {POOL_LABEL: pool}
+    if gpu:
+        labels[GPU_PRESENT_LABEL] = "true"
+    if sharing_config is not None:
+        labels[DEVICE_PLUGIN_CONFIG_LABEL] = sharing_config
+    return {**labels, **extra}
+
+
+def node_taints(gpu: bool, extra: Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
+    """Taints in Kubernetes spelling: GPU pools repel every pod that does not tolerate nvidia.com/gpu."""
+    return ([dict(GPU_TAINT)] if gpu else []) + [dict(taint) for taint in extra]
+
+
+def tolerates(tolerations: Sequence[Mapping[str, str]], taint: Mapping[str, str]) -> bool:
+    """Kubernetes' rule: some toleration matches the taint's key (or is a key-less Exists), its effect (or
+    has none), and its value (Equal, the default operator) or any value (Exists)."""
+    for toleration in tolerations:
+        operator = toleration.get("operator", "Equal")
+        key = toleration.get("key", "")
+        if toleration.get("effect") and toleration["effect"] != taint["effect"]:
+            continue
+        if not key:
+            if operator == "Exists":
+                return True
+            continue
+        if key != taint["key"]:
+            continue
+        if operator == "Exists" or toleration.get("value", "") == taint.get("value", ""):
+            return True
+    return False
+
+
+def admits(pool: Pool, node_selector: Mapping[str, str], tolerations: Sequence[Mapping[str, str]]) -> bool:
+    """Whether a pod with this selector and these tolerations may land on the pool's nodes."""
+    if any(pool.labels.get(key) != value for key, value in node_selector.items()):
+        return False
+    return all(tolerates(tolerations, taint) for taint in pool.taints if taint["effect"] in _REPELLING)
+
+
+def pools_for(workload: Workload, pools: Sequence[Pool]) -> list[str]:
+    """Names of the pools that can run the workload: it may land there and a node has the GPUs it asks for."""
+    return [
+        pool.name for pool in pools if admits(pool, workload.node_selector, workload.tolerations) and pool.gpus_per_node >= workload.gpus
+    ]
+
+
+def gpu_placement(gpus: int, pools: Sequence[Pool]) -> tuple[dict[str, str], list[dict[str, str]], list[str]]:
+    """The node selector and tolerations a workload asking for `gpus` GPUs should carry, and the pools that
+    can then take it. GPU workloads tolerate the GPU taint and select GPU nodes; CPU workloads neither."""
+    if gpus == 0:
+        return {}, [], pools_for(Workload(), pools)
+    selector = {GPU_PRESENT_LABEL: "true"}
+    tolerations = [{"key": GPU_TAINT["key"], "operator": "Exists", "effect": GPU_TAINT["effect"]}]
+    return selector, tolerations, pools_for(Workload(gpus, selector, tolerations), pools)
+
+
+def device_plugin_gaps(
+    pools: Sequence[Pool], plugin_node_selector: Mapping[str, str], plugin_tolerations: Sequence[Mapping[str, str]]
+) -> list[str]:
+    """Every GPU pool on which the device plugin would not run, with the reason; empty when all are covered."""
+    gaps = []
+    for pool in pools:
+        if pool.gpus_per_node == 0:
+            continue
+        missing = {k: v for k, v in plugin_node_selector.items() if pool.labels.get(k) != v}
+        if missing:
+            gaps.append(f"{pool.name}: the device plugin selects {missing}, which its nodes do not carry")
+        untolerated = [t for t in pool.taints if t["effect"] in _REPELLING and not tolerates(plugin_tolerations, t)]
+        if untolerated:
+            taints = ", ".join(f"{t['key']}={t.get('value', '')}:{t['effect']}" for t in untolerated)
+            gaps.append(f"{pool.name}: the device plugin does not tolerate {taints}; it would sit at 0 pods there")
+    return gaps

@@ -1,0 +1,103 @@
+"""From the stack's node pool config to what the components and the scheduling contract take.
+
+Every pool, managed or Karpenter, gets its labels and taints from one place (components.scheduling), so
+what the scheduling contract reasons about is exactly what the nodes will carry.
+"""
+
+from __future__ import annotations
+
+from components import gpu, scheduling
+from components.karpenter import KarpenterPool
+from components.node_pool import CPU_DISK_GIB, GPU_DISK_GIB
+from infra import config
+
+GPU_BUDGET = [{"nodes": "1"}]  # one GPU node disrupted at a time: capacity for serving never drops by more
+CPU_BUDGET = [{"nodes": "10%"}]
+
+
+def sharing_config_name(name: str, pool: config.ManagedPoolConfig | config.KarpenterPoolConfig) -> str | None:
+    """Device-plugin config a pool's nodes select (the pool's own name), or None when it shares nothing."""
+    return name if pool.gpuSharing is not None else None
+
+
+def sharing_configs(cfg: config.StackConfig) -> dict[str, dict]:
+    """Device-plugin configs by name for every pool that shares its GPUs."""
+    configs = {}
+    for name, pool in sorted(cfg.nodePools.items()):
+        sharing = pool.gpuSharing
+        if sharing is not None:
+            configs[name] = gpu.sharing_config(
+                time_slicing_replicas=sharing.timeSlicing.replicas if sharing.timeSlicing else None,
+                mig_strategy=sharing.mig.strategy if sharing.mig else None,
+            )
+    return configs
+
+
+def labels_and_taints(name: str, pool: config.ManagedPoolConfig | config.KarpenterPoolConfig) -> tuple[dict, list]:
+    is_gpu = pool.gpu is not None
+    labels = scheduling.node_labels(name, is_gpu, sharing_config_name(name, pool), pool.labels)
+    taints = scheduling.node_taints(is_gpu, [t.model_dump() for t in pool.taints])
+    return labels, taints
+
+
+def schedulable_gpus(pool: config.ManagedPoolConfig | config.KarpenterPoolConfig) -> int:
+    """`nvidia.com/gpu` one node of the pool advertises: GPUs, times the replicas under time-slicing; MIG
+    `mixed` exposes per-profile resources instead, `single` at least one per GPU."""
+    if pool.gpu is None:
+        return 0
+    sharing = pool.gpuSharing
+    if sharing is not None and sharing.timeSlicing is not None:
+        return pool.gpu.count * sharing.timeSlicing.replicas
+    if sharing is not None and sharing.mig is not None and sharing.mig.strategy == "mixed":
+        return 0
+    return pool.gpu.count
+
+
+def scheduling_pools(cfg: config.StackConfig) -> list[scheduling.Pool]:
+    """Every pool as the scheduling contract sees it."""
+    pools = []
+    for name, pool in sorted(cfg.nodePools.items()):
+        labels, taints = labels_and_taints(name, pool)
+        pools.append(scheduling.Pool(name=name, labels=labels, taints=taints, gpus_per_node=schedulable_gpus(pool)))
+    return pools
+
+
+def karpenter_pool(name: str, pool: config.KarpenterPoolConfig, zones: list[str]) -> KarpenterPool:
+    """The Karpenter NodePool of one pool config."""
+    is_gpu = pool.gpu is not None
+    requirements = []
+    if pool.instanceFamilies:
+        requirements.append({"key": "karpenter.k8s.aws/instance-family", "operator": "In", "values": sorted(pool.instanceFamilies)})
+    if pool.instanceCategories:
+        requirements.append({"key": "karpenter.k8s.aws/instance-category", "operator": "In", "values": sorted(pool.instanceCategories)})
+    if pool.minGeneration is not None:
+        requirements.append({"key": "karpenter.k8s.aws/instance-generation", "operator": "Gt", "values": [str(pool.minGeneration - 1)]})
+    requirements += [
+        {"key": "karpenter.sh/capacity-type", "operator": "In", "values": sorted(pool.capacityTypes)},
+        {"key": "kubernetes.io/arch", "operator": "In", "values": [pool.architecture]},
+        {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]},
+        {"key": "topology.kubernetes.io/zone", "operator": "In", "values": sorted(pool.zones or zones)},
+    ]
+    limits = {"cpu": str(pool.limits.cpu), "memory": f"{pool.limits.memoryGiB}Gi"}
+    if pool.limits.gpus is not None:
+        limits[scheduling.GPU_RESOURCE] = str(pool.limits.gpus)
+    labels, taints = labels_and_taints(name, pool)
+    budgets = (
+        [b.model_dump(exclude_none=True) for b in pool.disruptionBudgets]
+        if pool.disruptionBudgets is not None
+        else (GPU_BUDGET if is_gpu else CPU_BUDGET)
+    )
+    return KarpenterPool(
+        name=name,
+        requirements=requirements,
+        labels=labels,
+        taints=taints,
+        limits=limits,
+        consolidation_policy=pool.consolidationPolicy or ("WhenEmpty" if is_gpu else "WhenEmptyOrUnderutilized"),
+        consolidate_after=pool.consolidateAfter,
+        budgets=budgets,
+        expire_after=pool.expireAfter,
+        termination_grace_period=pool.terminationGracePeriod,
+        disk_size_gib=pool.diskSizeGiB or (GPU_DISK_GIB if is_gpu else CPU_DISK_GIB),
+        weight=pool.weight,
+    )
