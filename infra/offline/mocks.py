@@ -92,6 +92,18 @@ class PlatformMocks(Mocks):
             name = outputs.get("name") or f"{args.name}-{digest[:7]}"
             outputs.update(name=name, arn=arn("iam", f"role/{name}", with_region=False), uniqueId=f"AROA{digest.upper()}")
             resource_id = name
+        elif token == "aws:iam/policy:Policy":
+            name = outputs.get("name") or f"{args.name}-{digest[:7]}"
+            outputs.update(name=name, arn=arn("iam", f"policy/{name}", with_region=False), policyId=f"ANPA{digest.upper()}")
+            resource_id = outputs["arn"]
+        elif token == "aws:sqs/queue:Queue":
+            name = outputs.get("name") or f"{args.name}-{digest[:7]}"
+            outputs.update(name=name, arn=arn("sqs", name), url=f"https://sqs.{region}.amazonaws.com/{account}/{name}")
+            resource_id = outputs["url"]
+        elif token == "aws:cloudwatch/eventRule:EventRule":
+            name = outputs.get("name") or f"{args.name}-{digest[:7]}"
+            outputs.update(name=name, arn=arn("events", f"rule/{name}"))
+            resource_id = name
         elif token == "aws:kms/key:Key":
             key_id = "-".join(
                 (digest[:8], _digest(seed, "2")[:4], _digest(seed, "3")[:4], _digest(seed, "4")[:4], _digest(seed, "5", length=12))

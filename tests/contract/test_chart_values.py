@@ -1,0 +1,64 @@
+"""Every Helm release is pinned to the chart version in ../shared/charts, and every values key the program
+sets exists in that chart's default values (a misspelt key is silently ignored by Helm)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from infra import versions
+
+CHARTS = Path(__file__).resolve().parents[3] / "shared" / "charts"
+# Maps whose keys are the user's (label keys, resource names, config names), not the chart's.
+FREE_FORM = {"nodeSelector", "resources", "annotations", "labels", "podAnnotations", "podLabels", "additionalLabels", "config.map"}
+
+
+def chart_key(release: dict) -> str:
+    return release["chart"].rsplit("/", 1)[-1]
+
+
+def unknown_keys(values: Any, defaults: Any, path: str = "") -> list[str]:
+    """Paths set in `values` that the chart's defaults do not have. Below an empty map, a list, a scalar or
+    null default, anything goes: the chart takes the value whole."""
+    if not isinstance(values, dict) or not isinstance(defaults, dict) or not defaults:
+        return []
+    if path.rsplit(".", 1)[-1] in FREE_FORM or path in FREE_FORM:
+        return []
+    found = []
+    for key, value in values.items():
+        here = f"{path}.{key}" if path else key
+        if key not in defaults:
+            found.append(here)
+        else:
+            found += unknown_keys(value, defaults[key], here)
+    return found
+
+
+def test_pins_match_the_shared_chart_versions():
+    for key, chart in versions.CHARTS.items():
+        shipped = yaml.safe_load((CHARTS / key / "Chart.yaml").read_text())
+        assert (shipped["name"], shipped["version"]) == (key, chart.version)
+        assert "latest" not in chart.version
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_every_values_key_exists_in_the_pinned_chart(plans, stack):
+    releases = plans[stack].by_type("kubernetes:helm.sh/v3:Release")
+    assert {chart_key(r["inputs"]) for r in releases} >= {"karpenter", "nvidia-device-plugin", "dcgm-exporter"}
+    for release in releases:
+        inputs = release["inputs"]
+        key = chart_key(inputs)
+        assert inputs["version"] == versions.CHARTS[key].version
+        defaults = yaml.safe_load((CHARTS / key / "values.yaml").read_text())
+        assert unknown_keys(inputs["values"], defaults) == [], release["name"]
+
+
+def test_the_key_check_catches_a_misspelt_key():
+    defaults = yaml.safe_load((CHARTS / "karpenter" / "values.yaml").read_text())
+    assert unknown_keys({"settings": {"clusterNmae": "x"}, "replica": 2, "nodeSelector": {"any": "label"}}, defaults) == [
+        "settings.clusterNmae",
+        "replica",
+    ]
