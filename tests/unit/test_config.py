@@ -366,3 +366,139 @@ def test_kubelet_label_prefixes_are_allowed():
     pools = {"system": {"instanceTypes": ["m6i.large"], "maxSize": 2, "labels": {"node.kubernetes.io/role": "system"}}}
     cfg = config.parse(raw_config(**minimal_sections(nodePools=pools)), "test")
     assert cfg.nodePools["system"].labels == {"node.kubernetes.io/role": "system"}
+
+
+SYSTEM_POOL = {"instanceTypes": ["m6i.large"], "maxSize": 2}
+GPU_POOL = {"kind": "karpenter", "instanceFamilies": ["g5"], "limits": {"cpu": 32, "memoryGiB": 128, "gpus": 4}}
+
+
+def with_pool(**pool):
+    return minimal_sections(nodePools={"system": SYSTEM_POOL, "gpu": pool})
+
+
+KARPENTER_BAD_CONFIGS = [
+    (
+        "gpu pool with a cpu family",
+        with_pool(**{**GPU_POOL, "instanceFamilies": ["g5", "m6i"]}),
+        "nodePools.gpu.instanceFamilies",
+        "mixes GPU and non-GPU families (m6i have no GPU)",
+    ),
+    (
+        "gpu pool without gpu limit",
+        with_pool(**{**GPU_POOL, "limits": {"cpu": 32, "memoryGiB": 128}}),
+        "nodePools.gpu",
+        "a GPU pool needs limits.gpus",
+    ),
+    (
+        "gpu limit on cpu pool",
+        with_pool(kind="karpenter", instanceCategories=["m"], limits={"cpu": 8, "memoryGiB": 32, "gpus": 1}),
+        "nodePools.gpu",
+        "limits.gpus applies to GPU pools only",
+    ),
+    (
+        "mig on a10g",
+        with_pool(**GPU_POOL, gpuSharing={"mig": {"strategy": "single"}}),
+        "nodePools.gpu",
+        "MIG needs A100/H100/H200-class GPUs; this pool's A10G cannot be partitioned",
+    ),
+    (
+        "both sharing modes",
+        with_pool(**{**GPU_POOL, "instanceFamilies": ["p4d"]}, gpuSharing={"mig": {"strategy": "single"}, "timeSlicing": {"replicas": 2}}),
+        "nodePools.gpu.gpuSharing",
+        "choose one sharing mode",
+    ),
+    (
+        "sharing on cpu pool",
+        minimal_sections(nodePools={"system": {**SYSTEM_POOL, "gpuSharing": {"timeSlicing": {"replicas": 2}}}}),
+        "nodePools.system",
+        "gpuSharing applies to GPU pools only",
+    ),
+    (
+        "time slicing of one",
+        with_pool(**GPU_POOL, gpuSharing={"timeSlicing": {"replicas": 1}}),
+        "nodePools.gpu.gpuSharing.timeSlicing.replicas",
+        "greater than or equal to 2",
+    ),
+    (
+        "gpu category",
+        with_pool(kind="karpenter", instanceCategories=["g"], limits={"cpu": 8, "memoryGiB": 32}),
+        "nodePools.gpu",
+        "categories g and p are GPU categories",
+    ),
+    (
+        "unknown family",
+        with_pool(**{**GPU_POOL, "instanceFamilies": ["g6ee"]}),
+        "nodePools.gpu.instanceFamilies",
+        "'g6ee' is not a known EC2 instance family; did you mean",
+    ),
+    (
+        "neither families nor categories",
+        with_pool(kind="karpenter", limits={"cpu": 8, "memoryGiB": 32}),
+        "nodePools.gpu",
+        "set instanceFamilies or instanceCategories",
+    ),
+    (
+        "arm family on amd64",
+        with_pool(**{**GPU_POOL, "instanceFamilies": ["g5g"]}),
+        "nodePools.gpu",
+        "instanceFamilies include arm64 families but architecture is amd64",
+    ),
+    (
+        "unknown pool kind",
+        with_pool(**{**GPU_POOL, "kind": "fargate"}),
+        "nodePools.gpu.kind",
+        "'fargate' is not allowed; expected 'managed' or 'karpenter'",
+    ),
+    (
+        "karpenter system pool",
+        minimal_sections(nodePools={"system": {"kind": "karpenter", "instanceCategories": ["m"], "limits": {"cpu": 8, "memoryGiB": 32}}}),
+        "nodePools.system.kind",
+        "the system pool must be 'managed'",
+    ),
+    (
+        "typo in karpenter pool",
+        with_pool(**GPU_POOL, capacityType=["spot"]),
+        "nodePools.gpu.capacityType",
+        "unknown key; did you mean 'capacityTypes'?",
+    ),
+    ("bad capacity type", with_pool(**GPU_POOL, capacityTypes=["SPOT"]), "nodePools.gpu.capacityTypes[0]", "'SPOT' is not allowed"),
+    ("missing limits", with_pool(kind="karpenter", instanceFamilies=["g5"]), "nodePools.gpu.limits", "required key is missing"),
+    ("bad duration", with_pool(**GPU_POOL, expireAfter="30d"), "nodePools.gpu.expireAfter", "should match pattern"),
+    (
+        "budget without duration",
+        with_pool(**GPU_POOL, disruptionBudgets=[{"nodes": "0", "schedule": "0 9 * * *"}]),
+        "nodePools.gpu.disruptionBudgets[0]",
+        "schedule and duration go together",
+    ),
+    (
+        "zone outside the stack",
+        minimal_sections(
+            network={"availabilityZones": ["us-west-2a", "us-west-2b"]},
+            nodePools={"system": SYSTEM_POOL, "gpu": {**GPU_POOL, "zones": ["us-west-2c"]}},
+        ),
+        "nodePools.gpu.zones[0]",
+        "'us-west-2c' is not one of us-west-2a, us-west-2b",
+    ),
+    ("weight out of range", with_pool(**GPU_POOL, weight=0), "nodePools.gpu.weight", "greater than or equal to 1"),
+    (
+        "platform label",
+        with_pool(**GPU_POOL, labels={"nvidia.com/device-plugin.config": "x"}),
+        "nodePools.gpu.labels",
+        "is set by the platform",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("sections", "path", "fragment"), [case[1:] for case in KARPENTER_BAD_CONFIGS], ids=[case[0] for case in KARPENTER_BAD_CONFIGS]
+)
+def test_bad_karpenter_and_gpu_config(sections, path, fragment):
+    assert_problem(problems_of(**sections), path, fragment)
+
+
+def test_good_karpenter_gpu_pool_with_mig():
+    cfg = config.parse(
+        raw_config(**with_pool(**{**GPU_POOL, "instanceFamilies": ["p4d", "p5"]}, gpuSharing={"mig": {"strategy": "mixed"}})), "test"
+    )
+    pool = cfg.nodePools["gpu"]
+    assert isinstance(pool, config.KarpenterPoolConfig) and pool.gpu.mig and pool.gpu.count == 8
