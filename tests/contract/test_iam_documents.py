@@ -14,6 +14,7 @@ from moto.iam.policy_validation import BaseIAMPolicyValidator
 from components import iam
 
 RESOURCE_POLICIES = {
+    "aws:sqs/queuePolicy:QueuePolicy": "policy",
     "aws:s3/bucketPolicy:BucketPolicy": "policy",
     "aws:ecr/repositoryPolicy:RepositoryPolicy": "policy",
     "aws:kms/key:Key": "policy",
@@ -55,6 +56,13 @@ def test_identity_policies_are_accepted(plans, iam_client):
     assert len(inline) >= 4
     for index, (_, document) in enumerate(inline):
         iam_client.put_role_policy(RoleName="replay", PolicyName=f"p{index}", PolicyDocument=document)
+
+
+def test_managed_policies_are_accepted(plans, iam_client):
+    managed = documents(plans, "aws:iam/policy:Policy", "policy")
+    assert len(managed) >= 6
+    for index, (_, document) in enumerate(managed):
+        iam_client.create_policy(PolicyName=f"replay-{index}", PolicyDocument=document)
 
 
 def test_resource_policies_are_well_formed(plans):
