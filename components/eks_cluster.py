@@ -27,12 +27,6 @@ ACCESS_POLICIES = {
 }
 
 CLUSTER_ROLE_POLICIES = ("AmazonEKSClusterPolicy",)
-NODE_ROLE_POLICIES = (
-    "AmazonEKSWorkerNodePolicy",  # also what the Pod Identity agent needs
-    "AmazonEC2ContainerRegistryPullOnly",
-    "AmazonEKS_CNI_Policy",  # vpc-cni must work before any pod identity can: keep it on the node role
-    "AmazonSSMManagedInstanceCore",  # shell access through Session Manager instead of SSH keys
-)
 
 # Add-ons that run as DaemonSets and must be there before nodes can become Ready (networking, Pod Identity).
 # Add-ons that need running nodes (coredns, the EBS CSI controller) are in ClusterAddons, after the node pools.
@@ -161,7 +155,7 @@ class EksCluster(pulumi.ComponentResource):
             aws.iam.RolePolicyAttachment(
                 f"{name}-node-{policy}", role=self.node_role.name, policy_arn=managed_policy_arn(policy, args.partition), opts=child
             )
-            for policy in NODE_ROLE_POLICIES
+            for policy in iam.NODE_ROLE_POLICIES
         ]
 
         # EKS writes to /aws/eks/<name>/cluster; creating it first lets us set retention and encryption.

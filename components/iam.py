@@ -9,6 +9,14 @@ VERSION = "2012-10-17"
 
 POD_IDENTITY_SERVICE = "pods.eks.amazonaws.com"
 
+# AWS managed policies of every EKS node role (managed node groups' and Karpenter's alike).
+NODE_ROLE_POLICIES = (
+    "AmazonEKSWorkerNodePolicy",  # also what the Pod Identity agent needs
+    "AmazonEC2ContainerRegistryPullOnly",
+    "AmazonEKS_CNI_Policy",  # vpc-cni must work before any pod identity can: keep it on the node role
+    "AmazonSSMManagedInstanceCore",  # shell access through Session Manager instead of SSH keys
+)
+
 
 def service_trust_policy(service: str, tag_session: bool = False, source_account: str | None = None) -> dict:
     """Trust policy letting an AWS service (e.g. `eks.amazonaws.com`) assume a role.

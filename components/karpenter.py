@@ -25,12 +25,6 @@ TYPE = "mlplatform:k8s:Karpenter"
 NAMESPACE = "kube-system"
 SERVICE_ACCOUNT = "karpenter"
 DISCOVERY_TAG = "karpenter.sh/discovery"
-NODE_ROLE_POLICIES = (
-    "AmazonEKSWorkerNodePolicy",
-    "AmazonEKS_CNI_Policy",
-    "AmazonEC2ContainerRegistryPullOnly",
-    "AmazonSSMManagedInstanceCore",
-)
 
 # EventBridge patterns Karpenter reacts to (same source as the policies).
 INTERRUPTION_EVENTS: dict[str, dict] = {
@@ -379,7 +373,7 @@ class Karpenter(pulumi.ComponentResource):
             aws.iam.RolePolicyAttachment(
                 f"{name}-node-{policy}", role=self.node_role.name, policy_arn=f"arn:{args.partition}:iam::aws:policy/{policy}", opts=child
             )
-            for policy in NODE_ROLE_POLICIES
+            for policy in iam.NODE_ROLE_POLICIES
         ]
         node_access = aws.eks.AccessEntry(
             f"{name}-node-access", cluster_name=cluster, principal_arn=self.node_role.arn, type="EC2_LINUX", tags=tags, opts=child

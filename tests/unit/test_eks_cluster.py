@@ -2,7 +2,7 @@ import json
 
 import pulumi
 
-from components import eks_cluster
+from components import eks_cluster, iam
 from tests.helpers import render, resource
 
 ADDONS = {"vpc-cni": "v1", "kube-proxy": "v2", "eks-pod-identity-agent": "v3"}
@@ -84,7 +84,7 @@ def test_bootstrap_addons_pinned_and_roles_carry_the_managed_policies():
     addons = {a["inputs"]["addonName"]: a["inputs"]["addonVersion"] for a in plan.by_type("aws:eks/addon:Addon")}
     assert addons == ADDONS
     attached = {a["inputs"]["policyArn"].rsplit("/", 1)[-1] for a in plan.by_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")}
-    assert set(eks_cluster.NODE_ROLE_POLICIES) | {"AmazonEKSClusterPolicy"} == attached
+    assert set(iam.NODE_ROLE_POLICIES) | {"AmazonEKSClusterPolicy"} == attached
     trust = json.loads(resource(plan, "aws:iam/role:Role", "eks-cluster-role")["inputs"]["assumeRolePolicy"])
     assert trust["Statement"][0]["Principal"] == {"Service": "eks.amazonaws.com"}
     oidc = resource(plan, "aws:iam/openIdConnectProvider:OpenIdConnectProvider", "eks-oidc")["inputs"]

@@ -2,7 +2,7 @@ import json
 
 import pulumi_kubernetes as k8s
 
-from components import karpenter
+from components import iam, karpenter
 from tests.helpers import render, resource
 
 POOL = karpenter.KarpenterPool(
@@ -49,9 +49,9 @@ def test_node_role_joins_through_an_ec2_linux_access_entry():
     attached = {
         a["inputs"]["policyArn"].rsplit("/", 1)[-1]
         for a in plan.by_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
-        if a["name"] in {f"karpenter-node-{p}" for p in karpenter.NODE_ROLE_POLICIES}
+        if a["name"] in {f"karpenter-node-{p}" for p in iam.NODE_ROLE_POLICIES}
     }
-    assert attached == set(karpenter.NODE_ROLE_POLICIES)
+    assert attached == set(iam.NODE_ROLE_POLICIES)
 
 
 def test_interruption_queue_rules_and_policy():
