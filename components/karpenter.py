@@ -318,6 +318,9 @@ def helm_values(cluster_name: str, queue_name: str, replicas: int, node_selector
         # Pinned so the Pod Identity association, made for this name, always matches.
         "serviceAccount": {"name": SERVICE_ACCOUNT},
         "replicas": replicas,
+        # The node's resolver (VPC DNS) rather than CoreDNS: Karpenter must work before CoreDNS has nodes
+        # and while a destroy is tearing the cluster's workloads down.
+        "dnsPolicy": "Default",
         # On the managed system pool: Karpenter must never run on nodes it manages itself.
         "nodeSelector": {"kubernetes.io/os": "linux", **node_selector},
         "controller": {"resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}}},
@@ -328,6 +331,8 @@ def helm_values(cluster_name: str, queue_name: str, replicas: int, node_selector
 class KarpenterArgs:
     cluster_name: str
     """EKS cluster name (also the discovery tag value and the queue name)."""
+    cluster: pulumi.Input[str]
+    """The same name as the cluster's output, so what needs the cluster to exist waits for it."""
     cluster_security_group_id: pulumi.Input[str]
     """The EKS-created cluster security group, tagged for node discovery."""
     kubernetes_provider: k8s.Provider
@@ -376,7 +381,7 @@ class Karpenter(pulumi.ComponentResource):
             for policy in iam.NODE_ROLE_POLICIES
         ]
         node_access = aws.eks.AccessEntry(
-            f"{name}-node-access", cluster_name=cluster, principal_arn=self.node_role.arn, type="EC2_LINUX", tags=tags, opts=child
+            f"{name}-node-access", cluster_name=args.cluster, principal_arn=self.node_role.arn, type="EC2_LINUX", tags=tags, opts=child
         )
 
         queue = aws.sqs.Queue(
@@ -420,7 +425,7 @@ class Karpenter(pulumi.ComponentResource):
             )
         identity = aws.eks.PodIdentityAssociation(
             f"{name}-controller",
-            cluster_name=cluster,
+            cluster_name=args.cluster,
             namespace=NAMESPACE,
             service_account=SERVICE_ACCOUNT,
             role_arn=controller_role.arn,

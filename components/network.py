@@ -88,6 +88,7 @@ class NetworkArgs:
 
 class Network(pulumi.ComponentResource):
     vpc_id: pulumi.Output[str]
+    egress: list[pulumi.Resource]
     private_subnet_ids: pulumi.Output[list[str]]
     public_subnet_ids: pulumi.Output[list[str]]
 
@@ -118,6 +119,7 @@ class Network(pulumi.ComponentResource):
 
         layout = subnet_layout(args.cidr, len(args.availability_zones))
         public_subnets, private_subnets, private_route_tables, nat_gateways = [], [], [], []
+        egress: list[pulumi.Resource] = []
         for plan, zone in zip(layout, args.availability_zones, strict=True):
             suffix = zone[-1]
             public = aws.ec2.Subnet(
@@ -161,8 +163,11 @@ class Network(pulumi.ComponentResource):
                 tags={**tags, "Name": f"{name}-private-{zone}"},
                 opts=child,
             )
-            aws.ec2.RouteTableAssociation(f"{name}-private-{suffix}", subnet_id=private.id, route_table_id=private_rt.id, opts=child)
+            private_association = aws.ec2.RouteTableAssociation(
+                f"{name}-private-{suffix}", subnet_id=private.id, route_table_id=private_rt.id, opts=child
+            )
             private_subnets.append(private)
+            egress.append(private_association)
             private_route_tables.append(private_rt)
 
         # Model weights and images' layers come from S3: keep that traffic off the NAT gateways (cost, throughput).
@@ -237,6 +242,9 @@ class Network(pulumi.ComponentResource):
             )
 
         self.vpc_id = vpc.id
+        # What private subnets need to reach AWS APIs: controllers that launch and clean up nodes
+        # (Karpenter) depend on it, so a destroy removes them first and they can still finish their work.
+        self.egress: list[pulumi.Resource] = [*egress, *private_route_tables, *nat_gateways]
         self.private_subnet_ids = pulumi.Output.all(*[s.id for s in private_subnets])
         self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public_subnets])
         self.register_outputs(

@@ -16,6 +16,9 @@ GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
 GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
 POOL_LABEL = "ml-platform/pool"
 DEVICE_PLUGIN_CONFIG_LABEL = "nvidia.com/device-plugin.config"
+# How a GPU pool shares its GPUs: `none`, `time-slicing` or `mig`. Pods that need more than one GPU
+# select `none`: a time-sliced node refuses them, and MIG slices are no use for tensor parallelism.
+GPU_SHARING_LABEL = "ml-platform/gpu-sharing"
 # Effects that keep a pod off a node; PreferNoSchedule only discourages.
 _REPELLING = ("NoSchedule", "NoExecute")
 
@@ -29,6 +32,13 @@ class Pool:
     taints: Sequence[Mapping[str, str]]
     gpus_per_node: int = 0
     """Schedulable `nvidia.com/gpu` per node (physical GPUs, times the replicas under time-slicing)."""
+    gpu: bool = False
+    """Whether the nodes have NVIDIA GPUs (also MIG `mixed` pools, which advertise no nvidia.com/gpu)."""
+
+    @property
+    def max_gpus_per_pod(self) -> int:
+        """Shared GPUs serve one `nvidia.com/gpu` per pod; whole GPUs up to a node's worth."""
+        return self.gpus_per_node if self.labels.get(GPU_SHARING_LABEL, "none") == "none" else min(1, self.gpus_per_node)
 
 
 @dataclass(frozen=True)
@@ -40,14 +50,15 @@ class Workload:
     tolerations: Sequence[Mapping[str, str]] = ()
 
 
-def node_labels(pool: str, gpu: bool, sharing_config: str | None, extra: Mapping[str, str]) -> dict[str, str]:
-    """Labels every node of a pool carries: its pool name, GPU presence, the device-plugin config it uses
-    (pools that share GPUs), then the configured extras."""
+def node_labels(pool: str, gpu: bool, sharing: str | None, extra: Mapping[str, str]) -> dict[str, str]:
+    """Labels every node of a pool carries: its pool name; on GPU pools, GPU presence, the sharing mode,
+    and for sharing pools the device-plugin config they select (named after the pool); then the extras."""
     labels = {POOL_LABEL: pool}
     if gpu:
         labels[GPU_PRESENT_LABEL] = "true"
-    if sharing_config is not None:
-        labels[DEVICE_PLUGIN_CONFIG_LABEL] = sharing_config
+        labels[GPU_SHARING_LABEL] = sharing or "none"
+        if sharing is not None:
+            labels[DEVICE_PLUGIN_CONFIG_LABEL] = pool
     return {**labels, **extra}
 
 
@@ -83,9 +94,9 @@ def admits(pool: Pool, node_selector: Mapping[str, str], tolerations: Sequence[M
 
 
 def pools_for(workload: Workload, pools: Sequence[Pool]) -> list[str]:
-    """Names of the pools that can run the workload: it may land there and a node has the GPUs it asks for."""
+    """Names of the pools that can run the workload: it may land there and one pod there may have the GPUs it asks for."""
     return [
-        pool.name for pool in pools if admits(pool, workload.node_selector, workload.tolerations) and pool.gpus_per_node >= workload.gpus
+        pool.name for pool in pools if admits(pool, workload.node_selector, workload.tolerations) and pool.max_gpus_per_pod >= workload.gpus
     ]
 
 
@@ -95,6 +106,8 @@ def gpu_placement(gpus: int, pools: Sequence[Pool]) -> tuple[dict[str, str], lis
     if gpus == 0:
         return {}, [], pools_for(Workload(), pools)
     selector = {GPU_PRESENT_LABEL: "true"}
+    if gpus > 1:
+        selector[GPU_SHARING_LABEL] = "none"
     tolerations = [{"key": GPU_TAINT["key"], "operator": "Exists", "effect": GPU_TAINT["effect"]}]
     return selector, tolerations, pools_for(Workload(gpus, selector, tolerations), pools)
 
@@ -105,7 +118,7 @@ def device_plugin_gaps(
     """Every GPU pool on which the device plugin would not run, with the reason; empty when all are covered."""
     gaps = []
     for pool in pools:
-        if pool.gpus_per_node == 0:
+        if not pool.gpu:
             continue
         missing = {k: v for k, v in plugin_node_selector.items() if pool.labels.get(k) != v}
         if missing:

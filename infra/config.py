@@ -59,7 +59,7 @@ _K8S_NAMESPACE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 GPU_TAINT_KEY = "nvidia.com/gpu"
 # Node labels the platform sets on pools itself (pool name, GPU presence, device-plugin config).
-PLATFORM_LABELS = ("ml-platform/pool", "nvidia.com/gpu.present", "nvidia.com/device-plugin.config")
+PLATFORM_LABELS = ("ml-platform/pool", "ml-platform/gpu-sharing", "nvidia.com/gpu.present", "nvidia.com/device-plugin.config")
 
 
 class ConfigError(Exception):
@@ -421,7 +421,8 @@ class KarpenterLimits(_Model):
     memoryGiB: Annotated[int, Field(ge=1)]
     """Most memory the pool may run in total, in GiB."""
     gpus: Annotated[int, Field(ge=1)] | None = None
-    """Most GPUs the pool may run in total; required for GPU pools (a runaway GPU bill is the costliest mistake)."""
+    """Most physical GPUs the pool may run in total; required for GPU pools (a runaway GPU bill is the costliest
+    mistake)."""
 
 
 class DisruptionBudget(_Model):

@@ -15,9 +15,11 @@ GPU_BUDGET = [{"nodes": "1"}]  # one GPU node disrupted at a time: capacity for 
 CPU_BUDGET = [{"nodes": "10%"}]
 
 
-def sharing_config_name(name: str, pool: config.ManagedPoolConfig | config.KarpenterPoolConfig) -> str | None:
-    """Device-plugin config a pool's nodes select (the pool's own name), or None when it shares nothing."""
-    return name if pool.gpuSharing is not None else None
+def sharing_mode(pool: config.ManagedPoolConfig | config.KarpenterPoolConfig) -> str | None:
+    """`time-slicing`, `mig`, or None for a pool that does not share its GPUs."""
+    if pool.gpuSharing is None:
+        return None
+    return "time-slicing" if pool.gpuSharing.timeSlicing is not None else "mig"
 
 
 def sharing_configs(cfg: config.StackConfig) -> dict[str, dict]:
@@ -35,7 +37,7 @@ def sharing_configs(cfg: config.StackConfig) -> dict[str, dict]:
 
 def labels_and_taints(name: str, pool: config.ManagedPoolConfig | config.KarpenterPoolConfig) -> tuple[dict, list]:
     is_gpu = pool.gpu is not None
-    labels = scheduling.node_labels(name, is_gpu, sharing_config_name(name, pool), pool.labels)
+    labels = scheduling.node_labels(name, is_gpu, sharing_mode(pool), pool.labels)
     taints = scheduling.node_taints(is_gpu, [t.model_dump() for t in pool.taints])
     return labels, taints
 
@@ -58,7 +60,9 @@ def scheduling_pools(cfg: config.StackConfig) -> list[scheduling.Pool]:
     pools = []
     for name, pool in sorted(cfg.nodePools.items()):
         labels, taints = labels_and_taints(name, pool)
-        pools.append(scheduling.Pool(name=name, labels=labels, taints=taints, gpus_per_node=schedulable_gpus(pool)))
+        pools.append(
+            scheduling.Pool(name=name, labels=labels, taints=taints, gpus_per_node=schedulable_gpus(pool), gpu=pool.gpu is not None)
+        )
     return pools
 
 
@@ -80,7 +84,10 @@ def karpenter_pool(name: str, pool: config.KarpenterPoolConfig, zones: list[str]
     ]
     limits = {"cpu": str(pool.limits.cpu), "memory": f"{pool.limits.memoryGiB}Gi"}
     if pool.limits.gpus is not None:
-        limits[scheduling.GPU_RESOURCE] = str(pool.limits.gpus)
+        # Karpenter counts a running node's advertised nvidia.com/gpu, which time-slicing multiplies
+        # (kubernetes-sigs/karpenter#729): the config's limit is physical GPUs, the NodePool's is slices.
+        slices = pool.gpuSharing.timeSlicing.replicas if pool.gpuSharing and pool.gpuSharing.timeSlicing else 1
+        limits[scheduling.GPU_RESOURCE] = str(pool.limits.gpus * slices)
     labels, taints = labels_and_taints(name, pool)
     budgets = (
         [b.model_dump(exclude_none=True) for b in pool.disruptionBudgets]

@@ -180,6 +180,7 @@ def build(cfg: config.StackConfig) -> None:
             "karpenter",
             KarpenterArgs(
                 cluster_name=name,
+                cluster=cluster.name,
                 cluster_security_group_id=cluster.cluster_security_group_id,
                 kubernetes_provider=cluster.provider,
                 chart=versions.CHARTS["karpenter"].name,
@@ -194,8 +195,9 @@ def build(cfg: config.StackConfig) -> None:
                 controller_node_selector={POOL_LABEL: "system"},
                 tags=tags,
             ),
-            # The controller runs on the managed system pool.
-            opts=aliases.options("karpenter", depends_on=node_groups),
+            # The controller runs on the managed system pool and needs the NAT routes to reach AWS, also while
+            # a destroy has it terminate its nodes.
+            opts=aliases.options("karpenter", depends_on=[*node_groups, *network.egress]),
         )
         node_roles.append(karpenter.node_role)
 

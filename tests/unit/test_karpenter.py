@@ -25,6 +25,7 @@ def build(**overrides):
     def program():
         args = dict(
             cluster_name="ml-platform-test",
+            cluster="ml-platform-test",
             cluster_security_group_id="sg-123",
             kubernetes_provider=k8s.Provider("k8s", kubeconfig="{}"),
             chart="oci://public.ecr.aws/karpenter/karpenter",
@@ -93,6 +94,7 @@ def test_chart_release_and_values():
     assert values["settings"] == {"clusterName": "ml-platform-test", "interruptionQueue": "ml-platform-test"}
     assert values["serviceAccount"] == {"name": "karpenter"} and values["replicas"] == 1
     assert values["nodeSelector"] == {"kubernetes.io/os": "linux", "ml-platform/pool": "system"}
+    assert values["dnsPolicy"] == "Default"
 
 
 def test_cluster_security_group_is_the_one_tagged_for_discovery():

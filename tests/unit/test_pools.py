@@ -24,9 +24,15 @@ def test_gpu_karpenter_pool():
     assert {"key": "karpenter.k8s.aws/instance-family", "operator": "In", "values": ["g5", "g6"]} in pool.requirements
     assert {"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["spot"]} in pool.requirements
     assert {"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["us-west-2a", "us-west-2b"]} in pool.requirements
-    assert pool.limits == {"cpu": "32", "memory": "128Gi", "nvidia.com/gpu": "4"}
+    # 4 physical GPUs, each advertised 4 times: Karpenter counts the advertised slices against the limit
+    assert pool.limits == {"cpu": "32", "memory": "128Gi", "nvidia.com/gpu": "16"}
     assert pool.taints == [{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}]
-    assert pool.labels == {"ml-platform/pool": "gpu", "nvidia.com/gpu.present": "true", "nvidia.com/device-plugin.config": "gpu"}
+    assert pool.labels == {
+        "ml-platform/pool": "gpu",
+        "nvidia.com/gpu.present": "true",
+        "ml-platform/gpu-sharing": "time-slicing",
+        "nvidia.com/device-plugin.config": "gpu",
+    }
     # GPU pools never repack a loaded model and lose at most one node at a time
     assert pool.consolidation_policy == "WhenEmpty" and pool.budgets == [{"nodes": "1"}]
     assert pool.disk_size_gib == 200

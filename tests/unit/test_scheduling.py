@@ -7,8 +7,11 @@ from components import gpu, scheduling
 from components.scheduling import Pool, Workload
 
 GPU_TAINT = scheduling.GPU_TAINT
-GPU_POOL = Pool("gpu", scheduling.node_labels("gpu", True, None, {}), scheduling.node_taints(True, []), gpus_per_node=4)
-SLICED_POOL = Pool("sliced", scheduling.node_labels("sliced", True, "sliced", {}), scheduling.node_taints(True, []), gpus_per_node=4)
+GPU_POOL = Pool("gpu", scheduling.node_labels("gpu", True, None, {}), scheduling.node_taints(True, []), gpus_per_node=4, gpu=True)
+SLICED_POOL = Pool(
+    "sliced", scheduling.node_labels("sliced", True, "time-slicing", {}), scheduling.node_taints(True, []), gpus_per_node=16, gpu=True
+)
+MIG_MIXED_POOL = Pool("mig", scheduling.node_labels("mig", True, "mig", {}), scheduling.node_taints(True, []), gpus_per_node=0, gpu=True)
 CPU_POOL = Pool("cpu", scheduling.node_labels("cpu", False, None, {}), [])
 TEAM_POOL = Pool(
     "team", scheduling.node_labels("team", False, None, {"team": "a"}), [{"key": "team", "value": "a", "effect": "NoSchedule"}]
@@ -38,6 +41,19 @@ def test_gpu_workload_goes_only_to_gpu_pools_with_enough_gpus():
     assert scheduling.gpu_placement(8, POOLS)[2] == []
 
 
+def test_multi_gpu_workload_only_on_unshared_gpus():
+    # 16 slices per node, yet a time-sliced node refuses a pod asking for 2 (UnexpectedAdmissionError)
+    selector, _, pools = scheduling.gpu_placement(2, POOLS)
+    assert selector == {"nvidia.com/gpu.present": "true", "ml-platform/gpu-sharing": "none"}
+    assert pools == ["gpu"]
+    assert scheduling.pools_for(Workload(2, {"nvidia.com/gpu.present": "true"}, [{"operator": "Exists"}]), POOLS) == ["gpu"]
+
+
+def test_mig_mixed_pools_are_checked_for_device_plugin_coverage_too():
+    nfd_default = [{"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"}]
+    assert scheduling.device_plugin_gaps([MIG_MIXED_POOL], {}, nfd_default) != []
+
+
 def test_cpu_workload_never_lands_on_tainted_pools():
     assert scheduling.gpu_placement(0, POOLS)[2] == ["cpu"]
     assert scheduling.pools_for(Workload(0, {"team": "a"}, [{"key": "team", "operator": "Exists"}]), POOLS) == ["team"]
@@ -53,7 +69,7 @@ def test_device_plugin_covers_the_platforms_gpu_pools():
 
 def test_device_plugin_gap_when_a_gpu_pool_has_an_extra_taint():
     dedicated = Pool(
-        "dedicated", GPU_POOL.labels, [*GPU_POOL.taints, {"key": "team", "value": "a", "effect": "NoSchedule"}], gpus_per_node=1
+        "dedicated", GPU_POOL.labels, [*GPU_POOL.taints, {"key": "team", "value": "a", "effect": "NoSchedule"}], gpus_per_node=1, gpu=True
     )
     (gap,) = scheduling.device_plugin_gaps([dedicated], gpu.GPU_NODE_SELECTOR, gpu.GPU_TOLERATIONS)
     assert gap == "dedicated: the device plugin does not tolerate team=a:NoSchedule; it would sit at 0 pods there"
@@ -67,7 +83,7 @@ def test_device_plugin_gap_with_the_upstream_nfd_toleration():
 
 
 def test_device_plugin_gap_when_its_selector_misses_the_pool():
-    unlabelled = Pool("bare", {"ml-platform/pool": "bare"}, GPU_POOL.taints, gpus_per_node=1)
+    unlabelled = Pool("bare", {"ml-platform/pool": "bare"}, GPU_POOL.taints, gpus_per_node=1, gpu=True)
     assert scheduling.device_plugin_gaps([unlabelled], gpu.GPU_NODE_SELECTOR, gpu.GPU_TOLERATIONS) == [
         "bare: the device plugin selects {'nvidia.com/gpu.present': 'true'}, which its nodes do not carry"
     ]
