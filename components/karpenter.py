@@ -339,8 +339,10 @@ class KarpenterArgs:
     """Provider for the cluster's API."""
     chart: str
     """Chart reference (oci://...)."""
+    crd_chart: str
+    """Reference of the chart holding only Karpenter's CRDs (installed, and upgraded, before the controller)."""
     chart_version: str
-    """Pinned chart version."""
+    """Pinned version of both charts."""
     ami_alias: str
     """Pinned EC2NodeClass AMI alias, e.g. al2023@v20260903."""
     region: str
@@ -436,12 +438,23 @@ class Karpenter(pulumi.ComponentResource):
         # Exactly one security group carries the discovery tag: several break load-balancer target sync.
         aws.ec2.Tag(f"{name}-sg-discovery", resource_id=args.cluster_security_group_id, key=DISCOVERY_TAG, value=cluster, opts=child)
 
+        # Helm installs a chart's crds/ once and never upgrades them; the CRD chart keeps them current.
+        crds = k8s.helm.v3.Release(
+            f"{name}-crds",
+            name="karpenter-crd",
+            chart=args.crd_chart,
+            version=args.chart_version,
+            namespace=NAMESPACE,
+            timeout=300,
+            opts=pulumi.ResourceOptions(parent=self, provider=args.kubernetes_provider),
+        )
         self.release = k8s.helm.v3.Release(
             f"{name}-controller",
             name="karpenter",
             chart=args.chart,
             version=args.chart_version,
             namespace=NAMESPACE,
+            skip_crds=True,
             values=queue.name.apply(
                 lambda queue_name: helm_values(cluster, queue_name, args.controller_replicas, args.controller_node_selector)
             ),
@@ -451,13 +464,14 @@ class Karpenter(pulumi.ComponentResource):
                 provider=args.kubernetes_provider,
                 # The controller starts with working credentials, on nodes that exist (a component's
                 # depends_on does not reach its children, so it is passed on here).
-                depends_on=[identity, *controller_policy_attachments, *((opts.depends_on or []) if opts else [])],
+                depends_on=[crds, identity, *controller_policy_attachments, *((opts.depends_on or []) if opts else [])],
             ),
         )
 
-        # Custom resources only once the chart has installed their CRDs (pulumi-kubernetes #3247).
+        # Custom resources only once their CRDs exist (pulumi-kubernetes #3247) and the controller that
+        # reconciles them runs, so a destroy deletes them (and Karpenter terminates their nodes) first.
         after_crds = pulumi.ResourceOptions(
-            parent=self, provider=args.kubernetes_provider, depends_on=[self.release, node_access, *node_policies]
+            parent=self, provider=args.kubernetes_provider, depends_on=[crds, self.release, node_access, *node_policies]
         )
         for pool in args.pools:
             node_class = k8s.apiextensions.CustomResource(

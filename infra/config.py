@@ -53,7 +53,8 @@ _LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
 _KUBELET_LABEL_PREFIXES = ("kubelet.kubernetes.io", "node.kubernetes.io")
 # Tags the platform sets itself; a stack's `tags` may not override them.
 RESERVED_TAG_KEYS = ("Name", "managed-by")
-RESERVED_TAG_PREFIX = "ml-platform/"
+# Tags the platform sets, and those Karpenter's EC2NodeClass refuses (it sets them on its nodes itself).
+RESERVED_TAG_PREFIXES = ("ml-platform/", "kubernetes.io/cluster/", "eks:", "karpenter.sh/", "karpenter.k8s.aws/")
 MAX_USER_TAGS = 40  # AWS allows 50 per resource; the platform and Kubernetes controllers add their own
 _K8S_NAMESPACE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
@@ -469,8 +470,10 @@ class KarpenterPoolConfig(_PoolBase):
     pack nodes tighter; WhenEmptyOrUnderutilized for CPU pools)."""
     consolidateAfter: Annotated[str, Field(pattern=_DURATION)] = "5m"
     """How long a node must be consolidatable before Karpenter acts."""
-    expireAfter: Annotated[str, Field(pattern=_DURATION)] = "720h"
-    """Node lifetime before replacement (picks up new AMIs), or Never."""
+    expireAfter: Annotated[str, Field(pattern=_DURATION)] | None = None
+    """Node lifetime before replacement, or Never (default: Never for GPU pools, whose expiry would ignore the
+    disruption budgets and could drain every GPU node at once; 720h for CPU pools). New AMIs roll in through
+    drift either way, within the budgets."""
     terminationGracePeriod: Annotated[str, Field(pattern=r"^([0-9]+(s|m|h))+$")] = "1h"
     """Longest a node may take to drain before it is removed anyway (bounds do-not-disrupt pods on expiry)."""
     disruptionBudgets: list[DisruptionBudget] | None = None
@@ -587,8 +590,8 @@ class StackConfig(_Model):
         for key, tag in value.items():
             if not 1 <= len(key) <= 128 or key.lower().startswith("aws:"):
                 raise _fail(f"tag key '{key}' must be 1-128 characters and not start with 'aws:'")
-            if key in RESERVED_TAG_KEYS or key.startswith(RESERVED_TAG_PREFIX):
-                raise _fail(f"tag key '{key}' is set by the platform and cannot be overridden")
+            if key in RESERVED_TAG_KEYS or key.startswith(RESERVED_TAG_PREFIXES):
+                raise _fail(f"tag key '{key}' is set by the platform, EKS or Karpenter and cannot be set here")
             if len(tag) > 256:
                 raise _fail(f"tag '{key}' value is longer than 256 characters")
             if not all(ch.isalnum() or ch.isspace() or ch in "_.:/=+-@" for ch in key + tag):
@@ -601,6 +604,8 @@ class StackConfig(_Model):
         for name in value:
             if not _POOL_NAME.match(name):
                 raise _fail(f"pool name '{name}' must be 2-20 lowercase letters, digits or '-', starting with a letter")
+            if name == "default":
+                raise _fail("pool name 'default' is taken by the device plugin's default config; choose another")
         return value
 
 

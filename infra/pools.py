@@ -103,7 +103,7 @@ def karpenter_pool(name: str, pool: config.KarpenterPoolConfig, zones: list[str]
         consolidation_policy=pool.consolidationPolicy or ("WhenEmpty" if is_gpu else "WhenEmptyOrUnderutilized"),
         consolidate_after=pool.consolidateAfter,
         budgets=budgets,
-        expire_after=pool.expireAfter,
+        expire_after=pool.expireAfter or ("Never" if is_gpu else "720h"),
         termination_grace_period=pool.terminationGracePeriod,
         disk_size_gib=pool.diskSizeGiB or (GPU_DISK_GIB if is_gpu else CPU_DISK_GIB),
         weight=pool.weight,

@@ -184,6 +184,7 @@ def build(cfg: config.StackConfig) -> None:
                 cluster_security_group_id=cluster.cluster_security_group_id,
                 kubernetes_provider=cluster.provider,
                 chart=versions.CHARTS["karpenter"].name,
+                crd_chart=versions.CHARTS["karpenter"].crd_chart,
                 chart_version=versions.CHARTS["karpenter"].version,
                 ami_alias=release.ami_alias,
                 region=cfg.region,

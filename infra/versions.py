@@ -41,10 +41,11 @@ class Chart:
     name: str
     repository: str  # an https chart repository, or "" when `name` is a full oci:// reference
     version: str
+    crd_chart: str = ""  # the chart's CRDs as their own chart, same version (Helm never upgrades a chart's crds/)
 
 
 CHARTS: dict[str, Chart] = {
-    "karpenter": Chart("oci://public.ecr.aws/karpenter/karpenter", "", "1.14.1"),
+    "karpenter": Chart("oci://public.ecr.aws/karpenter/karpenter", "", "1.14.1", crd_chart="oci://public.ecr.aws/karpenter/karpenter-crd"),
     "nvidia-device-plugin": Chart("nvidia-device-plugin", "https://nvidia.github.io/k8s-device-plugin", "0.20.0"),
     "dcgm-exporter": Chart("dcgm-exporter", "https://nvidia.github.io/dcgm-exporter/helm-charts", "4.8.2"),
 }

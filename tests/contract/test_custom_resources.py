@@ -7,7 +7,7 @@ import pytest
 
 from tests.contract import crd_schemas
 
-CRD_RELEASES = {"karpenter.sh": "karpenter", "karpenter.k8s.aws": "karpenter"}
+CRD_RELEASES = {"karpenter.sh": "karpenter-crd", "karpenter.k8s.aws": "karpenter-crd"}
 
 
 def custom_resources(plan):

@@ -228,6 +228,7 @@ BAD_CONFIGS = [
         "at most 63 characters",
     ),
     ("platform tag override", minimal_sections(tags={"ml-platform/environment": "prod"}), "tags", "is set by the platform"),
+    ("cluster tag override", minimal_sections(tags={"kubernetes.io/cluster/x": "owned"}), "tags", "is set by the platform"),
     ("bad tag characters", minimal_sections(tags={"team": "ml#1"}), "tags", "uses characters AWS does not allow"),
     ("no system pool", minimal_sections(nodePools={"cpu": {"instanceTypes": ["m6i.large"], "maxSize": 2}}), "nodePools.system", "required"),
     (
@@ -479,6 +480,13 @@ KARPENTER_BAD_CONFIGS = [
         "nodePools.gpu.zones[0]",
         "'us-west-2c' is not one of us-west-2a, us-west-2b",
     ),
+    (
+        "reserved pool name",
+        minimal_sections(nodePools={"system": SYSTEM_POOL, "default": GPU_POOL}),
+        "nodePools",
+        "pool name 'default' is taken",
+    ),
+    ("karpenter-owned tag", minimal_sections(tags={"karpenter.sh/nodepool": "x"}), "tags", "is set by the platform, EKS or Karpenter"),
     ("weight out of range", with_pool(**GPU_POOL, weight=0), "nodePools.gpu.weight", "greater than or equal to 1"),
     (
         "platform label",

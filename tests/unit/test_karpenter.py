@@ -29,6 +29,7 @@ def build(**overrides):
             cluster_security_group_id="sg-123",
             kubernetes_provider=k8s.Provider("k8s", kubeconfig="{}"),
             chart="oci://public.ecr.aws/karpenter/karpenter",
+            crd_chart="oci://public.ecr.aws/karpenter/karpenter-crd",
             chart_version="1.14.1",
             ami_alias="al2023@v20260903",
             region="us-west-2",
@@ -89,7 +90,10 @@ def test_chart_release_and_values():
     plan = render(build(controller_replicas=1))
     release = resource(plan, "kubernetes:helm.sh/v3:Release", "karpenter-controller")["inputs"]
     assert release["chart"] == "oci://public.ecr.aws/karpenter/karpenter" and release["version"] == "1.14.1"
-    assert release["name"] == "karpenter" and release["namespace"] == "kube-system"
+    assert release["name"] == "karpenter" and release["namespace"] == "kube-system" and release["skipCrds"] is True
+    crds = resource(plan, "kubernetes:helm.sh/v3:Release", "karpenter-crds")
+    assert crds["inputs"]["chart"] == "oci://public.ecr.aws/karpenter/karpenter-crd" and crds["inputs"]["version"] == "1.14.1"
+    assert crds["urn"] in resource(plan, "kubernetes:helm.sh/v3:Release", "karpenter-controller")["dependencies"]
     values = release["values"]
     assert values["settings"] == {"clusterName": "ml-platform-test", "interruptionQueue": "ml-platform-test"}
     assert values["serviceAccount"] == {"name": "karpenter"} and values["replicas"] == 1

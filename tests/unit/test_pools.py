@@ -36,6 +36,8 @@ def test_gpu_karpenter_pool():
     # GPU pools never repack a loaded model and lose at most one node at a time
     assert pool.consolidation_policy == "WhenEmpty" and pool.budgets == [{"nodes": "1"}]
     assert pool.disk_size_gib == 200
+    # expiry ignores budgets: GPU nodes only leave through drift (within budgets) or when empty
+    assert pool.expire_after == "Never"
 
 
 def test_cpu_karpenter_pool():
@@ -44,6 +46,7 @@ def test_cpu_karpenter_pool():
     assert {"key": "karpenter.k8s.aws/instance-generation", "operator": "Gt", "values": ["5"]} in pool.requirements
     assert pool.limits == {"cpu": "16", "memory": "64Gi"}
     assert pool.taints == [] and pool.consolidation_policy == "WhenEmptyOrUnderutilized" and pool.budgets == [{"nodes": "10%"}]
+    assert pool.expire_after == "720h"
 
 
 def test_configured_budgets_and_zones_win():
