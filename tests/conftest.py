@@ -8,6 +8,13 @@ from infra.offline import stack_files
 STACKS = ("dev", "staging", "prod")
 
 
+def pytest_sessionstart(session):
+    from tests.helpers import SHARED
+
+    if not (SHARED / "charts").is_dir() or not (SHARED / "schemas" / "crds").is_dir():
+        raise pytest.UsageError(f"expected the shared reference (charts/, schemas/crds/) at {SHARED}, beside the repository")
+
+
 @pytest.fixture(scope="session")
 def plans() -> dict[str, offline_plan.Plan]:
     """The offline plan of every committed stack, computed once per test session."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from infra.config import PROJECT
@@ -11,6 +12,9 @@ from infra.offline import plan as offline_plan
 from infra.offline.stack_files import RawStackConfig
 
 REGION = "us-west-2"
+ROOT = Path(__file__).resolve().parents[1]
+# The shared reference (CRD schemas, chart defaults) lives beside the repository, as in CI.
+SHARED = ROOT.parent / "shared"
 ADMIN = {"principalArn": "arn:aws:iam::123456789012:role/platform-admins"}
 
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 import copy
 import functools
 import json
-from pathlib import Path
 from typing import Any
 
 import jsonschema
 
-SCHEMAS = Path(__file__).resolve().parents[3] / "shared" / "schemas" / "crds"
+from tests.helpers import SHARED
+
+SCHEMAS = SHARED / "schemas" / "crds"
 
 
 def _strict(schema: Any) -> Any:

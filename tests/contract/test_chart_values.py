@@ -3,15 +3,15 @@ sets exists in that chart's default values (a misspelt key is silently ignored b
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from infra import versions
+from tests.helpers import SHARED
 
-CHARTS = Path(__file__).resolve().parents[3] / "shared" / "charts"
+CHARTS = SHARED / "charts"
 # Maps whose keys are the user's (label keys, resource names, config names), not the chart's.
 FREE_FORM = {"nodeSelector", "resources", "annotations", "labels", "podAnnotations", "podLabels", "additionalLabels", "config.map"}
 
