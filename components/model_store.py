@@ -33,6 +33,8 @@ def tls_only_policy(bucket_arn: str) -> dict:
 class ModelStoreArgs:
     kms_key_arn: pulumi.Input[str]
     """KMS key for SSE-KMS."""
+    bucket_name: str | None = None
+    """Bucket name (globally unique); None lets Pulumi pick one."""
     noncurrent_version_expiry_days: int = 30
     """Superseded object versions are deleted after this many days."""
     abort_incomplete_upload_days: int = 7
@@ -55,6 +57,7 @@ class ModelStore(pulumi.ComponentResource):
 
         bucket = aws.s3.Bucket(
             f"{name}-bucket",
+            bucket=args.bucket_name,
             force_destroy=args.force_destroy,
             tags=dict(args.tags),
             # Model weights are expensive to rebuild: protect and keep the bucket where the stack says so.

@@ -13,12 +13,15 @@ from components.eks_cluster import AccessGrant, EksCluster, EksClusterArgs
 from components.gpu import GPU_NODE_SELECTOR, GPU_TOLERATIONS, GpuSupport, GpuSupportArgs
 from components.karpenter import Karpenter, KarpenterArgs
 from components.kms import KmsKey, KmsKeyArgs
+from components.model_service import ModelService, ModelServiceArgs
 from components.model_store import ModelStore, ModelStoreArgs
+from components.monitoring import Monitoring, MonitoringArgs
 from components.network import Network, NetworkArgs
 from components.node_pool import NodePool, NodePoolArgs
 from components.registry import ContainerRegistry, ContainerRegistryArgs, PullThroughCache
 from components.scheduling import POOL_LABEL, device_plugin_gaps
-from infra import aliases, config, pools, versions
+from components.serving_platform import ServingPlatform, ServingPlatformArgs
+from infra import aliases, config, models, pools, versions
 
 
 def load_config() -> config.StackConfig:
@@ -36,8 +39,10 @@ def load_config() -> config.StackConfig:
 def check_scheduling(cfg: config.StackConfig) -> None:
     """The scheduling contract over the whole config: the device plugin must run on every GPU pool."""
     gaps = device_plugin_gaps(pools.scheduling_pools(cfg), GPU_NODE_SELECTOR, GPU_TOLERATIONS)
-    if gaps:
-        raise config.ConfigError([(f"nodePools.{gap.split(':', 1)[0]}.taints", gap.split(": ", 1)[1]) for gap in gaps])
+    problems = [(f"nodePools.{gap.split(':', 1)[0]}.taints", gap.split(": ", 1)[1]) for gap in gaps]
+    problems += models.placement_problems(cfg)
+    if problems:
+        raise config.ConfigError(problems)
 
 
 def stack_tags(cfg: config.StackConfig) -> dict[str, str]:
@@ -58,6 +63,11 @@ def availability_zones(cfg: config.StackConfig) -> list[str]:
     if len(names) < cfg.network.azCount:
         raise pulumi.RunError(f"network.azCount: {cfg.region} offers {len(names)} zones, fewer than {cfg.network.azCount}")
     return names[: cfg.network.azCount]
+
+
+def chart_of(key: str) -> tuple[str, str, str]:
+    chart = versions.CHARTS[key]
+    return chart.name, chart.repository, chart.version
 
 
 def cluster_name(cfg: config.StackConfig) -> str:
@@ -157,7 +167,7 @@ def build(cfg: config.StackConfig) -> None:
             )
         )
 
-    ClusterAddons(
+    addons = ClusterAddons(
         "addons",
         ClusterAddonsArgs(
             cluster_name=cluster.name,
@@ -202,19 +212,33 @@ def build(cfg: config.StackConfig) -> None:
         )
         node_roles.append(karpenter.node_role)
 
+    system_nodes = {POOL_LABEL: "system"}
+    monitoring = Monitoring(
+        "monitoring",
+        MonitoringArgs(
+            kubernetes_provider=cluster.provider,
+            chart=chart_of("kube-prometheus-stack"),
+            retention="3d" if cfg.environment == "dev" else "15d",
+            # Persistent gp3 storage outside dev, so metrics survive a Prometheus restart.
+            storage_gib=None if cfg.environment == "dev" else 100,
+            node_selector=system_nodes,
+        ),
+        # Prometheus's volume needs the EBS CSI driver and the gp3 StorageClass.
+        opts=aliases.options("monitoring", depends_on=[addons]),
+    )
+
     if any(pool.gpu is not None for pool in cfg.nodePools.values()):
-        device_plugin, dcgm = versions.CHARTS["nvidia-device-plugin"], versions.CHARTS["dcgm-exporter"]
         GpuSupport(
             "nvidia",
             GpuSupportArgs(
                 kubernetes_provider=cluster.provider,
-                device_plugin_chart=(device_plugin.name, device_plugin.repository, device_plugin.version),
-                dcgm_exporter_chart=(dcgm.name, dcgm.repository, dcgm.version),
+                device_plugin_chart=chart_of("nvidia-device-plugin"),
+                dcgm_exporter_chart=chart_of("dcgm-exporter"),
                 sharing_configs=pools.sharing_configs(cfg),
-                # Switched on by the monitoring stack, which brings the ServiceMonitor CRD.
-                service_monitor=False,
+                service_monitor=True,
             ),
-            opts=aliases.options("nvidia"),
+            # The exporter's ServiceMonitor needs the Prometheus operator's CRD.
+            opts=aliases.options("nvidia", depends_on=[monitoring.release]),
         )
 
     # ECR names are unique per account and region: stacks sharing an account get their own prefix.
@@ -247,9 +271,12 @@ def build(cfg: config.StackConfig) -> None:
         opts=aliases.options("registry"),
     )
 
+    # Named, not auto-named, so weight URIs (s3://bucket/prefix) are known before the bucket exists.
+    bucket_name = f"{name}-models-{identity.account_id}"
     store = ModelStore(
         "models",
         ModelStoreArgs(
+            bucket_name=bucket_name,
             kms_key_arn=data_key.arn,
             noncurrent_version_expiry_days=cfg.modelStore.noncurrentVersionExpiryDays,
             abort_incomplete_upload_days=cfg.modelStore.abortIncompleteUploadDays,
@@ -259,6 +286,40 @@ def build(cfg: config.StackConfig) -> None:
         ),
         opts=aliases.options("models"),
     )
+
+    if cfg.models:
+        serving = ServingPlatform(
+            "serving",
+            ServingPlatformArgs(
+                kubernetes_provider=cluster.provider,
+                cluster_name=name,
+                cluster=cluster.name,
+                region=cfg.region,
+                vpc_id=network.vpc_id,
+                keda_chart=chart_of("keda"),
+                alb_chart=chart_of("aws-load-balancer-controller"),
+                alb_controller=any(model.exposure.type == "alb" for model in cfg.models.values()),
+                node_selector=system_nodes,
+                tags=tags,
+            ),
+            opts=aliases.options("serving", depends_on=node_groups),
+        )
+        registry_host = f"{identity.account_id}.dkr.ecr.{cfg.region}.amazonaws.com"
+        for model_name, model in sorted(cfg.models.items()):
+            ModelService(
+                f"model-{model_name}",
+                ModelServiceArgs(
+                    spec=models.model_spec(model_name, model, cfg, registry_host, bucket_name),
+                    cluster_name=cluster.name,
+                    kubernetes_provider=cluster.provider,
+                    bucket_arn=store.bucket_arn,
+                    s3_prefix=model.source.s3Prefix,
+                    kms_key_arn=data_key.arn,
+                    crd_releases={"keda": serving.keda, "monitoring": monitoring.release},
+                    tags=tags,
+                ),
+                opts=aliases.options(f"model-{model_name}"),
+            )
 
     pulumi.export("environment", cfg.environment)
     pulumi.export("region", cfg.region)

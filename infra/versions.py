@@ -48,7 +48,14 @@ CHARTS: dict[str, Chart] = {
     "karpenter": Chart("oci://public.ecr.aws/karpenter/karpenter", "", "1.14.1", crd_chart="oci://public.ecr.aws/karpenter/karpenter-crd"),
     "nvidia-device-plugin": Chart("nvidia-device-plugin", "https://nvidia.github.io/k8s-device-plugin", "0.20.0"),
     "dcgm-exporter": Chart("dcgm-exporter", "https://nvidia.github.io/dcgm-exporter/helm-charts", "4.8.2"),
+    "keda": Chart("keda", "https://kedacore.github.io/charts", "2.20.2"),
+    "aws-load-balancer-controller": Chart("aws-load-balancer-controller", "https://aws.github.io/eks-charts", "3.5.0"),
+    "kube-prometheus-stack": Chart("kube-prometheus-stack", "https://prometheus-community.github.io/helm-charts", "88.5.3"),
 }
+
+# Images the platform itself runs (model images are the stack config's). AWS CLI v2 reads EKS Pod Identity
+# credentials from 2.15.0 on.
+LOADER_IMAGE = ("public.ecr.aws/aws-cli/aws-cli", "2.37.11")
 
 
 EKS_RELEASES: dict[str, EksRelease] = {

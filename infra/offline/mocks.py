@@ -92,6 +92,8 @@ class PlatformMocks(Mocks):
             name = outputs.get("name") or f"{args.name}-{digest[:7]}"
             outputs.update(name=name, arn=arn("iam", f"role/{name}", with_region=False), uniqueId=f"AROA{digest.upper()}")
             resource_id = name
+        elif token == "random:index/randomPassword:RandomPassword":
+            outputs.update(result=_digest(seed, "password", length=int(outputs.get("length", 32))), bcryptHash="$2a$10$offline")
         elif token == "aws:iam/policy:Policy":
             name = outputs.get("name") or f"{args.name}-{digest[:7]}"
             outputs.update(name=name, arn=arn("iam", f"policy/{name}", with_region=False), policyId=f"ANPA{digest.upper()}")

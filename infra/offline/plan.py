@@ -53,6 +53,9 @@ class Plan:
             if token == HELM_RELEASE:
                 files[f"helm/{body.get('name', resource['name'])}.yaml"] = body
                 continue
+            if body.get("kind") == "Secret":
+                # Pulumi masks a Secret's whole payload; keep it an object so the manifest stays a valid Secret.
+                body = {**body, **{key: {SECRET: SECRET} for key in ("data", "stringData") if body.get(key) == SECRET}}
             metadata = body.get("metadata", {})
             namespace = metadata.get("namespace", "_cluster")
             files[f"{namespace}/{body['kind']}-{metadata.get('name', resource['name'])}.yaml"] = body

@@ -13,6 +13,14 @@ from tests.helpers import SHARED
 
 CHARTS = SHARED / "charts"
 # Maps whose keys are the user's (label keys, resource names, config names), not the chart's.
+# Subcharts whose defaults live in their own folder; the parent's section for them overrides those.
+SUBCHARTS = {
+    "kube-prometheus-stack": {
+        "grafana": "grafana",
+        "kube-state-metrics": "kube-state-metrics",
+        "prometheus-node-exporter": "prometheus-node-exporter",
+    }
+}
 FREE_FORM = {"nodeSelector", "resources", "annotations", "labels", "podAnnotations", "podLabels", "additionalLabels", "config.map"}
 
 
@@ -37,6 +45,14 @@ def unknown_keys(values: Any, defaults: Any, path: str = "") -> list[str]:
     return found
 
 
+def chart_defaults(key: str) -> dict:
+    defaults = yaml.safe_load((CHARTS / key / "values.yaml").read_text())
+    for section, subchart in SUBCHARTS.get(key, {}).items():
+        sub = yaml.safe_load((CHARTS / subchart / "values.yaml").read_text())
+        defaults[section] = {**sub, **(defaults.get(section) or {})}
+    return defaults
+
+
 def test_pins_match_the_shared_chart_versions():
     for key, chart in versions.CHARTS.items():
         shipped = yaml.safe_load((CHARTS / key / "Chart.yaml").read_text())
@@ -56,8 +72,13 @@ def test_every_values_key_exists_in_the_pinned_chart(plans, stack):
         if chart_key(inputs).endswith("-crd"):
             assert not inputs.get("values"), "a CRD chart takes no values"
             continue
-        defaults = yaml.safe_load((CHARTS / key / "values.yaml").read_text())
+        defaults = chart_defaults(key)
         assert unknown_keys(inputs["values"], defaults) == [], release["name"]
+
+
+def test_subchart_keys_are_checked_against_the_subchart():
+    defaults = chart_defaults("kube-prometheus-stack")
+    assert unknown_keys({"grafana": {"nodeSelector": {"a": "b"}, "adminPasword": "x"}}, defaults) == ["grafana.adminPasword"]
 
 
 def test_the_key_check_catches_a_misspelt_key():

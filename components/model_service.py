@@ -1,0 +1,687 @@
+"""ModelService: one served model. Its namespace, service account and AWS identity (Pod Identity, reading
+only its own S3 prefix), a Deployment from a runtime preset (vLLM, Triton, custom image), a Service, an
+optional ALB Ingress, autoscaling (KEDA on the runtime's queue metric for GPU models, an HPA on CPU for CPU
+models), a PodDisruptionBudget, a NetworkPolicy, a ServiceMonitor and the model's SLO alerts.
+
+The Kubernetes objects are built by plain functions (`manifests`), so the tests validate and snapshot
+exactly what the component applies.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from components import iam
+
+TYPE = "mlplatform:k8s:ModelService"
+
+UID = 10001  # any non-root UID above 10000: no clash with host users (checkov CKV_K8S_40)
+MODELS_DIR = "/models"
+CACHE_DIR = "/cache"
+HOME_DIR = "/home/app"
+HUB_TOKEN_DIR = "/var/run/secrets/hub"
+TRITON_GRPC_PORT = 8001
+TRITON_METRICS_PORT = 8002
+DRAIN_SECONDS = 15  # time for endpoints to drop the pod before it stops taking requests
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything a model's Kubernetes objects are made from, in Kubernetes' terms."""
+
+    name: str
+    """Model name; also its namespace and the app label."""
+    runtime: str
+    """vllm, triton or custom."""
+    image: str
+    """Full image reference (`repo:tag` or `repo@sha256:...`)."""
+    loader_image: str
+    """AWS CLI image of the init step copying weights from the model store."""
+    cpu: str
+    memory: str
+    port: int
+    health_path: str
+    metrics_path: str
+    startup_seconds: int
+    min_replicas: int
+    max_replicas: int
+    target: float
+    """Autoscaling target per replica (queue depth, queue ms, or CPU percent)."""
+    prometheus_url: str
+    monitoring_namespace: str
+    region: str
+    model_uri: str | None = None
+    """s3://bucket/prefix/ of the weights or Triton's model repository; None for a hub model."""
+    hub_id: str | None = None
+    hub_token_secret: str | None = None
+    gpus: int = 0
+    scale_query: str | None = None
+    """PromQL of a custom GPU model's load."""
+    active_hours: Mapping[str, str] | None = None
+    """{start, end, timezone} cron window when a scale-to-zero model keeps one replica."""
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    tolerations: Sequence[Mapping[str, str]] = ()
+    spread_zones: bool = False
+    args: Sequence[str] = ()
+    alb: bool = False
+    alb_scheme: str = "internal"
+    certificate_arn: str | None = None
+    vpc_cidr: str = "10.0.0.0/16"
+    allowed_namespaces: Sequence[str] = ()
+    p99_latency_seconds: float = 10.0
+    error_ratio: float = 0.01
+    queue_backlog: int = 20
+    pull_by_digest: bool = False
+
+
+def s3_read_policy(bucket_arn: str, prefix: str, kms_key_arn: str) -> dict:
+    """Read only this model's prefix of the model store, and decrypt with the store's key through S3."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "ReadModelObjects", "Effect": "Allow", "Action": "s3:GetObject", "Resource": f"{bucket_arn}/{prefix}*"},
+            {
+                "Sid": "ListModelPrefix",
+                "Effect": "Allow",
+                "Action": "s3:ListBucket",
+                "Resource": bucket_arn,
+                "Condition": {"StringLike": {"s3:prefix": [f"{prefix}*"]}},
+            },
+            {
+                "Sid": "DecryptThroughS3",
+                "Effect": "Allow",
+                "Action": "kms:Decrypt",
+                "Resource": kms_key_arn,
+                "Condition": {"StringEquals": {"kms:ViaService": f"s3.{bucket_arn.split(':')[3] or '*'}.amazonaws.com"}},
+            },
+        ],
+    }
+
+
+def labels(spec: ModelSpec) -> dict[str, str]:
+    return {"app.kubernetes.io/name": spec.name, "app.kubernetes.io/component": "model-server", "app.kubernetes.io/part-of": "ml-platform"}
+
+
+def _meta(spec: ModelSpec, name: str | None = None, **extra) -> dict:
+    return {"name": name or spec.name, "namespace": spec.name, "labels": labels(spec), **extra}
+
+
+def _container_security() -> dict:
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def _probe(path: str, port: int, period: int, failures: int, timeout: int = 5) -> dict:
+    return {"httpGet": {"path": path, "port": port}, "periodSeconds": period, "failureThreshold": failures, "timeoutSeconds": timeout}
+
+
+def _runtime(spec: ModelSpec) -> tuple[list[str] | None, list[str], list[dict], dict[str, str], str, str]:
+    """(command, args, ports, env, liveness path, readiness path) of the runtime preset."""
+    weights = MODELS_DIR if spec.model_uri else spec.hub_id
+    env = {"HOME": HOME_DIR, "USER": "app", "LOGNAME": "app", "TMPDIR": "/tmp"}
+    http = [{"name": "http", "containerPort": spec.port, "protocol": "TCP"}]
+    if spec.runtime == "vllm":
+        args = [
+            str(weights),
+            "--host",
+            "0.0.0.0",
+            "--port",
+            str(spec.port),
+            "--served-model-name",
+            spec.name,
+            "--tensor-parallel-size",
+            str(max(spec.gpus, 1)),
+            *spec.args,
+        ]
+        env.update(
+            HF_HOME=f"{CACHE_DIR}/huggingface",
+            VLLM_CACHE_ROOT=f"{CACHE_DIR}/vllm",
+            VLLM_CONFIG_ROOT=f"{CACHE_DIR}/vllm-config",
+            TRITON_CACHE_DIR=f"{CACHE_DIR}/triton",
+            VLLM_NO_USAGE_STATS="1",
+            DO_NOT_TRACK="1",
+        )
+        if spec.model_uri:
+            env["HF_HUB_OFFLINE"] = "1"  # weights are local: never reach for a hub
+        if spec.hub_token_secret:
+            env["HF_TOKEN_PATH"] = f"{HUB_TOKEN_DIR}/token"
+        return None, args, http, env, spec.health_path, spec.health_path
+    if spec.runtime == "triton":
+        args = [
+            f"--model-repository={MODELS_DIR}",
+            f"--http-port={spec.port}",
+            f"--grpc-port={TRITON_GRPC_PORT}",
+            f"--metrics-port={TRITON_METRICS_PORT}",
+            "--allow-metrics=true",
+            *spec.args,
+        ]
+        ports = [
+            *http,
+            {"name": "grpc", "containerPort": TRITON_GRPC_PORT, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": TRITON_METRICS_PORT, "protocol": "TCP"},
+        ]
+        return ["tritonserver"], args, ports, env, "/v2/health/live", "/v2/health/ready"
+    if spec.model_uri:
+        env["MODEL_DIR"] = MODELS_DIR
+    return None, list(spec.args), http, env, spec.health_path, spec.health_path
+
+
+def deployment(spec: ModelSpec) -> dict:
+    command, args, ports, env, live_path, ready_path = _runtime(spec)
+    gpu = {"nvidia.com/gpu": str(spec.gpus)} if spec.gpus else {}
+    resources = {"requests": {"cpu": spec.cpu, "memory": spec.memory, **gpu}, "limits": {"cpu": spec.cpu, "memory": spec.memory, **gpu}}
+    mounts = [
+        {"name": "models", "mountPath": MODELS_DIR},
+        {"name": "cache", "mountPath": CACHE_DIR},
+        {"name": "home", "mountPath": HOME_DIR},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+    volumes = [
+        {"name": "models", "emptyDir": {}},
+        {"name": "cache", "emptyDir": {}},
+        {"name": "home", "emptyDir": {"sizeLimit": "1Gi"}},
+        {"name": "tmp", "emptyDir": {"sizeLimit": "4Gi"}},
+    ]
+    if spec.gpus:
+        # NCCL and the Python backend share memory between processes through /dev/shm.
+        mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
+        volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}})
+    if spec.hub_token_secret:
+        mounts.append({"name": "hub-token", "mountPath": HUB_TOKEN_DIR, "readOnly": True})
+        volumes.append({"name": "hub-token", "secret": {"secretName": spec.hub_token_secret, "items": [{"key": "token", "path": "token"}]}})
+
+    server: dict = {
+        "name": "server",
+        "image": spec.image,
+        "imagePullPolicy": "IfNotPresent" if spec.pull_by_digest else "Always",
+        "args": args,
+        "ports": ports,
+        "env": [{"name": k, "value": v} for k, v in sorted(env.items())],
+        "resources": resources,
+        "volumeMounts": mounts,
+        "securityContext": _container_security(),
+        # The startup budget covers image pull, weight loading and warm-up; liveness only starts after it.
+        "startupProbe": _probe(live_path, spec.port, 10, math.ceil(spec.startup_seconds / 10)),
+        "readinessProbe": _probe(ready_path, spec.port, 10, 3),
+        "livenessProbe": _probe(live_path, spec.port, 20, 3, timeout=10),
+        "lifecycle": {"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}},
+    }
+    if command:
+        server["command"] = command
+
+    init = []
+    if spec.model_uri:
+        init.append(
+            {
+                "name": "load-weights",
+                "image": spec.loader_image,
+                "imagePullPolicy": "IfNotPresent" if "@sha256:" in spec.loader_image else "Always",
+                "args": ["s3", "sync", spec.model_uri, MODELS_DIR, "--only-show-errors", "--no-progress"],
+                "env": [{"name": "AWS_REGION", "value": spec.region}, {"name": "HOME", "value": "/tmp"}],
+                "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "2Gi"}},
+                "volumeMounts": [{"name": "models", "mountPath": MODELS_DIR}, {"name": "tmp", "mountPath": "/tmp"}],
+                "securityContext": _container_security(),
+            }
+        )
+
+    pod_annotations = {}
+    if spec.gpus:
+        # Karpenter consolidation must never take a GPU node from under a model mid-request.
+        pod_annotations["karpenter.sh/do-not-disrupt"] = "true"
+    pod_spec: dict = {
+        "serviceAccountName": spec.name,
+        # The server never calls the Kubernetes API; Pod Identity mounts its own token for AWS.
+        "automountServiceAccountToken": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": UID,
+            "runAsGroup": UID,
+            "fsGroup": UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "terminationGracePeriodSeconds": DRAIN_SECONDS + (120 if spec.gpus else 45),
+        "initContainers": init,
+        "containers": [server],
+        "volumes": volumes,
+        "nodeSelector": dict(spec.node_selector),
+        "tolerations": [dict(t) for t in spec.tolerations],
+    }
+    if spec.spread_zones:
+        pod_spec["topologySpreadConstraints"] = [
+            {
+                "maxSkew": 1,
+                "topologyKey": "topology.kubernetes.io/zone",
+                # Spread when capacity allows; never leave a replica pending because one zone has no GPUs.
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": {"app.kubernetes.io/name": spec.name}},
+            }
+        ]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(spec),
+        "spec": {
+            # No `replicas`: the autoscaler owns it, and a `pulumi up` must not reset it.
+            "selector": {"matchLabels": {"app.kubernetes.io/name": spec.name}},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "template": {"metadata": {"labels": labels(spec), "annotations": pod_annotations}, "spec": pod_spec},
+        },
+    }
+
+
+def service(spec: ModelSpec) -> dict:
+    ports = [{"name": "http", "port": spec.port, "targetPort": "http", "protocol": "TCP"}]
+    if spec.runtime == "triton":
+        ports += [
+            {"name": "grpc", "port": TRITON_GRPC_PORT, "targetPort": "grpc", "protocol": "TCP"},
+            {"name": "metrics", "port": TRITON_METRICS_PORT, "targetPort": "metrics", "protocol": "TCP"},
+        ]
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(spec),
+        "spec": {"type": "ClusterIP", "selector": {"app.kubernetes.io/name": spec.name}, "ports": ports},
+    }
+
+
+def ingress(spec: ModelSpec) -> dict:
+    annotations = {
+        "alb.ingress.kubernetes.io/scheme": spec.alb_scheme,
+        "alb.ingress.kubernetes.io/target-type": "ip",
+        "alb.ingress.kubernetes.io/healthcheck-path": _runtime(spec)[5],
+        # Long generations: the default 60 s idle timeout would cut streaming responses.
+        "alb.ingress.kubernetes.io/load-balancer-attributes": "idle_timeout.timeout_seconds=600",
+    }
+    if spec.certificate_arn:
+        annotations.update(
+            {
+                "alb.ingress.kubernetes.io/listen-ports": '[{"HTTPS": 443}]',
+                "alb.ingress.kubernetes.io/certificate-arn": spec.certificate_arn,
+                "alb.ingress.kubernetes.io/ssl-policy": "ELBSecurityPolicy-TLS13-1-2-2021-06",
+            }
+        )
+    else:
+        annotations["alb.ingress.kubernetes.io/listen-ports"] = '[{"HTTP": 80}]'
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": _meta(spec, annotations=annotations),
+        "spec": {
+            "ingressClassName": "alb",
+            "rules": [
+                {
+                    "http": {
+                        "paths": [
+                            {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": spec.name, "port": {"name": "http"}}}}
+                        ]
+                    }
+                }
+            ],
+        },
+    }
+
+
+def load_query(spec: ModelSpec) -> tuple[str, str]:
+    """(PromQL, KEDA metric type) of the model's load: waiting requests per replica for vLLM, average queue
+    time in ms for Triton (a value, not a sum over replicas), the configured query for custom models."""
+    selector = f'namespace="{spec.name}"'
+    if spec.runtime == "vllm":
+        return f"sum(vllm:num_requests_waiting{{{selector}}})", "AverageValue"
+    if spec.runtime == "triton":
+        return (
+            f"sum(rate(nv_inference_queue_duration_us{{{selector}}}[2m])) / 1000"
+            f" / clamp_min(sum(rate(nv_inference_request_success{{{selector}}}[2m])), 1)",
+            "Value",
+        )
+    return str(spec.scale_query), "AverageValue"
+
+
+def scaled_object(spec: ModelSpec) -> dict:
+    query, metric_type = load_query(spec)
+    triggers: list[dict] = [
+        {
+            "type": "prometheus",
+            "metricType": metric_type,
+            "metadata": {"serverAddress": spec.prometheus_url, "query": query, "threshold": f"{spec.target:g}", "ignoreNullValues": "true"},
+        }
+    ]
+    if spec.active_hours is not None:
+        triggers.append(
+            {
+                "type": "cron",
+                "metadata": {
+                    "timezone": spec.active_hours["timezone"],
+                    "start": spec.active_hours["start"],
+                    "end": spec.active_hours["end"],
+                    "desiredReplicas": "1",
+                },
+            }
+        )
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": _meta(spec),
+        "spec": {
+            "scaleTargetRef": {"name": spec.name},
+            "minReplicaCount": spec.min_replicas,
+            "maxReplicaCount": spec.max_replicas,
+            "pollingInterval": 15,
+            "cooldownPeriod": 300,
+            "advanced": {
+                # Scale up at once; scale down slowly: a replica takes minutes to load its weights again.
+                "horizontalPodAutoscalerConfig": {"behavior": {"scaleDown": {"stabilizationWindowSeconds": 600}}}
+            },
+            "triggers": triggers,
+        },
+    }
+
+
+def cpu_autoscaler(spec: ModelSpec) -> dict:
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": _meta(spec),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": spec.name},
+            "minReplicas": spec.min_replicas,
+            "maxReplicas": spec.max_replicas,
+            "metrics": [
+                {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": int(spec.target)}}}
+            ],
+        },
+    }
+
+
+def disruption_budget(spec: ModelSpec) -> dict:
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _meta(spec),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app.kubernetes.io/name": spec.name}}},
+    }
+
+
+def network_policy(spec: ModelSpec) -> dict:
+    serving_ports = [{"protocol": "TCP", "port": spec.port}]
+    if spec.runtime == "triton":
+        serving_ports.append({"protocol": "TCP", "port": TRITON_GRPC_PORT})
+    metrics_port = TRITON_METRICS_PORT if spec.runtime == "triton" else spec.port
+    rules = [
+        {
+            "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": spec.monitoring_namespace}}}],
+            "ports": [{"protocol": "TCP", "port": metrics_port}],
+        }
+    ]
+    if spec.allowed_namespaces:
+        rules.append(
+            {
+                "from": [
+                    {
+                        "namespaceSelector": {
+                            "matchExpressions": [
+                                {"key": "kubernetes.io/metadata.name", "operator": "In", "values": sorted(spec.allowed_namespaces)}
+                            ]
+                        }
+                    }
+                ],
+                "ports": serving_ports,
+            }
+        )
+    if spec.alb:
+        # ALB targets are pod IPs (target type ip): the load balancer's nodes reach them from inside the VPC.
+        rules.append({"from": [{"ipBlock": {"cidr": spec.vpc_cidr}}], "ports": serving_ports})
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta(spec),
+        "spec": {"podSelector": {"matchLabels": {"app.kubernetes.io/name": spec.name}}, "policyTypes": ["Ingress"], "ingress": rules},
+    }
+
+
+def service_monitor(spec: ModelSpec) -> dict:
+    port = "metrics" if spec.runtime == "triton" else "http"
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": _meta(spec),
+        "spec": {
+            "selector": {"matchLabels": {"app.kubernetes.io/name": spec.name}},
+            "endpoints": [{"port": port, "path": spec.metrics_path if spec.runtime == "custom" else "/metrics", "interval": "15s"}],
+        },
+    }
+
+
+def slo_rules(spec: ModelSpec) -> list[dict]:
+    """The model's alerts: down, latency, error ratio and queue backlog (what its runtime can measure)."""
+    ns = f'namespace="{spec.name}"'
+
+    def alert(name: str, expr: str, duration: str, severity: str, summary: str, runbook: str) -> dict:
+        return {
+            "alert": name,
+            "expr": expr,
+            "for": duration,
+            "labels": {"severity": severity, "model": spec.name},
+            "annotations": {"summary": summary, "runbook": runbook},
+        }
+
+    rules = [
+        alert(
+            "ModelServerDown",
+            f'sum(up{{{ns}, service="{spec.name}"}}) == 0 and on() kube_deployment_status_replicas{{{ns}, deployment="{spec.name}"}} > 0',
+            "5m",
+            "critical",
+            f"No replica of {spec.name} is serving metrics",
+            f"kubectl -n {spec.name} get pods; check startup probe failures and node capacity",
+        )
+    ]
+    if spec.runtime == "vllm":
+        rules += [
+            alert(
+                "ModelLatencyHigh",
+                f"histogram_quantile(0.99, sum by (le) (rate(vllm:e2e_request_latency_seconds_bucket{{{ns}}}[5m])))"
+                f" > {spec.p99_latency_seconds:g}",
+                "10m",
+                "warning",
+                f"p99 latency of {spec.name} above {spec.p99_latency_seconds:g}s",
+                "Check queue depth and GPU utilisation; raise replicas.max or the GPU pool's limits",
+            ),
+            alert(
+                "ModelErrorRatioHigh",
+                f'sum(rate(vllm:request_success_total{{{ns}, finished_reason="abort"}}[5m]))'
+                f" / clamp_min(sum(rate(vllm:request_success_total{{{ns}}}[5m])), 1e-9) > {spec.error_ratio:g}",
+                "10m",
+                "critical",
+                f"More than {spec.error_ratio:.0%} of {spec.name}'s requests are aborted",
+                f"kubectl -n {spec.name} logs deploy/{spec.name}; look for OOM, CUDA errors and client timeouts",
+            ),
+            alert(
+                "ModelQueueBacklog",
+                f"sum(vllm:num_requests_waiting{{{ns}}}) > {spec.queue_backlog}",
+                "10m",
+                "warning",
+                f"{spec.name} has a sustained queue of waiting requests",
+                "The autoscaler is at its limit or new replicas cannot start: check replicas.max and pending pods",
+            ),
+        ]
+    elif spec.runtime == "triton":
+        rules += [
+            alert(
+                "ModelLatencyHigh",
+                f"sum(rate(nv_inference_request_duration_us{{{ns}}}[5m])) / 1e6"
+                f" / clamp_min(sum(rate(nv_inference_request_success{{{ns}}}[5m])), 1e-9) > {spec.p99_latency_seconds:g}",
+                "10m",
+                "warning",
+                f"Mean latency of {spec.name} above {spec.p99_latency_seconds:g}s (Triton reports no percentiles)",
+                "Check queue time and GPU utilisation; raise replicas.max or the GPU pool's limits",
+            ),
+            alert(
+                "ModelErrorRatioHigh",
+                f"sum(rate(nv_inference_request_failure{{{ns}}}[5m])) / clamp_min(sum(rate(nv_inference_request_failure{{{ns}}}[5m]))"
+                f" + sum(rate(nv_inference_request_success{{{ns}}}[5m])), 1e-9) > {spec.error_ratio:g}",
+                "10m",
+                "critical",
+                f"More than {spec.error_ratio:.0%} of {spec.name}'s inferences fail",
+                f"kubectl -n {spec.name} logs deploy/{spec.name}; the failure reason label says which backend fails",
+            ),
+            alert(
+                "ModelQueueBacklog",
+                f"sum(nv_inference_pending_request_count{{{ns}}}) > {spec.queue_backlog}",
+                "10m",
+                "warning",
+                f"{spec.name} has a sustained queue of pending requests",
+                "The autoscaler is at its limit or new replicas cannot start: check replicas.max and pending pods",
+            ),
+        ]
+    return rules
+
+
+def prometheus_rule(spec: ModelSpec) -> dict:
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": _meta(spec),
+        "spec": {"groups": [{"name": f"{spec.name}.slo", "rules": slo_rules(spec)}]},
+    }
+
+
+def manifests(spec: ModelSpec) -> list[dict]:
+    """Every Kubernetes object of the model, in apply order (namespace first)."""
+    objects = [
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {
+                "name": spec.name,
+                "labels": {
+                    **labels(spec),
+                    # Admission refuses any pod here that is not non-root, seccomp-confined and capability-free.
+                    "pod-security.kubernetes.io/enforce": "restricted",
+                    "ml-platform/monitoring": "true",
+                },
+            },
+        },
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(spec), "automountServiceAccountToken": False},
+        deployment(spec),
+        service(spec),
+        network_policy(spec),
+        service_monitor(spec),
+        prometheus_rule(spec),
+    ]
+    if spec.alb:
+        objects.append(ingress(spec))
+    objects.append(scaled_object(spec) if spec.gpus else cpu_autoscaler(spec))
+    if spec.max_replicas > 1:
+        objects.append(disruption_budget(spec))
+    return objects
+
+
+# Which CRD-installing release a custom resource waits for, by API group.
+CRD_GROUPS = {"keda.sh": "keda", "monitoring.coreos.com": "monitoring"}
+
+
+@dataclass
+class ModelServiceArgs:
+    spec: ModelSpec
+    """The model, in Kubernetes' terms."""
+    cluster_name: pulumi.Input[str]
+    """Cluster of the Pod Identity association."""
+    kubernetes_provider: k8s.Provider
+    """Provider for the cluster's API."""
+    bucket_arn: pulumi.Input[str]
+    """Model store bucket."""
+    s3_prefix: str | None
+    """The model's prefix in the store; None for a hub model (no AWS access at all)."""
+    kms_key_arn: pulumi.Input[str]
+    """Key of the model store."""
+    crd_releases: Mapping[str, pulumi.Resource] = field(default_factory=dict)
+    """Releases installing the CRDs, by CRD_GROUPS value (`keda`, `monitoring`)."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """Tags for AWS resources."""
+
+
+class ModelService(pulumi.ComponentResource):
+    def __init__(self, name: str, args: ModelServiceArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(TYPE, name, None, opts)
+        spec = args.spec
+        child = pulumi.ResourceOptions(parent=self)
+        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.kubernetes_provider)
+
+        objects = manifests(spec)
+        namespace = k8s.core.v1.Namespace(f"{name}-namespace", metadata=objects[0]["metadata"], opts=k8s_opts)
+        in_namespace = pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[namespace]))
+
+        if args.s3_prefix is not None:
+            role = aws.iam.Role(
+                f"{name}-model-reader",
+                assume_role_policy=json.dumps(iam.service_trust_policy(iam.POD_IDENTITY_SERVICE, tag_session=True)),
+                tags=dict(args.tags),
+                opts=child,
+            )
+            aws.iam.RolePolicy(
+                f"{name}-model-reader",
+                role=role.id,
+                policy=pulumi.Output.all(args.bucket_arn, args.kms_key_arn).apply(
+                    lambda values: json.dumps(s3_read_policy(values[0], str(args.s3_prefix), values[1]))
+                ),
+                opts=child,
+            )
+            aws.eks.PodIdentityAssociation(
+                f"{name}-model-reader",
+                cluster_name=args.cluster_name,
+                namespace=spec.name,
+                service_account=spec.name,
+                role_arn=role.arn,
+                tags=dict(args.tags),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace]),
+            )
+
+        for manifest in objects[1:]:
+            kind = manifest["kind"]
+            resource_name = f"{name}-{kind.lower()}"
+            group = manifest["apiVersion"].split("/")[0]
+            if group in CRD_GROUPS:
+                # Never applied before the release that installs its CRD (pulumi-kubernetes #3247).
+                release = args.crd_releases.get(CRD_GROUPS[group])
+                k8s.apiextensions.CustomResource(
+                    resource_name,
+                    api_version=manifest["apiVersion"],
+                    kind=kind,
+                    metadata=manifest["metadata"],
+                    spec=manifest["spec"],
+                    opts=pulumi.ResourceOptions.merge(in_namespace, pulumi.ResourceOptions(depends_on=[release] if release else [])),
+                )
+            else:
+                _CORE_KINDS[kind](
+                    resource_name, **{k: v for k, v in manifest.items() if k not in ("apiVersion", "kind")}, opts=in_namespace
+                )
+        self.register_outputs({})
+
+
+def _service_account(resource_name: str, metadata: dict, automountServiceAccountToken: bool, opts):
+    return k8s.core.v1.ServiceAccount(
+        resource_name, metadata=metadata, automount_service_account_token=automountServiceAccountToken, opts=opts
+    )
+
+
+_CORE_KINDS = {
+    "ServiceAccount": _service_account,
+    "Deployment": lambda n, metadata, spec, opts: k8s.apps.v1.Deployment(n, metadata=metadata, spec=spec, opts=opts),
+    "Service": lambda n, metadata, spec, opts: k8s.core.v1.Service(n, metadata=metadata, spec=spec, opts=opts),
+    "Ingress": lambda n, metadata, spec, opts: k8s.networking.v1.Ingress(n, metadata=metadata, spec=spec, opts=opts),
+    "NetworkPolicy": lambda n, metadata, spec, opts: k8s.networking.v1.NetworkPolicy(n, metadata=metadata, spec=spec, opts=opts),
+    "PodDisruptionBudget": lambda n, metadata, spec, opts: k8s.policy.v1.PodDisruptionBudget(n, metadata=metadata, spec=spec, opts=opts),
+    "HorizontalPodAutoscaler": lambda n, metadata, spec, opts: k8s.autoscaling.v2.HorizontalPodAutoscaler(
+        n, metadata=metadata, spec=spec, opts=opts
+    ),
+}

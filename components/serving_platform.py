@@ -1,0 +1,131 @@
+"""ServingPlatform: what model services share. KEDA (autoscaling on queue metrics, pinned chart) always; the
+AWS Load Balancer Controller (pinned chart, its reference IAM policy through Pod Identity) when a model
+is exposed through an ALB."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from components import iam
+
+TYPE = "mlplatform:k8s:ServingPlatform"
+
+KEDA_NAMESPACE = "keda"
+ALB_SERVICE_ACCOUNT = "aws-load-balancer-controller"
+# The controller's reference policy, verbatim from kubernetes-sigs/aws-load-balancer-controller v3.5.0
+# docs/install/iam_policy.json (commit 11eb202c); bump it with the chart.
+ALB_POLICY_FILE = Path(__file__).parent / "iam_policies" / "aws-load-balancer-controller-v3.5.0.json"
+
+
+def alb_controller_policy() -> dict:
+    return json.loads(ALB_POLICY_FILE.read_text())
+
+
+def keda_values(node_selector: Mapping[str, str]) -> dict:
+    return {"nodeSelector": dict(node_selector)}
+
+
+def alb_values(cluster_name: str, region: str, vpc_id: str, node_selector: Mapping[str, str]) -> dict:
+    """Region and VPC are given explicitly: with the IMDS hop limit of 1, pods cannot ask the node."""
+    return {
+        "clusterName": cluster_name,
+        "region": region,
+        "vpcId": vpc_id,
+        "serviceAccount": {"name": ALB_SERVICE_ACCOUNT},
+        "nodeSelector": dict(node_selector),
+        "createIngressClassResource": True,
+        "ingressClass": "alb",
+    }
+
+
+@dataclass
+class ServingPlatformArgs:
+    kubernetes_provider: k8s.Provider
+    """Provider for the cluster's API."""
+    cluster_name: str
+    """EKS cluster name."""
+    cluster: pulumi.Input[str]
+    """The cluster's name as its output, so the Pod Identity association waits for the cluster."""
+    region: str
+    """AWS region."""
+    vpc_id: pulumi.Input[str]
+    """VPC of the load balancers."""
+    keda_chart: tuple[str, str, str]
+    """(chart, repository, version) of KEDA."""
+    alb_chart: tuple[str, str, str]
+    """(chart, repository, version) of the AWS Load Balancer Controller."""
+    alb_controller: bool = False
+    """Install the load balancer controller (some model is exposed through an ALB)."""
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    """Where the controllers run (the system pool)."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """Tags for AWS resources."""
+
+
+class ServingPlatform(pulumi.ComponentResource):
+    keda: k8s.helm.v3.Release
+
+    def __init__(self, name: str, args: ServingPlatformArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(TYPE, name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        waits = (opts.depends_on or []) if opts else []  # a component's depends_on does not reach its children
+        chart, repository, version = args.keda_chart
+        self.keda = k8s.helm.v3.Release(
+            f"{name}-keda",
+            name="keda",
+            chart=chart,
+            version=version,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=repository),
+            namespace=KEDA_NAMESPACE,
+            create_namespace=True,
+            values=keda_values(args.node_selector),
+            timeout=600,
+            opts=pulumi.ResourceOptions(parent=self, provider=args.kubernetes_provider, depends_on=waits),
+        )
+
+        if args.alb_controller:
+            role = aws.iam.Role(
+                f"{name}-alb-controller",
+                assume_role_policy=json.dumps(iam.service_trust_policy(iam.POD_IDENTITY_SERVICE, tag_session=True)),
+                tags=dict(args.tags),
+                opts=child,
+            )
+            policy = aws.iam.Policy(
+                f"{name}-alb-controller",
+                description=f"AWS Load Balancer Controller of {args.cluster_name} (reference policy v3.5.0)",
+                policy=json.dumps(alb_controller_policy()),
+                tags=dict(args.tags),
+                opts=child,
+            )
+            attachment = aws.iam.RolePolicyAttachment(f"{name}-alb-controller", role=role.name, policy_arn=policy.arn, opts=child)
+            identity = aws.eks.PodIdentityAssociation(
+                f"{name}-alb-controller",
+                cluster_name=args.cluster,
+                namespace="kube-system",
+                service_account=ALB_SERVICE_ACCOUNT,
+                role_arn=role.arn,
+                tags=dict(args.tags),
+                opts=child,
+            )
+            chart, repository, version = args.alb_chart
+            k8s.helm.v3.Release(
+                f"{name}-alb-controller",
+                name="aws-load-balancer-controller",
+                chart=chart,
+                version=version,
+                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=repository),
+                namespace="kube-system",
+                values=pulumi.Output.from_input(args.vpc_id).apply(
+                    lambda vpc: alb_values(args.cluster_name, args.region, vpc, args.node_selector)
+                ),
+                timeout=600,
+                opts=pulumi.ResourceOptions(parent=self, provider=args.kubernetes_provider, depends_on=[identity, attachment, *waits]),
+            )
+        self.register_outputs({})
