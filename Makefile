@@ -1,6 +1,7 @@
 # Two commands on a fresh machine: `make plan` and `make test`. Both create the venv when it is missing.
 PYTHON ?= python3
 VENV := venv
+TOOLS := venv-tools
 PY := $(VENV)/bin/python
 STACK ?= dev
 
@@ -14,6 +15,12 @@ $(VENV)/.installed: requirements.txt infra/requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
+$(TOOLS)/.installed: requirements-tools.txt
+	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --upgrade pip
+	$(TOOLS)/bin/python -m pip install --quiet -r requirements-tools.txt
+	touch $@
+
 plan: $(VENV)/.installed
 	$(PY) -m infra plan --stack $(STACK)
 
@@ -23,9 +30,9 @@ plans: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed $(TOOLS)/.installed
 	$(PY) -m ruff check .
-	$(PY) -m pytest
+	CHECKOV=$(TOOLS)/bin/checkov $(PY) -m pytest
 
 clean:
-	rm -rf build $(VENV)
+	rm -rf build $(VENV) $(TOOLS)

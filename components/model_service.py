@@ -81,7 +81,7 @@ class ModelSpec:
     pull_by_digest: bool = False
 
 
-def s3_read_policy(bucket_arn: str, prefix: str, kms_key_arn: str) -> dict:
+def s3_read_policy(bucket_arn: str, prefix: str, kms_key_arn: str, region: str) -> dict:
     """Read only this model's prefix of the model store, and decrypt with the store's key through S3."""
     return {
         "Version": "2012-10-17",
@@ -99,7 +99,7 @@ def s3_read_policy(bucket_arn: str, prefix: str, kms_key_arn: str) -> dict:
                 "Effect": "Allow",
                 "Action": "kms:Decrypt",
                 "Resource": kms_key_arn,
-                "Condition": {"StringEquals": {"kms:ViaService": f"s3.{bucket_arn.split(':')[3] or '*'}.amazonaws.com"}},
+                "Condition": {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}},
             },
         ],
     }
@@ -604,6 +604,8 @@ class ModelServiceArgs:
     """The model's prefix in the store; None for a hub model (no AWS access at all)."""
     kms_key_arn: pulumi.Input[str]
     """Key of the model store."""
+    region: str
+    """Region of the model store (S3's KMS calls come from s3.<region>.amazonaws.com)."""
     crd_releases: Mapping[str, pulumi.Resource] = field(default_factory=dict)
     """Releases installing the CRDs, by CRD_GROUPS value (`keda`, `monitoring`)."""
     tags: Mapping[str, str] = field(default_factory=dict)
@@ -632,7 +634,7 @@ class ModelService(pulumi.ComponentResource):
                 f"{name}-model-reader",
                 role=role.id,
                 policy=pulumi.Output.all(args.bucket_arn, args.kms_key_arn).apply(
-                    lambda values: json.dumps(s3_read_policy(values[0], str(args.s3_prefix), values[1]))
+                    lambda values: json.dumps(s3_read_policy(values[0], str(args.s3_prefix), values[1], args.region))
                 ),
                 opts=child,
             )

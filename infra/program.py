@@ -315,6 +315,7 @@ def build(cfg: config.StackConfig) -> None:
                     bucket_arn=store.bucket_arn,
                     s3_prefix=model.source.s3Prefix,
                     kms_key_arn=data_key.arn,
+                    region=cfg.region,
                     crd_releases={"keda": serving.keda, "monitoring": monitoring.release},
                     tags=tags,
                 ),

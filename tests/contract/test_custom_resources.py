@@ -7,7 +7,12 @@ import pytest
 
 from tests.contract import crd_schemas
 
-CRD_RELEASES = {"karpenter.sh": "karpenter-crd", "karpenter.k8s.aws": "karpenter-crd"}
+CRD_RELEASES = {
+    "karpenter.sh": "karpenter-crd",
+    "karpenter.k8s.aws": "karpenter-crd",
+    "keda.sh": "keda",
+    "monitoring.coreos.com": "kube-prometheus-stack",
+}
 
 
 def custom_resources(plan):
@@ -24,7 +29,7 @@ def custom_resources(plan):
 def test_custom_resources_match_their_crd_schemas(plans, stack):
     resources = custom_resources(plans[stack])
     kinds = {r["inputs"]["kind"] for r in resources}
-    assert {"NodePool", "EC2NodeClass"} <= kinds
+    assert {"NodePool", "EC2NodeClass", "ScaledObject", "ServiceMonitor", "PrometheusRule"} <= kinds
     for resource in resources:
         assert crd_schemas.errors(resource["inputs"]) == [], resource["name"]
 

@@ -510,3 +510,134 @@ def test_good_karpenter_gpu_pool_with_mig():
     )
     pool = cfg.nodePools["gpu"]
     assert isinstance(pool, config.KarpenterPoolConfig) and pool.gpu.mig and pool.gpu.count == 8
+
+
+VLLM = {
+    "runtime": "vllm",
+    "image": {"repository": "docker.io/vllm/vllm-openai", "tag": "v0.31.0"},
+    "source": {"s3Prefix": "llama/"},
+    "gpus": 1,
+    "resources": {"cpu": "4", "memory": "24Gi"},
+}
+GPU_POOLS = {"system": SYSTEM_POOL, "gpu": GPU_POOL}
+
+
+def with_model(base=None, **model):
+    sections = base or minimal_sections(nodePools=GPU_POOLS)
+    return {**sections, "models": {"chat": {**VLLM, **model}}}
+
+
+DIGEST = "sha256:" + "a" * 64
+PROD_MODELS = prod_sections(
+    nodePools={"system": {**SYSTEM_POOL, "minSize": 2}, "gpu": GPU_POOL},
+    serving={"loaderImage": {"repository": "public.ecr.aws/aws-cli/aws-cli", "digest": DIGEST}},
+)
+
+MODEL_BAD_CONFIGS = [
+    ("unknown runtime", with_model(runtime="tgi"), "models.chat.runtime", "'tgi' is not allowed"),
+    ("latest tag", with_model(image={"repository": "docker.io/vllm/vllm-openai", "tag": "latest"}), "models.chat.image", "'latest' floats"),
+    ("unpinned image", with_model(image={"repository": "docker.io/vllm/vllm-openai"}), "models.chat.image", "set tag or digest"),
+    (
+        "bad digest",
+        with_model(image={"repository": "docker.io/vllm/vllm-openai", "digest": "sha256:abc"}),
+        "models.chat.image.digest",
+        "should match pattern",
+    ),
+    (
+        "unknown upstream",
+        with_model(image={"repository": "ghcr.io/someone/server", "tag": "1"}),
+        "models.chat.image.repository",
+        "is neither a platform repository nor one of",
+    ),
+    (
+        "undeclared repository",
+        with_model(image={"repository": "serving/vllm", "tag": "1"}),
+        "models.chat.image.repository",
+        "'serving/vllm' is not in registries.repositories",
+    ),
+    ("two sources", with_model(source={"s3Prefix": "a/", "hubId": "org/model"}), "models.chat.source", "exactly one of s3Prefix or hubId"),
+    ("prefix without slash", with_model(source={"s3Prefix": "llama"}), "models.chat.source.s3Prefix", "should match pattern"),
+    (
+        "triton without repository",
+        with_model(runtime="triton", source={"hubId": "org/model"}),
+        "models.chat",
+        "a triton model needs a model repository",
+    ),
+    (
+        "custom without port",
+        with_model(runtime="custom", image={"repository": "docker.io/vllm/vllm-openai", "tag": "1"}, gpus=0),
+        "models.chat",
+        "a custom model needs port and healthPath",
+    ),
+    ("preset with port", with_model(port=9000), "models.chat", "port and healthPath are fixed by the vllm preset"),
+    (
+        "custom gpu without query",
+        with_model(runtime="custom", port=8080, healthPath="/h"),
+        "models.chat",
+        "a custom GPU model scales on a queue metric",
+    ),
+    ("zero without hours", with_model(replicas={"min": 0, "max": 2}), "models.chat", "replicas.min 0 needs autoscaling.activeHours"),
+    (
+        "cpu model at zero",
+        with_model(gpus=0, replicas={"min": 0, "max": 2}, autoscaling={"activeHours": {"start": "0 8 * * *", "end": "0 18 * * *"}}),
+        "models.chat",
+        "CPU models scale on CPU with an HPA, which cannot reach zero",
+    ),
+    ("min above max", with_model(replicas={"min": 3, "max": 2}), "models.chat.replicas", "min 3 is larger than max 2"),
+    (
+        "public alb without tls",
+        with_model(exposure={"type": "alb", "scheme": "internet-facing"}),
+        "models.chat.exposure",
+        "an internet-facing ALB needs certificateArn",
+    ),
+    ("bad quantity", with_model(resources={"cpu": "four", "memory": "24Gi"}), "models.chat.resources.cpu", "should match pattern"),
+    (
+        "bad model name",
+        {**minimal_sections(nodePools=GPU_POOLS), "models": {"Chat_Bot": VLLM}},
+        "models.Chat_Bot",
+        "model names become namespaces",
+    ),
+    ("prod by tag", with_model(PROD_MODELS), "models.chat.image.digest", "prod runs images by digest"),
+    (
+        "prod scale to zero",
+        with_model(
+            PROD_MODELS,
+            image={"repository": "docker.io/vllm/vllm-openai", "digest": DIGEST},
+            replicas={"min": 0, "max": 2},
+            autoscaling={"activeHours": {"start": "0 8 * * *", "end": "0 9 * * *"}},
+        ),
+        "models.chat.replicas.min",
+        "prod does not scale to zero",
+    ),
+    (
+        "prod from the hub",
+        with_model(PROD_MODELS, image={"repository": "docker.io/vllm/vllm-openai", "digest": DIGEST}, source={"hubId": "org/model"}),
+        "models.chat.source",
+        "prod loads weights from the model store",
+    ),
+    (
+        "prod loader by tag",
+        {**with_model(PROD_MODELS, image={"repository": "docker.io/vllm/vllm-openai", "digest": DIGEST}), "serving": {}},
+        "serving.loaderImage.digest",
+        "prod runs images by digest",
+    ),
+]
+
+
+@pytest.mark.parametrize(("sections", "path", "fragment"), [c[1:] for c in MODEL_BAD_CONFIGS], ids=[c[0] for c in MODEL_BAD_CONFIGS])
+def test_bad_model_config(sections, path, fragment):
+    assert_problem(problems_of(**sections), path, fragment)
+
+
+def test_a_gpu_model_no_pool_can_take_is_refused():
+    from infra import program
+
+    cfg = config.parse(raw_config(**with_model(gpus=16)), "test")
+    with pytest.raises(config.ConfigError) as caught:
+        program.check_scheduling(cfg)
+    assert caught.value.problems == [
+        (
+            "models.chat.gpus",
+            "no node pool can run a pod with 16 GPUs (tensor parallelism needs them on one node); the most one pod can get is 8",
+        )
+    ]

@@ -1,0 +1,182 @@
+import json
+
+import pulumi_kubernetes as k8s
+from moto.iam.policy_validation import IAMPolicyDocumentValidator
+
+from components import model_service
+from components.model_service import ModelSpec
+from tests.helpers import render, resource
+
+BASE = dict(
+    name="chat",
+    runtime="vllm",
+    image="docker.io/vllm/vllm-openai:v0.31.0",
+    loader_image="public.ecr.aws/aws-cli/aws-cli:2.37.11",
+    cpu="4",
+    memory="24Gi",
+    port=8000,
+    health_path="/health",
+    metrics_path="/metrics",
+    startup_seconds=900,
+    min_replicas=1,
+    max_replicas=3,
+    target=5,
+    prometheus_url="http://kps-prometheus.monitoring.svc:9090",
+    monitoring_namespace="monitoring",
+    region="us-west-2",
+    model_uri="s3://bucket/llama/",
+    gpus=2,
+    node_selector={"nvidia.com/gpu.present": "true", "ml-platform/gpu-sharing": "none"},
+    tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+)
+
+
+def spec(**overrides) -> ModelSpec:
+    return ModelSpec(**{**BASE, **overrides})
+
+
+def by_kind(objects, kind):
+    return next(o for o in objects if o["kind"] == kind)
+
+
+def test_vllm_preset():
+    pod = model_service.deployment(spec())["spec"]["template"]["spec"]
+    server = pod["containers"][0]
+    assert server["args"][:2] == ["/models", "--host"]
+    assert server["args"][server["args"].index("--tensor-parallel-size") + 1] == "2"
+    assert server["resources"]["limits"]["nvidia.com/gpu"] == "2" and server["resources"]["requests"]["nvidia.com/gpu"] == "2"
+    env = {e["name"]: e["value"] for e in server["env"]}
+    assert env["HF_HUB_OFFLINE"] == "1" and env["HOME"] == "/home/app"
+    assert {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}} in pod["volumes"]
+    # weights come from the model store, before the server starts
+    (loader,) = pod["initContainers"]
+    assert loader["args"][:4] == ["s3", "sync", "s3://bucket/llama/", "/models"]
+
+
+def test_startup_budget_comes_from_the_expected_startup_time():
+    server = model_service.deployment(spec(startup_seconds=1200))["spec"]["template"]["spec"]["containers"][0]
+    startup = server["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 1200
+    assert server["readinessProbe"]["httpGet"]["path"] == "/health"
+
+
+def test_rollout_never_drops_capacity_and_drains():
+    deployment = model_service.deployment(spec())
+    assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
+    assert "replicas" not in deployment["spec"]  # the autoscaler owns it
+    pod = deployment["spec"]["template"]
+    assert pod["metadata"]["annotations"]["karpenter.sh/do-not-disrupt"] == "true"
+    assert pod["spec"]["containers"][0]["lifecycle"]["preStop"] == {"sleep": {"seconds": 15}}
+    assert pod["spec"]["terminationGracePeriodSeconds"] > 15
+
+
+def test_pod_security():
+    pod = model_service.deployment(spec())["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsUser"] > 10000 and pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["automountServiceAccountToken"] is False
+    for container in pod["containers"] + pod["initContainers"]:
+        context = container["securityContext"]
+        assert (
+            context["readOnlyRootFilesystem"] and not context["allowPrivilegeEscalation"] and context["capabilities"] == {"drop": ["ALL"]}
+        )
+        assert container["resources"]["requests"] and container["resources"]["limits"]
+
+
+def test_triton_preset_and_its_queue_metric():
+    triton = spec(runtime="triton", name="ranker", gpus=1, target=30)
+    server = model_service.deployment(triton)["spec"]["template"]["spec"]["containers"][0]
+    assert server["command"] == ["tritonserver"] and "--model-repository=/models" in server["args"]
+    assert server["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert {p["name"] for p in server["ports"]} == {"http", "grpc", "metrics"}
+    trigger = model_service.scaled_object(triton)["spec"]["triggers"][0]
+    assert "nv_inference_queue_duration_us" in trigger["metadata"]["query"] and trigger["metricType"] == "Value"
+    assert model_service.service_monitor(triton)["spec"]["endpoints"][0]["port"] == "metrics"
+
+
+def test_gpu_models_scale_on_queue_depth_and_wake_in_active_hours():
+    scaled = model_service.scaled_object(
+        spec(min_replicas=0, active_hours={"start": "0 8 * * 1-5", "end": "0 20 * * 1-5", "timezone": "UTC"})
+    )
+    prometheus, cron = scaled["spec"]["triggers"]
+    assert prometheus["metadata"]["query"] == 'sum(vllm:num_requests_waiting{namespace="chat"})'
+    assert prometheus["metadata"]["threshold"] == "5" and prometheus["metricType"] == "AverageValue"
+    assert cron["type"] == "cron" and cron["metadata"]["desiredReplicas"] == "1"
+    assert scaled["spec"]["minReplicaCount"] == 0
+
+
+def test_cpu_models_use_an_hpa_and_no_gpu():
+    objects = model_service.manifests(spec(gpus=0, runtime="custom", port=8080, health_path="/healthz", target=70))
+    assert by_kind(objects, "HorizontalPodAutoscaler")["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 70
+    assert not [o for o in objects if o["kind"] == "ScaledObject"]
+    pod = by_kind(objects, "Deployment")["spec"]["template"]["spec"]
+    assert "nvidia.com/gpu" not in pod["containers"][0]["resources"]["limits"] and "annotations" not in pod
+
+
+def test_disruption_budget_only_when_more_than_one_replica():
+    assert [o for o in model_service.manifests(spec()) if o["kind"] == "PodDisruptionBudget"]
+    assert not [o for o in model_service.manifests(spec(max_replicas=1)) if o["kind"] == "PodDisruptionBudget"]
+
+
+def test_network_policy_admits_allowed_namespaces_monitoring_and_the_alb():
+    policy = model_service.network_policy(spec(allowed_namespaces=("apps",), alb=True, vpc_cidr="10.20.0.0/16"))
+    sources = [rule["from"][0] for rule in policy["spec"]["ingress"]]
+    assert sources[0] == {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    assert sources[1]["namespaceSelector"]["matchExpressions"][0]["values"] == ["apps"]
+    assert sources[2] == {"ipBlock": {"cidr": "10.20.0.0/16"}}
+
+
+def test_alb_ingress_https_when_certificate():
+    ingress = model_service.ingress(spec(alb=True, alb_scheme="internet-facing", certificate_arn="arn:aws:acm:us-west-2:1:certificate/x"))
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations["alb.ingress.kubernetes.io/scheme"] == "internet-facing"
+    assert annotations["alb.ingress.kubernetes.io/listen-ports"] == '[{"HTTPS": 443}]'
+    assert ingress["spec"]["ingressClassName"] == "alb"
+
+
+def test_slo_alerts_carry_severity_summary_and_runbook():
+    rules = model_service.slo_rules(spec())
+    assert {r["alert"] for r in rules} == {"ModelServerDown", "ModelLatencyHigh", "ModelErrorRatioHigh", "ModelQueueBacklog"}
+    assert all(
+        r["labels"]["severity"] in ("warning", "critical") and r["annotations"]["summary"] and r["annotations"]["runbook"] for r in rules
+    )
+
+
+def test_s3_policy_reads_only_the_models_prefix():
+    policy = model_service.s3_read_policy("arn:aws:s3:::store", "llama/", "arn:aws:kms:us-west-2:1:key/k", "us-west-2")
+    IAMPolicyDocumentValidator(json.dumps(policy)).validate()
+    get, listing, decrypt = policy["Statement"]
+    assert get["Resource"] == "arn:aws:s3:::store/llama/*"
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["llama/*"]}}
+    assert decrypt["Condition"] == {"StringEquals": {"kms:ViaService": "s3.us-west-2.amazonaws.com"}}
+
+
+def test_component_creates_identity_and_waits_for_crd_releases():
+    def program():
+        provider = k8s.Provider("k8s", kubeconfig="{}")
+        keda = k8s.helm.v3.Release("keda", chart="keda", version="2.20.2", opts=None)
+        monitoring = k8s.helm.v3.Release("kps", chart="kube-prometheus-stack", version="88.5.3")
+        model_service.ModelService(
+            "model-chat",
+            model_service.ModelServiceArgs(
+                spec=spec(),
+                cluster_name="c",
+                kubernetes_provider=provider,
+                bucket_arn="arn:aws:s3:::store",
+                s3_prefix="llama/",
+                kms_key_arn="arn:aws:kms:us-west-2:123456789012:key/k",
+                region="us-west-2",
+                crd_releases={"keda": keda, "monitoring": monitoring},
+            ),
+        )
+
+    plan = render(program)
+    association = resource(plan, "aws:eks/podIdentityAssociation:PodIdentityAssociation", "model-chat-model-reader")["inputs"]
+    assert (association["namespace"], association["serviceAccount"]) == ("chat", "chat")
+    keda = resource(plan, "kubernetes:helm.sh/v3:Release", "keda")["urn"]
+    monitoring = resource(plan, "kubernetes:helm.sh/v3:Release", "kps")["urn"]
+    assert keda in resource(plan, "kubernetes:keda.sh/v1alpha1:ScaledObject", "model-chat-scaledobject")["dependencies"]
+    assert monitoring in resource(plan, "kubernetes:monitoring.coreos.com/v1:ServiceMonitor", "model-chat-servicemonitor")["dependencies"]
+    assert monitoring in resource(plan, "kubernetes:monitoring.coreos.com/v1:PrometheusRule", "model-chat-prometheusrule")["dependencies"]
+    namespace = resource(plan, "kubernetes:core/v1:Namespace", "model-chat-namespace")
+    assert namespace["inputs"]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert namespace["urn"] in resource(plan, "kubernetes:apps/v1:Deployment", "model-chat-deployment")["dependencies"]
