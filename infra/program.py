@@ -333,7 +333,15 @@ def build(cfg: config.StackConfig) -> None:
     pulumi.export("privateSubnetIds", network.private_subnet_ids)
     pulumi.export("registryUrls", registry.repository_urls)
     pulumi.export("modelStoreBucket", store.bucket_name)
-    pulumi.export("versions", versions.versions_output(cfg.cluster.version))
+    registry_host = f"{identity.account_id}.dkr.ecr.{cfg.region}.amazonaws.com"
+    pinned = versions.versions_output(cfg.cluster.version)
+    # The images this stack runs, as resolved from its config (tags or digests), to reproduce it exactly.
+    prefix = cfg.stack if cfg.registries.prefix is None else cfg.registries.prefix
+    pinned["images"] = {
+        "loader": models.image_reference(cfg.serving.loaderImage, registry_host, prefix),
+        "models": {name: models.image_reference(model.image, registry_host, prefix) for name, model in sorted(cfg.models.items())},
+    }
+    pulumi.export("versions", pinned)
 
 
 def main() -> None:

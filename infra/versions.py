@@ -87,5 +87,4 @@ def versions_output(kubernetes_version: str) -> dict:
     return {
         "eks": {**asdict(release), "ami_alias": release.ami_alias},
         "charts": {key: asdict(chart) for key, chart in sorted(CHARTS.items())},
-        "images": {"loader": f"{LOADER_IMAGE[0]}:{LOADER_IMAGE[1]}"},
     }

@@ -136,6 +136,12 @@ def test_versions_output_pins_everything_in_use(plans):
     assert in_use == pinned["addons"]
     assert {r["inputs"]["releaseVersion"] for r in plans["dev"].by_type("aws:eks/nodeGroup:NodeGroup")} == {pinned["ami_release"]}
     assert "latest" not in json.dumps(plans["prod"].to_json()).lower()
+    images = plans["prod"].outputs["versions"]["images"]
+    assert (
+        images["models"]["chat"]
+        == "123456789012.dkr.ecr.us-west-2.amazonaws.com/prod/serving/vllm@sha256:" + images["models"]["chat"][-64:]
+    )
+    assert "@sha256:" in images["loader"]
 
 
 def test_stack_outputs(plans):
