@@ -740,6 +740,11 @@ class StackConfig(_Model):
     """Models to serve, by name (also their namespace)."""
     serving: ServingConfig = ServingConfig()
 
+    @property
+    def registry_prefix(self) -> str:
+        """Namespace of the stack's ECR repositories and caches: the configured one, else the stack name."""
+        return self.stack if self.registries.prefix is None else self.registries.prefix
+
     @field_validator("region")
     @classmethod
     def _region(cls, value: str) -> str:
@@ -792,7 +797,7 @@ def _cross_checks(cfg: StackConfig) -> list[tuple[str, str]]:
     if not any(admin.access == "cluster-admin" for admin in cfg.cluster.admins):
         problems.append(("cluster.admins", "needs at least one cluster-admin: the role that runs `pulumi up` applies in-cluster resources"))
 
-    registry_prefix = cfg.stack if cfg.registries.prefix is None else cfg.registries.prefix
+    registry_prefix = cfg.registry_prefix
     for index, rule in enumerate(cfg.registries.pullThroughCache):
         full = "/".join(part for part in (registry_prefix, rule.prefix or rule.upstream) if part)
         if not 2 <= len(full) <= 30:

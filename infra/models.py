@@ -39,7 +39,7 @@ def placement_problems(cfg: config.StackConfig) -> list[tuple[str, str]]:
 
 def model_spec(name: str, model: config.ModelConfig, cfg: config.StackConfig, registry: str, bucket: str) -> ModelSpec:
     selector, tolerations, _ = scheduling.gpu_placement(model.gpus, pools.scheduling_pools(cfg))
-    prefix = cfg.stack if cfg.registries.prefix is None else cfg.registries.prefix
+    prefix = cfg.registry_prefix
     loader = cfg.serving.loaderImage
     hours = model.autoscaling.activeHours
     default_target = DEFAULT_TARGETS.get(model.runtime, 1.0) if model.gpus else DEFAULT_CPU_TARGET

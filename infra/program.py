@@ -81,6 +81,7 @@ def build(cfg: config.StackConfig) -> None:
     partition = aws.get_partition().partition
     name = cluster_name(cfg)
     protect = cfg.protectStatefulResources
+    registry_host = f"{identity.account_id}.dkr.ecr.{cfg.region}.amazonaws.com"
 
     # One key for data at rest outside the cluster: images, model weights, persistent volumes, flow logs.
     data_key = KmsKey(
@@ -242,7 +243,7 @@ def build(cfg: config.StackConfig) -> None:
         )
 
     # ECR names are unique per account and region: stacks sharing an account get their own prefix.
-    prefix = cfg.stack if cfg.registries.prefix is None else cfg.registries.prefix
+    prefix = cfg.registry_prefix
     registry = ContainerRegistry(
         "registry",
         ContainerRegistryArgs(
@@ -304,7 +305,6 @@ def build(cfg: config.StackConfig) -> None:
             ),
             opts=aliases.options("serving", depends_on=node_groups),
         )
-        registry_host = f"{identity.account_id}.dkr.ecr.{cfg.region}.amazonaws.com"
         for model_name, model in sorted(cfg.models.items()):
             ModelService(
                 f"model-{model_name}",
@@ -333,10 +333,8 @@ def build(cfg: config.StackConfig) -> None:
     pulumi.export("privateSubnetIds", network.private_subnet_ids)
     pulumi.export("registryUrls", registry.repository_urls)
     pulumi.export("modelStoreBucket", store.bucket_name)
-    registry_host = f"{identity.account_id}.dkr.ecr.{cfg.region}.amazonaws.com"
     pinned = versions.versions_output(cfg.cluster.version)
     # The images this stack runs, as resolved from its config (tags or digests), to reproduce it exactly.
-    prefix = cfg.stack if cfg.registries.prefix is None else cfg.registries.prefix
     pinned["images"] = {
         "loader": models.image_reference(cfg.serving.loaderImage, registry_host, prefix),
         "models": {name: models.image_reference(model.image, registry_host, prefix) for name, model in sorted(cfg.models.items())},
