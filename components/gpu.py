@@ -11,6 +11,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
+from components.helm import Chart, release
 from components.scheduling import GPU_PRESENT_LABEL, GPU_TAINT
 
 TYPE = "mlplatform:k8s:GpuSupport"
@@ -75,10 +76,10 @@ def _yaml(document: dict) -> str:
 class GpuSupportArgs:
     kubernetes_provider: k8s.Provider
     """Provider for the cluster's API."""
-    device_plugin_chart: tuple[str, str, str]
-    """(chart, repository, version) of the NVIDIA device plugin."""
-    dcgm_exporter_chart: tuple[str, str, str]
-    """(chart, repository, version) of the DCGM exporter."""
+    device_plugin_chart: Chart
+    """Pinned NVIDIA device plugin chart."""
+    dcgm_exporter_chart: Chart
+    """Pinned DCGM exporter chart."""
     sharing_configs: Mapping[str, dict] = field(default_factory=dict)
     """Device-plugin configs by name (one per pool that shares GPUs)."""
     service_monitor: bool = False
@@ -99,19 +100,9 @@ class GpuSupport(pulumi.ComponentResource):
             # A component's depends_on does not reach its children.
             depends_on=[namespace, *((opts.depends_on or []) if opts else [])],
         )
-        for release, (chart, repository, version), values in (
+        for release_name, chart, values in (
             ("nvidia-device-plugin", args.device_plugin_chart, device_plugin_values(args.sharing_configs)),
             ("dcgm-exporter", args.dcgm_exporter_chart, dcgm_exporter_values(args.service_monitor)),
         ):
-            k8s.helm.v3.Release(
-                f"{name}-{release}",
-                name=release,
-                chart=chart,
-                version=version,
-                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=repository),
-                namespace=NAMESPACE,
-                values=values,
-                timeout=600,
-                opts=in_namespace,
-            )
+            release(f"{name}-{release_name}", chart, release_name, NAMESPACE, values, in_namespace)
         self.register_outputs({})

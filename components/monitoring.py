@@ -12,6 +12,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components.helm import Chart, release
+
 TYPE = "mlplatform:k8s:Monitoring"
 
 NAMESPACE = "monitoring"
@@ -66,8 +68,8 @@ def values(retention: str, storage_gib: int | None, node_selector: Mapping[str, 
 class MonitoringArgs:
     kubernetes_provider: k8s.Provider
     """Provider for the cluster's API."""
-    chart: tuple[str, str, str]
-    """(chart, repository, version) of kube-prometheus-stack."""
+    chart: Chart
+    """Pinned kube-prometheus-stack chart."""
     retention: str = "15d"
     """How long Prometheus keeps samples."""
     storage_gib: int | None = None
@@ -92,19 +94,15 @@ class Monitoring(pulumi.ComponentResource):
             string_data={"admin-user": "admin", "admin-password": password.result},
             opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[namespace])),
         )
-        chart, repository, version = args.chart
-        self.release = k8s.helm.v3.Release(
+        self.release = release(
             f"{name}-kube-prometheus-stack",
-            name="kube-prometheus-stack",
-            chart=chart,
-            version=version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=repository),
-            namespace=NAMESPACE,
-            values=values(args.retention, args.storage_gib, args.node_selector),
-            # The admission webhook's certificate comes from a hook job: helm.v3.Release runs hooks.
-            timeout=900,
-            opts=pulumi.ResourceOptions.merge(
+            args.chart,
+            "kube-prometheus-stack",
+            NAMESPACE,
+            values(args.retention, args.storage_gib, args.node_selector),
+            pulumi.ResourceOptions.merge(
                 k8s_opts, pulumi.ResourceOptions(depends_on=[namespace, admin, *((opts.depends_on or []) if opts else [])])
             ),
+            timeout=900,
         )
         self.register_outputs({})

@@ -14,6 +14,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components import iam
+from components.helm import Chart, release
 
 TYPE = "mlplatform:k8s:ServingPlatform"
 
@@ -57,10 +58,10 @@ class ServingPlatformArgs:
     """AWS region."""
     vpc_id: pulumi.Input[str]
     """VPC of the load balancers."""
-    keda_chart: tuple[str, str, str]
-    """(chart, repository, version) of KEDA."""
-    alb_chart: tuple[str, str, str]
-    """(chart, repository, version) of the AWS Load Balancer Controller."""
+    keda_chart: Chart
+    """Pinned KEDA chart."""
+    alb_chart: Chart
+    """Pinned AWS Load Balancer Controller chart."""
     alb_controller: bool = False
     """Install the load balancer controller (some model is exposed through an ALB)."""
     node_selector: Mapping[str, str] = field(default_factory=dict)
@@ -76,18 +77,14 @@ class ServingPlatform(pulumi.ComponentResource):
         super().__init__(TYPE, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         waits = (opts.depends_on or []) if opts else []  # a component's depends_on does not reach its children
-        chart, repository, version = args.keda_chart
-        self.keda = k8s.helm.v3.Release(
+        self.keda = release(
             f"{name}-keda",
-            name="keda",
-            chart=chart,
-            version=version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=repository),
-            namespace=KEDA_NAMESPACE,
+            args.keda_chart,
+            "keda",
+            KEDA_NAMESPACE,
+            keda_values(args.node_selector),
+            pulumi.ResourceOptions(parent=self, provider=args.kubernetes_provider, depends_on=waits),
             create_namespace=True,
-            values=keda_values(args.node_selector),
-            timeout=600,
-            opts=pulumi.ResourceOptions(parent=self, provider=args.kubernetes_provider, depends_on=waits),
         )
 
         if args.alb_controller:
@@ -114,18 +111,14 @@ class ServingPlatform(pulumi.ComponentResource):
                 tags=dict(args.tags),
                 opts=child,
             )
-            chart, repository, version = args.alb_chart
-            k8s.helm.v3.Release(
+            release(
                 f"{name}-alb-controller",
-                name="aws-load-balancer-controller",
-                chart=chart,
-                version=version,
-                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=repository),
-                namespace="kube-system",
-                values=pulumi.Output.from_input(args.vpc_id).apply(
+                args.alb_chart,
+                "aws-load-balancer-controller",
+                "kube-system",
+                pulumi.Output.from_input(args.vpc_id).apply(
                     lambda vpc: alb_values(args.cluster_name, args.region, vpc, args.node_selector)
                 ),
-                timeout=600,
-                opts=pulumi.ResourceOptions(parent=self, provider=args.kubernetes_provider, depends_on=[identity, attachment, *waits]),
+                pulumi.ResourceOptions(parent=self, provider=args.kubernetes_provider, depends_on=[identity, attachment, *waits]),
             )
         self.register_outputs({})

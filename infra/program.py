@@ -65,11 +65,6 @@ def availability_zones(cfg: config.StackConfig) -> list[str]:
     return names[: cfg.network.azCount]
 
 
-def chart_of(key: str) -> tuple[str, str, str]:
-    chart = versions.CHARTS[key]
-    return chart.name, chart.repository, chart.version
-
-
 def cluster_name(cfg: config.StackConfig) -> str:
     return f"{config.PROJECT}-{cfg.stack}"
 
@@ -218,7 +213,7 @@ def build(cfg: config.StackConfig) -> None:
         "monitoring",
         MonitoringArgs(
             kubernetes_provider=cluster.provider,
-            chart=chart_of("kube-prometheus-stack"),
+            chart=versions.CHARTS["kube-prometheus-stack"],
             retention="3d" if cfg.environment == "dev" else "15d",
             # Persistent gp3 storage outside dev, so metrics survive a Prometheus restart.
             storage_gib=None if cfg.environment == "dev" else 100,
@@ -233,8 +228,8 @@ def build(cfg: config.StackConfig) -> None:
             "nvidia",
             GpuSupportArgs(
                 kubernetes_provider=cluster.provider,
-                device_plugin_chart=chart_of("nvidia-device-plugin"),
-                dcgm_exporter_chart=chart_of("dcgm-exporter"),
+                device_plugin_chart=versions.CHARTS["nvidia-device-plugin"],
+                dcgm_exporter_chart=versions.CHARTS["dcgm-exporter"],
                 sharing_configs=pools.sharing_configs(cfg),
                 service_monitor=True,
             ),
@@ -297,8 +292,8 @@ def build(cfg: config.StackConfig) -> None:
                 cluster=cluster.name,
                 region=cfg.region,
                 vpc_id=network.vpc_id,
-                keda_chart=chart_of("keda"),
-                alb_chart=chart_of("aws-load-balancer-controller"),
+                keda_chart=versions.CHARTS["keda"],
+                alb_chart=versions.CHARTS["aws-load-balancer-controller"],
                 alb_controller=any(model.exposure.type == "alb" for model in cfg.models.values()),
                 node_selector=system_nodes,
                 tags=tags,

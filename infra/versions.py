@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass
 
 import botocore.session
 
+from components.helm import Chart
+
 
 @dataclass(frozen=True)
 class EksRelease:
@@ -32,16 +34,6 @@ class EksRelease:
     def ami_alias(self) -> str:
         """Karpenter EC2NodeClass alias of the same AMI release: `al2023@vYYYYMMDD`."""
         return f"al2023@v{self.ami_release.rsplit('-', 1)[1]}"
-
-
-@dataclass(frozen=True)
-class Chart:
-    """A pinned Helm chart: where it comes from and which version."""
-
-    name: str
-    repository: str  # an https chart repository, or "" when `name` is a full oci:// reference
-    version: str
-    crd_chart: str = ""  # the chart's CRDs as their own chart, same version (Helm never upgrades a chart's crds/)
 
 
 CHARTS: dict[str, Chart] = {

@@ -2,10 +2,11 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from components import gpu
+from components.helm import Chart
 from tests.helpers import render, resource
 
-DEVICE_PLUGIN = ("nvidia-device-plugin", "https://nvidia.github.io/k8s-device-plugin", "0.20.0")
-DCGM = ("dcgm-exporter", "https://nvidia.github.io/dcgm-exporter/helm-charts", "4.8.2")
+DEVICE_PLUGIN = Chart("nvidia-device-plugin", "https://nvidia.github.io/k8s-device-plugin", "0.20.0")
+DCGM = Chart("dcgm-exporter", "https://nvidia.github.io/dcgm-exporter/helm-charts", "4.8.2")
 
 
 def build(**overrides):

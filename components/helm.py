@@ -1,0 +1,49 @@
+"""Pinned Helm charts and how the platform installs them.
+
+Charts go in with `kubernetes.helm.v3.Release`, not `helm.v4.Chart`: v4 skips Helm hooks, and charts such
+as kube-prometheus-stack make their admission webhook's certificate in a hook job (pulumi-kubernetes #3284).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A pinned Helm chart: where it comes from and which version."""
+
+    name: str
+    repository: str  # an https chart repository, or "" when `name` is a full oci:// reference
+    version: str
+    crd_chart: str = ""  # the chart's CRDs as their own chart, same version (Helm never upgrades a chart's crds/)
+
+
+def release(
+    resource_name: str,
+    chart: Chart,
+    release_name: str,
+    namespace: str,
+    values: pulumi.Input[dict[str, Any]] | None,
+    opts: pulumi.ResourceOptions,
+    timeout: int = 600,
+    **extra: Any,
+) -> k8s.helm.v3.Release:
+    """A release of a pinned chart under a fixed release name (so service accounts and services have
+    predictable names), waiting up to `timeout` seconds for its resources."""
+    return k8s.helm.v3.Release(
+        resource_name,
+        name=release_name,
+        chart=chart.name,
+        version=chart.version,
+        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=chart.repository) if chart.repository else None,
+        namespace=namespace,
+        values=values,
+        timeout=timeout,
+        opts=opts,
+        **extra,
+    )
