@@ -19,6 +19,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components import iam
+from components.helm import Chart, release
 
 TYPE = "mlplatform:k8s:Karpenter"
 
@@ -337,12 +338,8 @@ class KarpenterArgs:
     """The EKS-created cluster security group, tagged for node discovery."""
     kubernetes_provider: k8s.Provider
     """Provider for the cluster's API."""
-    chart: str
-    """Chart reference (oci://...)."""
-    crd_chart: str
-    """Reference of the chart holding only Karpenter's CRDs (installed, and upgraded, before the controller)."""
-    chart_version: str
-    """Pinned version of both charts."""
+    chart: Chart
+    """Pinned Karpenter chart; its `crd_chart` (same version) installs, and upgrades, the CRDs first."""
     ami_alias: str
     """Pinned EC2NodeClass AMI alias, e.g. al2023@v20260903."""
     region: str
@@ -439,26 +436,22 @@ class Karpenter(pulumi.ComponentResource):
         aws.ec2.Tag(f"{name}-sg-discovery", resource_id=args.cluster_security_group_id, key=DISCOVERY_TAG, value=cluster, opts=child)
 
         # Helm installs a chart's crds/ once and never upgrades them; the CRD chart keeps them current.
-        crds = k8s.helm.v3.Release(
+        crds = release(
             f"{name}-crds",
-            name="karpenter-crd",
-            chart=args.crd_chart,
-            version=args.chart_version,
-            namespace=NAMESPACE,
+            Chart(args.chart.crd_chart, "", args.chart.version),
+            "karpenter-crd",
+            NAMESPACE,
+            None,
+            pulumi.ResourceOptions(parent=self, provider=args.kubernetes_provider),
             timeout=300,
-            opts=pulumi.ResourceOptions(parent=self, provider=args.kubernetes_provider),
         )
-        self.release = k8s.helm.v3.Release(
+        self.release = release(
             f"{name}-controller",
-            name="karpenter",
-            chart=args.chart,
-            version=args.chart_version,
-            namespace=NAMESPACE,
+            args.chart,
+            "karpenter",
+            NAMESPACE,
+            queue.name.apply(lambda queue_name: helm_values(cluster, queue_name, args.controller_replicas, args.controller_node_selector)),
             skip_crds=True,
-            values=queue.name.apply(
-                lambda queue_name: helm_values(cluster, queue_name, args.controller_replicas, args.controller_node_selector)
-            ),
-            timeout=600,
             opts=pulumi.ResourceOptions(
                 parent=self,
                 provider=args.kubernetes_provider,

@@ -3,6 +3,7 @@ import json
 import pulumi_kubernetes as k8s
 
 from components import iam, karpenter
+from components.helm import Chart
 from tests.helpers import render, resource
 
 POOL = karpenter.KarpenterPool(
@@ -28,9 +29,7 @@ def build(**overrides):
             cluster="ml-platform-test",
             cluster_security_group_id="sg-123",
             kubernetes_provider=k8s.Provider("k8s", kubeconfig="{}"),
-            chart="oci://public.ecr.aws/karpenter/karpenter",
-            crd_chart="oci://public.ecr.aws/karpenter/karpenter-crd",
-            chart_version="1.14.1",
+            chart=Chart("oci://public.ecr.aws/karpenter/karpenter", "", "1.14.1", crd_chart="oci://public.ecr.aws/karpenter/karpenter-crd"),
             ami_alias="al2023@v20260903",
             region="us-west-2",
             account_id="123456789012",
