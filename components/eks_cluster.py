@@ -31,6 +31,8 @@ CLUSTER_ROLE_POLICIES = ("AmazonEKSClusterPolicy",)
 # Add-ons that run as DaemonSets and must be there before nodes can become Ready (networking, Pod Identity).
 # Add-ons that need running nodes (coredns, the EBS CSI controller) are in ClusterAddons, after the node pools.
 BOOTSTRAP_ADDONS = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
+# vpc-cni enforces NetworkPolicies only when asked to: the model services' policies would do nothing otherwise.
+ADDON_CONFIGURATION = {"vpc-cni": json.dumps({"enableNetworkPolicy": "true"})}
 
 
 @dataclass(frozen=True)
@@ -260,6 +262,7 @@ class EksCluster(pulumi.ComponentResource):
                 cluster_name=cluster.name,
                 addon_name=addon,
                 addon_version=args.addon_versions[addon],
+                configuration_values=ADDON_CONFIGURATION.get(addon),
                 resolve_conflicts_on_create="OVERWRITE",
                 resolve_conflicts_on_update="OVERWRITE",
                 tags=tags,

@@ -146,6 +146,9 @@ def _runtime(spec: ModelSpec) -> tuple[list[str] | None, list[str], list[dict], 
         ]
         env.update(
             HF_HOME=f"{CACHE_DIR}/huggingface",
+            # Compile caches (FlashInfer, CUDA) default to ~/.cache and ~/.nv, which sit on the small home volume.
+            XDG_CACHE_HOME=f"{CACHE_DIR}/xdg",
+            CUDA_CACHE_PATH=f"{CACHE_DIR}/nv",
             VLLM_CACHE_ROOT=f"{CACHE_DIR}/vllm",
             VLLM_CONFIG_ROOT=f"{CACHE_DIR}/vllm-config",
             TRITON_CACHE_DIR=f"{CACHE_DIR}/triton",
@@ -341,7 +344,8 @@ def load_query(spec: ModelSpec) -> tuple[str, str]:
     if spec.runtime == "triton":
         return (
             f"sum(rate(nv_inference_queue_duration_us{{{selector}}}[2m])) / 1000"
-            f" / clamp_min(sum(rate(nv_inference_request_success{{{selector}}}[2m])), 1)",
+            # 1e-3, not 1: clamping to one request a second would understate queue time under light traffic.
+            f" / clamp_min(sum(rate(nv_inference_request_success{{{selector}}}[2m])), 1e-3)",
             "Value",
         )
     return str(spec.scale_query), "AverageValue"
@@ -478,11 +482,14 @@ def slo_rules(spec: ModelSpec) -> list[dict]:
     rules = [
         alert(
             "ModelServerDown",
-            f'sum(up{{{ns}, service="{spec.name}"}}) == 0 and on() kube_deployment_status_replicas{{{ns}, deployment="{spec.name}"}} > 0',
-            "5m",
+            # Counts pending and still-loading replicas as down (they have no ready endpoint), but only after the
+            # startup budget, so a scale-up from zero does not page.
+            f'kube_deployment_status_replicas_available{{{ns}, deployment="{spec.name}"}} == 0'
+            f' and on() kube_deployment_spec_replicas{{{ns}, deployment="{spec.name}"}} > 0',
+            f"{math.ceil(spec.startup_seconds / 60) + 5}m",
             "critical",
-            f"No replica of {spec.name} is serving metrics",
-            f"kubectl -n {spec.name} get pods; check startup probe failures and node capacity",
+            f"No replica of {spec.name} is available",
+            f"kubectl -n {spec.name} get pods; pending pods mean no node capacity, crash loops a bad image or weights",
         )
     ]
     if spec.runtime == "vllm":
@@ -498,11 +505,11 @@ def slo_rules(spec: ModelSpec) -> list[dict]:
             ),
             alert(
                 "ModelErrorRatioHigh",
-                f'sum(rate(vllm:request_success_total{{{ns}, finished_reason="abort"}}[5m]))'
+                f'sum(rate(vllm:request_success_total{{{ns}, finished_reason=~"error|abort"}}[5m]))'
                 f" / clamp_min(sum(rate(vllm:request_success_total{{{ns}}}[5m])), 1e-9) > {spec.error_ratio:g}",
                 "10m",
                 "critical",
-                f"More than {spec.error_ratio:.0%} of {spec.name}'s requests are aborted",
+                f"More than {spec.error_ratio:.1%} of {spec.name}'s requests end in an error or abort",
                 f"kubectl -n {spec.name} logs deploy/{spec.name}; look for OOM, CUDA errors and client timeouts",
             ),
             alert(
@@ -568,6 +575,8 @@ def manifests(spec: ModelSpec) -> list[dict]:
                     # Admission refuses any pod here that is not non-root, seccomp-confined and capability-free.
                     "pod-security.kubernetes.io/enforce": "restricted",
                     "ml-platform/monitoring": "true",
+                    # With an ALB, a rollout waits until the new pod is a healthy target before the old one goes.
+                    **({"elbv2.k8s.aws/pod-readiness-gate-inject": "enabled"} if spec.alb else {}),
                 },
             },
         },
@@ -608,6 +617,8 @@ class ModelServiceArgs:
     """Region of the model store (S3's KMS calls come from s3.<region>.amazonaws.com)."""
     crd_releases: Mapping[str, pulumi.Resource] = field(default_factory=dict)
     """Releases installing the CRDs, by CRD_GROUPS value (`keda`, `monitoring`)."""
+    alb_controller: pulumi.Resource | None = None
+    """The load balancer controller's release, which the Ingress waits for (its webhooks must answer)."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Tags for AWS resources."""
 
@@ -630,7 +641,7 @@ class ModelService(pulumi.ComponentResource):
                 tags=dict(args.tags),
                 opts=child,
             )
-            aws.iam.RolePolicy(
+            access = aws.iam.RolePolicy(
                 f"{name}-model-reader",
                 role=role.id,
                 policy=pulumi.Output.all(args.bucket_arn, args.kms_key_arn).apply(
@@ -638,7 +649,7 @@ class ModelService(pulumi.ComponentResource):
                 ),
                 opts=child,
             )
-            aws.eks.PodIdentityAssociation(
+            association = aws.eks.PodIdentityAssociation(
                 f"{name}-model-reader",
                 cluster_name=args.cluster_name,
                 namespace=spec.name,
@@ -647,6 +658,11 @@ class ModelService(pulumi.ComponentResource):
                 tags=dict(args.tags),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace]),
             )
+
+            # Pod Identity adds credentials when a pod is created: the pods must come after the association.
+            identity = [access, association]
+        else:
+            identity = []
 
         for manifest in objects[1:]:
             kind = manifest["kind"]
@@ -664,9 +680,20 @@ class ModelService(pulumi.ComponentResource):
                     opts=pulumi.ResourceOptions.merge(in_namespace, pulumi.ResourceOptions(depends_on=[release] if release else [])),
                 )
             else:
-                _CORE_KINDS[kind](
-                    resource_name, **{k: v for k, v in manifest.items() if k not in ("apiVersion", "kind")}, opts=in_namespace
+                waits: list[pulumi.Resource] = []
+                extra = pulumi.ResourceOptions()
+                if kind == "Deployment":
+                    waits = identity
+                    # A GPU replica may need a new node, a multi-GB image and the weights before it is ready;
+                    # the provider's default 10-minute wait would fail the update.
+                    wait = f"{spec.startup_seconds // 60 + 20}m"
+                    extra = pulumi.ResourceOptions(custom_timeouts=pulumi.CustomTimeouts(create=wait, update=wait))
+                if kind == "Ingress" and args.alb_controller is not None:
+                    waits = [args.alb_controller]
+                options = pulumi.ResourceOptions.merge(
+                    in_namespace, pulumi.ResourceOptions.merge(extra, pulumi.ResourceOptions(depends_on=waits))
                 )
+                _CORE_KINDS[kind](resource_name, **{k: v for k, v in manifest.items() if k not in ("apiVersion", "kind")}, opts=options)
         self.register_outputs({})
 
 

@@ -43,6 +43,9 @@ def alb_values(cluster_name: str, region: str, vpc_id: str, node_selector: Mappi
         "nodeSelector": dict(node_selector),
         "createIngressClassResource": True,
         "ingressClass": "alb",
+        # Its webhook catches every Service creation cluster-wide and fails them while the controller is down;
+        # nothing here uses Services of type LoadBalancer.
+        "enableServiceMutatorWebhook": False,
     }
 
 
@@ -72,6 +75,7 @@ class ServingPlatformArgs:
 
 class ServingPlatform(pulumi.ComponentResource):
     keda: k8s.helm.v3.Release
+    alb_controller: k8s.helm.v3.Release | None
 
     def __init__(self, name: str, args: ServingPlatformArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(TYPE, name, None, opts)
@@ -87,6 +91,7 @@ class ServingPlatform(pulumi.ComponentResource):
             create_namespace=True,
         )
 
+        self.alb_controller = None
         if args.alb_controller:
             role = aws.iam.Role(
                 f"{name}-alb-controller",
@@ -111,7 +116,7 @@ class ServingPlatform(pulumi.ComponentResource):
                 tags=dict(args.tags),
                 opts=child,
             )
-            release(
+            self.alb_controller = release(
                 f"{name}-alb-controller",
                 args.alb_chart,
                 "aws-load-balancer-controller",

@@ -310,6 +310,7 @@ def build(cfg: config.StackConfig) -> None:
                     kms_key_arn=data_key.arn,
                     region=cfg.region,
                     crd_releases={"keda": serving.keda, "monitoring": monitoring.release},
+                    alb_controller=serving.alb_controller,
                     tags=tags,
                 ),
                 opts=aliases.options(f"model-{model_name}"),

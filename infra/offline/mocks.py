@@ -199,6 +199,11 @@ class RecordingMonitor(MockMonitor):
                 "retainOnDelete": bool(request.retainOnDelete) if request.HasField("retainOnDelete") else False,
                 "deleteBeforeReplace": bool(request.deleteBeforeReplace),
                 "ignoreChanges": sorted(request.ignoreChanges),
+                "customTimeouts": {
+                    key: value
+                    for key in ("create", "update", "delete")
+                    if (value := getattr(request.customTimeouts, key, ""))
+                },
                 "aliases": self._alias_urns(request),
             }
             with self._lock:

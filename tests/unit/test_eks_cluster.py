@@ -149,3 +149,8 @@ def test_kubernetes_provider_waits_for_access_and_private_endpoint_admits_listed
     (rule,) = plan.by_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
     assert rule["inputs"]["cidrIpv4"] == "10.99.0.0/16" and rule["inputs"]["fromPort"] == 443
     assert rule["inputs"]["securityGroupId"].startswith("sg-")
+
+
+def test_vpc_cni_enforces_network_policies():
+    addon = resource(render(build()), "aws:eks/addon:Addon", "eks-vpc-cni")["inputs"]
+    assert json.loads(addon["configurationValues"]) == {"enableNetworkPolicy": "true"}

@@ -180,3 +180,37 @@ def test_component_creates_identity_and_waits_for_crd_releases():
     namespace = resource(plan, "kubernetes:core/v1:Namespace", "model-chat-namespace")
     assert namespace["inputs"]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     assert namespace["urn"] in resource(plan, "kubernetes:apps/v1:Deployment", "model-chat-deployment")["dependencies"]
+
+
+def test_pods_come_after_their_identity_and_get_time_to_start():
+    def program():
+        provider = k8s.Provider("k8s", kubeconfig="{}")
+        alb = k8s.helm.v3.Release("alb", chart="aws-load-balancer-controller", version="3.5.0")
+        model_service.ModelService(
+            "model-chat",
+            model_service.ModelServiceArgs(
+                spec=spec(alb=True),
+                cluster_name="c",
+                kubernetes_provider=provider,
+                bucket_arn="arn:aws:s3:::store",
+                s3_prefix="llama/",
+                kms_key_arn="arn:aws:kms:us-west-2:123456789012:key/k",
+                region="us-west-2",
+                alb_controller=alb,
+            ),
+        )
+
+    plan = render(program)
+    deployment = resource(plan, "kubernetes:apps/v1:Deployment", "model-chat-deployment")
+    association = resource(plan, "aws:eks/podIdentityAssociation:PodIdentityAssociation", "model-chat-model-reader")
+    assert association["urn"] in deployment["dependencies"]
+    assert deployment["customTimeouts"] == {"create": "35m", "update": "35m"}
+    alb = resource(plan, "kubernetes:helm.sh/v3:Release", "alb")["urn"]
+    assert alb in resource(plan, "kubernetes:networking.k8s.io/v1:Ingress", "model-chat-ingress")["dependencies"]
+    namespace = resource(plan, "kubernetes:core/v1:Namespace", "model-chat-namespace")["inputs"]["metadata"]["labels"]
+    assert namespace["elbv2.k8s.aws/pod-readiness-gate-inject"] == "enabled"
+
+
+def test_server_down_alert_waits_out_the_startup_budget():
+    (down,) = [r for r in model_service.slo_rules(spec(startup_seconds=900)) if r["alert"] == "ModelServerDown"]
+    assert down["for"] == "20m" and "kube_deployment_status_replicas_available" in down["expr"]
