@@ -325,6 +325,8 @@ def helm_values(cluster_name: str, queue_name: str, replicas: int, node_selector
         # On the managed system pool: Karpenter must never run on nodes it manages itself.
         "nodeSelector": {"kubernetes.io/os": "linux", **node_selector},
         "controller": {"resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}}},
+        # Launch failures are alerted on (KarpenterCannotLaunch) and graphed.
+        "serviceMonitor": {"enabled": True},
     }
 
 

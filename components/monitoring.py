@@ -5,13 +5,18 @@ operator's CRDs, which every ServiceMonitor and PrometheusRule of the platform w
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
+import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import pulumi_random as random
+import yaml
 
+from components import alerts, dashboards, iam
 from components.helm import Chart, release
 
 TYPE = "mlplatform:k8s:Monitoring"
@@ -20,6 +25,8 @@ NAMESPACE = "monitoring"
 FULLNAME = "kps"  # short, fixed resource names: the Prometheus service is kps-prometheus
 PROMETHEUS_URL = f"http://{FULLNAME}-prometheus.{NAMESPACE}.svc:9090"
 GRAFANA_ADMIN_SECRET = "grafana-admin"
+DASHBOARD_LABEL = "grafana_dashboard"
+PROMETHEUS_SERVICE_ACCOUNT = f"{FULLNAME}-prometheus"
 
 # EKS runs these on its own control plane and exposes no metrics for them: scraping them only fails, and
 # kube-prometheus-stack's rules about them would alert forever (kube-prometheus-stack #4106). kube-proxy binds
@@ -28,7 +35,51 @@ HIDDEN_COMPONENTS = ("kubeControllerManager", "kubeScheduler", "kubeEtcd", "kube
 HIDDEN_RULES = ("etcd", "kubeControllerManager", "kubeSchedulerAlerting", "kubeSchedulerRecording", "kubeProxy")
 
 
-def values(retention: str, storage_gib: int | None, node_selector: Mapping[str, str]) -> dict:
+def alertmanager_config(receivers: Sequence[Mapping[str, Any]], routes: Sequence[Mapping[str, Any]], default: str | None) -> dict:
+    """Alertmanager routing: config routes in order, unmatched alerts to the default receiver, grouped per
+    alert and namespace, with the platform's inhibitions so one fault pages once."""
+    configured = [_receiver(r) for r in receivers]
+    return {
+        "route": {
+            "receiver": default or "null",
+            "group_by": ["alertname", "namespace"],
+            "group_wait": "30s",
+            "group_interval": "5m",
+            "repeat_interval": "4h",
+            "routes": [{"receiver": r["receiver"], "matchers": list(r["matchers"])} for r in routes],
+        },
+        "receivers": [{"name": "null"}, *configured],
+        "inhibit_rules": alerts.inhibit_rules(),
+    }
+
+
+def _receiver(receiver: Mapping[str, Any]) -> dict:
+    name = receiver["name"]
+    if receiver.get("slackWebhookUrl"):
+        slack = {"api_url": receiver["slackWebhookUrl"], "send_resolved": True}
+        if receiver.get("slackChannel"):
+            slack["channel"] = receiver["slackChannel"]
+        return {"name": name, "slack_configs": [slack]}
+    if receiver.get("pagerdutyRoutingKey"):
+        return {"name": name, "pagerduty_configs": [{"routing_key": receiver["pagerdutyRoutingKey"], "send_resolved": True}]}
+    return {"name": name, "webhook_configs": [{"url": receiver["webhookUrl"], "send_resolved": True}]}
+
+
+def amp_remote_write_policy(workspace_arn: str) -> dict:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [{"Sid": "RemoteWrite", "Effect": "Allow", "Action": "aps:RemoteWrite", "Resource": workspace_arn}],
+    }
+
+
+def values(
+    retention: str,
+    storage_gib: int | None,
+    node_selector: Mapping[str, str],
+    memory: str = "4Gi",
+    remote_write_url: str | None = None,
+    region: str = "",
+) -> dict:
     """Chart values (keys checked against ../shared/charts/kube-prometheus-stack/values.yaml in the tests)."""
     prometheus_spec: dict = {
         # Select every ServiceMonitor, PodMonitor, probe and rule in every namespace, not only the chart's own.
@@ -38,8 +89,10 @@ def values(retention: str, storage_gib: int | None, node_selector: Mapping[str, 
         "ruleSelectorNilUsesHelmValues": False,
         "retention": retention,
         "nodeSelector": dict(node_selector),
-        "resources": {"requests": {"cpu": "500m", "memory": "2Gi"}, "limits": {"memory": "4Gi"}},
+        "resources": {"requests": {"cpu": "500m", "memory": memory}, "limits": {"memory": memory}},
     }
+    if remote_write_url:
+        prometheus_spec["remoteWrite"] = [{"url": remote_write_url, "sigv4": {"region": region}}]
     if storage_gib is not None:
         prometheus_spec["storageSpec"] = {
             "volumeClaimTemplate": {
@@ -58,9 +111,17 @@ def values(retention: str, storage_gib: int | None, node_selector: Mapping[str, 
         "grafana": {
             "admin": {"existingSecret": GRAFANA_ADMIN_SECRET, "userKey": "admin-user", "passwordKey": "admin-password"},
             "nodeSelector": dict(node_selector),
+            # Dashboards are ConfigMaps labelled grafana_dashboard=1, in any namespace.
+            "sidecar": {"dashboards": {"enabled": True, "label": DASHBOARD_LABEL, "labelValue": "1", "searchNamespace": "ALL"}},
         },
-        "alertmanager": {"alertmanagerSpec": {"nodeSelector": dict(node_selector)}},
+        # Alertmanager's configuration (with its receivers' secrets) comes from the Secret the component makes,
+        # so no secret ever sits in the chart values.
+        "alertmanager": {"alertmanagerSpec": {"nodeSelector": dict(node_selector), "useExistingSecret": True}},
         "prometheusOperator": {"nodeSelector": dict(node_selector)},
+        # Node pool and model-server labels as metric labels, for the dashboards' per-pool and per-model views.
+        "kube-state-metrics": {
+            "metricLabelsAllowlist": ["nodes=[ml-platform/pool,nvidia.com/gpu.present]", "namespaces=[app.kubernetes.io/component]"]
+        },
     }
 
 
@@ -76,6 +137,20 @@ class MonitoringArgs:
     """Persistent gp3 volume for Prometheus; None keeps data on the pod (lost on restart; dev only)."""
     node_selector: Mapping[str, str] = field(default_factory=dict)
     """Where Prometheus, Alertmanager, Grafana and the operator run (the system pool)."""
+    memory: str = "4Gi"
+    """Prometheus memory (request and limit)."""
+    alertmanager: pulumi.Input[Mapping[str, Any]] = field(default_factory=lambda: alertmanager_config([], [], None))
+    """Alertmanager configuration (alertmanager_config); a secret Output when receivers hold secrets."""
+    model_namespaces: Sequence[str] = ()
+    """Namespaces of model services, for the crash-loop alert."""
+    amp_remote_write: bool = False
+    """Write to an Amazon Managed Service for Prometheus workspace as well."""
+    cluster: pulumi.Input[str] = ""
+    """The cluster's name as its output (for the Pod Identity association of the AMP writer)."""
+    region: str = ""
+    """AWS region (SigV4 signing)."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """Tags for AWS resources."""
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -94,15 +169,74 @@ class Monitoring(pulumi.ComponentResource):
             string_data={"admin-user": "admin", "admin-password": password.result},
             opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[namespace])),
         )
+        remote_write_url: pulumi.Input[str | None] = None
+        if args.amp_remote_write:
+            workspace = aws.amp.Workspace(
+                f"{name}-amp", alias=f"{name}-metrics", tags=dict(args.tags), opts=pulumi.ResourceOptions(parent=self)
+            )
+            writer = aws.iam.Role(
+                f"{name}-amp-writer",
+                assume_role_policy=json.dumps(iam.service_trust_policy(iam.POD_IDENTITY_SERVICE, tag_session=True)),
+                tags=dict(args.tags),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            aws.iam.RolePolicy(
+                f"{name}-amp-writer",
+                role=writer.id,
+                policy=workspace.arn.apply(lambda arn: json.dumps(amp_remote_write_policy(arn))),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            aws.eks.PodIdentityAssociation(
+                f"{name}-amp-writer",
+                cluster_name=args.cluster,
+                namespace=NAMESPACE,
+                service_account=PROMETHEUS_SERVICE_ACCOUNT,
+                role_arn=writer.arn,
+                tags=dict(args.tags),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            remote_write_url = workspace.prometheus_endpoint.apply(lambda endpoint: f"{endpoint.rstrip('/')}/api/v1/remote_write")
+
+        alertmanager_secret = k8s.core.v1.Secret(
+            f"{name}-alertmanager-config",
+            # The name the operator looks for with useExistingSecret: alertmanager-<Alertmanager object name>.
+            metadata={"name": f"alertmanager-{FULLNAME}-alertmanager", "namespace": NAMESPACE},
+            string_data={
+                "alertmanager.yaml": pulumi.Output.from_input(args.alertmanager).apply(
+                    lambda config: yaml.safe_dump(config, sort_keys=True)
+                )
+            },
+            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[namespace])),
+        )
+        chart_values = pulumi.Output.from_input(remote_write_url).apply(
+            lambda url: values(args.retention, args.storage_gib, args.node_selector, args.memory, url, args.region)
+        )
         self.release = release(
             f"{name}-kube-prometheus-stack",
             args.chart,
             "kube-prometheus-stack",
             NAMESPACE,
-            values(args.retention, args.storage_gib, args.node_selector),
+            chart_values,
             pulumi.ResourceOptions.merge(
-                k8s_opts, pulumi.ResourceOptions(depends_on=[namespace, admin, *((opts.depends_on or []) if opts else [])])
+                k8s_opts,
+                pulumi.ResourceOptions(depends_on=[namespace, admin, alertmanager_secret, *((opts.depends_on or []) if opts else [])]),
             ),
             timeout=900,
         )
+        after_crds = pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[self.release]))
+        k8s.apiextensions.CustomResource(
+            f"{name}-platform-rules",
+            api_version="monitoring.coreos.com/v1",
+            kind="PrometheusRule",
+            metadata={"name": "ml-platform", "namespace": NAMESPACE},
+            spec={"groups": alerts.platform_rule_groups(args.model_namespaces)},
+            opts=after_crds,
+        )
+        for dashboard_name, dashboard in dashboards.all_dashboards().items():
+            k8s.core.v1.ConfigMap(
+                f"{name}-dashboard-{dashboard_name}",
+                metadata={"name": f"dashboard-{dashboard_name}", "namespace": NAMESPACE, "labels": {DASHBOARD_LABEL: "1"}},
+                data={f"{dashboard_name}.json": json.dumps(dashboard, sort_keys=True)},
+                opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[namespace])),
+            )
         self.register_outputs({})

@@ -710,6 +710,69 @@ def _check_label_key(key: str) -> None:
         )
 
 
+class Receiver(_Model):
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,40}$")]
+    """Receiver name, used by routes."""
+    slackWebhookUrl: str | None = None
+    """Slack incoming-webhook URL (keep it a Pulumi secret: `pulumi config set --secret --path ...`)."""
+    slackChannel: str | None = None
+    """Slack channel, e.g. #ml-oncall."""
+    pagerdutyRoutingKey: str | None = None
+    """PagerDuty Events v2 routing key (a Pulumi secret)."""
+    webhookUrl: str | None = None
+    """Any Alertmanager webhook receiver URL (a Pulumi secret)."""
+
+    @model_validator(mode="after")
+    def _one(self) -> Receiver:
+        kinds = [k for k in (self.slackWebhookUrl, self.pagerdutyRoutingKey, self.webhookUrl) if k is not None]
+        if len(kinds) != 1:
+            raise _fail("set exactly one of slackWebhookUrl, pagerdutyRoutingKey or webhookUrl")
+        return self
+
+
+class AlertRoute(_Model):
+    receiver: str
+    """Receiver of the alerts this route matches."""
+    matchers: Annotated[list[Annotated[str, Field(pattern=r'^[a-zA-Z_][a-zA-Z0-9_]*(=|!=|=~|!~)"[^"]*"$')]], Field(min_length=1)]
+    """Alertmanager matchers, e.g. `severity="critical"`."""
+
+
+class MonitoringConfig(_Model):
+    retention: Annotated[str, Field(pattern=r"^[0-9]+(h|d|w)$")] | None = None
+    """How long Prometheus keeps samples (default 3d in dev, 15d elsewhere)."""
+    storageGiB: Annotated[int, Field(ge=10, le=16384)] | None = None
+    """Persistent gp3 volume for Prometheus (default none in dev, 100 elsewhere; required outside dev)."""
+    prometheusMemory: Annotated[str, Field(pattern=_QUANTITY)] = "4Gi"
+    """Memory limit of Prometheus."""
+    receivers: list[Receiver] = []
+    """Where alerts go."""
+    routes: list[AlertRoute] = []
+    """Which alerts go where (first match wins); unmatched alerts go to defaultReceiver."""
+    defaultReceiver: str | None = None
+    """Receiver of every alert no route takes (required once receivers exist)."""
+    ampRemoteWrite: bool = False
+    """Also write metrics to Amazon Managed Service for Prometheus (a workspace, SigV4, Pod Identity)."""
+    logRetentionDays: int = 30
+    """Retention of the container log groups; a CloudWatch retention period."""
+
+    @field_validator("logRetentionDays")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        return _check_retention(value)
+
+    @model_validator(mode="after")
+    def _routing(self) -> MonitoringConfig:
+        names = [r.name for r in self.receivers]
+        if len(set(names)) != len(names):
+            raise _fail("receiver names repeat")
+        for receiver in [r.receiver for r in self.routes] + ([self.defaultReceiver] if self.defaultReceiver else []):
+            if receiver not in names:
+                raise _fail(f"receiver '{receiver}' is not defined in receivers")
+        if self.receivers and self.defaultReceiver is None:
+            raise _fail("set defaultReceiver: every alert must go somewhere")
+        return self
+
+
 class ServingConfig(_Model):
     loaderImage: ImageRef = ImageRef(repository=versions.LOADER_IMAGE[0], tag=versions.LOADER_IMAGE[1])
     """AWS CLI image of the init step that copies weights from the model store (needs a digest in prod)."""
@@ -739,6 +802,7 @@ class StackConfig(_Model):
     models: dict[str, ModelConfig] = {}
     """Models to serve, by name (also their namespace)."""
     serving: ServingConfig = ServingConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
 
     @property
     def registry_prefix(self) -> str:
@@ -852,6 +916,10 @@ def _cross_checks(cfg: StackConfig) -> list[tuple[str, str]]:
                 problems.append((f"models.{name}.replicas.min", "prod does not scale to zero: a cold start takes minutes"))
             if model.source.hubId is not None:
                 problems.append((f"models.{name}.source", "prod loads weights from the model store, not an outside hub"))
+    if cfg.environment != "dev" and cfg.monitoring.storageGiB is not None and cfg.monitoring.storageGiB < 50:
+        problems.append(("monitoring.storageGiB", "staging and prod keep at least 50 GiB of metrics"))
+    if prod and not cfg.monitoring.receivers:
+        problems.append(("monitoring.receivers", "prod alerts must reach someone: add a receiver and defaultReceiver"))
     if prod and cfg.models and cfg.serving.loaderImage.digest is None:
         problems.append(("serving.loaderImage.digest", "prod runs images by digest"))
 
@@ -874,7 +942,7 @@ def _cross_checks(cfg: StackConfig) -> list[tuple[str, str]]:
 
 
 # Top-level config keys, in the `ml-platform` namespace, and whether Pulumi hands them over as JSON objects.
-OBJECT_KEYS = ("network", "cluster", "registries", "modelStore", "nodePools", "tags", "models", "serving")
+OBJECT_KEYS = ("network", "cluster", "registries", "modelStore", "nodePools", "tags", "models", "serving", "monitoring")
 SCALAR_KEYS = ("environment", "protectStatefulResources", "ephemeral")
 BOOLEAN_KEYS = ("protectStatefulResources", "ephemeral")
 

@@ -13,9 +13,10 @@ from components.eks_cluster import AccessGrant, EksCluster, EksClusterArgs
 from components.gpu import GPU_NODE_SELECTOR, GPU_TOLERATIONS, GpuSupport, GpuSupportArgs
 from components.karpenter import Karpenter, KarpenterArgs
 from components.kms import KmsKey, KmsKeyArgs
+from components.logging import Logging, LoggingArgs
 from components.model_service import ModelService, ModelServiceArgs
 from components.model_store import ModelStore, ModelStoreArgs
-from components.monitoring import Monitoring, MonitoringArgs
+from components.monitoring import Monitoring, MonitoringArgs, alertmanager_config
 from components.network import Network, NetworkArgs
 from components.node_pool import NodePool, NodePoolArgs
 from components.registry import ContainerRegistry, ContainerRegistryArgs, PullThroughCache
@@ -63,6 +64,10 @@ def availability_zones(cfg: config.StackConfig) -> list[str]:
     if len(names) < cfg.network.azCount:
         raise pulumi.RunError(f"network.azCount: {cfg.region} offers {len(names)} zones, fewer than {cfg.network.azCount}")
     return names[: cfg.network.azCount]
+
+
+# Namespaces whose log groups the platform declares (model namespaces are added per model).
+PLATFORM_NAMESPACES = ("kube-system", "nvidia", "monitoring", "keda", "logging")
 
 
 def cluster_name(cfg: config.StackConfig) -> str:
@@ -178,6 +183,55 @@ def build(cfg: config.StackConfig) -> None:
         opts=aliases.options("addons", depends_on=node_groups),
     )
 
+    system_nodes = {POOL_LABEL: "system"}
+    observability = cfg.monitoring
+    routing = alertmanager_config(
+        [r.model_dump(exclude_none=True) for r in observability.receivers],
+        [r.model_dump() for r in observability.routes],
+        observability.defaultReceiver,
+    )
+    monitoring = Monitoring(
+        "monitoring",
+        MonitoringArgs(
+            kubernetes_provider=cluster.provider,
+            chart=versions.CHARTS["kube-prometheus-stack"],
+            retention=observability.retention or ("3d" if cfg.environment == "dev" else "15d"),
+            # Persistent gp3 storage outside dev, so metrics survive a Prometheus restart.
+            storage_gib=observability.storageGiB or (None if cfg.environment == "dev" else 100),
+            memory=observability.prometheusMemory,
+            node_selector=system_nodes,
+            # Receivers hold webhook URLs and routing keys: kept secret whenever the stack's config is.
+            alertmanager=pulumi.Output.secret(routing) if pulumi.runtime.is_config_secret(f"{config.PROJECT}:monitoring") else routing,
+            model_namespaces=sorted(cfg.models),
+            amp_remote_write=observability.ampRemoteWrite,
+            cluster=cluster.name,
+            region=cfg.region,
+            tags=tags,
+        ),
+        # Prometheus's volume needs the EBS CSI driver and the gp3 StorageClass.
+        opts=aliases.options("monitoring", depends_on=[addons]),
+    )
+
+    Logging(
+        "logging",
+        LoggingArgs(
+            cluster_name=name,
+            cluster=cluster.name,
+            kubernetes_provider=cluster.provider,
+            chart=versions.CHARTS["aws-for-fluent-bit"],
+            region=cfg.region,
+            account_id=identity.account_id,
+            namespaces=[*PLATFORM_NAMESPACES, *cfg.models],
+            retention_days=observability.logRetentionDays,
+            kms_key_arn=data_key.arn if cfg.environment == "prod" else None,
+            partition=partition,
+            protect=protect,
+            tags=tags,
+        ),
+        # Fluent Bit's ServiceMonitor needs the Prometheus operator's CRD.
+        opts=aliases.options("logging", depends_on=[monitoring.release]),
+    )
+
     node_roles = [cluster.node_role]
     karpenter_pools = {name: pool for name, pool in sorted(cfg.nodePools.items()) if isinstance(pool, config.KarpenterPoolConfig)}
     if karpenter_pools:
@@ -197,29 +251,14 @@ def build(cfg: config.StackConfig) -> None:
                 pools=[pools.karpenter_pool(pool_name, pool, zones) for pool_name, pool in karpenter_pools.items()],
                 # The chart keeps replicas on separate nodes: no more than the system pool always has.
                 controller_replicas=min(2, cfg.nodePools["system"].minSize),
-                controller_node_selector={POOL_LABEL: "system"},
+                controller_node_selector=system_nodes,
                 tags=tags,
             ),
             # The controller runs on the managed system pool and needs the NAT routes to reach AWS, also while
-            # a destroy has it terminate its nodes.
-            opts=aliases.options("karpenter", depends_on=[*node_groups, *network.egress]),
+            # a destroy has it terminate its nodes; its ServiceMonitor needs the Prometheus operator's CRD.
+            opts=aliases.options("karpenter", depends_on=[*node_groups, *network.egress, monitoring.release]),
         )
         node_roles.append(karpenter.node_role)
-
-    system_nodes = {POOL_LABEL: "system"}
-    monitoring = Monitoring(
-        "monitoring",
-        MonitoringArgs(
-            kubernetes_provider=cluster.provider,
-            chart=versions.CHARTS["kube-prometheus-stack"],
-            retention="3d" if cfg.environment == "dev" else "15d",
-            # Persistent gp3 storage outside dev, so metrics survive a Prometheus restart.
-            storage_gib=None if cfg.environment == "dev" else 100,
-            node_selector=system_nodes,
-        ),
-        # Prometheus's volume needs the EBS CSI driver and the gp3 StorageClass.
-        opts=aliases.options("monitoring", depends_on=[addons]),
-    )
 
     if any(pool.gpu is not None for pool in cfg.nodePools.values()):
         GpuSupport(

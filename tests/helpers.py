@@ -61,6 +61,7 @@ def prod_sections(**overrides: Any) -> dict[str, Any]:
         "protectStatefulResources": "true",
         "network": {"azCount": 3, "natGateways": "perAz", "flowLogs": True},
         "cluster": {"admins": [ADMIN]},
+        "monitoring": {"receivers": [{"name": "oncall", "webhookUrl": "https://hooks.example.com/x"}], "defaultReceiver": "oncall"},
         "nodePools": {"system": {"instanceTypes": ["m6i.large"], "minSize": 2, "maxSize": 4}},
     }
     sections.update(overrides)

@@ -77,3 +77,13 @@ def test_broken_stack_file_is_a_clear_error(tmp_path):
 def test_stack_files_use_only_known_namespaces(stack):
     keys = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
     assert all(key.split(":")[0] in ("ml-platform", "aws") for key in keys)
+
+
+def test_nested_secure_values_are_masked_in_place(tmp_path):
+    (tmp_path / "Pulumi.yaml").write_text("name: ml-platform\n")
+    (tmp_path / "Pulumi.s.yaml").write_text(
+        "config:\n  ml-platform:monitoring:\n    receivers:\n      - name: oncall\n        webhookUrl:\n          secure: v1:abc\n"
+    )
+    raw = stack_files.read_stack("s", tmp_path)
+    assert json.loads(raw.values["ml-platform:monitoring"]) == {"receivers": [{"name": "oncall", "webhookUrl": "[secret]"}]}
+    assert raw.secret_keys == ["ml-platform:monitoring"]

@@ -92,6 +92,13 @@ class PlatformMocks(Mocks):
             name = outputs.get("name") or f"{args.name}-{digest[:7]}"
             outputs.update(name=name, arn=arn("iam", f"role/{name}", with_region=False), uniqueId=f"AROA{digest.upper()}")
             resource_id = name
+        elif token == "aws:amp/workspace:Workspace":
+            workspace = f"ws-{digest[:8]}-{digest[8:12]}-{digest[12:16]}"
+            outputs.update(
+                arn=arn("aps", f"workspace/{workspace}"),
+                prometheusEndpoint=f"https://aps-workspaces.{region}.amazonaws.com/workspaces/{workspace}/",
+            )
+            resource_id = workspace
         elif token == "random:index/randomPassword:RandomPassword":
             outputs.update(result=_digest(seed, "password", length=int(outputs.get("length", 32))), bcryptHash="$2a$10$offline")
         elif token == "aws:iam/policy:Policy":
@@ -200,9 +207,7 @@ class RecordingMonitor(MockMonitor):
                 "deleteBeforeReplace": bool(request.deleteBeforeReplace),
                 "ignoreChanges": sorted(request.ignoreChanges),
                 "customTimeouts": {
-                    key: value
-                    for key in ("create", "update", "delete")
-                    if (value := getattr(request.customTimeouts, key, ""))
+                    key: value for key in ("create", "update", "delete") if (value := getattr(request.customTimeouts, key, ""))
                 },
                 "aliases": self._alias_urns(request),
             }

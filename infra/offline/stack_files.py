@@ -53,6 +53,20 @@ def _to_wire(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
+def _mask_secure(value: Any) -> tuple[Any, bool]:
+    """Encrypted (`secure:`) values, at any depth, need the stack's secrets provider: offline they become
+    "[secret]", and the key holding one is a secret key, as the engine marks it."""
+    if isinstance(value, dict):
+        if set(value) == {"secure"}:
+            return "[secret]", True
+        masked = {k: _mask_secure(v) for k, v in value.items()}
+        return {k: v for k, (v, _) in masked.items()}, any(secret for _, secret in masked.values())
+    if isinstance(value, list):
+        masked_items = [_mask_secure(v) for v in value]
+        return [v for v, _ in masked_items], any(secret for _, secret in masked_items)
+    return value, False
+
+
 def project_defaults(root: Path = ROOT) -> dict[str, Any]:
     """Project-level config values and defaults declared in Pulumi.yaml."""
     declared = _load_yaml(root / "Pulumi.yaml").get("config") or {}
@@ -79,9 +93,8 @@ def read_stack(stack: str, root: Path = ROOT) -> RawStackConfig:
     secret_keys = []
     for key, value in (_load_yaml(path).get("config") or {}).items():
         full = _full_key(key)
-        if isinstance(value, dict) and set(value) == {"secure"}:
-            # Encrypted values need the stack's secrets provider; offline they stay masked.
-            value = "[secret]"
+        value, secret = _mask_secure(value)
+        if secret:
             secret_keys.append(full)
         merged[full] = value
     return RawStackConfig({key: _to_wire(value) for key, value in sorted(merged.items())}, sorted(secret_keys))

@@ -1,0 +1,151 @@
+"""Logging: Fluent Bit (the pinned aws-for-fluent-bit chart) shipping every container's logs to CloudWatch Logs,
+one log group per namespace, so each model server's logs have their own group. The groups the platform
+knows of are declared here with their retention (and KMS in prod); Fluent Bit's role, through Pod Identity,
+may write only to this stack's groups."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from components import iam
+from components.helm import Chart, release
+
+TYPE = "mlplatform:aws:Logging"
+
+NAMESPACE = "logging"
+SERVICE_ACCOUNT = "fluent-bit"
+
+
+def log_group_prefix(cluster_name: str) -> str:
+    return f"/ml-platform/{cluster_name}"
+
+
+def shipping_policy(region: str, account: str, prefix: str, partition: str = "aws") -> dict:
+    """Write (and, for namespaces created later, create with retention) only this stack's log groups."""
+    groups = f"arn:{partition}:logs:{region}:{account}:log-group:{prefix}/*"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ShipToStackGroups",
+                "Effect": "Allow",
+                "Action": [
+                    "logs:CreateLogGroup",
+                    "logs:PutRetentionPolicy",
+                    "logs:CreateLogStream",
+                    "logs:PutLogEvents",
+                    "logs:DescribeLogStreams",
+                ],
+                "Resource": [groups, f"{groups}:*"],
+            },
+            # DescribeLogGroups has no resource-level permissions.
+            {"Sid": "FindGroups", "Effect": "Allow", "Action": "logs:DescribeLogGroups", "Resource": "*"},
+        ],
+    }
+
+
+def values(region: str, prefix: str, retention_days: int) -> dict:
+    """Chart values (keys checked against ../shared/charts/aws-for-fluent-bit/values.yaml in the tests)."""
+    return {
+        "serviceAccount": {"create": True, "name": SERVICE_ACCOUNT},
+        "cloudWatchLogs": {
+            "enabled": True,
+            "region": region,
+            "logGroupName": f"{prefix}/unlabelled",
+            # One group per namespace; groups of namespaces created later are made with the same retention.
+            "logGroupTemplate": f"{prefix}/$kubernetes['namespace_name']",
+            "logStreamTemplate": "$kubernetes['pod_name'].$kubernetes['container_name']",
+            "autoCreateGroup": True,
+            "logRetentionDays": retention_days,
+        },
+        # GPU nodes are tainted; logs from every node are needed.
+        "tolerations": [{"operator": "Exists"}],
+        "serviceMonitor": {"enabled": True},
+    }
+
+
+@dataclass
+class LoggingArgs:
+    cluster_name: str
+    """EKS cluster name (names the log groups)."""
+    cluster: pulumi.Input[str]
+    """The cluster's name as its output (the Pod Identity association waits for the cluster)."""
+    kubernetes_provider: k8s.Provider
+    """Provider for the cluster's API."""
+    chart: Chart
+    """Pinned aws-for-fluent-bit chart."""
+    region: str
+    """AWS region."""
+    account_id: str
+    """AWS account id."""
+    namespaces: Sequence[str]
+    """Namespaces whose log groups are declared here (platform and model namespaces)."""
+    retention_days: int = 30
+    """Retention of every group."""
+    kms_key_arn: pulumi.Input[str] | None = None
+    """KMS key encrypting the declared groups (prod); None uses CloudWatch's own encryption."""
+    partition: str = "aws"
+    """AWS partition."""
+    protect: bool = False
+    """Keep the groups' logs when the stack goes (prod)."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """Tags for AWS resources."""
+
+
+class Logging(pulumi.ComponentResource):
+    def __init__(self, name: str, args: LoggingArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(TYPE, name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        prefix = log_group_prefix(args.cluster_name)
+        for namespace in sorted(set(args.namespaces)):
+            aws.cloudwatch.LogGroup(
+                f"{name}-{namespace}",
+                name=f"{prefix}/{namespace}",
+                retention_in_days=args.retention_days,
+                kms_key_id=args.kms_key_arn,
+                tags=dict(args.tags),
+                # Prod keeps its logs (audit) even if the stack is destroyed.
+                opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.protect),
+            )
+        role = aws.iam.Role(
+            f"{name}-fluent-bit",
+            assume_role_policy=json.dumps(iam.service_trust_policy(iam.POD_IDENTITY_SERVICE, tag_session=True)),
+            tags=dict(args.tags),
+            opts=child,
+        )
+        policy = aws.iam.RolePolicy(
+            f"{name}-fluent-bit",
+            role=role.id,
+            policy=json.dumps(shipping_policy(args.region, args.account_id, prefix, args.partition)),
+            opts=child,
+        )
+        identity = aws.eks.PodIdentityAssociation(
+            f"{name}-fluent-bit",
+            cluster_name=args.cluster,
+            namespace=NAMESPACE,
+            service_account=SERVICE_ACCOUNT,
+            role_arn=role.arn,
+            tags=dict(args.tags),
+            opts=child,
+        )
+        release(
+            f"{name}-fluent-bit",
+            args.chart,
+            "aws-for-fluent-bit",
+            NAMESPACE,
+            values(args.region, prefix, args.retention_days),
+            pulumi.ResourceOptions(
+                parent=self,
+                provider=args.kubernetes_provider,
+                # Credentials are added when a pod is created: the association comes first.
+                depends_on=[identity, policy, *((opts.depends_on or []) if opts else [])],
+            ),
+            create_namespace=True,
+        )
+        self.register_outputs({})
