@@ -5,7 +5,7 @@ TOOLS := venv-tools
 PY := $(VENV)/bin/python
 STACK ?= dev
 
-.PHONY: plan plans test lint clean
+.PHONY: plan plans test lint clean promtool
 
 # The install runs in infra/ exactly as Pulumi's pip toolchain does it (program directory = infra/).
 $(VENV)/.installed: requirements.txt infra/requirements.txt requirements-dev.txt pyproject.toml
@@ -30,7 +30,11 @@ plans: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .
 
-test: $(VENV)/.installed $(TOOLS)/.installed
+# promtool (alert rule checks and unit tests) comes from Debian's prometheus package.
+promtool:
+	command -v promtool >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus)
+
+test: $(VENV)/.installed $(TOOLS)/.installed promtool
 	$(PY) -m ruff check .
 	CHECKOV=$(TOOLS)/bin/checkov $(PY) -m pytest
 
