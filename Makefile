@@ -30,9 +30,10 @@ plans: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .
 
-# promtool (alert rule checks and unit tests) comes from Debian's prometheus package.
+# promtool (alert rules) and amtool (Alertmanager configuration) come from Debian's packages.
 promtool:
-	command -v promtool >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus)
+	command -v promtool >/dev/null && command -v amtool >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager)
 
 test: $(VENV)/.installed $(TOOLS)/.installed promtool
 	$(PY) -m ruff check .

@@ -641,3 +641,64 @@ def test_a_gpu_model_no_pool_can_take_is_refused():
             "no node pool can run a pod with 16 GPUs (tensor parallelism needs them on one node); the most one pod can get is 8",
         )
     ]
+
+
+MONITORING_BAD_CONFIGS = [
+    (
+        "receiver with two targets",
+        minimal_sections(monitoring={"receivers": [{"name": "a", "webhookUrl": "u", "pagerdutyRoutingKey": "k"}], "defaultReceiver": "a"}),
+        "monitoring.receivers[0]",
+        "set exactly one of slackWebhookUrl, pagerdutyRoutingKey or webhookUrl",
+    ),
+    (
+        "route to unknown receiver",
+        minimal_sections(
+            monitoring={
+                "receivers": [{"name": "a", "webhookUrl": "u"}],
+                "defaultReceiver": "a",
+                "routes": [{"receiver": "b", "matchers": ['severity="critical"']}],
+            }
+        ),
+        "monitoring",
+        "receiver 'b' is not defined in receivers",
+    ),
+    (
+        "no default receiver",
+        minimal_sections(monitoring={"receivers": [{"name": "a", "webhookUrl": "u"}]}),
+        "monitoring",
+        "set defaultReceiver",
+    ),
+    (
+        "bad matcher",
+        minimal_sections(
+            monitoring={
+                "receivers": [{"name": "a", "webhookUrl": "u"}],
+                "defaultReceiver": "a",
+                "routes": [{"receiver": "a", "matchers": ["severity: critical"]}],
+            }
+        ),
+        "monitoring.routes[0].matchers[0]",
+        "should match pattern",
+    ),
+    ("bad retention", minimal_sections(monitoring={"retention": "15 days"}), "monitoring.retention", "should match pattern"),
+    (
+        "bad log retention",
+        minimal_sections(monitoring={"logRetentionDays": 45}),
+        "monitoring.logRetentionDays",
+        "not a CloudWatch Logs retention",
+    ),
+    ("prod without receivers", {**prod_sections(), "monitoring": {}}, "monitoring.receivers", "prod alerts must reach someone"),
+    (
+        "small prod volume",
+        {**prod_sections(), "monitoring": {**prod_sections()["monitoring"], "storageGiB": 20}},
+        "monitoring.storageGiB",
+        "at least 50 GiB",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("sections", "path", "fragment"), [c[1:] for c in MONITORING_BAD_CONFIGS], ids=[c[0] for c in MONITORING_BAD_CONFIGS]
+)
+def test_bad_monitoring_config(sections, path, fragment):
+    assert_problem(problems_of(**sections), path, fragment)
