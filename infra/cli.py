@@ -1,6 +1,7 @@
 """`python -m infra <command>`: the platform's command line.
 
-Exit status: 0 success; 1 a mandatory policy is violated; 2 the stack configuration or its files are wrong.
+Exit status: 0 success; 1 a mandatory policy is violated (plan) or a preflight check failed (doctor); 2 the
+stack configuration, its files or the arguments are wrong.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from pathlib import Path
 
 import pulumi
 
+from infra import config
+from infra.delivery import backend, cleanup, doctor
 from infra.offline import plan as offline_plan
 from infra.offline import stack_files
 from policy import rules
@@ -39,6 +42,65 @@ def _plan(args: argparse.Namespace) -> int:
     return EXIT_POLICY if violations else 0
 
 
+def _stack_config(stack: str, project_dir: str) -> config.StackConfig:
+    raw = stack_files.read_stack(stack, Path(project_dir))
+    return config.parse(raw.values, stack)
+
+
+def _session():
+    import boto3
+
+    return boto3.Session()
+
+
+def _bootstrap_backend(args: argparse.Namespace) -> int:
+    try:
+        result = backend.bootstrap(_session(), args.bucket, args.region, args.key_alias, say=lambda line: print(f"  {line}"))
+    except backend.BackendError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"\nstate backend ready:\n  {result.login}\n  pulumi stack init <stack> {result.secrets_provider}")
+    return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    try:
+        cfg = _stack_config(args.stack, args.project_dir)
+    except (stack_files.StackFileError, config.ConfigError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"preflight of stack '{args.stack}' in {cfg.region}:")
+    checks = doctor.run(_session(), cfg, args.backend_bucket)
+    for check in checks:
+        print(f"  {check.line()}")
+    failed = [c for c in checks if not c.ok]
+    print(f"\n{len(checks) - len(failed)} passed, {len(failed)} failed")
+    return 1 if failed else 0
+
+
+def _cleanup(args: argparse.Namespace) -> int:
+    try:
+        cfg = _stack_config(args.stack, args.project_dir)
+    except (stack_files.StackFileError, config.ConfigError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    session = _session()
+    ec2, elbv2 = session.client("ec2", region_name=cfg.region), session.client("elbv2", region_name=cfg.region)
+    cluster = f"{config.PROJECT}-{cfg.stack}"
+    print(f"looking for what controllers of {cluster} created outside Pulumi...")
+    found = cleanup.find(ec2, elbv2, cluster)
+    for kind, item in found.items():
+        print(f"  {kind}: {item}")
+    if not found.items():
+        print("  nothing: the stack can be destroyed")
+        return 0
+    if not args.apply:
+        print(f"\n{len(found.items())} leftover(s); run again with --apply to delete them before `pulumi destroy`")
+        return 0
+    cleanup.delete(ec2, elbv2, found, say=lambda line: print(f"  {line}"))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m infra", description="ml-platform: offline plans and platform tooling.")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -57,6 +119,39 @@ def parser() -> argparse.ArgumentParser:
         help="directory holding Pulumi.yaml and the stack files (default: this repository)",
     )
     plan.set_defaults(handler=_plan)
+
+    boot = commands.add_parser(
+        "bootstrap-backend",
+        help="create (idempotently) the S3 state bucket and KMS key for Pulumi",
+        description="Create or bring up to standard the state bucket (versioned, SSE-KMS, public access blocked, "
+        "TLS only) and a rotating KMS key for the secrets provider; print the pulumi login and secrets-provider lines.",
+    )
+    boot.add_argument("--bucket", required=True, help="state bucket name (globally unique)")
+    boot.add_argument("--region", required=True, help="AWS region of the bucket and key")
+    boot.add_argument("--key-alias", default=backend.DEFAULT_KEY_ALIAS, help=f"KMS alias (default {backend.DEFAULT_KEY_ALIAS})")
+    boot.set_defaults(handler=_bootstrap_backend)
+
+    check = commands.add_parser(
+        "doctor",
+        help="preflight: credentials, GPU offerings, GPU quotas, state backend",
+        description="Check AWS credentials, that every GPU instance type of the stack is offered in its zones, the GPU "
+        "vCPU quotas against the pools' limits, and the state backend. Exit 1 if anything fails.",
+    )
+    check.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
+    check.add_argument("--backend-bucket", help="state bucket to check")
+    check.add_argument("--project-dir", default=str(stack_files.ROOT), help="directory holding the stack files")
+    check.set_defaults(handler=_doctor)
+
+    clean = commands.add_parser(
+        "cleanup",
+        help="before a destroy: find (and with --apply delete) what controllers created outside Pulumi",
+        description="Find load balancers, target groups and security groups of the AWS Load Balancer Controller, "
+        "network interfaces the VPC CNI left, and Karpenter instances, by the cluster's tags. Dry run by default.",
+    )
+    clean.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
+    clean.add_argument("--apply", action="store_true", help="delete what was found")
+    clean.add_argument("--project-dir", default=str(stack_files.ROOT), help="directory holding the stack files")
+    clean.set_defaults(handler=_cleanup)
     return top
 
 

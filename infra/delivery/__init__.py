@@ -1,0 +1,1 @@
+"""Day-to-day delivery commands: the state backend, preflight checks, and cleanup before a destroy."""

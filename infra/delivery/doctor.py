@@ -1,0 +1,124 @@
+"""`python -m infra doctor`: a preflight before `pulumi up`. Credentials and account, each GPU instance type
+the stack may launch offered in its zones, the account's GPU vCPU quotas against what the pools may run,
+and the state backend bucket. Prints a pass/fail report."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from components import instance_types
+from infra import config
+
+# EC2 vCPU quotas (Service Quotas, service code ec2) for the GPU instance classes.
+QUOTAS = {
+    ("G", "on-demand"): ("L-DB2E81BA", "Running On-Demand G and VT instances"),
+    ("P", "on-demand"): ("L-417A185B", "Running On-Demand P instances"),
+    ("G", "spot"): ("L-3819A6DF", "All G and VT Spot Instance Requests"),
+    ("P", "spot"): ("L-7212CCBC", "All P Spot Instance Requests"),
+}
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+    def line(self) -> str:
+        return f"{'PASS' if self.ok else 'FAIL'}  {self.name}: {self.detail}"
+
+
+def gpu_class(family: str) -> str:
+    return "P" if family.startswith("p") else "G"
+
+
+def gpu_types(pool: config.ManagedPoolConfig | config.KarpenterPoolConfig) -> list[str]:
+    """Instance types of a GPU pool: its listed types, or every type of its families."""
+    if isinstance(pool, config.ManagedPoolConfig):
+        return list(pool.instanceTypes)
+    families = set(pool.instanceFamilies)
+    return sorted(t for t in instance_types.known_instance_types() if instance_types.family_of(t) in families)
+
+
+def zones_of(cfg: config.StackConfig, ec2) -> list[str]:
+    if cfg.network.availabilityZones:
+        return list(cfg.network.availabilityZones)
+    zones = ec2.describe_availability_zones(Filters=[{"Name": "state", "Values": ["available"]}])["AvailabilityZones"]
+    return sorted(z["ZoneName"] for z in zones)[: cfg.network.azCount]
+
+
+def vcpus(ec2, types: list[str]) -> dict[str, int]:
+    found = {}
+    for start in range(0, len(types), 100):
+        for item in ec2.describe_instance_types(InstanceTypes=types[start : start + 100])["InstanceTypes"]:
+            found[item["InstanceType"]] = item["VCpuInfo"]["DefaultVCpus"]
+    return found
+
+
+def needed_vcpus(cfg: config.StackConfig, ec2) -> dict[tuple[str, str], int]:
+    """Most GPU vCPUs the pools may run, per (G or P, on-demand or spot)."""
+    needed: dict[tuple[str, str], int] = defaultdict(int)
+    for pool in cfg.nodePools.values():
+        if pool.gpu is None:
+            continue
+        if isinstance(pool, config.ManagedPoolConfig):
+            sizes = vcpus(ec2, list(pool.instanceTypes))
+            capacity = "spot" if pool.capacityType == "SPOT" else "on-demand"
+            needed[(gpu_class(pool.instanceTypes[0]), capacity)] += pool.maxSize * max(sizes.values())
+        else:
+            for capacity in pool.capacityTypes:
+                for klass in {gpu_class(f) for f in pool.instanceFamilies}:
+                    needed[(klass, capacity)] += pool.limits.cpu
+    return dict(needed)
+
+
+def run(session, cfg: config.StackConfig, backend_bucket: str | None = None) -> list[Check]:
+    checks: list[Check] = []
+    try:
+        identity = session.client("sts", region_name=cfg.region).get_caller_identity()
+        checks.append(Check("credentials", True, f"account {identity['Account']} as {identity['Arn']}"))
+    except (ClientError, BotoCoreError) as err:
+        return [Check("credentials", False, f"no usable AWS credentials ({err})")]
+
+    ec2 = session.client("ec2", region_name=cfg.region)
+    zones = zones_of(cfg, ec2)
+    for name, pool in sorted(cfg.nodePools.items()):
+        if pool.gpu is None:
+            continue
+        types = gpu_types(pool)
+        offerings = ec2.describe_instance_type_offerings(
+            LocationType="availability-zone", Filters=[{"Name": "instance-type", "Values": types}, {"Name": "location", "Values": zones}]
+        )["InstanceTypeOfferings"]
+        offered = defaultdict(set)
+        for offering in offerings:
+            offered[offering["Location"]].add(offering["InstanceType"])
+        missing = [zone for zone in zones if not offered[zone]]
+        detail = ", ".join(f"{zone}: {len(offered[zone])} of {len(types)} types" for zone in zones)
+        checks.append(Check(f"gpu offerings of pool {name}", not missing, detail + (f"; none in {', '.join(missing)}" if missing else "")))
+
+    quotas = session.client("service-quotas", region_name=cfg.region)
+    for (klass, capacity), need in sorted(needed_vcpus(cfg, ec2).items()):
+        code, title = QUOTAS[(klass, capacity)]
+        try:
+            value = quotas.get_service_quota(ServiceCode="ec2", QuotaCode=code)["Quota"]["Value"]
+        except ClientError as err:
+            checks.append(Check(f"quota {title}", False, f"cannot read {code}: {err.response['Error']['Code']}"))
+            continue
+        checks.append(
+            Check(
+                f"quota {title}",
+                value >= need,
+                f"{value:g} vCPUs, pools may need {need}" + ("" if value >= need else f"; request {code} to {need}"),
+            )
+        )
+
+    if backend_bucket:
+        try:
+            session.client("s3", region_name=cfg.region).head_bucket(Bucket=backend_bucket)
+            checks.append(Check("state backend", True, f"s3://{backend_bucket} is reachable"))
+        except ClientError as err:
+            checks.append(Check("state backend", False, f"s3://{backend_bucket}: {err.response['Error']['Code']} (run bootstrap-backend)"))
+    return checks

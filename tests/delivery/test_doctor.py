@@ -1,0 +1,94 @@
+"""doctor against moto (credentials, offerings, backend) with the Service Quotas API stubbed by botocore's
+Stubber (moto does not serve EC2 quotas), passing and failing."""
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+
+from infra import config
+from infra.delivery import doctor
+from infra.offline import stack_files
+
+
+class Session:
+    """A boto3 session whose service-quotas client answers from a stub."""
+
+    def __init__(self, session, quotas: dict[str, float]):
+        self.session = session
+        self.quotas = quotas
+
+    def client(self, name, region_name=None):
+        client = self.session.client(name, region_name=region_name)
+        if name == "service-quotas":
+            # In the order doctor asks: G before P, on-demand before spot.
+            stub = Stubber(client)
+            for code, value in self.quotas.items():
+                stub.add_response(
+                    "get_service_quota",
+                    {"Quota": {"QuotaCode": code, "Value": value, "ServiceCode": "ec2"}},
+                    {"ServiceCode": "ec2", "QuotaCode": code},
+                )
+            stub.activate()
+        if name == "sts" and self.quotas.get("sts") == 0:
+            stub = Stubber(client)
+            stub.add_client_error("get_caller_identity", service_error_code="InvalidClientTokenId", http_status_code=403)
+            stub.activate()
+        return client
+
+
+def stack(name: str) -> config.StackConfig:
+    return config.parse(stack_files.read_stack(name).values, name)
+
+
+@pytest.fixture
+def aws():
+    with mock_aws():
+        yield boto3.Session(region_name="us-west-2")
+
+
+def test_dev_needs_spot_g_quota_and_passes_with_enough(aws):
+    cfg = stack("dev")
+    assert doctor.needed_vcpus(cfg, aws.client("ec2")) == {("G", "spot"): 64, ("G", "on-demand"): 32}
+    aws.client("s3").create_bucket(Bucket="state", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    checks = doctor.run(Session(aws, {"L-DB2E81BA": 64, "L-3819A6DF": 128}), cfg, backend_bucket="state")
+    assert all(c.ok for c in checks), [c.line() for c in checks]
+    names = [c.name for c in checks]
+    assert names[0] == "credentials" and "gpu offerings of pool gpu" in names and "state backend" in names
+
+
+def test_a_low_quota_and_a_missing_bucket_fail_with_the_fix(aws):
+    checks = {c.name: c for c in doctor.run(Session(aws, {"L-DB2E81BA": 64, "L-3819A6DF": 8}), stack("dev"), backend_bucket="missing")}
+    spot = checks["quota All G and VT Spot Instance Requests"]
+    assert not spot.ok and "request L-3819A6DF to 64" in spot.detail
+    assert not checks["state backend"].ok and "run bootstrap-backend" in checks["state backend"].detail
+
+
+def test_a_gpu_type_not_offered_in_a_zone_fails(aws, monkeypatch):
+    cfg = stack("prod")
+    ec2 = aws.client("ec2")
+    offered = ec2.describe_instance_type_offerings(LocationType="availability-zone")["InstanceTypeOfferings"]
+    assert any(o["InstanceType"] == "g6e.12xlarge" for o in offered)
+    real_client = aws.client
+
+    def client(name, region_name=None):
+        made = real_client(name, region_name=region_name)
+        if name == "ec2":
+            original = made.describe_instance_type_offerings
+
+            def without_zone_c(**kwargs):
+                result = original(**kwargs)
+                result["InstanceTypeOfferings"] = [o for o in result["InstanceTypeOfferings"] if o["Location"] != "us-west-2c"]
+                return result
+
+            made.describe_instance_type_offerings = without_zone_c
+        return made
+
+    monkeypatch.setattr(aws, "client", client)
+    checks = {c.name: c for c in doctor.run(Session(aws, {"L-DB2E81BA": 10000}), cfg)}
+    assert not checks["gpu offerings of pool gpu-large"].ok and "none in us-west-2c" in checks["gpu offerings of pool gpu-large"].detail
+
+
+def test_bad_credentials_stop_at_the_first_check(aws):
+    (check,) = doctor.run(Session(aws, {"sts": 0}), stack("dev"))
+    assert check.name == "credentials" and not check.ok and "InvalidClientTokenId" in check.detail
