@@ -13,7 +13,7 @@ from pathlib import Path
 import pulumi
 
 from infra import config
-from infra.delivery import backend, cleanup, doctor
+from infra.delivery import backend, cleanup, cost, doctor
 from infra.offline import plan as offline_plan
 from infra.offline import stack_files
 from policy import rules
@@ -101,6 +101,21 @@ def _cleanup(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cost(args: argparse.Namespace) -> int:
+    try:
+        raw = stack_files.read_stack(args.stack, Path(args.project_dir))
+        plan = offline_plan.run(args.stack, raw)
+    except stack_files.StackFileError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    except pulumi.RunError as err:
+        print(f"error in stack '{args.stack}':\n{err}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"estimated monthly cost of stack '{args.stack}':\n")
+    print(cost.render(cost.estimate(plan.resources, args.log_gb_per_day), markdown=args.format == "markdown"))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m infra", description="ml-platform: offline plans and platform tooling.")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -152,6 +167,18 @@ def parser() -> argparse.ArgumentParser:
     clean.add_argument("--apply", action="store_true", help="delete what was found")
     clean.add_argument("--project-dir", default=str(stack_files.ROOT), help="directory holding the stack files")
     clean.set_defaults(handler=_cleanup)
+
+    price = commands.add_parser(
+        "cost",
+        help="estimated monthly cost of a stack: idle floor and ceiling, itemised",
+        description="Plan the stack offline and estimate its monthly cost: the idle floor (every pool at its minimum) "
+        "and the ceiling (every pool at its limits), itemised, from the dated price table in infra/delivery/prices.py.",
+    )
+    price.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
+    price.add_argument("--format", choices=("text", "markdown"), default="text")
+    price.add_argument("--log-gb-per-day", type=float, default=5.0, help="assumed log volume (default 5)")
+    price.add_argument("--project-dir", default=str(stack_files.ROOT), help="directory holding the stack files")
+    price.set_defaults(handler=_cost)
     return top
 
 

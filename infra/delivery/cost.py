@@ -1,0 +1,142 @@
+"""`python -m infra cost`: the monthly cost of a plan, as an idle floor (every pool at its minimum) and a
+ceiling (every pool at its limits), itemised. Computed from plan.json alone, so two plans can be compared.
+Prices and their sources: infra/delivery/prices.py."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from components import instance_types
+from infra.delivery import prices
+
+H = prices.HOURS_PER_MONTH
+
+
+@dataclass(frozen=True)
+class Item:
+    name: str
+    floor: float
+    ceiling: float
+    note: str = ""
+
+
+def _of_type(resources: Iterable[Mapping[str, Any]], token: str) -> list[Mapping[str, Any]]:
+    return [r for r in resources if r["type"] == token]
+
+
+def _requirement(spec: Mapping[str, Any], key: str) -> list[str]:
+    return next((r["values"] for r in spec["template"]["spec"]["requirements"] if r["key"] == key), [])
+
+
+def _karpenter_types(spec: Mapping[str, Any]) -> list[str]:
+    """Priced instance types a Karpenter NodePool may launch."""
+    families = _requirement(spec, "karpenter.k8s.aws/instance-family")
+    categories = _requirement(spec, "karpenter.k8s.aws/instance-category")
+    floor = int((_requirement(spec, "karpenter.k8s.aws/instance-generation") or ["0"])[0])
+    chosen = []
+    for name in prices.EC2:
+        family = name.split(".")[0]
+        generation = int("".join(ch for ch in family if ch.isdigit()) or 0)
+        if family in families or (family[0] in categories and generation > floor and family[1].isdigit()):
+            chosen.append(name)
+    return chosen
+
+
+def _time_slices(resources: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """Time-slicing replicas per pool, from the device plugin's configs (a NodePool's GPU limit counts slices)."""
+    found = {}
+    for release in _of_type(resources, "kubernetes:helm.sh/v3:Release"):
+        configs = ((release["inputs"].get("values") or {}).get("config") or {}).get("map") or {}
+        for pool, text in configs.items():
+            sharing = (yaml.safe_load(text) or {}).get("sharing", {}).get("timeSlicing")
+            if sharing:
+                found[pool] = int(sharing["resources"][0]["replicas"])
+    return found
+
+
+def estimate(resources: list[Mapping[str, Any]], log_gb_per_day: float = 5.0) -> list[Item]:
+    items: list[Item] = []
+    clusters = len(_of_type(resources, "aws:eks/cluster:Cluster"))
+    items.append(Item("EKS control plane", clusters * prices.EKS_CONTROL_PLANE * H, clusters * prices.EKS_CONTROL_PLANE * H))
+    nats = len(_of_type(resources, "aws:ec2/natGateway:NatGateway"))
+    nat = nats * (prices.NAT_GATEWAY + prices.PUBLIC_IPV4) * H
+    items.append(Item(f"NAT gateways ({nats})", nat, nat, "plus $0.045/GB processed"))
+    endpoint_azs = sum(
+        len(r["inputs"].get("subnetIds", []))
+        for r in _of_type(resources, "aws:ec2/vpcEndpoint:VpcEndpoint")
+        if r["inputs"].get("vpcEndpointType") == "Interface"
+    )
+    if endpoint_azs:
+        cost = endpoint_azs * prices.INTERFACE_ENDPOINT_PER_AZ * H
+        items.append(Item("interface endpoints", cost, cost, "plus $0.01/GB"))
+
+    by_urn = {r["urn"]: r for r in resources}
+    for group in sorted(_of_type(resources, "aws:eks/nodeGroup:NodeGroup"), key=lambda r: r["name"]):
+        inputs = group["inputs"]
+        hourly = prices.hourly(inputs["instanceTypes"][0], inputs.get("capacityType") == "SPOT")
+        template = next((by_urn[u] for u in group["propertyDependencies"].get("launchTemplate", []) if u in by_urn), None)
+        disk = template["inputs"]["blockDeviceMappings"][0]["ebs"]["volumeSize"] if template else 0
+        per_node = hourly * H + disk * prices.GP3_PER_GB_MONTH
+        scaling = inputs["scalingConfig"]
+        pool = inputs.get("labels", {}).get("ml-platform/pool", group["name"])
+        items.append(
+            Item(f"pool {pool} (managed, {inputs['instanceTypes'][0]})", scaling["minSize"] * per_node, scaling["maxSize"] * per_node)
+        )
+
+    slices = _time_slices(resources)
+    for pool in sorted(_of_type(resources, "kubernetes:karpenter.sh/v1:NodePool"), key=lambda r: r["name"]):
+        spec = pool["inputs"]["spec"]
+        name = pool["inputs"]["metadata"]["name"]
+        spot_only = _requirement(spec, "karpenter.sh/capacity-type") == ["spot"]
+        types = _karpenter_types(spec)
+        # The worst case Karpenter may pick within each limit; whichever limit binds first is the ceiling.
+        per_vcpu = max((prices.hourly(t, spot_only) / prices.on_demand(t)[1] for t in types), default=0.0)
+        bounds = {"cpu": float(spec["limits"]["cpu"]) * per_vcpu}
+        if "nvidia.com/gpu" in spec["limits"]:
+            physical = float(spec["limits"]["nvidia.com/gpu"]) / slices.get(name, 1)
+            per_gpu = max((prices.hourly(t, spot_only) / gpu.count for t in types if (gpu := instance_types.gpu_info(t))), default=0.0)
+            bounds["gpu"] = physical * per_gpu
+        binding = min(bounds, key=lambda limit: bounds[limit])
+        note = f"from zero; ceiling at its {binding} limit" + (", spot" if spot_only else "")
+        items.append(Item(f"pool {name} (Karpenter)", 0.0, bounds[binding] * H, note))
+
+    albs = len(_of_type(resources, "kubernetes:networking.k8s.io/v1:Ingress"))
+    if albs:
+        items.append(Item(f"load balancers ({albs} ALB)", albs * prices.ALB * H, albs * prices.ALB * H, "plus LCUs"))
+
+    volumes = 0
+    for release in _of_type(resources, "kubernetes:helm.sh/v3:Release"):
+        claim = (release["inputs"].get("values") or {}).get("prometheus", {}).get("prometheusSpec", {}).get("storageSpec")
+        if isinstance(claim, dict):
+            volumes += int(claim["volumeClaimTemplate"]["spec"]["resources"]["requests"]["storage"].removesuffix("Gi"))
+    if volumes:
+        items.append(Item("Prometheus storage (gp3)", volumes * prices.GP3_PER_GB_MONTH, volumes * prices.GP3_PER_GB_MONTH))
+    keys = len(_of_type(resources, "aws:kms/key:Key"))
+    items.append(Item(f"KMS keys ({keys})", keys * prices.KMS_KEY_PER_MONTH, keys * prices.KMS_KEY_PER_MONTH))
+    if _of_type(resources, "aws:cloudwatch/logGroup:LogGroup"):
+        logs = log_gb_per_day * 30 * prices.LOGS_INGESTION_PER_GB
+        items.append(Item("CloudWatch Logs", logs, logs, f"assumes {log_gb_per_day:g} GB/day ingested"))
+    return items
+
+
+def totals(items: list[Item]) -> tuple[float, float]:
+    return sum(i.floor for i in items), sum(i.ceiling for i in items)
+
+
+def render(items: list[Item], markdown: bool = False) -> str:
+    floor, ceiling = totals(items)
+    if markdown:
+        rows = ["| item | idle floor | ceiling | note |", "|---|---:|---:|---|"]
+        rows += [f"| {i.name} | ${i.floor:,.0f} | ${i.ceiling:,.0f} | {i.note} |" for i in items]
+        rows.append(f"| **total per month** | **${floor:,.0f}** | **${ceiling:,.0f}** | |")
+    else:
+        width = max(len(i.name) for i in items)
+        rows = [f"{'item':<{width}}  {'idle floor':>11}  {'ceiling':>11}  note"]
+        rows += [f"{i.name:<{width}}  {i.floor:>11,.0f}  {i.ceiling:>11,.0f}  {i.note}" for i in items]
+        rows.append(f"{'total per month (USD)':<{width}}  {floor:>11,.0f}  {ceiling:>11,.0f}")
+    rows.append(f"\nprices: {prices.REGION}, {prices.DATE} (sources in infra/delivery/prices.py); estimates, not a bill")
+    return "\n".join(rows)

@@ -1,0 +1,54 @@
+"""The monthly estimate from a plan: floors at pool minimums, ceilings at the binding pool limit."""
+
+import pytest
+
+from infra import cli
+from infra.delivery import cost, prices
+
+H = prices.HOURS_PER_MONTH
+
+
+def items(plan):
+    return {i.name: i for i in cost.estimate(plan.resources)}
+
+
+def test_dev_floor_is_the_always_on_part(plans):
+    estimate = items(plans["dev"])
+    system = estimate["pool system (managed, m6i.large)"]
+    assert system.floor == pytest.approx(1 * (0.096 * H + 50 * prices.GP3_PER_GB_MONTH))
+    assert system.ceiling == pytest.approx(3 * (0.096 * H + 50 * prices.GP3_PER_GB_MONTH))
+    assert estimate["EKS control plane"].floor == pytest.approx(0.10 * H)
+    assert estimate["NAT gateways (1)"].floor == pytest.approx((0.045 + 0.005) * H)
+    # GPUs from zero: nothing idle
+    assert estimate["pool gpu (Karpenter)"].floor == 0
+
+
+def test_gpu_ceiling_is_bound_by_physical_gpus_not_slices(plans):
+    spot_gpu = items(plans["dev"])["pool gpu (Karpenter)"]
+    # 16 slices = 4 physical GPUs (time-sliced 4 ways); dearest spot GPU hour among g5/g6: g5.48xlarge / 8
+    assert spot_gpu.ceiling == pytest.approx(4 * 16.288 * (1 - 0.60) / 8 * H)
+    assert "gpu limit, spot" in spot_gpu.note
+
+
+def test_prod_costs_more_and_totals_add_up(plans):
+    dev_floor, dev_ceiling = cost.totals(cost.estimate(plans["dev"].resources))
+    prod = cost.estimate(plans["prod"].resources)
+    floor, ceiling = cost.totals(prod)
+    assert floor > dev_floor and ceiling > dev_ceiling and floor < ceiling
+    assert floor == pytest.approx(sum(i.floor for i in prod))
+    names = {i.name for i in prod}
+    assert {"NAT gateways (3)", "interface endpoints", "Prometheus storage (gp3)", "load balancers (1 ALB)"} <= names
+
+
+def test_unknown_sizes_are_priced_by_vcpu_and_unknown_families_refused():
+    assert prices.on_demand("g5.8xlarge") == (pytest.approx(1.624 / 16 * 32), 32)
+    with pytest.raises(KeyError, match=r"no price for x9z\.large"):
+        prices.on_demand("x9z.large")
+
+
+def test_markdown_and_cli(plans, capsys):
+    text = cost.render(cost.estimate(plans["dev"].resources), markdown=True)
+    assert text.splitlines()[0] == "| item | idle floor | ceiling | note |" and "**total per month**" in text
+    assert cli.main(["cost", "--stack", "staging"]) == 0
+    out = capsys.readouterr().out
+    assert "estimated monthly cost of stack 'staging'" in out and "prices: us-west-2, 2026-11-23" in out
