@@ -1,7 +1,8 @@
 """`python -m infra <command>`: the platform's command line.
 
 Exit status: 0 success; 1 a mandatory policy is violated (plan) or a preflight check failed (doctor); 2 the
-stack configuration, its files or the arguments are wrong.
+stack configuration, its files or the arguments are wrong; 3 a stateful resource would be replaced (diff
+with --fail-on-replace).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 import pulumi
 
 from infra import config
-from infra.delivery import backend, cleanup, cost, doctor
+from infra.delivery import backend, cleanup, cost, diff, doctor
 from infra.offline import plan as offline_plan
 from infra.offline import stack_files
 from policy import rules
@@ -116,6 +117,22 @@ def _cost(args: argparse.Namespace) -> int:
     return 0
 
 
+EXIT_REPLACE = 3
+
+
+def _diff(args: argparse.Namespace) -> int:
+    try:
+        base, head = diff.load(args.base), diff.load(args.head)
+    except diff.PlanError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    changes = diff.compare(base, head)
+    print(diff.render(base, head, changes, markdown=args.format == "markdown"))
+    if args.fail_on_replace and diff.stateful_replacements(changes):
+        return EXIT_REPLACE
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m infra", description="ml-platform: offline plans and platform tooling.")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -179,6 +196,18 @@ def parser() -> argparse.ArgumentParser:
     price.add_argument("--log-gb-per-day", type=float, default=5.0, help="assumed log volume (default 5)")
     price.add_argument("--project-dir", default=str(stack_files.ROOT), help="directory holding the stack files")
     price.set_defaults(handler=_cost)
+
+    compare = commands.add_parser(
+        "diff",
+        help="what a change does: resources added, changed, removed, replacements and cost, from two plans",
+        description="Compare two offline plans (directories or plan.json files): changes grouped by component, "
+        "replacements of stateful resources called out, and the change in estimated cost.",
+    )
+    compare.add_argument("--base", required=True, help="plan directory or plan.json before the change")
+    compare.add_argument("--head", required=True, help="plan directory or plan.json after the change")
+    compare.add_argument("--format", choices=("text", "markdown"), default="text", help="markdown fits a pull-request comment")
+    compare.add_argument("--fail-on-replace", action="store_true", help="exit 3 when a stateful resource would be replaced")
+    compare.set_defaults(handler=_diff)
     return top
 
 
