@@ -23,29 +23,36 @@ EXIT_POLICY = 1
 EXIT_CONFIG = 2
 
 
-def _plan(args: argparse.Namespace) -> int:
-    project_dir = Path(args.project_dir)
-    out_dir = Path(args.out) if args.out else project_dir / "build" / "plan" / args.stack
+class CommandError(Exception):
+    """Bad input: printed without a traceback, exit status 2."""
+
+
+def _planned(stack: str, project_dir: str) -> offline_plan.Plan:
     try:
-        raw = stack_files.read_stack(args.stack, project_dir)
+        raw = stack_files.read_stack(stack, Path(project_dir))
     except stack_files.StackFileError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_CONFIG
+        raise CommandError(str(err)) from None
     try:
-        plan = offline_plan.run(args.stack, raw)
+        return offline_plan.run(stack, raw)
     except pulumi.RunError as err:
-        print(f"error in stack '{args.stack}':\n{err}", file=sys.stderr)
-        return EXIT_CONFIG
+        raise CommandError(f"in stack '{stack}':\n{err}") from None
+
+
+def _stack_config(stack: str, project_dir: str) -> config.StackConfig:
+    try:
+        return config.parse(stack_files.read_stack(stack, Path(project_dir)).values, stack)
+    except (stack_files.StackFileError, config.ConfigError) as err:
+        raise CommandError(str(err)) from None
+
+
+def _plan(args: argparse.Namespace) -> int:
+    out_dir = Path(args.out) if args.out else Path(args.project_dir) / "build" / "plan" / args.stack
+    plan = _planned(args.stack, args.project_dir)
     offline_plan.write(plan, out_dir)
     violations = rules.evaluate(rules.view_from_plan(plan.resources))
     print(offline_plan.summary(plan, violations))
     print(f"\nwrote {out_dir}/plan.json and {out_dir}/manifests/")
     return EXIT_POLICY if violations else 0
-
-
-def _stack_config(stack: str, project_dir: str) -> config.StackConfig:
-    raw = stack_files.read_stack(stack, Path(project_dir))
-    return config.parse(raw.values, stack)
 
 
 def _session():
@@ -58,18 +65,13 @@ def _bootstrap_backend(args: argparse.Namespace) -> int:
     try:
         result = backend.bootstrap(_session(), args.bucket, args.region, args.key_alias, say=lambda line: print(f"  {line}"))
     except backend.BackendError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_CONFIG
+        raise CommandError(str(err)) from None
     print(f"\nstate backend ready:\n  {result.login}\n  pulumi stack init <stack> {result.secrets_provider}")
     return 0
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    try:
-        cfg = _stack_config(args.stack, args.project_dir)
-    except (stack_files.StackFileError, config.ConfigError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_CONFIG
+    cfg = _stack_config(args.stack, args.project_dir)
     print(f"preflight of stack '{args.stack}' in {cfg.region}:")
     checks = doctor.run(_session(), cfg, args.backend_bucket)
     for check in checks:
@@ -80,11 +82,7 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _cleanup(args: argparse.Namespace) -> int:
-    try:
-        cfg = _stack_config(args.stack, args.project_dir)
-    except (stack_files.StackFileError, config.ConfigError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_CONFIG
+    cfg = _stack_config(args.stack, args.project_dir)
     session = _session()
     ec2, elbv2 = session.client("ec2", region_name=cfg.region), session.client("elbv2", region_name=cfg.region)
     cluster = f"{config.PROJECT}-{cfg.stack}"
@@ -103,15 +101,7 @@ def _cleanup(args: argparse.Namespace) -> int:
 
 
 def _cost(args: argparse.Namespace) -> int:
-    try:
-        raw = stack_files.read_stack(args.stack, Path(args.project_dir))
-        plan = offline_plan.run(args.stack, raw)
-    except stack_files.StackFileError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_CONFIG
-    except pulumi.RunError as err:
-        print(f"error in stack '{args.stack}':\n{err}", file=sys.stderr)
-        return EXIT_CONFIG
+    plan = _planned(args.stack, args.project_dir)
     print(f"estimated monthly cost of stack '{args.stack}':\n")
     print(cost.render(cost.estimate(plan.resources, args.log_gb_per_day), markdown=args.format == "markdown"))
     return 0
@@ -124,8 +114,7 @@ def _diff(args: argparse.Namespace) -> int:
     try:
         base, head = diff.load(args.base), diff.load(args.head)
     except diff.PlanError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_CONFIG
+        raise CommandError(str(err)) from None
     changes = diff.compare(base, head)
     print(diff.render(base, head, changes, markdown=args.format == "markdown"))
     if args.fail_on_replace and diff.stateful_replacements(changes):
@@ -213,4 +202,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except CommandError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_CONFIG

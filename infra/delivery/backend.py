@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
+from components.model_store import tls_only_policy
+
 DEFAULT_KEY_ALIAS = "alias/ml-platform-pulumi-secrets"
 
 
@@ -30,23 +32,6 @@ class Backend:
     @property
     def secrets_provider(self) -> str:
         return f"--secrets-provider 'awskms://{self.key_alias}?region={self.region}'"
-
-
-def tls_only_policy(bucket: str) -> dict:
-    arn = f"arn:aws:s3:::{bucket}"
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "DenyInsecureTransport",
-                "Effect": "Deny",
-                "Principal": "*",
-                "Action": "s3:*",
-                "Resource": [arn, f"{arn}/*"],
-                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-            }
-        ],
-    }
 
 
 def ensure_key(kms, alias: str, say: Callable[[str], None]) -> str:
@@ -104,7 +89,7 @@ def ensure_bucket(s3, bucket: str, region: str, key_arn: str, say: Callable[[str
             ]
         },
     )
-    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(tls_only_policy(bucket)))
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(tls_only_policy(f"arn:aws:s3:::{bucket}")))
     say("versioning, SSE-KMS, public access block and TLS-only policy in place")
 
 
