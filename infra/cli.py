@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import boto3
 import pulumi
 
 from infra import config
@@ -55,9 +56,7 @@ def _plan(args: argparse.Namespace) -> int:
     return EXIT_POLICY if violations else 0
 
 
-def _session():
-    import boto3
-
+def _session() -> boto3.Session:
     return boto3.Session()
 
 
