@@ -20,10 +20,19 @@ def _alert(name: str, expr: str, duration: str, severity: str, summary: str, run
     }
 
 
+# XIDs that mean the GPU hardware (not an application) failed: double-bit ECC, row remapping, NVLink, fallen off
+# the bus. DCGM_FI_DEV_XID_ERRORS keeps the last code until the exporter restarts, so application XIDs (13, 31,
+# 43) would page forever.
+HARDWARE_XIDS = "48|63|64|74|79|92|94|95|119|120"
 GPU_TEMPERATURE_CELSIUS = 85
 GPU_MEMORY_FULL_RATIO = 0.98  # vLLM reserves ~90% of GPU memory by design; only a truly full GPU is news
 GPU_IDLE_PERCENT = 5
 PENDING_GPU_MINUTES = 15
+
+
+def _per_node(expr: str) -> str:
+    """DCGM names the node `Hostname`; a `node` label lets a NotReady node inhibit its GPUs' alerts."""
+    return f'label_replace({expr}, "node", "$1", "Hostname", "(.*)")'
 
 
 def gpu_rules() -> dict:
@@ -32,7 +41,7 @@ def gpu_rules() -> dict:
         "rules": [
             _alert(
                 "GpuXidError",
-                "max by (Hostname, gpu) (DCGM_FI_DEV_XID_ERRORS) > 0",
+                _per_node(f'max by (Hostname, gpu, err_code) (DCGM_FI_DEV_XID_ERRORS{{err_code=~"{HARDWARE_XIDS}"}})') + " > 0",
                 "0m",
                 "critical",
                 "GPU {{ $labels.gpu }} on {{ $labels.Hostname }} reported XID error {{ $value }}",
@@ -40,7 +49,7 @@ def gpu_rules() -> dict:
             ),
             _alert(
                 "GpuOverheating",
-                f"max by (Hostname, gpu) (DCGM_FI_DEV_GPU_TEMP) > {GPU_TEMPERATURE_CELSIUS}",
+                _per_node("max by (Hostname, gpu) (DCGM_FI_DEV_GPU_TEMP)") + f" > {GPU_TEMPERATURE_CELSIUS}",
                 "5m",
                 "warning",
                 "GPU {{ $labels.gpu }} on {{ $labels.Hostname }} runs at {{ $value }} C",
@@ -48,7 +57,8 @@ def gpu_rules() -> dict:
             ),
             _alert(
                 "GpuMemoryNearlyFull",
-                f"max by (Hostname, gpu) (DCGM_FI_DEV_FB_USED / (DCGM_FI_DEV_FB_USED + DCGM_FI_DEV_FB_FREE)) > {GPU_MEMORY_FULL_RATIO}",
+                _per_node("max by (Hostname, gpu) (DCGM_FI_DEV_FB_USED / (DCGM_FI_DEV_FB_USED + DCGM_FI_DEV_FB_FREE))")
+                + f" > {GPU_MEMORY_FULL_RATIO}",
                 "15m",
                 "warning",
                 "GPU {{ $labels.gpu }} on {{ $labels.Hostname }} has almost no free memory",
@@ -89,7 +99,9 @@ def capacity_rules() -> dict:
             ),
             _alert(
                 "KarpenterCannotLaunch",
-                'sum by (error) (increase(karpenter_cloudprovider_errors_total{method="Create"}[15m])) > 0',
+                # Running out of one offering's capacity is routine (Karpenter tries the next); anything else is not.
+                'sum by (error) (increase(karpenter_cloudprovider_errors_total{method="Create", error!="InsufficientCapacityError"}[15m]))'
+                " > 0",
                 "0m",
                 "warning",
                 "Karpenter failed to launch nodes ({{ $labels.error }})",
@@ -141,8 +153,10 @@ def platform_health_rules() -> dict:
             ),
             _alert(
                 "LogShippingFailing",
-                "sum by (pod) (rate(fluentbit_output_retries_failed_total[5m])) > 0",
-                "10m",
+                # Any loss counts: dropped logs do not come back.
+                "sum by (pod) (increase(fluentbit_output_retries_failed_total[15m])"
+                " + increase(fluentbit_output_dropped_records_total[15m])) > 0",
+                "0m",
                 "warning",
                 "Fluent Bit {{ $labels.pod }} is dropping logs it failed to send to CloudWatch",
                 "kubectl -n logging logs {{ $labels.pod }}: usually IAM (the Pod Identity role) or CloudWatch throttling",

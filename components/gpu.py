@@ -64,7 +64,13 @@ def dcgm_exporter_values(service_monitor: bool) -> dict:
         "nodeSelector": GPU_NODE_SELECTOR,
         "tolerations": GPU_TOLERATIONS,
         # The chart renders a ServiceMonitor by default, whose CRD exists only with the monitoring stack.
-        "serviceMonitor": {"enabled": service_monitor, "interval": "15s"},
+        # The exporter labels each GPU's series with the pod and namespace using it; drop the scrape target's own
+        # pod/namespace labels, or Prometheus would overwrite those with the exporter's (honorLabels is false).
+        "serviceMonitor": {
+            "enabled": service_monitor,
+            "interval": "15s",
+            "relabelings": [{"action": "labeldrop", "regex": "pod|namespace|container"}],
+        },
     }
 
 

@@ -103,8 +103,9 @@ class Logging(pulumi.ComponentResource):
         super().__init__(TYPE, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         prefix = log_group_prefix(args.cluster_name)
+        groups = []
         for namespace in sorted(set(args.namespaces)):
-            aws.cloudwatch.LogGroup(
+            group = aws.cloudwatch.LogGroup(
                 f"{name}-{namespace}",
                 name=f"{prefix}/{namespace}",
                 retention_in_days=args.retention_days,
@@ -113,6 +114,7 @@ class Logging(pulumi.ComponentResource):
                 # Prod keeps its logs (audit) even if the stack is destroyed.
                 opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.protect),
             )
+            groups.append(group)
         role = aws.iam.Role(
             f"{name}-fluent-bit",
             assume_role_policy=json.dumps(iam.service_trust_policy(iam.POD_IDENTITY_SERVICE, tag_session=True)),
@@ -143,8 +145,9 @@ class Logging(pulumi.ComponentResource):
             pulumi.ResourceOptions(
                 parent=self,
                 provider=args.kubernetes_provider,
-                # Credentials are added when a pod is created: the association comes first.
-                depends_on=[identity, policy, *((opts.depends_on or []) if opts else [])],
+                # Credentials are added when a pod is created: the association comes first; and the declared groups,
+                # so Fluent Bit never races to create one of them itself.
+                depends_on=[identity, policy, *groups, *((opts.depends_on or []) if opts else [])],
             ),
             create_namespace=True,
         )

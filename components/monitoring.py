@@ -46,10 +46,17 @@ def alertmanager_config(receivers: Sequence[Mapping[str, Any]], routes: Sequence
             "group_wait": "30s",
             "group_interval": "5m",
             "repeat_interval": "4h",
-            "routes": [{"receiver": r["receiver"], "matchers": list(r["matchers"])} for r in routes],
+            "routes": [
+                # kube-prometheus-stack's heartbeat and info-inhibitor alerts are plumbing, not pages.
+                {"receiver": "null", "matchers": ['alertname=~"Watchdog|InfoInhibitor"']},
+                *({"receiver": r["receiver"], "matchers": list(r["matchers"])} for r in routes),
+            ],
         },
         "receivers": [{"name": "null"}, *configured],
-        "inhibit_rules": alerts.inhibit_rules(),
+        "inhibit_rules": [
+            *alerts.inhibit_rules(),
+            {"source_matchers": ['alertname="InfoInhibitor"'], "target_matchers": ['severity="info"'], "equal": ["namespace"]},
+        ],
     }
 
 
@@ -170,6 +177,8 @@ class Monitoring(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[namespace])),
         )
         remote_write_url: pulumi.Input[str | None] = None
+        # Prometheus reads AWS credentials once, when it loads its config: its pod must come after the association.
+        amp_identity = None
         if args.amp_remote_write:
             workspace = aws.amp.Workspace(
                 f"{name}-amp", alias=f"{name}-metrics", tags=dict(args.tags), opts=pulumi.ResourceOptions(parent=self)
@@ -186,7 +195,7 @@ class Monitoring(pulumi.ComponentResource):
                 policy=workspace.arn.apply(lambda arn: json.dumps(amp_remote_write_policy(arn))),
                 opts=pulumi.ResourceOptions(parent=self),
             )
-            aws.eks.PodIdentityAssociation(
+            amp_identity = aws.eks.PodIdentityAssociation(
                 f"{name}-amp-writer",
                 cluster_name=args.cluster,
                 namespace=NAMESPACE,
@@ -219,7 +228,15 @@ class Monitoring(pulumi.ComponentResource):
             chart_values,
             pulumi.ResourceOptions.merge(
                 k8s_opts,
-                pulumi.ResourceOptions(depends_on=[namespace, admin, alertmanager_secret, *((opts.depends_on or []) if opts else [])]),
+                pulumi.ResourceOptions(
+                    depends_on=[
+                        namespace,
+                        admin,
+                        alertmanager_secret,
+                        *([amp_identity] if amp_identity else []),
+                        *((opts.depends_on or []) if opts else []),
+                    ]
+                ),
             ),
             timeout=900,
         )

@@ -48,21 +48,22 @@ def test_promtool_check_rejects_a_broken_rule(tmp_path):
 # alert -> (series that fire it, when to look, labels it fires with, series that must leave it quiet)
 CASES: dict[str, tuple[list[tuple[str, str]], str, dict, list[tuple[str, str]]]] = {
     "GpuXidError": (
-        [('DCGM_FI_DEV_XID_ERRORS{Hostname="n1", gpu="0"}', "0 48 48")],
+        [('DCGM_FI_DEV_XID_ERRORS{Hostname="n1", gpu="0", err_code="79"}', "0 79 79")],
         "2m",
-        {"Hostname": "n1", "gpu": "0"},
-        [('DCGM_FI_DEV_XID_ERRORS{Hostname="n1", gpu="0"}', "0 0 0")],
+        {"Hostname": "n1", "gpu": "0", "err_code": "79", "node": "n1"},
+        # an application XID (a CUDA program faulting) is not a hardware page
+        [('DCGM_FI_DEV_XID_ERRORS{Hostname="n1", gpu="0", err_code="13"}', "0 13 13")],
     ),
     "GpuOverheating": (
         [('DCGM_FI_DEV_GPU_TEMP{Hostname="n1", gpu="0"}', "90x10")],
         "10m",
-        {"Hostname": "n1", "gpu": "0"},
+        {"Hostname": "n1", "gpu": "0", "node": "n1"},
         [('DCGM_FI_DEV_GPU_TEMP{Hostname="n1", gpu="0"}', "80x10")],
     ),
     "GpuMemoryNearlyFull": (
         [('DCGM_FI_DEV_FB_USED{Hostname="n1", gpu="0"}', "23950x20"), ('DCGM_FI_DEV_FB_FREE{Hostname="n1", gpu="0"}', "50x20")],
         "20m",
-        {"Hostname": "n1", "gpu": "0"},
+        {"Hostname": "n1", "gpu": "0", "node": "n1"},
         # vLLM's normal 90% reservation stays quiet
         [('DCGM_FI_DEV_FB_USED{Hostname="n1", gpu="0"}', "21600x20"), ('DCGM_FI_DEV_FB_FREE{Hostname="n1", gpu="0"}', "2400x20")],
     ),
@@ -92,15 +93,11 @@ CASES: dict[str, tuple[list[tuple[str, str]], str, dict, list[tuple[str, str]]]]
         ],
     ),
     "KarpenterCannotLaunch": (
-        [
-            (
-                'karpenter_cloudprovider_errors_total{controller="nodeclaim", method="Create", error="InsufficientCapacityError"}',
-                "0 1 2 3",
-            )
-        ],
+        [('karpenter_cloudprovider_errors_total{controller="nodeclaim", method="Create", error="UnauthorizedOperation"}', "0 1 2 3")],
         "3m",
-        {"error": "InsufficientCapacityError"},
-        [('karpenter_cloudprovider_errors_total{controller="nodeclaim.lifecycle", method="Delete", error="NotFound"}', "0 1 2 3")],
+        {"error": "UnauthorizedOperation"},
+        # running out of one offering is routine
+        [('karpenter_cloudprovider_errors_total{controller="nodeclaim", method="Create", error="InsufficientCapacityError"}', "0 1 2 3")],
     ),
     "ModelAtMaxReplicas": (
         [
@@ -139,10 +136,17 @@ CASES: dict[str, tuple[list[tuple[str, str]], str, dict, list[tuple[str, str]]]]
         ],
     ),
     "LogShippingFailing": (
-        [('fluentbit_output_retries_failed_total{pod="fluent-bit-1", name="cloudwatch_logs.0"}', "0+1x20")],
-        "15m",
+        # one burst of failures is enough: lost logs do not come back
+        [
+            ('fluentbit_output_retries_failed_total{pod="fluent-bit-1", name="cloudwatch_logs.0"}', "0 0 0 0 0 3 3 3 3 3"),
+            ('fluentbit_output_dropped_records_total{pod="fluent-bit-1", name="cloudwatch_logs.0"}', "0x10"),
+        ],
+        "8m",
         {"pod": "fluent-bit-1"},
-        [('fluentbit_output_retries_failed_total{pod="fluent-bit-1", name="cloudwatch_logs.0"}', "0x20")],
+        [
+            ('fluentbit_output_retries_failed_total{pod="fluent-bit-1", name="cloudwatch_logs.0"}', "0x20"),
+            ('fluentbit_output_dropped_records_total{pod="fluent-bit-1", name="cloudwatch_logs.0"}', "0x20"),
+        ],
     ),
 }
 

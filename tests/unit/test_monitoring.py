@@ -41,11 +41,14 @@ def test_alertmanager_routes_receivers_and_inhibitions():
         "slack",
     )
     assert config["route"]["receiver"] == "slack"
-    assert config["route"]["routes"] == [{"receiver": "pagerduty", "matchers": ['severity="critical"']}]
+    assert config["route"]["routes"] == [
+        {"receiver": "null", "matchers": ['alertname=~"Watchdog|InfoInhibitor"']},
+        {"receiver": "pagerduty", "matchers": ['severity="critical"']},
+    ]
     receivers = {r["name"]: r for r in config["receivers"]}
     assert receivers["pagerduty"]["pagerduty_configs"][0]["routing_key"] == "k"
     assert receivers["slack"]["slack_configs"][0] == {"api_url": "https://hooks.slack.com/x", "channel": "#a", "send_resolved": True}
-    assert config["inhibit_rules"] == alerts.inhibit_rules()
+    assert config["inhibit_rules"][:-1] == alerts.inhibit_rules()
 
 
 def amtool_check(tmp_path, config: dict) -> subprocess.CompletedProcess:
@@ -138,3 +141,23 @@ def test_dashboard_queries_are_valid_promql(tmp_path):
 def test_gpu_dashboard_covers_what_on_call_needs():
     titles = " ".join(p["title"] for p in dashboards.gpu()["panels"]).lower()
     assert all(word in titles for word in ("utilisation per node", "utilisation per pod", "memory", "temperature", "power", "xid"))
+
+
+def test_watchdog_goes_nowhere_and_criticals_page(tmp_path):
+    config = monitoring.alertmanager_config(
+        [{"name": "pagerduty", "pagerdutyRoutingKey": "k"}, {"name": "slack", "webhookUrl": "https://hooks.example.com/x"}],
+        [{"receiver": "pagerduty", "matchers": ['severity="critical"']}],
+        "slack",
+    )
+    path = tmp_path / "alertmanager.yaml"
+    path.write_text(yaml.safe_dump(config))
+
+    def route(*labels):
+        result = subprocess.run(
+            [shutil.which("amtool"), "config", "routes", "test", "--config.file", str(path), *labels], capture_output=True, text=True
+        )
+        return result.stdout.strip()
+
+    assert route("alertname=Watchdog", "severity=none") == "null"
+    assert route("alertname=NodeNotReady", "severity=critical") == "pagerduty"
+    assert route("alertname=GpuOverheating", "severity=warning") == "slack"
