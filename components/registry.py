@@ -77,6 +77,8 @@ def pull_policy(puller_role_arns: Sequence[str]) -> dict:
 
 @dataclass(frozen=True)
 class PullThroughCache:
+    key: str
+    """Short name of the rule in its stack (names the resource, so it is the same in every stack)."""
     prefix: str
     """ECR repository prefix under which the upstream is cached."""
     upstream_url: str
@@ -147,7 +149,7 @@ class ContainerRegistry(pulumi.ComponentResource):
 
         for cache in args.pull_through_caches:
             aws.ecr.PullThroughCacheRule(
-                f"{name}-cache-{cache.prefix.replace('/', '-')}",
+                f"{name}-cache-{cache.key.replace('/', '-')}",
                 ecr_repository_prefix=cache.prefix,
                 upstream_registry_url=cache.upstream_url,
                 credential_arn=cache.credential_arn,

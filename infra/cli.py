@@ -8,6 +8,7 @@ with --fail-on-replace).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import boto3
 import pulumi
 
 from infra import config
-from infra.delivery import backend, cleanup, cost, diff, doctor
+from infra.delivery import backend, cleanup, cost, diff, doctor, reproduce
 from infra.offline import plan as offline_plan
 from infra.offline import stack_files
 from policy import rules
@@ -121,6 +122,17 @@ def _diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reproduce(args: argparse.Namespace) -> int:
+    try:
+        outputs = json.loads(Path(args.outputs).read_text()) if args.outputs else reproduce.stack_outputs(args.source)
+        print(f"reading the versions '{args.source}' runs...")
+        path = reproduce.write(Path(args.project_dir), args.source, args.name, outputs)
+    except (reproduce.ReproduceError, OSError, json.JSONDecodeError) as err:
+        raise CommandError(str(err)) from None
+    print(f"wrote {path.name}; check it offline with: python -m infra plan --stack {args.name}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m infra", description="ml-platform: offline plans and platform tooling.")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -196,6 +208,18 @@ def parser() -> argparse.ArgumentParser:
     compare.add_argument("--format", choices=("text", "markdown"), default="text", help="markdown fits a pull-request comment")
     compare.add_argument("--fail-on-replace", action="store_true", help="exit 3 when a stateful resource would be replaced")
     compare.set_defaults(handler=_diff)
+
+    copy = commands.add_parser(
+        "reproduce",
+        help="write an ephemeral copy of a stack with exactly its versions and images",
+        description="Write Pulumi.NAME.yaml from a stack's file with every pin (Kubernetes, add-ons, AMI release, "
+        "charts, images) taken from its `versions` output, nothing protected and everything deletable.",
+    )
+    copy.add_argument("--from", dest="source", required=True, help="stack to copy, e.g. staging")
+    copy.add_argument("--as", dest="name", required=True, help="name of the copy")
+    copy.add_argument("--outputs", help="saved `pulumi stack output --json` of the source (default: ask pulumi)")
+    copy.add_argument("--project-dir", default=str(stack_files.ROOT), help="directory holding the stack files")
+    copy.set_defaults(handler=_reproduce)
     return top
 
 

@@ -42,6 +42,8 @@ PULL_THROUGH_UPSTREAMS: dict[str, tuple[str, bool]] = {
 # Interface endpoints that nodes in private subnets commonly need (service name suffix after the region).
 INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "sts", "logs", "ec2", "elasticloadbalancing", "ssm", "ssmmessages", "ec2messages")
 
+# An ECR registry of an account (another stack's, e.g. staging's, when a stack reproduces it).
+_ECR_HOST = re.compile(r"^[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com/")
 _ECR_NAME = re.compile(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 _POOL_NAME = re.compile(r"^[a-z][a-z0-9-]{0,18}[a-z0-9]$")
 _IAM_PRINCIPAL = re.compile(r"^arn:aws(?:-cn|-us-gov)?:iam::\d{12}:(?:role|user)/[\w+=,.@/-]{1,512}$")
@@ -773,6 +775,32 @@ class MonitoringConfig(_Model):
         return self
 
 
+class PinsConfig(_Model):
+    addons: dict[str, Annotated[str, Field(pattern=r"^v[0-9][0-9A-Za-z.+-]*-eksbuild\.[0-9]+$")]] = {}
+    """EKS add-on versions overriding infra/versions.py (written by `python -m infra reproduce`)."""
+    amiRelease: Annotated[str, Field(pattern=r"^[0-9]+\.[0-9]+\.[0-9]+-[0-9]{8}$")] | None = None
+    """AL2023 AMI release (e.g. 1.36.3-20260903) overriding infra/versions.py."""
+    charts: dict[str, Annotated[str, Field(pattern=r"^[0-9]+\.[0-9]+\.[0-9]+([.-][0-9A-Za-z.-]+)?$")]] = {}
+    """Chart versions by chart key overriding infra/versions.py."""
+
+    @field_validator("addons")
+    @classmethod
+    def _addons(cls, value: dict[str, str]) -> dict[str, str]:
+        known = set(versions.EKS_RELEASES[versions.DEFAULT_KUBERNETES_VERSION].addons)
+        for name in value:
+            if name not in known:
+                raise _fail(f"'{name}' is not an add-on the platform installs; known: {', '.join(sorted(known))}")
+        return value
+
+    @field_validator("charts")
+    @classmethod
+    def _charts(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if name not in versions.CHARTS:
+                raise _fail(f"'{name}' is not a chart the platform installs; known: {', '.join(sorted(versions.CHARTS))}")
+        return value
+
+
 class ServingConfig(_Model):
     loaderImage: ImageRef = ImageRef(repository=versions.LOADER_IMAGE[0], tag=versions.LOADER_IMAGE[1])
     """AWS CLI image of the init step that copies weights from the model store (needs a digest in prod)."""
@@ -803,6 +831,7 @@ class StackConfig(_Model):
     """Models to serve, by name (also their namespace)."""
     serving: ServingConfig = ServingConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+    pins: PinsConfig = PinsConfig()
 
     @property
     def registry_prefix(self) -> str:
@@ -897,7 +926,7 @@ def _cross_checks(cfg: StackConfig) -> list[tuple[str, str]]:
         if not _K8S_NAMESPACE.match(name) or len(name) > 40:
             problems.append((f"models.{name}", "model names become namespaces: up to 40 lowercase letters, digits and '-'"))
         image = model.image
-        if image.upstream and not image.repository.startswith(ALLOWED_UPSTREAM_IMAGES):
+        if image.upstream and not image.repository.startswith(ALLOWED_UPSTREAM_IMAGES) and not _ECR_HOST.match(image.repository):
             problems.append(
                 (
                     f"models.{name}.image.repository",
@@ -920,6 +949,8 @@ def _cross_checks(cfg: StackConfig) -> list[tuple[str, str]]:
         problems.append(("monitoring.storageGiB", "staging and prod keep at least 50 GiB of metrics"))
     if prod and not cfg.monitoring.receivers:
         problems.append(("monitoring.receivers", "prod alerts must reach someone: add a receiver and defaultReceiver"))
+    if cfg.pins.amiRelease is not None and not cfg.pins.amiRelease.startswith(f"{cfg.cluster.version}."):
+        problems.append(("pins.amiRelease", f"'{cfg.pins.amiRelease}' is not a release of Kubernetes {cfg.cluster.version}"))
     if prod and cfg.models and cfg.serving.loaderImage.digest is None:
         problems.append(("serving.loaderImage.digest", "prod runs images by digest"))
 
@@ -942,7 +973,7 @@ def _cross_checks(cfg: StackConfig) -> list[tuple[str, str]]:
 
 
 # Top-level config keys, in the `ml-platform` namespace, and whether Pulumi hands them over as JSON objects.
-OBJECT_KEYS = ("network", "cluster", "registries", "modelStore", "nodePools", "tags", "models", "serving", "monitoring")
+OBJECT_KEYS = ("network", "cluster", "registries", "modelStore", "nodePools", "tags", "models", "serving", "monitoring", "pins")
 SCALAR_KEYS = ("environment", "protectStatefulResources", "ephemeral")
 BOOLEAN_KEYS = ("protectStatefulResources", "ephemeral")
 

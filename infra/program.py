@@ -76,7 +76,7 @@ def cluster_name(cfg: config.StackConfig) -> str:
 
 def build(cfg: config.StackConfig) -> None:
     tags = stack_tags(cfg)
-    release = versions.EKS_RELEASES[cfg.cluster.version]
+    release, charts = versions.resolve(cfg.cluster.version, cfg.pins.addons, cfg.pins.amiRelease, cfg.pins.charts)
     identity = aws.get_caller_identity()
     partition = aws.get_partition().partition
     name = cluster_name(cfg)
@@ -194,7 +194,7 @@ def build(cfg: config.StackConfig) -> None:
         "monitoring",
         MonitoringArgs(
             kubernetes_provider=cluster.provider,
-            chart=versions.CHARTS["kube-prometheus-stack"],
+            chart=charts["kube-prometheus-stack"],
             retention=observability.retention or ("3d" if cfg.environment == "dev" else "15d"),
             # Persistent gp3 storage outside dev, so metrics survive a Prometheus restart.
             storage_gib=observability.storageGiB or (None if cfg.environment == "dev" else 100),
@@ -218,7 +218,7 @@ def build(cfg: config.StackConfig) -> None:
             cluster_name=name,
             cluster=cluster.name,
             kubernetes_provider=cluster.provider,
-            chart=versions.CHARTS["aws-for-fluent-bit"],
+            chart=charts["aws-for-fluent-bit"],
             region=cfg.region,
             account_id=identity.account_id,
             namespaces=[*PLATFORM_NAMESPACES, *cfg.models],
@@ -243,7 +243,7 @@ def build(cfg: config.StackConfig) -> None:
                 cluster=cluster.name,
                 cluster_security_group_id=cluster.cluster_security_group_id,
                 kubernetes_provider=cluster.provider,
-                chart=versions.CHARTS["karpenter"],
+                chart=charts["karpenter"],
                 ami_alias=release.ami_alias,
                 region=cfg.region,
                 account_id=identity.account_id,
@@ -265,8 +265,8 @@ def build(cfg: config.StackConfig) -> None:
             "nvidia",
             GpuSupportArgs(
                 kubernetes_provider=cluster.provider,
-                device_plugin_chart=versions.CHARTS["nvidia-device-plugin"],
-                dcgm_exporter_chart=versions.CHARTS["dcgm-exporter"],
+                device_plugin_chart=charts["nvidia-device-plugin"],
+                dcgm_exporter_chart=charts["dcgm-exporter"],
                 sharing_configs=pools.sharing_configs(cfg),
                 service_monitor=True,
             ),
@@ -291,6 +291,7 @@ def build(cfg: config.StackConfig) -> None:
             keep_tagged_count=cfg.registries.keepTaggedCount,
             pull_through_caches=[
                 PullThroughCache(
+                    key=rule.prefix or rule.upstream,
                     prefix="/".join(part for part in (prefix, rule.prefix or rule.upstream) if part),
                     upstream_url=config.PULL_THROUGH_UPSTREAMS[rule.upstream][0],
                     credential_arn=rule.credentialArn,
@@ -329,8 +330,8 @@ def build(cfg: config.StackConfig) -> None:
                 cluster=cluster.name,
                 region=cfg.region,
                 vpc_id=network.vpc_id,
-                keda_chart=versions.CHARTS["keda"],
-                alb_chart=versions.CHARTS["aws-load-balancer-controller"],
+                keda_chart=charts["keda"],
+                alb_chart=charts["aws-load-balancer-controller"],
                 alb_controller=any(model.exposure.type == "alb" for model in cfg.models.values()),
                 node_selector=system_nodes,
                 tags=tags,
@@ -366,7 +367,7 @@ def build(cfg: config.StackConfig) -> None:
     pulumi.export("privateSubnetIds", network.private_subnet_ids)
     pulumi.export("registryUrls", registry.repository_urls)
     pulumi.export("modelStoreBucket", store.bucket_name)
-    pinned = versions.versions_output(cfg.cluster.version)
+    pinned = versions.versions_output(release, charts)
     # The images this stack runs, as resolved from its config (tags or digests), to reproduce it exactly.
     pinned["images"] = {
         "loader": models.image_reference(cfg.serving.loaderImage, registry_host, prefix),

@@ -15,7 +15,7 @@ Sources (checked 2026-11-23; re-check with `aws eks describe-addon-versions --ku
 from __future__ import annotations
 
 import functools
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import botocore.session
 
@@ -74,10 +74,19 @@ def eks_regions() -> tuple[str, ...]:
     return tuple(botocore.session.get_session().get_available_regions("eks"))
 
 
-def versions_output(kubernetes_version: str) -> dict:
+def resolve(
+    kubernetes_version: str, addons: dict[str, str], ami_release: str | None, charts: dict[str, str]
+) -> tuple[EksRelease, dict[str, Chart]]:
+    """The versions a stack runs: this module's pins, overridden by the stack's `pins` config (which
+    `python -m infra reproduce` writes, so a copy of staging runs exactly staging's versions)."""
+    pinned = EKS_RELEASES[kubernetes_version]
+    release = EksRelease(kubernetes_version, {**pinned.addons, **addons}, ami_release or pinned.ami_release)
+    return release, {key: replace(chart, version=charts.get(key, chart.version)) for key, chart in CHARTS.items()}
+
+
+def versions_output(release: EksRelease, charts: dict[str, Chart]) -> dict:
     """The stack's `versions` output: everything pinned that this stack runs."""
-    release = EKS_RELEASES[kubernetes_version]
     return {
         "eks": {**asdict(release), "ami_alias": release.ami_alias},
-        "charts": {key: asdict(chart) for key, chart in sorted(CHARTS.items())},
+        "charts": {key: asdict(chart) for key, chart in sorted(charts.items())},
     }

@@ -50,9 +50,9 @@ def test_nodes_may_pull_and_nothing_more():
 
 
 def test_pull_through_cache_rules_and_the_pullers_right_to_fill_them():
-    cache = registry.PullThroughCache(prefix="dev/ecr-public", upstream_url="public.ecr.aws")
+    cache = registry.PullThroughCache(key="ecr-public", prefix="dev/ecr-public", upstream_url="public.ecr.aws")
     plan = render(build(pull_through_caches=[cache], puller_role_names=["nodes"], account_id="123456789012", region="us-west-2"))
-    rule = resource(plan, "aws:ecr/pullThroughCacheRule:PullThroughCacheRule", "reg-cache-dev-ecr-public")
+    rule = resource(plan, "aws:ecr/pullThroughCacheRule:PullThroughCacheRule", "reg-cache-ecr-public")
     assert rule["inputs"]["ecrRepositoryPrefix"] == "dev/ecr-public" and rule["inputs"]["upstreamRegistryUrl"] == "public.ecr.aws"
     grant = resource(plan, "aws:iam/rolePolicy:RolePolicy", "reg-cache-pull-0")["inputs"]
     assert grant["role"] == "nodes"

@@ -1,0 +1,100 @@
+"""`python -m infra reproduce --from staging --as NAME`: a throwaway copy of a stack, to chase a problem
+without touching it. Writes Pulumi.NAME.yaml from the source stack's file with every version taken from the
+source's `versions` output (Kubernetes, add-ons, AMI release, charts, the exact images it runs), made
+ephemeral: nothing protected, registries and model store deletable with their contents."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from infra.config import PROJECT
+
+_STACK_NAME = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
+
+
+class ReproduceError(Exception):
+    """The copy cannot be written (bad name, existing file, unreadable outputs)."""
+
+
+def stack_outputs(stack: str) -> dict:
+    """`pulumi stack output --json` of a live stack."""
+    try:
+        result = subprocess.run(
+            ["pulumi", "stack", "output", "--json", "--stack", stack], capture_output=True, text=True, timeout=300, check=False
+        )
+    except FileNotFoundError:
+        raise ReproduceError("the pulumi CLI is not installed; pass --outputs FILE (saved `pulumi stack output --json`)") from None
+    if result.returncode != 0:
+        raise ReproduceError(f"pulumi stack output --stack {stack} failed: {result.stderr.strip()}")
+    return json.loads(result.stdout)
+
+
+def _image(reference: str) -> dict[str, str]:
+    """`repo@sha256:...` or `repo:tag` as an image config entry."""
+    if "@" in reference:
+        repository, digest = reference.split("@", 1)
+        return {"repository": repository, "digest": digest}
+    repository, _, tag = reference.rpartition(":")
+    return {"repository": repository, "tag": tag}
+
+
+def reproduction(source: dict[str, Any], outputs: dict[str, Any], source_stack: str) -> dict[str, Any]:
+    """The copy's stack file: the source's config with its pinned versions and ephemeral overrides."""
+    if "versions" not in outputs:
+        raise ReproduceError(f"stack '{source_stack}' has no `versions` output; was it deployed by this project?")
+    pinned = outputs["versions"]
+    config = dict(source.get("config") or {})
+    key = lambda name: f"{PROJECT}:{name}"  # noqa: E731
+
+    config[key("ephemeral")] = True
+    config[key("protectStatefulResources")] = False
+    cluster = dict(config.get(key("cluster")) or {})
+    cluster["version"] = pinned["eks"]["kubernetes"]
+    config[key("cluster")] = cluster
+    config[key("pins")] = {
+        "addons": dict(pinned["eks"]["addons"]),
+        "amiRelease": pinned["eks"]["ami_release"],
+        "charts": {name: chart["version"] for name, chart in sorted(pinned["charts"].items())},
+    }
+    images = pinned.get("images", {})
+    models = {name: dict(model) for name, model in (config.get(key("models")) or {}).items()}
+    for name, model in models.items():
+        if name in images.get("models", {}):
+            model["image"] = _image(images["models"][name])
+    if models:
+        config[key("models")] = models
+    if "loader" in images:
+        config[key("serving")] = {**(config.get(key("serving")) or {}), "loaderImage": _image(images["loader"])}
+    monitoring = dict(config.get(key("monitoring")) or {})
+    # Secrets are encrypted for the source stack alone; the copy alerts nobody unless told to.
+    for field in ("receivers", "routes", "defaultReceiver"):
+        monitoring.pop(field, None)
+    if monitoring or key("monitoring") in config:
+        config[key("monitoring")] = monitoring
+    return {"config": config}
+
+
+def write(project_dir: Path, source_stack: str, name: str, outputs: dict[str, Any]) -> Path:
+    if not _STACK_NAME.match(name):
+        raise ReproduceError(f"'{name}' must be 1-30 lowercase letters, digits or '-' (it names the cluster and the bucket)")
+    source_path = project_dir / f"Pulumi.{source_stack}.yaml"
+    if not source_path.exists():
+        raise ReproduceError(f"no stack file {source_path.name}")
+    target = project_dir / f"Pulumi.{name}.yaml"
+    if target.exists():
+        raise ReproduceError(f"{target.name} exists; choose another name or remove it first")
+    document = reproduction(yaml.safe_load(source_path.read_text()) or {}, outputs, source_stack)
+    header = (
+        f"# A reproduction of '{source_stack}' (python -m infra reproduce): its versions, images and shape, ephemeral.\n"
+        f"# Alert receivers are not copied (their secrets belong to '{source_stack}').\n"
+        f"# Deploy: pulumi stack init {name} && pulumi up --stack {name}; remove: python -m infra cleanup --stack {name} --apply,\n"
+        f"# pulumi destroy --stack {name}, pulumi stack rm {name}.\n"
+    )
+    target.write_text(header + yaml.safe_dump(document, sort_keys=True))
+    return target
