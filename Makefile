@@ -37,7 +37,7 @@ promtool:
 
 test: $(VENV)/.installed $(TOOLS)/.installed promtool
 	$(PY) -m ruff check .
-	CHECKOV=$(TOOLS)/bin/checkov $(PY) -m pytest
+	TOOLS_BIN=$(abspath $(TOOLS))/bin $(PY) -m pytest
 
 clean:
 	rm -rf build $(VENV) $(TOOLS)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from infra.config import PROJECT
 from infra.offline import plan as offline_plan
@@ -66,3 +70,12 @@ def prod_sections(**overrides: Any) -> dict[str, Any]:
     }
     sections.update(overrides)
     return sections
+
+
+def tool(name: str) -> str:
+    """A scanner from venv-tools/ (make test passes TOOLS_BIN), else from PATH; fails clearly if absent."""
+    candidates = [Path(os.environ["TOOLS_BIN"]) / name] if os.environ.get("TOOLS_BIN") else []
+    found = next((str(c) for c in candidates if c.exists()), None) or shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} not found: run through `make test` (installs venv-tools/) or put it on PATH")
+    return found

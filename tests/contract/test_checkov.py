@@ -6,8 +6,6 @@ The allowlist holds only checks that cannot apply, each with its reason, and is 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import pytest
 import yaml
 
 from infra.offline import plan as offline_plan
+from tests.helpers import tool
 
 ALLOWLIST = {
     # dev and staging deploy images by tag, so a new build can be tried without editing digests; prod's
@@ -26,10 +25,7 @@ ALLOWLIST = {
 
 
 def checkov() -> str:
-    path = os.environ.get("CHECKOV") or shutil.which("checkov")
-    if not path or not Path(path).exists():
-        pytest.fail("checkov not found: run through `make test` (installs venv-tools/) or set CHECKOV")
-    return path
+    return tool("checkov")
 
 
 def scan(directory: Path, skip: dict[str, str]) -> dict:
