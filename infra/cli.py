@@ -133,6 +133,19 @@ def _reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _project_dir_argument(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--project-dir",
+        default=str(stack_files.ROOT),
+        help="directory holding Pulumi.yaml and the stack files (default: this repository)",
+    )
+
+
+def _stack_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
+    _project_dir_argument(command)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m infra", description="ml-platform: offline plans and platform tooling.")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -143,13 +156,8 @@ def parser() -> argparse.ArgumentParser:
         description="Run the real program for a stack under Pulumi's mock runtime (no cloud, no Pulumi CLI), "
         "write plan.json and manifests/, print a summary, and check the policy pack.",
     )
-    plan.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
+    _stack_arguments(plan)
     plan.add_argument("--out", help="output directory (default: build/plan/<stack>)")
-    plan.add_argument(
-        "--project-dir",
-        default=str(stack_files.ROOT),
-        help="directory holding Pulumi.yaml and the stack files (default: this repository)",
-    )
     plan.set_defaults(handler=_plan)
 
     boot = commands.add_parser(
@@ -169,9 +177,8 @@ def parser() -> argparse.ArgumentParser:
         description="Check AWS credentials, that every GPU instance type of the stack is offered in its zones, the GPU "
         "vCPU quotas against the pools' limits, and the state backend. Exit 1 if anything fails.",
     )
-    check.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
+    _stack_arguments(check)
     check.add_argument("--backend-bucket", help="state bucket to check")
-    check.add_argument("--project-dir", default=str(stack_files.ROOT), help="directory holding the stack files")
     check.set_defaults(handler=_doctor)
 
     clean = commands.add_parser(
@@ -180,9 +187,8 @@ def parser() -> argparse.ArgumentParser:
         description="Find load balancers, target groups and security groups of the AWS Load Balancer Controller, "
         "network interfaces the VPC CNI left, and Karpenter instances, by the cluster's tags. Dry run by default.",
     )
-    clean.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
+    _stack_arguments(clean)
     clean.add_argument("--apply", action="store_true", help="delete what was found")
-    clean.add_argument("--project-dir", default=str(stack_files.ROOT), help="directory holding the stack files")
     clean.set_defaults(handler=_cleanup)
 
     price = commands.add_parser(
@@ -191,10 +197,9 @@ def parser() -> argparse.ArgumentParser:
         description="Plan the stack offline and estimate its monthly cost: the idle floor (every pool at its minimum) "
         "and the ceiling (every pool at its limits), itemised, from the dated price table in infra/delivery/prices.py.",
     )
-    price.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
+    _stack_arguments(price)
     price.add_argument("--format", choices=("text", "markdown"), default="text")
     price.add_argument("--log-gb-per-day", type=float, default=5.0, help="assumed log volume (default 5)")
-    price.add_argument("--project-dir", default=str(stack_files.ROOT), help="directory holding the stack files")
     price.set_defaults(handler=_cost)
 
     compare = commands.add_parser(
@@ -218,7 +223,7 @@ def parser() -> argparse.ArgumentParser:
     copy.add_argument("--from", dest="source", required=True, help="stack to copy, e.g. staging")
     copy.add_argument("--as", dest="name", required=True, help="name of the copy")
     copy.add_argument("--outputs", help="saved `pulumi stack output --json` of the source (default: ask pulumi)")
-    copy.add_argument("--project-dir", default=str(stack_files.ROOT), help="directory holding the stack files")
+    _project_dir_argument(copy)
     copy.set_defaults(handler=_reproduce)
     return top
 
