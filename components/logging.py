@@ -13,8 +13,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components import iam
 from components.helm import Chart, release
+from components.pod_identity import pod_identity_role
 
 TYPE = "mlplatform:aws:Logging"
 
@@ -101,7 +101,6 @@ class LoggingArgs:
 class Logging(pulumi.ComponentResource):
     def __init__(self, name: str, args: LoggingArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(TYPE, name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         prefix = log_group_prefix(args.cluster_name)
         groups = []
         for namespace in sorted(set(args.namespaces)):
@@ -115,26 +114,14 @@ class Logging(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.protect),
             )
             groups.append(group)
-        role = aws.iam.Role(
+        identity = pod_identity_role(
             f"{name}-fluent-bit",
-            assume_role_policy=json.dumps(iam.service_trust_policy(iam.POD_IDENTITY_SERVICE, tag_session=True)),
-            tags=dict(args.tags),
-            opts=child,
-        )
-        policy = aws.iam.RolePolicy(
-            f"{name}-fluent-bit",
-            role=role.id,
-            policy=json.dumps(shipping_policy(args.region, args.account_id, prefix, args.partition)),
-            opts=child,
-        )
-        identity = aws.eks.PodIdentityAssociation(
-            f"{name}-fluent-bit",
-            cluster_name=args.cluster,
-            namespace=NAMESPACE,
-            service_account=SERVICE_ACCOUNT,
-            role_arn=role.arn,
-            tags=dict(args.tags),
-            opts=child,
+            args.cluster,
+            NAMESPACE,
+            SERVICE_ACCOUNT,
+            json.dumps(shipping_policy(args.region, args.account_id, prefix, args.partition)),
+            parent=self,
+            tags=args.tags,
         )
         release(
             f"{name}-fluent-bit",
@@ -147,7 +134,7 @@ class Logging(pulumi.ComponentResource):
                 provider=args.kubernetes_provider,
                 # Credentials are added when a pod is created: the association comes first; and the declared groups,
                 # so Fluent Bit never races to create one of them itself.
-                depends_on=[identity, policy, *groups, *((opts.depends_on or []) if opts else [])],
+                depends_on=[*identity, *groups, *((opts.depends_on or []) if opts else [])],
             ),
             create_namespace=True,
         )

@@ -15,10 +15,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
-import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components import iam
+from components.pod_identity import pod_identity_role
 
 TYPE = "mlplatform:k8s:ModelService"
 
@@ -627,42 +626,26 @@ class ModelService(pulumi.ComponentResource):
     def __init__(self, name: str, args: ModelServiceArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(TYPE, name, None, opts)
         spec = args.spec
-        child = pulumi.ResourceOptions(parent=self)
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.kubernetes_provider)
 
         objects = manifests(spec)
         namespace = k8s.core.v1.Namespace(f"{name}-namespace", metadata=objects[0]["metadata"], opts=k8s_opts)
         in_namespace = pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[namespace]))
 
+        identity: list[pulumi.Resource] = []
         if args.s3_prefix is not None:
-            role = aws.iam.Role(
+            identity = pod_identity_role(
                 f"{name}-model-reader",
-                assume_role_policy=json.dumps(iam.service_trust_policy(iam.POD_IDENTITY_SERVICE, tag_session=True)),
-                tags=dict(args.tags),
-                opts=child,
-            )
-            access = aws.iam.RolePolicy(
-                f"{name}-model-reader",
-                role=role.id,
-                policy=pulumi.Output.all(args.bucket_arn, args.kms_key_arn).apply(
+                args.cluster_name,
+                spec.name,
+                spec.name,
+                pulumi.Output.all(args.bucket_arn, args.kms_key_arn).apply(
                     lambda values: json.dumps(s3_read_policy(values[0], str(args.s3_prefix), values[1], args.region))
                 ),
-                opts=child,
+                parent=self,
+                tags=args.tags,
+                association_depends_on=[namespace],
             )
-            association = aws.eks.PodIdentityAssociation(
-                f"{name}-model-reader",
-                cluster_name=args.cluster_name,
-                namespace=spec.name,
-                service_account=spec.name,
-                role_arn=role.arn,
-                tags=dict(args.tags),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace]),
-            )
-
-            # Pod Identity adds credentials when a pod is created: the pods must come after the association.
-            identity = [access, association]
-        else:
-            identity = []
 
         for manifest in objects[1:]:
             kind = manifest["kind"]

@@ -16,8 +16,9 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 import yaml
 
-from components import alerts, dashboards, iam
+from components import alerts, dashboards
 from components.helm import Chart, release
+from components.pod_identity import pod_identity_role
 
 TYPE = "mlplatform:k8s:Monitoring"
 
@@ -178,31 +179,19 @@ class Monitoring(pulumi.ComponentResource):
         )
         remote_write_url: pulumi.Input[str | None] = None
         # Prometheus reads AWS credentials once, when it loads its config: its pod must come after the association.
-        amp_identity = None
+        amp_identity: list[pulumi.Resource] = []
         if args.amp_remote_write:
             workspace = aws.amp.Workspace(
                 f"{name}-amp", alias=f"{name}-metrics", tags=dict(args.tags), opts=pulumi.ResourceOptions(parent=self)
             )
-            writer = aws.iam.Role(
+            amp_identity = pod_identity_role(
                 f"{name}-amp-writer",
-                assume_role_policy=json.dumps(iam.service_trust_policy(iam.POD_IDENTITY_SERVICE, tag_session=True)),
-                tags=dict(args.tags),
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-            aws.iam.RolePolicy(
-                f"{name}-amp-writer",
-                role=writer.id,
-                policy=workspace.arn.apply(lambda arn: json.dumps(amp_remote_write_policy(arn))),
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-            amp_identity = aws.eks.PodIdentityAssociation(
-                f"{name}-amp-writer",
-                cluster_name=args.cluster,
-                namespace=NAMESPACE,
-                service_account=PROMETHEUS_SERVICE_ACCOUNT,
-                role_arn=writer.arn,
-                tags=dict(args.tags),
-                opts=pulumi.ResourceOptions(parent=self),
+                args.cluster,
+                NAMESPACE,
+                PROMETHEUS_SERVICE_ACCOUNT,
+                workspace.arn.apply(lambda arn: json.dumps(amp_remote_write_policy(arn))),
+                parent=self,
+                tags=args.tags,
             )
             remote_write_url = workspace.prometheus_endpoint.apply(lambda endpoint: f"{endpoint.rstrip('/')}/api/v1/remote_write")
 
@@ -233,7 +222,7 @@ class Monitoring(pulumi.ComponentResource):
                         namespace,
                         admin,
                         alertmanager_secret,
-                        *([amp_identity] if amp_identity else []),
+                        *amp_identity,
                         *((opts.depends_on or []) if opts else []),
                     ]
                 ),
