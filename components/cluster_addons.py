@@ -12,6 +12,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components import iam
+from components.options import inherited_depends_on
 
 TYPE = "mlplatform:aws:ClusterAddons"
 
@@ -80,7 +81,7 @@ class ClusterAddons(pulumi.ComponentResource):
         super().__init__(TYPE, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         # A component's depends_on does not reach its children: the add-ons themselves wait (for nodes).
-        after = pulumi.ResourceOptions(parent=self, depends_on=(opts.depends_on if opts else None))
+        after = pulumi.ResourceOptions(parent=self, depends_on=inherited_depends_on(opts))
         tags = dict(args.tags)
 
         aws.eks.Addon(

@@ -12,6 +12,7 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from components.helm import Chart, release
+from components.options import inherited_depends_on
 from components.scheduling import GPU_PRESENT_LABEL, GPU_TAINT
 
 TYPE = "mlplatform:k8s:GpuSupport"
@@ -104,7 +105,7 @@ class GpuSupport(pulumi.ComponentResource):
             parent=self,
             provider=args.kubernetes_provider,
             # A component's depends_on does not reach its children.
-            depends_on=[namespace, *((opts.depends_on or []) if opts else [])],
+            depends_on=[namespace, *inherited_depends_on(opts)],
         )
         for release_name, chart, values in (
             ("nvidia-device-plugin", args.device_plugin_chart, device_plugin_values(args.sharing_configs)),

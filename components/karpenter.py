@@ -20,6 +20,7 @@ import pulumi_kubernetes as k8s
 
 from components import iam
 from components.helm import Chart, release
+from components.options import inherited_depends_on
 
 TYPE = "mlplatform:k8s:Karpenter"
 
@@ -459,7 +460,7 @@ class Karpenter(pulumi.ComponentResource):
                 provider=args.kubernetes_provider,
                 # The controller starts with working credentials, on nodes that exist (a component's
                 # depends_on does not reach its children, so it is passed on here).
-                depends_on=[crds, identity, *controller_policy_attachments, *((opts.depends_on or []) if opts else [])],
+                depends_on=[crds, identity, *controller_policy_attachments, *inherited_depends_on(opts)],
             ),
         )
 

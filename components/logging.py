@@ -14,6 +14,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.helm import Chart, release
+from components.options import inherited_depends_on
 from components.pod_identity import pod_identity_role
 
 TYPE = "mlplatform:aws:Logging"
@@ -134,7 +135,7 @@ class Logging(pulumi.ComponentResource):
                 provider=args.kubernetes_provider,
                 # Credentials are added when a pod is created: the association comes first; and the declared groups,
                 # so Fluent Bit never races to create one of them itself.
-                depends_on=[*identity, *groups, *((opts.depends_on or []) if opts else [])],
+                depends_on=[*identity, *groups, *inherited_depends_on(opts)],
             ),
             create_namespace=True,
         )

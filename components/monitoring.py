@@ -18,6 +18,7 @@ import yaml
 
 from components import alerts, dashboards
 from components.helm import Chart, release
+from components.options import inherited_depends_on
 from components.pod_identity import pod_identity_role
 
 TYPE = "mlplatform:k8s:Monitoring"
@@ -223,7 +224,7 @@ class Monitoring(pulumi.ComponentResource):
                         admin,
                         alertmanager_secret,
                         *amp_identity,
-                        *((opts.depends_on or []) if opts else []),
+                        *inherited_depends_on(opts),
                     ]
                 ),
             ),

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from components.options import inherited_depends_on
+
 TYPE = "mlplatform:aws:NodePool"
 
 CPU_DISK_GIB = 50
@@ -131,7 +133,7 @@ class NodePool(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(
                 parent=self,
                 # A component's depends_on does not reach its children: the nodes themselves must wait.
-                depends_on=(opts.depends_on if opts else None),
+                depends_on=inherited_depends_on(opts),
                 # The cluster autoscaler owns the desired size; a `pulumi up` must not reset it.
                 ignore_changes=["scalingConfig.desiredSize"],
             ),

@@ -15,6 +15,7 @@ import pulumi_kubernetes as k8s
 
 from components import iam
 from components.helm import Chart, release
+from components.options import inherited_depends_on
 
 TYPE = "mlplatform:k8s:ServingPlatform"
 
@@ -80,7 +81,7 @@ class ServingPlatform(pulumi.ComponentResource):
     def __init__(self, name: str, args: ServingPlatformArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(TYPE, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        waits = (opts.depends_on or []) if opts else []  # a component's depends_on does not reach its children
+        waits = inherited_depends_on(opts)
         self.keda = release(
             f"{name}-keda",
             args.keda_chart,
