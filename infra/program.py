@@ -82,6 +82,7 @@ def build(cfg: config.StackConfig) -> None:
     name = cluster_name(cfg)
     protect = cfg.protectStatefulResources
     registry_host = f"{identity.account_id}.dkr.ecr.{cfg.region}.amazonaws.com"
+    zones = availability_zones(cfg)
 
     # One key for data at rest outside the cluster: images, model weights, persistent volumes, flow logs.
     data_key = KmsKey(
@@ -104,7 +105,7 @@ def build(cfg: config.StackConfig) -> None:
         NetworkArgs(
             cluster_name=name,
             cidr=cfg.network.cidr,
-            availability_zones=availability_zones(cfg),
+            availability_zones=zones,
             nat_per_az=cfg.network.natGateways == "perAz",
             flow_logs=cfg.network.flowLogs,
             flow_log_retention_days=cfg.network.flowLogRetentionDays,
@@ -235,7 +236,6 @@ def build(cfg: config.StackConfig) -> None:
     node_roles = [cluster.node_role]
     karpenter_pools = {name: pool for name, pool in sorted(cfg.nodePools.items()) if isinstance(pool, config.KarpenterPoolConfig)}
     if karpenter_pools:
-        zones = availability_zones(cfg)
         karpenter = Karpenter(
             "karpenter",
             KarpenterArgs(
