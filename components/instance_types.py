@@ -99,6 +99,7 @@ def known_families() -> frozenset[str]:
     return frozenset(family_of(t) for t in known_instance_types())
 
 
+@functools.cache
 def family_gpu(family: str) -> GpuInfo | None:
     """GPU facts of an instance family, with `count` the most GPUs any of its sizes has; None for CPU families."""
     if family not in _NVIDIA_FAMILIES:
