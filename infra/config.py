@@ -240,6 +240,11 @@ class PullThroughCacheRule(_Model):
             raise _fail(f"'{value}' is not a Secrets Manager ARN whose name starts with ecr-pullthroughcache/")
         return value
 
+    @property
+    def key(self) -> str:
+        """The rule's prefix within the stack's registry namespace."""
+        return self.prefix or self.upstream
+
     @model_validator(mode="after")
     def _needs_credential(self) -> PullThroughCacheRule:
         if PULL_THROUGH_UPSTREAMS[self.upstream][1] and self.credentialArn is None:
@@ -838,6 +843,10 @@ class StackConfig(_Model):
         """Namespace of the stack's ECR repositories and caches: the configured one, else the stack name."""
         return self.stack if self.registries.prefix is None else self.registries.prefix
 
+    def cache_prefix(self, rule: PullThroughCacheRule) -> str:
+        """The ECR repository prefix of a pull-through cache rule, below the registry prefix."""
+        return "/".join(part for part in (self.registry_prefix, rule.key) if part)
+
     @field_validator("region")
     @classmethod
     def _region(cls, value: str) -> str:
@@ -890,12 +899,10 @@ def _cross_checks(cfg: StackConfig) -> list[tuple[str, str]]:
     if not any(admin.access == "cluster-admin" for admin in cfg.cluster.admins):
         problems.append(("cluster.admins", "needs at least one cluster-admin: the role that runs `pulumi up` applies in-cluster resources"))
 
-    registry_prefix = cfg.registry_prefix
-    for index, rule in enumerate(cfg.registries.pullThroughCache):
-        full = "/".join(part for part in (registry_prefix, rule.prefix or rule.upstream) if part)
+    prefixes = [cfg.cache_prefix(rule) for rule in cfg.registries.pullThroughCache]
+    for index, full in enumerate(prefixes):
         if not 2 <= len(full) <= 30:
             problems.append((f"registries.pullThroughCache[{index}].prefix", f"'{full}' must be 2-30 characters (ECR's limit)"))
-    prefixes = ["/".join(p for p in (registry_prefix, r.prefix or r.upstream) if p) for r in cfg.registries.pullThroughCache]
     if len(set(prefixes)) != len(prefixes):
         problems.append(("registries.pullThroughCache", "two rules share a prefix"))
 

@@ -291,8 +291,8 @@ def build(cfg: config.StackConfig) -> None:
             keep_tagged_count=cfg.registries.keepTaggedCount,
             pull_through_caches=[
                 PullThroughCache(
-                    key=rule.prefix or rule.upstream,
-                    prefix="/".join(part for part in (prefix, rule.prefix or rule.upstream) if part),
+                    key=rule.key,
+                    prefix=cfg.cache_prefix(rule),
                     upstream_url=config.PULL_THROUGH_UPSTREAMS[rule.upstream][0],
                     credential_arn=rule.credentialArn,
                 )
