@@ -274,13 +274,12 @@ def build(cfg: config.StackConfig) -> None:
             opts=aliases.options("nvidia", depends_on=[monitoring.release]),
         )
 
-    # ECR names are unique per account and region: stacks sharing an account get their own prefix.
-    prefix = cfg.registry_prefix
     registry = ContainerRegistry(
         "registry",
         ContainerRegistryArgs(
             repositories=tuple(cfg.registries.repositories),
-            name_prefix=prefix,
+            # ECR names are unique per account and region: stacks sharing an account get their own prefix.
+            name_prefix=cfg.registry_prefix,
             kms_key_arn=data_key.arn,
             puller_role_arns=[role.arn for role in node_roles],
             puller_role_names=[role.name for role in node_roles],
@@ -370,8 +369,10 @@ def build(cfg: config.StackConfig) -> None:
     pinned = versions.versions_output(release, charts)
     # The images this stack runs, as resolved from its config (tags or digests), to reproduce it exactly.
     pinned["images"] = {
-        "loader": models.image_reference(cfg.serving.loaderImage, registry_host, prefix),
-        "models": {name: models.image_reference(model.image, registry_host, prefix) for name, model in sorted(cfg.models.items())},
+        "loader": models.image_reference(cfg.serving.loaderImage, registry_host, cfg.registry_prefix),
+        "models": {
+            name: models.image_reference(model.image, registry_host, cfg.registry_prefix) for name, model in sorted(cfg.models.items())
+        },
     }
     pulumi.export("versions", pinned)
 

@@ -4,21 +4,21 @@ import pytest
 from components import node_pool, scheduling
 from tests.helpers import render, resource
 
+BASE = dict(
+    cluster_name="c",
+    node_role_arn="arn:aws:iam::123456789012:role/nodes",
+    subnet_ids=["subnet-a"],
+    instance_types=("m6i.large",),
+    architecture="x86_64",
+    gpu=False,
+    release_version="1.36.3-20260903",
+    min_size=1,
+    max_size=3,
+)
+
 
 def build(**overrides):
-    args = dict(
-        cluster_name="c",
-        node_role_arn="arn:aws:iam::123456789012:role/nodes",
-        subnet_ids=["subnet-a"],
-        instance_types=("m6i.large",),
-        architecture="x86_64",
-        gpu=False,
-        release_version="1.36.3-20260903",
-        min_size=1,
-        max_size=3,
-    )
-    args.update(overrides)
-    return lambda: node_pool.NodePool("pool", node_pool.NodePoolArgs(**args))
+    return lambda: node_pool.NodePool("pool", node_pool.NodePoolArgs(**{**BASE, **overrides}))
 
 
 @pytest.mark.parametrize(
@@ -85,20 +85,7 @@ def test_extra_taints_are_translated_to_the_eks_spelling():
 
 @pulumi.runtime.test
 def test_node_group_name_output(pulumi_mocks):
-    pool = node_pool.NodePool(
-        "gpu",
-        node_pool.NodePoolArgs(
-            cluster_name="c",
-            node_role_arn="r",
-            subnet_ids=["s"],
-            instance_types=("g5.xlarge",),
-            architecture="x86_64",
-            gpu=True,
-            release_version="1.36.3-20260903",
-            min_size=0,
-            max_size=1,
-        ),
-    )
+    pool = node_pool.NodePool("gpu", node_pool.NodePoolArgs(**{**BASE, "instance_types": ("g5.xlarge",), "gpu": True, "min_size": 0}))
     return pool.node_group_name.apply(lambda name: _assert_startswith(name, "gpu-ng-"))
 
 
