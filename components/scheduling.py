@@ -114,17 +114,17 @@ def gpu_placement(gpus: int, pools: Sequence[Pool]) -> tuple[dict[str, str], lis
 
 def device_plugin_gaps(
     pools: Sequence[Pool], plugin_node_selector: Mapping[str, str], plugin_tolerations: Sequence[Mapping[str, str]]
-) -> list[str]:
-    """Every GPU pool on which the device plugin would not run, with the reason; empty when all are covered."""
+) -> list[tuple[str, str]]:
+    """Every GPU pool on which the device plugin would not run, as (pool, reason); empty when all are covered."""
     gaps = []
     for pool in pools:
         if not pool.gpu:
             continue
         missing = {k: v for k, v in plugin_node_selector.items() if pool.labels.get(k) != v}
         if missing:
-            gaps.append(f"{pool.name}: the device plugin selects {missing}, which its nodes do not carry")
+            gaps.append((pool.name, f"the device plugin selects {missing}, which its nodes do not carry"))
         untolerated = [t for t in pool.taints if t["effect"] in _REPELLING and not tolerates(plugin_tolerations, t)]
         if untolerated:
             taints = ", ".join(f"{t['key']}={t.get('value', '')}:{t['effect']}" for t in untolerated)
-            gaps.append(f"{pool.name}: the device plugin does not tolerate {taints}; it would sit at 0 pods there")
+            gaps.append((pool.name, f"the device plugin does not tolerate {taints}; it would sit at 0 pods there"))
     return gaps

@@ -40,7 +40,7 @@ def load_config() -> config.StackConfig:
 def check_scheduling(cfg: config.StackConfig) -> None:
     """The scheduling contract over the whole config: the device plugin must run on every GPU pool."""
     gaps = device_plugin_gaps(pools.scheduling_pools(cfg), GPU_NODE_SELECTOR, GPU_TOLERATIONS)
-    problems = [(f"nodePools.{gap.split(':', 1)[0]}.taints", gap.split(": ", 1)[1]) for gap in gaps]
+    problems = [(f"nodePools.{pool}.taints", reason) for pool, reason in gaps]
     problems += models.placement_problems(cfg)
     if problems:
         raise config.ConfigError(problems)

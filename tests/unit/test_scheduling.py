@@ -72,18 +72,18 @@ def test_device_plugin_gap_when_a_gpu_pool_has_an_extra_taint():
         "dedicated", GPU_POOL.labels, [*GPU_POOL.taints, {"key": "team", "value": "a", "effect": "NoSchedule"}], gpus_per_node=1, gpu=True
     )
     (gap,) = scheduling.device_plugin_gaps([dedicated], gpu.GPU_NODE_SELECTOR, gpu.GPU_TOLERATIONS)
-    assert gap == "dedicated: the device plugin does not tolerate team=a:NoSchedule; it would sit at 0 pods there"
+    assert gap == ("dedicated", "the device plugin does not tolerate team=a:NoSchedule; it would sit at 0 pods there")
 
 
 def test_device_plugin_gap_with_the_upstream_nfd_toleration():
     nfd_default = [{"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"}]
     assert scheduling.device_plugin_gaps([GPU_POOL], {}, nfd_default) == [
-        "gpu: the device plugin does not tolerate nvidia.com/gpu=true:NoSchedule; it would sit at 0 pods there"
+        ("gpu", "the device plugin does not tolerate nvidia.com/gpu=true:NoSchedule; it would sit at 0 pods there")
     ]
 
 
 def test_device_plugin_gap_when_its_selector_misses_the_pool():
     unlabelled = Pool("bare", {"ml-platform/pool": "bare"}, GPU_POOL.taints, gpus_per_node=1, gpu=True)
     assert scheduling.device_plugin_gaps([unlabelled], gpu.GPU_NODE_SELECTOR, gpu.GPU_TOLERATIONS) == [
-        "bare: the device plugin selects {'nvidia.com/gpu.present': 'true'}, which its nodes do not carry"
+        ("bare", "the device plugin selects {'nvidia.com/gpu.present': 'true'}, which its nodes do not carry")
     ]
