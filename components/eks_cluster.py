@@ -53,6 +53,19 @@ def managed_policy_arn(name: str, partition: str = "aws") -> str:
     return f"arn:{partition}:iam::aws:policy/{name}"
 
 
+def node_role(name: str, partition: str, tags: Mapping[str, str], parent: pulumi.Resource) -> tuple[aws.iam.Role, list[pulumi.Resource]]:
+    """An EC2 node role (`<name>-node-role`) with the managed policies every EKS node needs, and those attachments."""
+    child = pulumi.ResourceOptions(parent=parent)
+    role = aws.iam.Role(
+        f"{name}-node-role", assume_role_policy=json.dumps(iam.service_trust_policy("ec2.amazonaws.com")), tags=dict(tags), opts=child
+    )
+    attachments: list[pulumi.Resource] = [
+        aws.iam.RolePolicyAttachment(f"{name}-node-{policy}", role=role.name, policy_arn=managed_policy_arn(policy, partition), opts=child)
+        for policy in iam.NODE_ROLE_POLICIES
+    ]
+    return role, attachments
+
+
 def kubeconfig(cluster_name: str, endpoint: str, certificate_authority: str, region: str) -> dict:
     """A kubeconfig that holds no secret: the token comes from `aws eks get-token` at use time."""
     return {
@@ -150,15 +163,7 @@ class EksCluster(pulumi.ComponentResource):
             )
             for policy in CLUSTER_ROLE_POLICIES
         ]
-        self.node_role = aws.iam.Role(
-            f"{name}-node-role", assume_role_policy=json.dumps(iam.service_trust_policy("ec2.amazonaws.com")), tags=tags, opts=child
-        )
-        node_attachments = [
-            aws.iam.RolePolicyAttachment(
-                f"{name}-node-{policy}", role=self.node_role.name, policy_arn=managed_policy_arn(policy, args.partition), opts=child
-            )
-            for policy in iam.NODE_ROLE_POLICIES
-        ]
+        self.node_role, node_attachments = node_role(name, args.partition, tags, parent=self)
 
         # EKS writes to /aws/eks/<name>/cluster; creating it first lets us set retention and encryption.
         log_group = aws.cloudwatch.LogGroup(

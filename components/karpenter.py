@@ -19,6 +19,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components import iam
+from components.eks_cluster import node_role
 from components.helm import Chart, release
 from components.options import inherited_depends_on
 
@@ -373,15 +374,7 @@ class Karpenter(pulumi.ComponentResource):
 
         # Nodes Karpenter launches get their own role: EKS already holds an access entry for the managed
         # node groups' role, and a principal can have only one.
-        self.node_role = aws.iam.Role(
-            f"{name}-node-role", assume_role_policy=json.dumps(iam.service_trust_policy("ec2.amazonaws.com")), tags=tags, opts=child
-        )
-        node_policies = [
-            aws.iam.RolePolicyAttachment(
-                f"{name}-node-{policy}", role=self.node_role.name, policy_arn=f"arn:{args.partition}:iam::aws:policy/{policy}", opts=child
-            )
-            for policy in iam.NODE_ROLE_POLICIES
-        ]
+        self.node_role, node_policies = node_role(name, args.partition, tags, parent=self)
         node_access = aws.eks.AccessEntry(
             f"{name}-node-access", cluster_name=args.cluster, principal_arn=self.node_role.arn, type="EC2_LINUX", tags=tags, opts=child
         )
