@@ -36,7 +36,7 @@ class ModelSpec:
     """Everything a model's Kubernetes objects are made from, in Kubernetes' terms."""
 
     name: str
-    """Model name; also its namespace and the app label."""
+    """Model name; also the app label, and its namespace unless it shares one."""
     runtime: str
     """vllm, triton or custom."""
     image: str
@@ -78,6 +78,19 @@ class ModelSpec:
     error_ratio: float = 0.01
     queue_backlog: int = 20
     pull_by_digest: bool = False
+    shared_namespace: str | None = None
+    """A namespace the model shares with others, made by the caller (a namespace preview); None: its own,
+    named after the model."""
+
+    @property
+    def namespace(self) -> str:
+        return self.shared_namespace or self.name
+
+    @property
+    def selector(self) -> str:
+        """PromQL label matchers of the model's series: its namespace, and its Service when the namespace is shared."""
+        matchers = f'namespace="{self.namespace}"'
+        return matchers + (f', service="{self.name}"' if self.shared_namespace else "")
 
 
 def s3_read_policy(bucket_arn: str, prefix: str, kms_key_arn: str, region: str) -> dict:
@@ -109,7 +122,7 @@ def labels(spec: ModelSpec) -> dict[str, str]:
 
 
 def _meta(spec: ModelSpec, name: str | None = None, **extra) -> dict:
-    return {"name": name or spec.name, "namespace": spec.name, "labels": labels(spec), **extra}
+    return {"name": name or spec.name, "namespace": spec.namespace, "labels": labels(spec), **extra}
 
 
 def _container_security() -> dict:
@@ -337,7 +350,7 @@ def ingress(spec: ModelSpec) -> dict:
 def load_query(spec: ModelSpec) -> tuple[str, str]:
     """(PromQL, KEDA metric type) of the model's load: waiting requests per replica for vLLM, average queue
     time in ms for Triton (a value, not a sum over replicas), the configured query for custom models."""
-    selector = f'namespace="{spec.name}"'
+    selector = spec.selector
     if spec.runtime == "vllm":
         return f"sum(vllm:num_requests_waiting{{{selector}}})", "AverageValue"
     if spec.runtime == "triton":
@@ -467,7 +480,7 @@ def service_monitor(spec: ModelSpec) -> dict:
 
 def slo_rules(spec: ModelSpec) -> list[dict]:
     """The model's alerts: down, latency, error ratio and queue backlog (what its runtime can measure)."""
-    ns = f'namespace="{spec.name}"'
+    ns = spec.selector
 
     def alert(name: str, expr: str, duration: str, severity: str, summary: str, runbook: str) -> dict:
         return {
@@ -488,7 +501,7 @@ def slo_rules(spec: ModelSpec) -> list[dict]:
             f"{math.ceil(spec.startup_seconds / 60) + 5}m",
             "critical",
             f"No replica of {spec.name} is available",
-            f"kubectl -n {spec.name} get pods; pending pods mean no node capacity, crash loops a bad image or weights",
+            f"kubectl -n {spec.namespace} get pods; pending pods mean no node capacity, crash loops a bad image or weights",
         )
     ]
     if spec.runtime == "vllm":
@@ -509,7 +522,7 @@ def slo_rules(spec: ModelSpec) -> list[dict]:
                 "10m",
                 "critical",
                 f"More than {spec.error_ratio:.1%} of {spec.name}'s requests end in an error or abort",
-                f"kubectl -n {spec.name} logs deploy/{spec.name}; look for OOM, CUDA errors and client timeouts",
+                f"kubectl -n {spec.namespace} logs deploy/{spec.name}; look for OOM, CUDA errors and client timeouts",
             ),
             alert(
                 "ModelQueueBacklog",
@@ -538,7 +551,7 @@ def slo_rules(spec: ModelSpec) -> list[dict]:
                 "10m",
                 "critical",
                 f"More than {spec.error_ratio:.0%} of {spec.name}'s inferences fail",
-                f"kubectl -n {spec.name} logs deploy/{spec.name}; the failure reason label says which backend fails",
+                f"kubectl -n {spec.namespace} logs deploy/{spec.name}; the failure reason label says which backend fails",
             ),
             alert(
                 "ModelQueueBacklog",
@@ -561,24 +574,29 @@ def prometheus_rule(spec: ModelSpec) -> dict:
     }
 
 
-def manifests(spec: ModelSpec) -> list[dict]:
-    """Every Kubernetes object of the model, in apply order (namespace first)."""
-    objects = [
-        {
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": {
-                "name": spec.name,
-                "labels": {
-                    **labels(spec),
-                    # Admission refuses any pod here that is not non-root, seccomp-confined and capability-free.
-                    "pod-security.kubernetes.io/enforce": "restricted",
-                    "ml-platform/monitoring": "true",
-                    # With an ALB, a rollout waits until the new pod is a healthy target before the old one goes.
-                    **({"elbv2.k8s.aws/pod-readiness-gate-inject": "enabled"} if spec.alb else {}),
-                },
+def namespace(name: str, extra_labels: Mapping[str, str], alb: bool = False) -> dict:
+    """A namespace for model servers."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": name,
+            "labels": {
+                **extra_labels,
+                # Admission refuses any pod here that is not non-root, seccomp-confined and capability-free.
+                "pod-security.kubernetes.io/enforce": "restricted",
+                "ml-platform/monitoring": "true",
+                # With an ALB, a rollout waits until the new pod is a healthy target before the old one goes.
+                **({"elbv2.k8s.aws/pod-readiness-gate-inject": "enabled"} if alb else {}),
             },
         },
+    }
+
+
+def manifests(spec: ModelSpec) -> list[dict]:
+    """Every Kubernetes object of the model, in apply order (its own namespace first, unless it shares one)."""
+    objects = [] if spec.shared_namespace else [namespace(spec.name, labels(spec), spec.alb)]
+    objects += [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(spec), "automountServiceAccountToken": False},
         deployment(spec),
         service(spec),
@@ -618,6 +636,8 @@ class ModelServiceArgs:
     """Releases installing the CRDs, by CRD_GROUPS value (`keda`, `monitoring`)."""
     alb_controller: pulumi.Resource | None = None
     """The load balancer controller's release, which the Ingress waits for (its webhooks must answer)."""
+    shared_namespace: pulumi.Resource | None = None
+    """The namespace resource of `spec.shared_namespace`, which everything here waits for."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Tags for AWS resources."""
 
@@ -629,7 +649,13 @@ class ModelService(pulumi.ComponentResource):
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.kubernetes_provider)
 
         objects = manifests(spec)
-        namespace = k8s.core.v1.Namespace(f"{name}-namespace", metadata=objects[0]["metadata"], opts=k8s_opts)
+        if spec.shared_namespace:
+            if args.shared_namespace is None:
+                raise ValueError(f"{name}: spec.shared_namespace is set but args.shared_namespace is not")
+            namespace = args.shared_namespace
+        else:
+            namespace_object = objects.pop(0)
+            namespace = k8s.core.v1.Namespace(f"{name}-namespace", metadata=namespace_object["metadata"], opts=k8s_opts)
         in_namespace = pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[namespace]))
 
         identity: list[pulumi.Resource] = []
@@ -637,7 +663,7 @@ class ModelService(pulumi.ComponentResource):
             identity = pod_identity_role(
                 f"{name}-model-reader",
                 args.cluster_name,
-                spec.name,
+                spec.namespace,
                 spec.name,
                 pulumi.Output.all(args.bucket_arn, args.kms_key_arn).apply(
                     lambda values: json.dumps(s3_read_policy(values[0], str(args.s3_prefix), values[1], args.region))
@@ -647,7 +673,7 @@ class ModelService(pulumi.ComponentResource):
                 association_depends_on=[namespace],
             )
 
-        for manifest in objects[1:]:
+        for manifest in objects:
             kind = manifest["kind"]
             resource_name = f"{name}-{kind.lower()}"
             group = manifest["apiVersion"].split("/")[0]

@@ -10,18 +10,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
 import pulumi
 
 from infra import config
-from infra.delivery import backend, cleanup, cost, diff, doctor, reproduce
+from infra.delivery import backend, cleanup, cost, diff, doctor, preview, pulumi_cli, reproduce
 from infra.offline import plan as offline_plan
 from infra.offline import stack_files
 from policy import rules
 
 EXIT_POLICY = 1
+EXIT_FAILED = 1
 EXIT_CONFIG = 2
 
 
@@ -124,13 +126,107 @@ def _diff(args: argparse.Namespace) -> int:
 
 def _reproduce(args: argparse.Namespace) -> int:
     try:
-        outputs = json.loads(Path(args.outputs).read_text()) if args.outputs else reproduce.stack_outputs(args.source)
         print(f"reading the versions '{args.source}' runs...")
+        if args.outputs:
+            outputs = json.loads(Path(args.outputs).read_text())
+        else:
+            outputs = pulumi_cli.stack_outputs(args.source, Path(args.project_dir))
         path = reproduce.write(Path(args.project_dir), args.source, args.name, outputs)
-    except (reproduce.ReproduceError, OSError, json.JSONDecodeError) as err:
+    except (reproduce.ReproduceError, pulumi_cli.PulumiError, OSError, json.JSONDecodeError) as err:
         raise CommandError(str(err)) from None
     print(f"wrote {path.name}; check it offline with: python -m infra plan --stack {args.name}")
     return 0
+
+
+def _now(args: argparse.Namespace) -> datetime:
+    if not args.now:
+        return datetime.now(UTC)
+    try:
+        return preview.parse_time(args.now)
+    except ValueError:
+        raise CommandError(f"--now: '{args.now}' is not a time like 2026-11-23T18:00:00Z") from None
+
+
+def _preview_create(args: argparse.Namespace) -> int:
+    project, stack = Path(args.project_dir), preview.stack_name(args.pr)
+    target = project / f"Pulumi.{stack}.yaml"
+    before = target.read_text() if target.exists() else None
+    try:
+        # An update keeps the preview's expiry (counted from its creation) unless told to extend it.
+        keep = None if args.offline or args.extend else preview.current_expiry(project, stack)
+        path, settings, notes = preview.write(project, args.pr, _now(args), args.mode, args.ttl_hours, keep)
+    except (preview.PreviewError, pulumi_cli.PulumiError) as err:
+        raise CommandError(str(err)) from None
+    print(f"wrote {path.name}: {settings.mode} preview of pull request {args.pr}, based on '{settings.baseStack}'")
+    for note in notes:
+        print(f"  {note}")
+    try:
+        plan = _planned(stack, args.project_dir)
+    except CommandError:
+        # Nothing half-made: the previous stack file (or none) stays.
+        target.write_text(before) if before is not None else target.unlink()
+        raise
+    violations = rules.evaluate(rules.view_from_plan(plan.resources))
+    print(offline_plan.summary(plan, violations))
+    if violations:
+        return EXIT_POLICY
+    if args.offline:
+        print(f"\noffline: checked only. Deploy with: pulumi up --stack {stack} --policy-pack policy")
+        return 0
+    print(f"\ndeploying {stack} (pulumi up with the policy pack)...")
+    try:
+        preview.deploy(project, stack, args.secrets_provider, project / "policy")
+    except pulumi_cli.PulumiError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"preview {stack} is up")
+    return 0
+
+
+def _boto_session(region: str) -> boto3.Session:
+    return _session()
+
+
+def _preview_destroy(args: argparse.Namespace) -> int:
+    stack = preview.stack_name(args.pr)
+    try:
+        live = preview.live_previews(Path(args.project_dir), only=stack)
+        if not live:
+            print(f"no preview stack {stack}: nothing to destroy")
+            return 0
+        preview.remove(Path(args.project_dir), live[0], _boto_session, say=print)
+    except (preview.PreviewError, pulumi_cli.PulumiError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
+
+
+def _preview_sweep(args: argparse.Namespace) -> int:
+    project = Path(args.project_dir)
+    now = _now(args)
+    try:
+        _, settings = preview.read_template(project)
+        stacks = preview.live_previews(project)
+    except (preview.PreviewError, pulumi_cli.PulumiError) as err:
+        raise CommandError(str(err)) from None
+    due = [stack for stack in stacks if preview.expired(stack, now, settings.ttlHours)]
+    print(f"{len(stacks)} preview stack(s), {len(due)} past their time to live at {now.strftime(preview.TIME_FORMAT)}")
+    for stack in stacks:
+        expires = (stack.outputs.get("preview") or {}).get("expiresAt") or f"last update {stack.last_update or 'never'}"
+        print(f"  {stack.name}: {'EXPIRED' if stack in due else 'keeps'} ({expires})")
+    if not args.apply:
+        if due:
+            print("\ndry run: run again with --apply to remove the expired ones")
+        return 0
+    failed = []
+    for stack in due:
+        try:
+            preview.remove(project, stack, _boto_session, say=print)
+        except (preview.PreviewError, pulumi_cli.PulumiError) as err:
+            # One stuck preview must not keep the others alive.
+            print(f"error: {stack.name}: {err}", file=sys.stderr)
+            failed.append(stack.name)
+    return EXIT_FAILED if failed else 0
 
 
 def _project_dir_argument(command: argparse.ArgumentParser) -> None:
@@ -225,6 +321,49 @@ def parser() -> argparse.ArgumentParser:
     copy.add_argument("--outputs", help="saved `pulumi stack output --json` of the source (default: ask pulumi)")
     _project_dir_argument(copy)
     copy.set_defaults(handler=_reproduce)
+
+    previews = commands.add_parser(
+        "preview-stack",
+        help="pull-request preview stacks: create, destroy, sweep the expired",
+        description=f"Preview stacks pr-<number> from the template {preview.TEMPLATE} over its base stack's file: "
+        "'namespace' mode puts only the models in namespace pr-<number> of the base stack's cluster; 'full' mode "
+        "makes a whole ephemeral platform. Needs the Pulumi CLI, logged in, and AWS credentials (except --offline).",
+    )
+    actions = previews.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = actions.add_parser(
+        "create",
+        help="write Pulumi.pr-<number>.yaml, check it offline, and pulumi up it with the policy pack",
+        description="Write Pulumi.pr-<number>.yaml, plan it offline (config, scheduling and policy checks), then "
+        "create or update the stack with `pulumi up --policy-pack policy`. An update keeps the expiry.",
+    )
+    create.add_argument("--pr", type=int, required=True, help="pull request number")
+    create.add_argument("--mode", choices=("namespace", "full"), help=f"default: the template's ({preview.TEMPLATE})")
+    create.add_argument("--ttl-hours", type=int, help="time to live from now (default: the template's)")
+    create.add_argument("--extend", action="store_true", help="restart the time to live of an existing preview")
+    create.add_argument("--secrets-provider", help="for a new stack, e.g. awskms://alias/pulumi-secrets?region=us-west-2")
+    create.add_argument("--offline", action="store_true", help="write and check the stack file only; no Pulumi CLI, no AWS")
+    create.add_argument("--now", help=argparse.SUPPRESS)
+    _project_dir_argument(create)
+    create.set_defaults(handler=_preview_create)
+    destroy = actions.add_parser(
+        "destroy",
+        help="cleanup (full mode), pulumi destroy and stack rm of pr-<number>; nothing to do if it is gone",
+        description="Remove a preview: in full mode first what its controllers made outside Pulumi (as `cleanup "
+        "--apply`), then `pulumi destroy` and `pulumi stack rm`. Exits 0 when the stack does not exist.",
+    )
+    destroy.add_argument("--pr", type=int, required=True, help="pull request number")
+    _project_dir_argument(destroy)
+    destroy.set_defaults(handler=_preview_destroy)
+    sweep = actions.add_parser(
+        "sweep",
+        help="list (and with --apply remove) preview stacks past their time to live",
+        description="Find the project's pr-<number> stacks whose exported expiry has passed (or, never fully "
+        "updated, whose last update is older than the template's ttlHours); --apply removes them as destroy does.",
+    )
+    sweep.add_argument("--apply", action="store_true", help="remove the expired previews")
+    sweep.add_argument("--now", help="judge expiry at this UTC time instead of now (2026-11-23T18:00:00Z)")
+    _project_dir_argument(sweep)
+    sweep.set_defaults(handler=_preview_sweep)
     return top
 
 

@@ -809,6 +809,59 @@ class PinsConfig(_Model):
 class ServingConfig(_Model):
     loaderImage: ImageRef = ImageRef(repository=versions.LOADER_IMAGE[0], tag=versions.LOADER_IMAGE[1])
     """AWS CLI image of the init step that copies weights from the model store (needs a digest in prod)."""
+    imageRegistryPrefix: str | None = None
+    """Registry prefix the models' platform images are pulled from (default: this stack's `registries.prefix`).
+    Preview stacks pull the images of the stack they preview (same account), whose registry holds them."""
+
+    @field_validator("imageRegistryPrefix")
+    @classmethod
+    def _image_registry_prefix(cls, value: str | None) -> str | None:
+        if value and not _ECR_NAME.match(value):
+            raise _fail(f"'{value}' is not an ECR repository namespace (lowercase letters, digits, . _ - and / separators)")
+        return value
+
+
+_ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+
+
+class PreviewConfig(_Model):
+    """A pull-request preview stack (written by `python -m infra preview-stack create`)."""
+
+    mode: Literal["namespace", "full"] = "namespace"
+    """namespace: only the models, in namespace `pr-<pr>` of the base stack's cluster; full: a whole platform."""
+    baseStack: str = "dev"
+    """The stack whose config the preview starts from and, in namespace mode, whose cluster it runs in
+    (a StackReference name: `dev`, or `<org>/ml-platform/dev`)."""
+    ttlHours: int = Field(default=72, ge=1, le=720)
+    """How long a preview lives after its last create or update before the sweep removes it."""
+    pr: int | None = Field(default=None, ge=1)
+    """The pull request's number (set by preview-stack create)."""
+    expiresAt: str | None = None
+    """UTC time (`YYYY-MM-DDTHH:MM:SSZ`) after which the sweep removes the stack (set by preview-stack create)."""
+
+    @field_validator("baseStack")
+    @classmethod
+    def _base_stack(cls, value: str) -> str:
+        if not re.fullmatch(r"(?:[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/)?[a-z][a-z0-9-]{0,29}", value):
+            raise _fail(f"'{value}' is not a stack name (`dev`) or a fully qualified one (`<org>/ml-platform/dev`)")
+        return value
+
+    @field_validator("expiresAt")
+    @classmethod
+    def _expires_at(cls, value: str | None) -> str | None:
+        if value is not None and not _ISO_UTC.match(value):
+            raise _fail(f"'{value}' is not a UTC time like 2026-11-23T18:00:00Z")
+        return value
+
+    @property
+    def base_stack_name(self) -> str:
+        """The base stack's own name (the last part of a fully qualified reference)."""
+        return self.baseStack.rsplit("/", 1)[-1]
+
+    @property
+    def namespace(self) -> str:
+        """Namespace of a namespace-mode preview in the base cluster."""
+        return f"pr-{self.pr}"
 
 
 class StackConfig(_Model):
@@ -837,11 +890,18 @@ class StackConfig(_Model):
     serving: ServingConfig = ServingConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
     pins: PinsConfig = PinsConfig()
+    preview: PreviewConfig | None = None
+    """Set on pull-request preview stacks only."""
 
     @property
     def registry_prefix(self) -> str:
         """Namespace of the stack's ECR repositories and caches: the configured one, else the stack name."""
         return self.stack if self.registries.prefix is None else self.registries.prefix
+
+    @property
+    def image_registry_prefix(self) -> str:
+        """Prefix of the repositories the models' platform images come from."""
+        return self.registry_prefix if self.serving.imageRegistryPrefix is None else self.serving.imageRegistryPrefix
 
     def cache_prefix(self, rule: PullThroughCacheRule) -> str:
         """The ECR repository prefix of a pull-through cache rule, below the registry prefix."""
@@ -976,11 +1036,41 @@ def _cross_checks(cfg: StackConfig) -> list[tuple[str, str]]:
             problems.append(("network.natGateways", "prod needs one NAT gateway per AZ ('perAz')"))
         if not cfg.network.flowLogs:
             problems.append(("network.flowLogs", "prod must keep VPC flow logs (set true)"))
+    if cfg.preview is not None:
+        problems += _preview_checks(cfg, cfg.preview)
+    return problems
+
+
+def _preview_checks(cfg: StackConfig, preview: PreviewConfig) -> list[tuple[str, str]]:
+    """A preview is throwaway by construction: nothing protected, nothing kept, and never prod."""
+    problems: list[tuple[str, str]] = []
+    if cfg.environment == "prod":
+        problems.append(("environment", "a preview stack cannot be prod"))
+    if not cfg.ephemeral:
+        problems.append(("ephemeral", "a preview stack is ephemeral (set true)"))
+    if preview.pr is None:
+        problems.append(("preview.pr", "required: the pull request's number (preview-stack create sets it)"))
+    if preview.expiresAt is None:
+        problems.append(("preview.expiresAt", "required: when the preview expires (preview-stack create sets it)"))
+    if preview.base_stack_name == cfg.stack:
+        problems.append(("preview.baseStack", f"'{preview.baseStack}' is this stack itself"))
+    if preview.mode == "namespace":
+        if not cfg.models:
+            problems.append(("models", "a namespace preview deploys the models, and there are none"))
+        for name, model in sorted(cfg.models.items()):
+            if model.exposure.type == "alb":
+                problems.append(
+                    (f"models.{name}.exposure", "a namespace preview creates no load balancers: use {type: cluster}, or mode full")
+                )
+    else:
+        for name, pool in sorted(cfg.nodePools.items()):
+            if pool.gpu is not None and isinstance(pool, ManagedPoolConfig) and pool.minSize > 0:
+                problems.append((f"nodePools.{name}.minSize", "a full preview keeps no idle GPU node: set 0"))
     return problems
 
 
 # Top-level config keys, in the `ml-platform` namespace, and whether Pulumi hands them over as JSON objects.
-OBJECT_KEYS = ("network", "cluster", "registries", "modelStore", "nodePools", "tags", "models", "serving", "monitoring", "pins")
+OBJECT_KEYS = ("network", "cluster", "registries", "modelStore", "nodePools", "tags", "models", "serving", "monitoring", "pins", "preview")
 SCALAR_KEYS = ("environment", "protectStatefulResources", "ephemeral")
 BOOLEAN_KEYS = ("protectStatefulResources", "ephemeral")
 
@@ -1012,6 +1102,9 @@ def parse(raw: Mapping[str, str], stack: str) -> StackConfig:
                 data[key] = json.loads(text)
             except json.JSONDecodeError:
                 problems.append((key, f"expected an object, got the string {text!r}"))
+                continue
+            if key == "preview" and data[key] == {}:
+                del data[key]  # Pulumi.yaml's default: not a preview stack
         elif key in BOOLEAN_KEYS:
             if text not in ("true", "false"):
                 problems.append((key, f"expected true or false, got {text!r}"))

@@ -37,9 +37,11 @@ def placement_problems(cfg: config.StackConfig) -> list[tuple[str, str]]:
     return problems
 
 
-def model_spec(name: str, model: config.ModelConfig, cfg: config.StackConfig, registry: str, bucket: str) -> ModelSpec:
+def model_spec(
+    name: str, model: config.ModelConfig, cfg: config.StackConfig, registry: str, bucket: str, shared_namespace: str | None = None
+) -> ModelSpec:
     selector, tolerations, _ = scheduling.gpu_placement(model.gpus, pools.scheduling_pools(cfg))
-    prefix = cfg.registry_prefix
+    prefix = cfg.image_registry_prefix
     loader = cfg.serving.loaderImage
     hours = model.autoscaling.activeHours
     default_target = DEFAULT_TARGETS.get(model.runtime, 1.0) if model.gpus else DEFAULT_CPU_TARGET
@@ -79,4 +81,5 @@ def model_spec(name: str, model: config.ModelConfig, cfg: config.StackConfig, re
         error_ratio=model.slo.errorRatio,
         queue_backlog=model.slo.queueBacklog,
         pull_by_digest=model.image.digest is not None,
+        shared_namespace=shared_namespace,
     )

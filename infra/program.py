@@ -13,12 +13,13 @@ from components.eks_cluster import AccessGrant, EksCluster, EksClusterArgs
 from components.gpu import GPU_NODE_SELECTOR, GPU_TOLERATIONS, GpuSupport, GpuSupportArgs
 from components.karpenter import Karpenter, KarpenterArgs
 from components.kms import KmsKey, KmsKeyArgs
-from components.logging import Logging, LoggingArgs
+from components.logging import Logging, LoggingArgs, log_group_prefix
 from components.model_service import ModelService, ModelServiceArgs
 from components.model_store import ModelStore, ModelStoreArgs
 from components.monitoring import Monitoring, MonitoringArgs, alertmanager_config
 from components.network import Network, NetworkArgs
 from components.node_pool import NodePool, NodePoolArgs
+from components.preview_namespace import PreviewNamespace, PreviewNamespaceArgs
 from components.registry import ContainerRegistry, ContainerRegistryArgs, PullThroughCache
 from components.scheduling import POOL_LABEL, device_plugin_gaps
 from components.serving_platform import ServingPlatform, ServingPlatformArgs
@@ -47,13 +48,18 @@ def check_scheduling(cfg: config.StackConfig) -> None:
 
 
 def stack_tags(cfg: config.StackConfig) -> dict[str, str]:
-    """Tags on every AWS resource: who owns it, which stack and environment (policies read these)."""
-    return {
+    """Tags on every AWS resource: who owns it, which stack and environment (policies read these); on a
+    preview, also its pull request and when it expires."""
+    tags = {
         **cfg.tags,
         "ml-platform/stack": cfg.stack,
         "ml-platform/environment": cfg.environment,
         "managed-by": "pulumi",
     }
+    if cfg.preview is not None:
+        tags["ml-platform/preview-pr"] = str(cfg.preview.pr)
+        tags["ml-platform/expires-at"] = str(cfg.preview.expiresAt)
+    return tags
 
 
 def availability_zones(cfg: config.StackConfig) -> list[str]:
@@ -70,8 +76,13 @@ def availability_zones(cfg: config.StackConfig) -> list[str]:
 PLATFORM_NAMESPACES = ("kube-system", "nvidia", "monitoring", "keda", "logging")
 
 
-def cluster_name(cfg: config.StackConfig) -> str:
-    return f"{config.PROJECT}-{cfg.stack}"
+def cluster_name(stack: str) -> str:
+    return f"{config.PROJECT}-{stack}"
+
+
+def model_store_bucket(stack: str, account_id: str) -> str:
+    # Named, not auto-named, so weight URIs (s3://bucket/prefix) are known before the bucket exists.
+    return f"{cluster_name(stack)}-models-{account_id}"
 
 
 def build(cfg: config.StackConfig) -> None:
@@ -79,7 +90,7 @@ def build(cfg: config.StackConfig) -> None:
     release, charts = versions.resolve(cfg.cluster.version, cfg.pins.addons, cfg.pins.amiRelease, cfg.pins.charts)
     identity = aws.get_caller_identity()
     partition = aws.get_partition().partition
-    name = cluster_name(cfg)
+    name = cluster_name(cfg.stack)
     protect = cfg.protectStatefulResources
     registry_host = f"{identity.account_id}.dkr.ecr.{cfg.region}.amazonaws.com"
     zones = availability_zones(cfg)
@@ -304,8 +315,7 @@ def build(cfg: config.StackConfig) -> None:
         opts=aliases.options("registry"),
     )
 
-    # Named, not auto-named, so weight URIs (s3://bucket/prefix) are known before the bucket exists.
-    bucket_name = f"{name}-models-{identity.account_id}"
+    bucket_name = model_store_bucket(cfg.stack, identity.account_id)
     store = ModelStore(
         "models",
         ModelStoreArgs(
@@ -319,6 +329,13 @@ def build(cfg: config.StackConfig) -> None:
         ),
         opts=aliases.options("models"),
     )
+
+    # A full preview runs its models on the weights of the stack it previews (same account): its own store is empty.
+    weights_bucket_name, weights_bucket_arn, weights_key_arn = bucket_name, store.bucket_arn, data_key.arn
+    if cfg.preview is not None and cfg.models:
+        weights_bucket_name = model_store_bucket(cfg.preview.base_stack_name, identity.account_id)
+        weights_bucket_arn = pulumi.Output.from_input(f"arn:{partition}:s3:::{weights_bucket_name}")
+        weights_key_arn = pulumi.StackReference(cfg.preview.baseStack).require_output("dataKeyArn")
 
     if cfg.models:
         serving = ServingPlatform(
@@ -341,12 +358,12 @@ def build(cfg: config.StackConfig) -> None:
             ModelService(
                 f"model-{model_name}",
                 ModelServiceArgs(
-                    spec=models.model_spec(model_name, model, cfg, registry_host, bucket_name),
+                    spec=models.model_spec(model_name, model, cfg, registry_host, weights_bucket_name),
                     cluster_name=cluster.name,
                     kubernetes_provider=cluster.provider,
-                    bucket_arn=store.bucket_arn,
+                    bucket_arn=weights_bucket_arn,
                     s3_prefix=model.source.s3Prefix,
-                    kms_key_arn=data_key.arn,
+                    kms_key_arn=weights_key_arn,
                     region=cfg.region,
                     crd_releases={"keda": serving.keda, "monitoring": monitoring.release},
                     alb_controller=serving.alb_controller,
@@ -366,16 +383,74 @@ def build(cfg: config.StackConfig) -> None:
     pulumi.export("privateSubnetIds", network.private_subnet_ids)
     pulumi.export("registryUrls", registry.repository_urls)
     pulumi.export("modelStoreBucket", store.bucket_name)
+    pulumi.export("dataKeyArn", data_key.arn)
     pinned = versions.versions_output(release, charts)
     # The images this stack runs, as resolved from its config (tags or digests), to reproduce it exactly.
+    images = cfg.image_registry_prefix
     pinned["images"] = {
-        "loader": models.image_reference(cfg.serving.loaderImage, registry_host, cfg.registry_prefix),
-        "models": {
-            name: models.image_reference(model.image, registry_host, cfg.registry_prefix) for name, model in sorted(cfg.models.items())
-        },
+        "loader": models.image_reference(cfg.serving.loaderImage, registry_host, images),
+        "models": {name: models.image_reference(model.image, registry_host, images) for name, model in sorted(cfg.models.items())},
     }
     pulumi.export("versions", pinned)
+    if cfg.preview is not None:
+        export_preview(cfg.preview)
+
+
+def build_namespace_preview(cfg: config.StackConfig, preview: config.PreviewConfig) -> None:
+    """A namespace-mode preview: only the models, in namespace `pr-<number>` of the base stack's cluster, with
+    the base's model store and data key (same account: the preview runs in its cluster). The base stack's
+    platform (KEDA, Prometheus, the device plugin, the node pools) serves the preview's models too."""
+    tags = stack_tags(cfg)
+    base = pulumi.StackReference(preview.baseStack)
+    identity = aws.get_caller_identity()
+    partition = aws.get_partition().partition
+    base_cluster = cluster_name(preview.base_stack_name)
+    bucket_name = model_store_bucket(preview.base_stack_name, identity.account_id)
+    registry_host = f"{identity.account_id}.dkr.ecr.{cfg.region}.amazonaws.com"
+
+    space = PreviewNamespace(
+        "preview",
+        PreviewNamespaceArgs(
+            kubeconfig=base.require_output("kubeconfig"),
+            namespace=preview.namespace,
+            log_group_name=f"{log_group_prefix(base_cluster)}/{preview.namespace}",
+            log_retention_days=cfg.monitoring.logRetentionDays,
+            expires_at=str(preview.expiresAt),
+            labels={"ml-platform/preview-pr": str(preview.pr)},
+            tags=tags,
+        ),
+    )
+    for model_name, model in sorted(cfg.models.items()):
+        ModelService(
+            f"model-{model_name}",
+            ModelServiceArgs(
+                spec=models.model_spec(model_name, model, cfg, registry_host, bucket_name, shared_namespace=preview.namespace),
+                cluster_name=base_cluster,
+                kubernetes_provider=space.provider,
+                bucket_arn=f"arn:{partition}:s3:::{bucket_name}",
+                s3_prefix=model.source.s3Prefix,
+                kms_key_arn=base.require_output("dataKeyArn"),
+                region=cfg.region,
+                shared_namespace=space.namespace,
+                tags=tags,
+            ),
+        )
+
+    pulumi.export("environment", cfg.environment)
+    pulumi.export("region", cfg.region)
+    pulumi.export("clusterName", base_cluster)
+    pulumi.export("namespace", preview.namespace)
+    export_preview(preview)
+
+
+def export_preview(preview: config.PreviewConfig) -> None:
+    """What `preview-stack destroy` and the TTL sweep read back from a preview stack."""
+    pulumi.export("preview", {"pr": preview.pr, "mode": preview.mode, "baseStack": preview.baseStack, "expiresAt": preview.expiresAt})
 
 
 def main() -> None:
-    build(load_config())
+    cfg = load_config()
+    if cfg.preview is not None and cfg.preview.mode == "namespace":
+        build_namespace_preview(cfg, cfg.preview)
+    else:
+        build(cfg)

@@ -5,9 +5,7 @@ ephemeral: nothing protected, registries and model store deletable with their co
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +18,6 @@ _STACK_NAME = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
 
 class ReproduceError(Exception):
     """The copy cannot be written (bad name, existing file, unreadable outputs)."""
-
-
-def stack_outputs(stack: str) -> dict:
-    """`pulumi stack output --json` of a live stack."""
-    try:
-        result = subprocess.run(
-            ["pulumi", "stack", "output", "--json", "--stack", stack], capture_output=True, text=True, timeout=300, check=False
-        )
-    except FileNotFoundError:
-        raise ReproduceError("the pulumi CLI is not installed; pass --outputs FILE (saved `pulumi stack output --json`)") from None
-    if result.returncode != 0:
-        raise ReproduceError(f"pulumi stack output --stack {stack} failed: {result.stderr.strip()}")
-    return json.loads(result.stdout)
 
 
 def _image(reference: str) -> dict[str, str]:
@@ -71,13 +56,17 @@ def reproduction(source: dict[str, Any], outputs: dict[str, Any], source_stack: 
         config[key("models")] = models
     if "loader" in images:
         config[key("serving")] = {**(config.get(key("serving")) or {}), "loaderImage": _image(images["loader"])}
-    monitoring = dict(config.get(key("monitoring")) or {})
-    # Secrets are encrypted for the source stack alone; the copy alerts nobody unless told to.
-    for field in ("receivers", "routes", "defaultReceiver"):
-        monitoring.pop(field, None)
-    if monitoring or key("monitoring") in config:
-        config[key("monitoring")] = monitoring
-    return {"config": config}
+    return {"config": without_alert_receivers(config)}
+
+
+def without_alert_receivers(config: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a stack's config without its alert receivers and routes: their secrets are encrypted for the
+    source stack alone, and a copy alerts nobody unless told to."""
+    key = f"{PROJECT}:monitoring"
+    if key not in config:
+        return config
+    monitoring = {name: value for name, value in (config[key] or {}).items() if name not in ("receivers", "routes", "defaultReceiver")}
+    return {**config, key: monitoring}
 
 
 def write(project_dir: Path, source_stack: str, name: str, outputs: dict[str, Any]) -> Path:

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import threading
 from typing import Any
 
 import pulumi
 from google.protobuf import json_format
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
+
+from components.eks_cluster import kubeconfig
 
 ACCOUNT_ID = "123456789012"
 PARTITION = "aws"
@@ -88,6 +91,12 @@ class PlatformMocks(Mocks):
         def arn(service: str, resource: str, with_region: bool = True) -> str:
             return f"arn:{PARTITION}:{service}:{region if with_region else ''}:{account}:{resource}"
 
+        if token == "pulumi:pulumi:StackReference":
+            return args.resource_id or outputs["name"], {
+                "name": outputs["name"],
+                "outputs": self.platform_stack_outputs(outputs["name"]),
+                "secretOutputNames": [],
+            }
         if token == "aws:iam/role:Role":
             name = outputs.get("name") or f"{args.name}-{digest[:7]}"
             outputs.update(name=name, arn=arn("iam", f"role/{name}", with_region=False), uniqueId=f"AROA{digest.upper()}")
@@ -167,6 +176,22 @@ class PlatformMocks(Mocks):
             outputs.setdefault("arn", arn(token.split(":")[1].split("/")[0], f"{args.name}/{digest}"))
         outputs.setdefault("id", resource_id)
         return resource_id, outputs
+
+    def platform_stack_outputs(self, reference: str) -> dict[str, Any]:
+        """What a platform stack (`dev`, `org/ml-platform/dev`) exports, as a StackReference reads it."""
+        stack = reference.rsplit("/", 1)[-1]
+        cluster = f"ml-platform-{stack}"
+        endpoint = f"https://{_digest('stack', reference).upper()[:32]}.gr7.{self.region}.eks.amazonaws.com"
+        authority = base64.b64encode(f"offline-plan-ca-{cluster}".encode()).decode()
+        key_id = "-".join(_digest(reference, part, length=length) for part, length in (("1", 8), ("2", 4), ("3", 4), ("4", 4), ("5", 12)))
+        return {
+            "environment": "dev",
+            "region": self.region,
+            "clusterName": cluster,
+            "kubeconfig": json.dumps(kubeconfig(cluster, endpoint, authority, self.region), sort_keys=True),
+            "modelStoreBucket": f"{cluster}-models-{ACCOUNT_ID}",
+            "dataKeyArn": f"arn:{PARTITION}:kms:{self.region}:{ACCOUNT_ID}:key/{key_id}",
+        }
 
 
 class RecordingMonitor(MockMonitor):

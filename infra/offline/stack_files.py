@@ -80,13 +80,19 @@ def project_defaults(root: Path = ROOT) -> dict[str, Any]:
     return values
 
 
+# The template of preview stacks (`python -m infra preview-stack create`), not a stack of its own.
+PREVIEW_TEMPLATE = "Pulumi.pr.yaml"
+
+
 def stack_names(root: Path = ROOT) -> list[str]:
-    return sorted(path.name[len("Pulumi.") : -len(".yaml")] for path in root.glob("Pulumi.*.yaml"))
+    return sorted(path.name[len("Pulumi.") : -len(".yaml")] for path in root.glob("Pulumi.*.yaml") if path.name != PREVIEW_TEMPLATE)
 
 
 def read_stack(stack: str, root: Path = ROOT) -> RawStackConfig:
     """The merged config of one stack, as the engine would pass it to the program."""
     path = root / f"Pulumi.{stack}.yaml"
+    if path.name == PREVIEW_TEMPLATE:
+        raise StackFileError(f"{path.name} is the template of preview stacks; use `python -m infra preview-stack create --pr N`")
     if not path.exists():
         raise StackFileError(f"no stack file {path.name}; stacks here: {', '.join(stack_names(root))}")
     merged = project_defaults(root)

@@ -702,3 +702,62 @@ MONITORING_BAD_CONFIGS = [
 )
 def test_bad_monitoring_config(sections, path, fragment):
     assert_problem(problems_of(**sections), path, fragment)
+
+
+PREVIEW = {"mode": "namespace", "baseStack": "dev", "ttlHours": 72, "pr": 12, "expiresAt": "2026-11-26T10:00:00Z"}
+
+
+def preview_sections(base=None, **preview):
+    return {**(base or with_model()), "ephemeral": "true", "preview": {**PREVIEW, **preview}}
+
+
+def test_a_preview_stack_parses_and_knows_its_namespace():
+    cfg = config.parse(raw_config(**preview_sections()), "pr-12")
+    assert cfg.preview is not None and cfg.preview.namespace == "pr-12" and cfg.preview.base_stack_name == "dev"
+    assert config.parse(raw_config(**preview_sections(baseStack="acme/ml-platform/dev")), "pr-12").preview.base_stack_name == "dev"
+
+
+def test_an_empty_preview_object_is_no_preview():
+    # Pulumi.yaml's default for every stack that is not a preview.
+    assert config.parse(raw_config(**minimal_sections(preview={})), "dev").preview is None
+
+
+def test_images_come_from_another_prefix_when_told():
+    cfg = config.parse(raw_config(**minimal_sections(serving={"imageRegistryPrefix": "dev"})), "pr-1")
+    assert (cfg.registry_prefix, cfg.image_registry_prefix) == ("pr-1", "dev")
+
+
+PREVIEW_BAD_CONFIGS = [
+    ("preview of prod", preview_sections(prod_sections(ephemeral="false")), "environment", "a preview stack cannot be prod"),
+    ("preview not ephemeral", {**preview_sections(), "ephemeral": "false"}, "ephemeral", "a preview stack is ephemeral"),
+    ("preview unknown mode", preview_sections(mode="cluster"), "preview.mode", "'cluster' is not allowed"),
+    ("preview without pr", preview_sections(pr=None), "preview.pr", "required: the pull request's number"),
+    ("preview pr zero", preview_sections(pr=0), "preview.pr", "greater than or equal to 1"),
+    ("preview without expiry", preview_sections(expiresAt=None), "preview.expiresAt", "required: when the preview expires"),
+    ("preview bad expiry", preview_sections(expiresAt="tomorrow"), "preview.expiresAt", "not a UTC time"),
+    ("preview bad base", preview_sections(baseStack="Dev Stack"), "preview.baseStack", "is not a stack name"),
+    ("preview ttl too long", preview_sections(ttlHours=1000), "preview.ttlHours", "less than or equal to 720"),
+    ("preview typo", preview_sections(ttlHour=3), "preview.ttlHour", "unknown key; did you mean 'ttlHours'?"),
+    ("namespace preview without models", preview_sections(minimal_sections()), "models", "there are none"),
+    (
+        "namespace preview with an ALB",
+        preview_sections(with_model(exposure={"type": "alb", "scheme": "internal"})),
+        "models.chat.exposure",
+        "creates no load balancers",
+    ),
+    (
+        "full preview with an idle GPU node",
+        preview_sections(
+            minimal_sections(nodePools={"system": SYSTEM_POOL, "gpu": {"instanceTypes": ["g5.xlarge"], "minSize": 1, "maxSize": 2}}),
+            mode="full",
+        ),
+        "nodePools.gpu.minSize",
+        "keeps no idle GPU node",
+    ),
+    ("bad image prefix", minimal_sections(serving={"imageRegistryPrefix": "Dev/"}), "serving.imageRegistryPrefix", "not an ECR"),
+]
+
+
+@pytest.mark.parametrize(("sections", "path", "fragment"), [c[1:] for c in PREVIEW_BAD_CONFIGS], ids=[c[0] for c in PREVIEW_BAD_CONFIGS])
+def test_bad_preview_config(sections, path, fragment):
+    assert_problem(problems_of(**sections), path, fragment)

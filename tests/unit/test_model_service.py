@@ -214,3 +214,41 @@ def test_pods_come_after_their_identity_and_get_time_to_start():
 def test_server_down_alert_waits_out_the_startup_budget():
     (down,) = [r for r in model_service.slo_rules(spec(startup_seconds=900)) if r["alert"] == "ModelServerDown"]
     assert down["for"] == "20m" and "kube_deployment_status_replicas_available" in down["expr"]
+
+
+def test_models_sharing_a_namespace_see_only_their_own_series():
+    shared = spec(shared_namespace="pr-12")
+    objects = model_service.manifests(shared)
+    assert "Namespace" not in {o["kind"] for o in objects}
+    assert {o["metadata"]["namespace"] for o in objects} == {"pr-12"}
+    query, _ = model_service.load_query(shared)
+    assert query == 'sum(vllm:num_requests_waiting{namespace="pr-12", service="chat"})'
+    assert all('namespace="pr-12", service="chat"' in rule["expr"] for rule in model_service.slo_rules(shared))
+    # a model in its own namespace keeps the plain selector
+    assert model_service.load_query(spec())[0] == 'sum(vllm:num_requests_waiting{namespace="chat"})'
+
+
+def test_a_shared_namespace_is_waited_for_and_not_created():
+    def program():
+        provider = k8s.Provider("k8s", kubeconfig="{}")
+        namespace = k8s.core.v1.Namespace("preview-namespace", metadata={"name": "pr-12"}, opts=None)
+        model_service.ModelService(
+            "model-chat",
+            model_service.ModelServiceArgs(
+                spec=spec(shared_namespace="pr-12"),
+                cluster_name="c",
+                kubernetes_provider=provider,
+                bucket_arn="arn:aws:s3:::store",
+                s3_prefix="llama/",
+                kms_key_arn="arn:aws:kms:us-west-2:123456789012:key/k",
+                region="us-west-2",
+                shared_namespace=namespace,
+            ),
+        )
+
+    plan = render(program)
+    assert [r["name"] for r in plan.by_type("kubernetes:core/v1:Namespace")] == ["preview-namespace"]
+    namespace = resource(plan, "kubernetes:core/v1:Namespace", "preview-namespace")["urn"]
+    assert namespace in resource(plan, "kubernetes:apps/v1:Deployment", "model-chat-deployment")["dependencies"]
+    association = resource(plan, "aws:eks/podIdentityAssociation:PodIdentityAssociation", "model-chat-model-reader")["inputs"]
+    assert (association["namespace"], association["serviceAccount"]) == ("pr-12", "chat")
