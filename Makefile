@@ -5,7 +5,7 @@ TOOLS := venv-tools
 PY := $(VENV)/bin/python
 STACK ?= dev
 
-.PHONY: plan plans test lint clean promtool
+.PHONY: venv plan plans test lint clean promtool
 
 # The install runs in infra/ exactly as Pulumi's pip toolchain does it (program directory = infra/).
 $(VENV)/.installed: requirements.txt infra/requirements.txt requirements-dev.txt pyproject.toml
@@ -20,6 +20,8 @@ $(TOOLS)/.installed: requirements-tools.txt
 	$(TOOLS)/bin/python -m pip install --quiet --upgrade pip
 	$(TOOLS)/bin/python -m pip install --quiet -r requirements-tools.txt
 	touch $@
+
+venv: $(VENV)/.installed
 
 plan: $(VENV)/.installed
 	$(PY) -m infra plan --stack $(STACK)

@@ -1,5 +1,6 @@
-"""The CI workflows are valid for GitHub (its workflow schema, through check-jsonschema) and pass zizmor's
-security audits (pinned actions, least-privilege tokens, no template injection)."""
+"""The CI workflows and the composite action are valid for GitHub (its schemas, through check-jsonschema) and
+pass zizmor's security audits (pinned actions, least-privilege tokens, no template injection); AWS is reached
+through OIDC only, and stack operations are never cancelled mid-way."""
 
 from __future__ import annotations
 
@@ -12,19 +13,40 @@ import yaml
 from tests.helpers import ROOT, tool
 
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+ACTIONS = sorted((ROOT / ".github" / "actions").glob("*/action.yml"))
+ZIZMOR_CONFIG = ROOT / ".github" / "zizmor.yml"
+OIDC_ACTION = "aws-actions/configure-aws-credentials"
+SETUP_ACTION = "./.github/actions/platform-setup"
 
 
-def check_schema(path: Path) -> subprocess.CompletedProcess:
-    command = [tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(path)]
+def check_schema(path: Path, schema: str = "vendor.github-workflows") -> subprocess.CompletedProcess:
+    command = [tool("check-jsonschema"), "--builtin-schema", schema, str(path)]
     return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
 
 def audit(path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([tool("zizmor"), "--offline", "--no-progress", str(path)], capture_output=True, text=True, timeout=120)
+    command = [tool("zizmor"), "--offline", "--no-progress", "--config", str(ZIZMOR_CONFIG), str(path)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+def steps_of(document: dict) -> list[dict]:
+    """Every step of a workflow's jobs, or of a composite action."""
+    if "runs" in document:
+        return document["runs"]["steps"]
+    return [step for job in document["jobs"].values() for step in job.get("steps", [])]
 
 
 def test_there_are_workflows():
-    assert [p.name for p in WORKFLOWS] == ["pull-request.yml"]
+    assert [p.name for p in WORKFLOWS] == ["deploy.yml", "preview-sweep.yml", "preview.yml", "pull-request.yml", "reproduce.yml"]
+    assert [p.parent.name for p in ACTIONS] == ["platform-setup"]
+
+
+@pytest.mark.parametrize("path", ACTIONS, ids=[p.parent.name for p in ACTIONS])
+def test_composite_action_matches_githubs_schema_and_passes_zizmor(path):
+    result = check_schema(path, "vendor.github-actions")
+    assert result.returncode == 0, result.stdout + result.stderr
+    result = audit(path)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=[p.name for p in WORKFLOWS])
@@ -40,12 +62,85 @@ def test_workflow_passes_zizmor(path):
 
 
 def test_every_action_is_pinned_to_a_commit():
-    for path in WORKFLOWS:
-        for job in yaml.safe_load(path.read_text())["jobs"].values():
-            for step in job["steps"]:
-                if "uses" in step:
-                    ref = step["uses"].split("@", 1)[1]
-                    assert len(ref) == 40 and all(c in "0123456789abcdef" for c in ref), step["uses"]
+    for path in [*WORKFLOWS, *ACTIONS]:
+        for step in steps_of(yaml.safe_load(path.read_text())):
+            if step.get("uses", "").startswith("./"):
+                assert (ROOT / step["uses"] / "action.yml").exists(), step["uses"]
+            elif "uses" in step:
+                ref = step["uses"].split("@", 1)[1]
+                assert len(ref) == 40 and all(c in "0123456789abcdef" for c in ref), step["uses"]
+
+
+def aws_access_problems(workflow: dict) -> list[str]:
+    """Jobs reaching AWS must do it through OIDC: an id-token, a role to assume, no stored keys; the workflow
+    grants nothing by default."""
+    problems = [] if workflow.get("permissions") == {} else ["the workflow must grant no permissions by default"]
+    for name, job in workflow["jobs"].items():
+        for step in job.get("steps", []):
+            uses, given = step.get("uses", ""), step.get("with", {})
+            if uses == SETUP_ACTION or uses.startswith(OIDC_ACTION):
+                if job.get("permissions", {}).get("id-token") != "write":
+                    problems.append(f"{name}: reaches AWS without `id-token: write`")
+                if not given.get("role-to-assume") or "aws-access-key-id" in given or "aws-secret-access-key" in given:
+                    problems.append(f"{name}: AWS credentials must come from a role through OIDC, not keys")
+    return problems
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=[p.name for p in WORKFLOWS])
+def test_aws_is_reached_through_oidc_only(path):
+    assert aws_access_problems(yaml.safe_load(path.read_text())) == []
+
+
+def test_the_setup_action_assumes_a_role_and_pins_pulumi():
+    steps = steps_of(yaml.safe_load(ACTIONS[0].read_text()))
+    credentials = next(s for s in steps if s.get("uses", "").startswith(OIDC_ACTION))
+    assert set(credentials["with"]) == {"role-to-assume", "aws-region", "role-session-name"}
+    pulumi = next(s for s in steps if s.get("uses", "").startswith("pulumi/actions@"))
+    assert pulumi["with"] == {"pulumi-version-file": ".pulumi.version"}
+    assert (ROOT / ".pulumi.version").read_text().strip().count(".") == 2
+
+
+def test_the_oidc_check_catches_stored_keys():
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "deploy.yml").read_text())
+    step = next(s for s in workflow["jobs"]["prod"]["steps"] if s.get("uses") == SETUP_ACTION)
+    step["with"] = {"aws-access-key-id": "${{ secrets.KEY }}", "aws-region": "us-west-2"}
+    del workflow["jobs"]["staging"]["permissions"]["id-token"]
+    assert aws_access_problems(workflow) == [
+        "staging: reaches AWS without `id-token: write`",
+        "prod: AWS credentials must come from a role through OIDC, not keys",
+    ]
+
+
+@pytest.mark.parametrize("name", ["deploy.yml", "preview.yml", "preview-sweep.yml", "reproduce.yml"])
+def test_stack_operations_queue_and_are_never_cancelled(name):
+    # A cancelled `pulumi up` or `destroy` leaves the stack locked and half-changed.
+    concurrency = yaml.safe_load((ROOT / ".github" / "workflows" / name).read_text())["concurrency"]
+    assert concurrency["cancel-in-progress"] is False
+
+
+def test_prod_is_deployed_after_staging_behind_its_environment():
+    jobs = yaml.safe_load((ROOT / ".github" / "workflows" / "deploy.yml").read_text())["jobs"]
+    assert jobs["staging"]["environment"] == "staging"
+    assert (jobs["prod"]["needs"], jobs["prod"]["environment"]) == ("staging", "prod")
+    for job in jobs.values():
+        up = next(s for s in job["steps"] if s.get("uses", "").startswith("pulumi/actions@"))
+        assert (up["with"]["command"], up["with"]["policyPacks"]) == ("up", "policy")
+
+
+def test_previews_run_with_the_policy_pack_and_only_where_credentials_exist():
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "preview.yml").read_text())
+    jobs = workflow["jobs"]
+    for job in jobs.values():
+        # forks have no OIDC token and no variables: their jobs are skipped, not failed
+        assert "vars.AWS_PREVIEW_ROLE_ARN != ''" in job["if"]
+        assert "github.event.pull_request.head.repo.full_name == github.repository" in job["if"]
+    preview = next(s for s in jobs["pulumi-preview"]["steps"] if s.get("uses", "").startswith("pulumi/actions@"))
+    assert (preview["with"]["command"], preview["with"]["policyPacks"]) == ("preview", "policy")
+    assert jobs["pulumi-preview"]["strategy"]["matrix"]["stack"] == ["dev", "staging", "prod"]
+    assert "preview-stack create" in jobs["preview-stack"]["steps"][-1]["run"]
+    assert "preview-stack destroy" in jobs["destroy-preview-stack"]["steps"][-1]["run"]
+    sweep = yaml.safe_load((ROOT / ".github" / "workflows" / "preview-sweep.yml").read_text())
+    assert sweep[True]["schedule"] and "preview-stack sweep --apply" in sweep["jobs"]["sweep"]["steps"][-1]["run"]
 
 
 def test_the_checks_catch_a_broken_or_unsafe_workflow(tmp_path):
@@ -62,3 +157,12 @@ def test_the_checks_catch_a_broken_or_unsafe_workflow(tmp_path):
     broken = tmp_path / "broken.yml"
     broken.write_text(text.replace("    runs-on: ubuntu-24.04\n", ""))
     assert check_schema(broken).returncode != 0, "the schema requires runs-on"
+
+
+def test_zizmor_catches_a_checkout_that_keeps_its_token(tmp_path):
+    text = (ROOT / ".github" / "workflows" / "preview.yml").read_text()
+    leaky = tmp_path / "leaky.yml"
+    leaky.write_text(text.replace("        with:\n          persist-credentials: false\n", "", 1))
+    assert leaky.read_text() != text
+    result = audit(leaky)
+    assert result.returncode != 0 and "artipacked" in result.stdout + result.stderr
