@@ -152,8 +152,9 @@ def _preview_create(args: argparse.Namespace) -> int:
     target = project / f"Pulumi.{stack}.yaml"
     before = target.read_text() if target.exists() else None
     try:
-        # An update keeps the preview's expiry (counted from its creation) unless told to extend it.
-        keep = None if args.offline or args.extend else preview.current_expiry(project, stack)
+        # An update keeps the preview's expiry (counted from its creation) unless told to restart the clock.
+        restart = args.offline or args.extend or args.ttl_hours is not None
+        keep = None if restart else preview.current_expiry(project, stack)
         path, settings, notes = preview.write(project, args.pr, _now(args), args.mode, args.ttl_hours, keep)
     except (preview.PreviewError, pulumi_cli.PulumiError) as err:
         raise CommandError(str(err)) from None
@@ -338,9 +339,9 @@ def parser() -> argparse.ArgumentParser:
     )
     create.add_argument("--pr", type=int, required=True, help="pull request number")
     create.add_argument("--mode", choices=("namespace", "full"), help=f"default: the template's ({preview.TEMPLATE})")
-    create.add_argument("--ttl-hours", type=int, help="time to live from now (default: the template's)")
+    create.add_argument("--ttl-hours", type=int, help="time to live from now, also for an existing preview (default: the template's)")
     create.add_argument("--extend", action="store_true", help="restart the time to live of an existing preview")
-    create.add_argument("--secrets-provider", help="for a new stack, e.g. awskms://alias/pulumi-secrets?region=us-west-2")
+    create.add_argument("--secrets-provider", help="for a new stack, e.g. awskms://alias/ml-platform-pulumi-secrets?region=us-west-2")
     create.add_argument("--offline", action="store_true", help="write and check the stack file only; no Pulumi CLI, no AWS")
     create.add_argument("--now", help=argparse.SUPPRESS)
     _project_dir_argument(create)

@@ -143,8 +143,10 @@ def write(
     """Write Pulumi.pr-<pr>.yaml (generated: rewritten on every create, keeping Pulumi's own secrets-provider keys)."""
     if pr < 1:
         raise PreviewError(f"--pr: expected a pull request number, got {pr}")
+    if ttl_hours is not None and not 1 <= ttl_hours <= 720:
+        raise PreviewError(f"--ttl-hours: expected 1 to 720 hours, got {ttl_hours}")
     template, settings = read_template(project_dir)
-    settings = Settings(mode or settings.mode, settings.baseStack, ttl_hours or settings.ttlHours)
+    settings = Settings(mode or settings.mode, settings.baseStack, settings.ttlHours if ttl_hours is None else ttl_hours)
     base_file = project_dir / f"Pulumi.{settings.base_stack_name}.yaml"
     if not base_file.exists():
         raise PreviewError(f"{TEMPLATE}: preview.baseStack '{settings.baseStack}' has no stack file {base_file.name}")

@@ -181,6 +181,15 @@ def test_bad_input_is_refused_and_leaves_no_stack_file(project, capsys, change, 
     assert not (project / "Pulumi.pr-5.yaml").exists()
 
 
+@pytest.mark.parametrize(
+    ("argument", "message"), [("--pr=0", "--pr: expected a pull request number"), ("--ttl-hours=0", "--ttl-hours: expected 1 to 720")]
+)
+def test_bad_arguments_are_refused(project, capsys, argument, message):
+    assert create(project, "--pr", "5", argument, "--offline") == 2
+    assert message in capsys.readouterr().err
+    assert not list(project.glob("Pulumi.pr-*.yaml"))
+
+
 def test_the_template_is_not_a_stack(project, capsys):
     assert cli.main(["plan", "--stack", "pr", "--project-dir", str(project)]) == 2
     assert "template of preview stacks" in capsys.readouterr().err
