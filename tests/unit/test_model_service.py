@@ -35,6 +35,19 @@ def spec(**overrides) -> ModelSpec:
     return ModelSpec(**{**BASE, **overrides})
 
 
+def service_args(model: ModelSpec, provider: k8s.Provider, **extra) -> model_service.ModelServiceArgs:
+    return model_service.ModelServiceArgs(
+        spec=model,
+        cluster_name="c",
+        kubernetes_provider=provider,
+        bucket_arn="arn:aws:s3:::store",
+        s3_prefix="llama/",
+        kms_key_arn="arn:aws:kms:us-west-2:123456789012:key/k",
+        region="us-west-2",
+        **extra,
+    )
+
+
 def by_kind(objects, kind):
     return next(o for o in objects if o["kind"] == kind)
 
@@ -157,16 +170,7 @@ def test_component_creates_identity_and_waits_for_crd_releases():
         monitoring = k8s.helm.v3.Release("kps", chart="kube-prometheus-stack", version="88.5.3")
         model_service.ModelService(
             "model-chat",
-            model_service.ModelServiceArgs(
-                spec=spec(),
-                cluster_name="c",
-                kubernetes_provider=provider,
-                bucket_arn="arn:aws:s3:::store",
-                s3_prefix="llama/",
-                kms_key_arn="arn:aws:kms:us-west-2:123456789012:key/k",
-                region="us-west-2",
-                crd_releases={"keda": keda, "monitoring": monitoring},
-            ),
+            service_args(spec(), provider, crd_releases={"keda": keda, "monitoring": monitoring}),
         )
 
     plan = render(program)
@@ -188,16 +192,7 @@ def test_pods_come_after_their_identity_and_get_time_to_start():
         alb = k8s.helm.v3.Release("alb", chart="aws-load-balancer-controller", version="3.5.0")
         model_service.ModelService(
             "model-chat",
-            model_service.ModelServiceArgs(
-                spec=spec(alb=True),
-                cluster_name="c",
-                kubernetes_provider=provider,
-                bucket_arn="arn:aws:s3:::store",
-                s3_prefix="llama/",
-                kms_key_arn="arn:aws:kms:us-west-2:123456789012:key/k",
-                region="us-west-2",
-                alb_controller=alb,
-            ),
+            service_args(spec(alb=True), provider, alb_controller=alb),
         )
 
     plan = render(program)
@@ -234,16 +229,7 @@ def test_a_shared_namespace_is_waited_for_and_not_created():
         namespace = k8s.core.v1.Namespace("preview-namespace", metadata={"name": "pr-12"}, opts=None)
         model_service.ModelService(
             "model-chat",
-            model_service.ModelServiceArgs(
-                spec=spec(shared_namespace="pr-12"),
-                cluster_name="c",
-                kubernetes_provider=provider,
-                bucket_arn="arn:aws:s3:::store",
-                s3_prefix="llama/",
-                kms_key_arn="arn:aws:kms:us-west-2:123456789012:key/k",
-                region="us-west-2",
-                shared_namespace=namespace,
-            ),
+            service_args(spec(shared_namespace="pr-12"), provider, shared_namespace=namespace),
         )
 
     plan = render(program)
