@@ -44,17 +44,19 @@ class PreviewNamespace(pulumi.ComponentResource):
         self.provider = k8s.Provider(
             f"{name}-k8s", kubeconfig=args.kubeconfig, enable_server_side_apply=True, opts=pulumi.ResourceOptions(parent=self)
         )
-        metadata = model_namespace(args.namespace, args.labels)["metadata"]
-        self.namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace",
-            metadata={**metadata, "annotations": {EXPIRES_ANNOTATION: args.expires_at}},
-            opts=pulumi.ResourceOptions(parent=self, provider=self.provider),
-        )
-        aws.cloudwatch.LogGroup(
+        logs = aws.cloudwatch.LogGroup(
             f"{name}-logs",
             name=args.log_group_name,
             retention_in_days=args.log_retention_days,
             tags=dict(args.tags),
             opts=pulumi.ResourceOptions(parent=self),
+        )
+        metadata = model_namespace(args.namespace, args.labels)["metadata"]
+        self.namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata={**metadata, "annotations": {EXPIRES_ANNOTATION: args.expires_at}},
+            # On destroy the namespace, with every pod in it, is gone before its log group: Fluent Bit would
+            # otherwise create the group again from the last lines and block the next preview of this number.
+            opts=pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=[logs]),
         )
         self.register_outputs({"namespace": args.namespace})

@@ -305,3 +305,11 @@ def test_sweep_removes_only_expired_previews(project, pulumi, capsys, monkeypatc
 def test_sweep_refuses_a_bad_time(project, pulumi, capsys):
     assert cli.main(["preview-stack", "sweep", "--project-dir", str(project), "--now", "soon"]) == 2
     assert "--now: 'soon' is not a time" in capsys.readouterr().err
+
+
+def test_the_preview_namespace_goes_before_its_log_group(project):
+    assert create(project, "--pr", "12", "--offline") == 0
+    plan = planned(project, "pr-12")
+    logs = next(r for r in plan.resources if r["type"] == "aws:cloudwatch/logGroup:LogGroup")
+    namespace = next(r for r in plan.resources if r["type"] == "kubernetes:core/v1:Namespace")
+    assert logs["urn"] in namespace["dependencies"]
