@@ -44,21 +44,8 @@ def _key(name: str) -> str:
     return f"{PROJECT}:{name}"
 
 
-@dataclass(frozen=True)
-class Settings:
-    """The template's `preview` section, with the command's overrides."""
-
-    mode: str
-    baseStack: str
-    ttlHours: int
-
-    @property
-    def base_stack_name(self) -> str:
-        return pulumi_cli.short_name(self.baseStack)
-
-
-def read_template(project_dir: Path) -> tuple[dict[str, Any], Settings]:
-    """(the template's other config keys, its preview settings), checked like any stack's preview section."""
+def read_template(project_dir: Path) -> tuple[dict[str, Any], config.PreviewConfig]:
+    """(the template's other config keys, its preview section), checked like any stack's preview section."""
     path = project_dir / TEMPLATE
     if not path.exists():
         raise PreviewError(f"no template {TEMPLATE} in {project_dir}")
@@ -72,7 +59,7 @@ def read_template(project_dir: Path) -> tuple[dict[str, Any], Settings]:
         raise PreviewError(config.ConfigError(problems).render()) from None
     if checked.pr is not None or checked.expiresAt is not None:
         raise PreviewError(f"{TEMPLATE}: preview.pr and preview.expiresAt are set per pull request by preview-stack create")
-    return template, Settings(checked.mode, checked.baseStack, checked.ttlHours)
+    return template, checked
 
 
 def expiry(now: datetime, ttl_hours: int) -> str:
@@ -92,7 +79,7 @@ def _secure_paths(value: Any, path: str) -> Iterator[str]:
 
 
 def compose(
-    template: dict[str, Any], settings: Settings, base: dict[str, Any], base_cfg: config.StackConfig, pr: int, expires_at: str
+    template: dict[str, Any], settings: config.PreviewConfig, base: dict[str, Any], base_cfg: config.StackConfig, pr: int, expires_at: str
 ) -> tuple[dict[str, Any], list[str]]:
     """(the preview stack's config, notes on what was changed from the base and why)."""
     notes: list[str] = []
@@ -121,13 +108,7 @@ def compose(
                 notes.append(f"nodePools.{name}: minSize 0 (a preview keeps no idle GPU node)")
         merged[_key("nodePools")] = node_pools
 
-    merged[_key("preview")] = {
-        "mode": settings.mode,
-        "baseStack": settings.baseStack,
-        "ttlHours": settings.ttlHours,
-        "pr": pr,
-        "expiresAt": expires_at,
-    }
+    merged[_key("preview")] = settings.model_copy(update={"pr": pr, "expiresAt": expires_at}).model_dump()
     secure = [path for key, value in merged.items() for path in _secure_paths(value, key)]
     if secure:
         raise PreviewError(
@@ -139,14 +120,15 @@ def compose(
 
 def write(
     project_dir: Path, pr: int, now: datetime, mode: str | None = None, ttl_hours: int | None = None, expires_at: str | None = None
-) -> tuple[Path, Settings, list[str]]:
+) -> tuple[Path, config.PreviewConfig, list[str]]:
     """Write Pulumi.pr-<pr>.yaml (generated: rewritten on every create, keeping Pulumi's own secrets-provider keys)."""
     if pr < 1:
         raise PreviewError(f"--pr: expected a pull request number, got {pr}")
     if ttl_hours is not None and not 1 <= ttl_hours <= 720:
         raise PreviewError(f"--ttl-hours: expected 1 to 720 hours, got {ttl_hours}")
     template, settings = read_template(project_dir)
-    settings = Settings(mode or settings.mode, settings.baseStack, settings.ttlHours if ttl_hours is None else ttl_hours)
+    overrides = {"mode": mode, "ttlHours": ttl_hours}
+    settings = settings.model_copy(update={key: value for key, value in overrides.items() if value is not None})
     base_file = project_dir / f"Pulumi.{settings.base_stack_name}.yaml"
     if not base_file.exists():
         raise PreviewError(f"{TEMPLATE}: preview.baseStack '{settings.baseStack}' has no stack file {base_file.name}")
