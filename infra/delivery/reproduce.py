@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from infra.config import PROJECT
+from infra.offline import stack_files
 
 _STACK_NAME = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
 
@@ -78,7 +79,11 @@ def write(project_dir: Path, source_stack: str, name: str, outputs: dict[str, An
     target = project_dir / f"Pulumi.{name}.yaml"
     if target.exists():
         raise ReproduceError(f"{target.name} exists; choose another name or remove it first")
-    document = reproduction(yaml.safe_load(source_path.read_text()) or {}, outputs, source_stack)
+    try:
+        source = stack_files.load_yaml(source_path)
+    except stack_files.StackFileError as err:
+        raise ReproduceError(str(err)) from None
+    document = reproduction(source, outputs, source_stack)
     header = (
         f"# A reproduction of '{source_stack}' (python -m infra reproduce): its versions, images and shape, ephemeral.\n"
         f"# Alert receivers are not copied (their secrets belong to '{source_stack}').\n"

@@ -30,7 +30,7 @@ class RawStackConfig:
     secret_keys: list[str]
 
 
-def _load_yaml(path: Path) -> dict[str, Any]:
+def load_yaml(path: Path) -> dict[str, Any]:
     try:
         loaded = yaml.safe_load(path.read_text())
     except FileNotFoundError:
@@ -53,23 +53,24 @@ def _to_wire(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-def _mask_secure(value: Any) -> tuple[Any, bool]:
-    """Encrypted (`secure:`) values, at any depth, need the stack's secrets provider: offline they become
-    "[secret]", and the key holding one is a secret key, as the engine marks it."""
+def mask_secure(value: Any, path: str) -> tuple[Any, list[str]]:
+    """(the value with every encrypted (`secure:`) value at any depth as "[secret]", the paths of those values
+    below `path`). They need the stack's own secrets provider: offline they are masked, and the key holding
+    one is a secret key, as the engine marks it."""
     if isinstance(value, dict):
         if set(value) == {"secure"}:
-            return "[secret]", True
-        masked = {k: _mask_secure(v) for k, v in value.items()}
-        return {k: v for k, (v, _) in masked.items()}, any(secret for _, secret in masked.values())
+            return "[secret]", [path]
+        masked = {key: mask_secure(item, f"{path}.{key}") for key, item in value.items()}
+        return {key: item for key, (item, _) in masked.items()}, [found for _, paths in masked.values() for found in paths]
     if isinstance(value, list):
-        masked_items = [_mask_secure(v) for v in value]
-        return [v for v, _ in masked_items], any(secret for _, secret in masked_items)
-    return value, False
+        masked_items = [mask_secure(item, f"{path}[{index}]") for index, item in enumerate(value)]
+        return [item for item, _ in masked_items], [found for _, paths in masked_items for found in paths]
+    return value, []
 
 
 def project_defaults(root: Path = ROOT) -> dict[str, Any]:
     """Project-level config values and defaults declared in Pulumi.yaml."""
-    declared = _load_yaml(root / "Pulumi.yaml").get("config") or {}
+    declared = load_yaml(root / "Pulumi.yaml").get("config") or {}
     values: dict[str, Any] = {}
     for key, spec in declared.items():
         full = _full_key(key)
@@ -97,10 +98,10 @@ def read_stack(stack: str, root: Path = ROOT) -> RawStackConfig:
         raise StackFileError(f"no stack file {path.name}; stacks here: {', '.join(stack_names(root))}")
     merged = project_defaults(root)
     secret_keys = []
-    for key, value in (_load_yaml(path).get("config") or {}).items():
+    for key, value in (load_yaml(path).get("config") or {}).items():
         full = _full_key(key)
-        value, secret = _mask_secure(value)
-        if secret:
+        value, secure = mask_secure(value, full)
+        if secure:
             secret_keys.append(full)
         merged[full] = value
     return RawStackConfig({key: _to_wire(value) for key, value in sorted(merged.items())}, sorted(secret_keys))

@@ -171,8 +171,9 @@ def secret_model_argument(path: Path) -> None:
             "a preview stack cannot be prod",
         ),
         (lambda p: secret_model_argument(p / "Pulumi.dev.yaml"), "ml-platform:models.fraud.args[0]: secret values of 'dev' are encrypted"),
+        (lambda p: (p / "Pulumi.pr.yaml").write_text("config: [unclosed\n"), "Pulumi.pr.yaml is not valid YAML"),
     ],
-    ids=["no template", "unknown base", "pr in template", "bad mode", "prod base", "secret in base"],
+    ids=["no template", "unknown base", "pr in template", "bad mode", "prod base", "secret in base", "broken template"],
 )
 def test_bad_input_is_refused_and_leaves_no_stack_file(project, capsys, change, message):
     change(project)
