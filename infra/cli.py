@@ -16,7 +16,7 @@ from pathlib import Path
 import boto3
 import pulumi
 
-from infra import config
+from infra import config, program
 from infra.delivery import backend, cleanup, cost, diff, doctor, preview, pulumi_cli, reproduce
 from infra.offline import plan as offline_plan
 from infra.offline import stack_files
@@ -87,7 +87,7 @@ def _cleanup(args: argparse.Namespace) -> int:
     cfg = _stack_config(args.stack, args.project_dir)
     session = _session()
     ec2, elbv2 = session.client("ec2", region_name=cfg.region), session.client("elbv2", region_name=cfg.region)
-    cluster = f"{config.PROJECT}-{cfg.stack}"
+    cluster = program.cluster_name(cfg.stack)
     print(f"looking for what controllers of {cluster} created outside Pulumi...")
     found = cleanup.find(ec2, elbv2, cluster)
     for kind, item in found.items():

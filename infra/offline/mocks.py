@@ -17,6 +17,7 @@ from google.protobuf import json_format
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
 
 from components.eks_cluster import kubeconfig
+from infra import program
 
 ACCOUNT_ID = "123456789012"
 PARTITION = "aws"
@@ -33,6 +34,11 @@ UNKNOWN = "[unknown]"
 
 def _digest(*parts: str, length: int = 17) -> str:
     return hashlib.sha256("/".join(parts).encode()).hexdigest()[:length]
+
+
+def _kms_key_id(seed: str) -> str:
+    """A KMS key id's shape (a UUID), derived from `seed`."""
+    return "-".join((_digest(seed)[:8], *(_digest(seed, part)[:4] for part in "234"), _digest(seed, "5", length=12)))
 
 
 # Physical id prefixes AWS uses, by Pulumi type token.
@@ -123,9 +129,7 @@ class PlatformMocks(Mocks):
             outputs.update(name=name, arn=arn("events", f"rule/{name}"))
             resource_id = name
         elif token == "aws:kms/key:Key":
-            key_id = "-".join(
-                (digest[:8], _digest(seed, "2")[:4], _digest(seed, "3")[:4], _digest(seed, "4")[:4], _digest(seed, "5", length=12))
-            )
+            key_id = _kms_key_id(seed)
             outputs.update(keyId=key_id, arn=arn("kms", f"key/{key_id}"))
             resource_id = key_id
         elif token == "aws:kms/alias:Alias":
@@ -180,17 +184,16 @@ class PlatformMocks(Mocks):
     def platform_stack_outputs(self, reference: str) -> dict[str, Any]:
         """What a platform stack (`dev`, `org/ml-platform/dev`) exports, as a StackReference reads it."""
         stack = reference.rsplit("/", 1)[-1]
-        cluster = f"ml-platform-{stack}"
+        cluster = program.cluster_name(stack)
         endpoint = f"https://{_digest('stack', reference).upper()[:32]}.gr7.{self.region}.eks.amazonaws.com"
         authority = base64.b64encode(f"offline-plan-ca-{cluster}".encode()).decode()
-        key_id = "-".join(_digest(reference, part, length=length) for part, length in (("1", 8), ("2", 4), ("3", 4), ("4", 4), ("5", 12)))
         return {
             "environment": "dev",
             "region": self.region,
             "clusterName": cluster,
             "kubeconfig": json.dumps(kubeconfig(cluster, endpoint, authority, self.region), sort_keys=True),
-            "modelStoreBucket": f"{cluster}-models-{ACCOUNT_ID}",
-            "dataKeyArn": f"arn:{PARTITION}:kms:{self.region}:{ACCOUNT_ID}:key/{key_id}",
+            "modelStoreBucket": program.model_store_bucket(stack, ACCOUNT_ID),
+            "dataKeyArn": f"arn:{PARTITION}:kms:{self.region}:{ACCOUNT_ID}:key/{_kms_key_id(reference)}",
         }
 
 
