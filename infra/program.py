@@ -5,6 +5,8 @@ Holds no resource logic of its own; every resource lives in a component under co
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_aws as aws
 
@@ -85,6 +87,26 @@ def model_store_bucket(stack: str, account_id: str) -> str:
     return f"{cluster_name(stack)}-models-{account_id}"
 
 
+def registry_host(account_id: str, region: str) -> str:
+    return f"{account_id}.dkr.ecr.{region}.amazonaws.com"
+
+
+@dataclass(frozen=True)
+class Weights:
+    """The model store the models read their weights from."""
+
+    bucket_name: str
+    bucket_arn: pulumi.Input[str]
+    key_arn: pulumi.Input[str]
+
+
+def base_weights(preview: config.PreviewConfig, base: pulumi.StackReference, account_id: str, partition: str) -> Weights:
+    """A preview's models read the store of the stack it previews (same account): the preview's own, in full
+    mode, starts empty."""
+    bucket = model_store_bucket(preview.base_stack_name, account_id)
+    return Weights(bucket, f"arn:{partition}:s3:::{bucket}", base.require_output("dataKeyArn"))
+
+
 def build(cfg: config.StackConfig) -> None:
     tags = stack_tags(cfg)
     release, charts = versions.resolve(cfg.cluster.version, cfg.pins.addons, cfg.pins.amiRelease, cfg.pins.charts)
@@ -92,7 +114,7 @@ def build(cfg: config.StackConfig) -> None:
     partition = aws.get_partition().partition
     name = cluster_name(cfg.stack)
     protect = cfg.protectStatefulResources
-    registry_host = f"{identity.account_id}.dkr.ecr.{cfg.region}.amazonaws.com"
+    ecr_host = registry_host(identity.account_id, cfg.region)
     zones = availability_zones(cfg)
 
     # One key for data at rest outside the cluster: images, model weights, persistent volumes, flow logs.
@@ -330,12 +352,9 @@ def build(cfg: config.StackConfig) -> None:
         opts=aliases.options("models"),
     )
 
-    # A full preview runs its models on the weights of the stack it previews (same account): its own store is empty.
-    weights_bucket_name, weights_bucket_arn, weights_key_arn = bucket_name, store.bucket_arn, data_key.arn
+    weights = Weights(bucket_name, store.bucket_arn, data_key.arn)
     if cfg.preview is not None and cfg.models:
-        weights_bucket_name = model_store_bucket(cfg.preview.base_stack_name, identity.account_id)
-        weights_bucket_arn = pulumi.Output.from_input(f"arn:{partition}:s3:::{weights_bucket_name}")
-        weights_key_arn = pulumi.StackReference(cfg.preview.baseStack).require_output("dataKeyArn")
+        weights = base_weights(cfg.preview, pulumi.StackReference(cfg.preview.baseStack), identity.account_id, partition)
 
     if cfg.models:
         serving = ServingPlatform(
@@ -358,12 +377,12 @@ def build(cfg: config.StackConfig) -> None:
             ModelService(
                 f"model-{model_name}",
                 ModelServiceArgs(
-                    spec=models.model_spec(model_name, model, cfg, registry_host, weights_bucket_name),
+                    spec=models.model_spec(model_name, model, cfg, ecr_host, weights.bucket_name),
                     cluster_name=cluster.name,
                     kubernetes_provider=cluster.provider,
-                    bucket_arn=weights_bucket_arn,
+                    bucket_arn=weights.bucket_arn,
                     s3_prefix=model.source.s3Prefix,
-                    kms_key_arn=weights_key_arn,
+                    kms_key_arn=weights.key_arn,
                     region=cfg.region,
                     crd_releases={"keda": serving.keda, "monitoring": monitoring.release},
                     alb_controller=serving.alb_controller,
@@ -388,8 +407,8 @@ def build(cfg: config.StackConfig) -> None:
     # The images this stack runs, as resolved from its config (tags or digests), to reproduce it exactly.
     images = cfg.image_registry_prefix
     pinned["images"] = {
-        "loader": models.image_reference(cfg.serving.loaderImage, registry_host, images),
-        "models": {name: models.image_reference(model.image, registry_host, images) for name, model in sorted(cfg.models.items())},
+        "loader": models.image_reference(cfg.serving.loaderImage, ecr_host, images),
+        "models": {name: models.image_reference(model.image, ecr_host, images) for name, model in sorted(cfg.models.items())},
     }
     pulumi.export("versions", pinned)
     if cfg.preview is not None:
@@ -405,8 +424,8 @@ def build_namespace_preview(cfg: config.StackConfig, preview: config.PreviewConf
     identity = aws.get_caller_identity()
     partition = aws.get_partition().partition
     base_cluster = cluster_name(preview.base_stack_name)
-    bucket_name = model_store_bucket(preview.base_stack_name, identity.account_id)
-    registry_host = f"{identity.account_id}.dkr.ecr.{cfg.region}.amazonaws.com"
+    weights = base_weights(preview, base, identity.account_id, partition)
+    ecr_host = registry_host(identity.account_id, cfg.region)
 
     space = PreviewNamespace(
         "preview",
@@ -424,12 +443,12 @@ def build_namespace_preview(cfg: config.StackConfig, preview: config.PreviewConf
         ModelService(
             f"model-{model_name}",
             ModelServiceArgs(
-                spec=models.model_spec(model_name, model, cfg, registry_host, bucket_name, shared_namespace=preview.namespace),
+                spec=models.model_spec(model_name, model, cfg, ecr_host, weights.bucket_name, shared_namespace=preview.namespace),
                 cluster_name=base_cluster,
                 kubernetes_provider=space.provider,
-                bucket_arn=f"arn:{partition}:s3:::{bucket_name}",
+                bucket_arn=weights.bucket_arn,
                 s3_prefix=model.source.s3Prefix,
-                kms_key_arn=base.require_output("dataKeyArn"),
+                kms_key_arn=weights.key_arn,
                 region=cfg.region,
                 shared_namespace=space.namespace,
                 tags=tags,
