@@ -1,5 +1,7 @@
-"""ClusterAddons: the EKS add-ons that need running nodes (CoreDNS, the EBS CSI driver with its Pod Identity
-role) and the encrypted gp3 default StorageClass. Created after the node pools."""
+"""ClusterAddons: what every cluster needs once it has nodes. CoreDNS and the EBS CSI driver (EKS add-ons, the
+driver with its Pod Identity role), the encrypted gp3 default StorageClass, and metrics-server, which serves
+the resource metrics API (`metrics.k8s.io`) that every HPA on CPU or memory reads and EKS does not install
+(EKS user guide, "View resource usage with the Kubernetes Metrics Server"). Created after the node pools."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components import iam
+from components.helm import Chart, release
 from components.options import inherited_depends_on
 
 TYPE = "mlplatform:aws:ClusterAddons"
@@ -19,6 +22,7 @@ TYPE = "mlplatform:aws:ClusterAddons"
 EBS_CSI_SERVICE_ACCOUNT = "ebs-csi-controller-sa"
 EBS_CSI_MANAGED_POLICY = "service-role/AmazonEBSCSIDriverPolicy"
 STORAGE_CLASS = "gp3"
+METRICS_SERVER_NAMESPACE = "kube-system"
 
 
 def ebs_kms_policy(kms_key_arn: str) -> dict:
@@ -57,6 +61,29 @@ def storage_class(kms_key_arn: str, reclaim_policy: str) -> dict:
         "reclaimPolicy": reclaim_policy,
     }
 
+def metrics_server_values(replicas: int, node_selector: Mapping[str, str]) -> dict:
+    """metrics-server chart values (keys checked against ../shared/charts/metrics-server/values.yaml).
+
+    Its APIService is an aggregated API: while no replica answers, every HPA on CPU reports
+    `FailedGetResourceMetric` and API discovery of `metrics.k8s.io` fails, which also stalls namespace
+    deletion. So: more than one replica wherever the system pool has the nodes, spread over nodes, with a
+    disruption budget, on the system pool."""
+    values: dict = {
+        "replicas": replicas,
+        "nodeSelector": dict(node_selector),
+        "podDisruptionBudget": {"enabled": replicas > 1, "maxUnavailable": 1},
+    }
+    if replicas > 1:
+        values["topologySpreadConstraints"] = [
+            {
+                "maxSkew": 1,
+                "topologyKey": "kubernetes.io/hostname",
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "metrics-server"}},
+            }
+        ]
+    return values
+
 
 @dataclass
 class ClusterAddonsArgs:
@@ -68,6 +95,12 @@ class ClusterAddonsArgs:
     """Provider for the cluster's API."""
     volume_kms_key_arn: pulumi.Input[str]
     """KMS key encrypting persistent volumes."""
+    metrics_server_chart: Chart
+    """Pinned metrics-server chart."""
+    metrics_server_replicas: int = 1
+    """metrics-server replicas (at most the system pool's node count; more than one keeps the API up)."""
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    """Where metrics-server runs (the system pool)."""
     partition: str = "aws"
     """AWS partition."""
     retain_volumes: bool = False
@@ -136,5 +169,14 @@ class ClusterAddons(pulumi.ComponentResource):
             allow_volume_expansion=manifest["allowVolumeExpansion"],
             reclaim_policy=manifest["reclaimPolicy"],
             opts=pulumi.ResourceOptions(parent=self, provider=args.kubernetes_provider, depends_on=[ebs]),
+        )
+
+        self.metrics_server = release(
+            f"{name}-metrics-server",
+            args.metrics_server_chart,
+            "metrics-server",
+            METRICS_SERVER_NAMESPACE,
+            metrics_server_values(args.metrics_server_replicas, args.node_selector),
+            pulumi.ResourceOptions(parent=self, provider=args.kubernetes_provider, depends_on=inherited_depends_on(opts)),
         )
         self.register_outputs({})

@@ -209,6 +209,10 @@ def build(cfg: config.StackConfig) -> None:
             addon_versions=release.addons,
             kubernetes_provider=cluster.provider,
             volume_kms_key_arn=data_key.arn,
+            metrics_server_chart=charts["metrics-server"],
+            # Replicas are spread one per node: no more than the system pool always has.
+            metrics_server_replicas=min(2, cfg.nodePools["system"].minSize),
+            node_selector={POOL_LABEL: "system"},
             partition=partition,
             retain_volumes=protect,
             tags=tags,

@@ -44,6 +44,7 @@ CHARTS: dict[str, Chart] = {
     "aws-load-balancer-controller": Chart("aws-load-balancer-controller", "https://aws.github.io/eks-charts", "3.5.0"),
     "kube-prometheus-stack": Chart("kube-prometheus-stack", "https://prometheus-community.github.io/helm-charts", "88.5.3"),
     "aws-for-fluent-bit": Chart("aws-for-fluent-bit", "https://aws.github.io/eks-charts", "0.2.0"),
+    "metrics-server": Chart("metrics-server", "https://kubernetes-sigs.github.io/metrics-server/", "3.13.1"),
 }
 
 # Images the platform itself runs (model images are the stack config's). AWS CLI v2 reads EKS Pod Identity

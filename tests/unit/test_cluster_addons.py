@@ -3,6 +3,7 @@ import json
 import pulumi_kubernetes as k8s
 
 from components import cluster_addons
+from infra import versions
 from tests.helpers import render, resource
 
 KEY = "arn:aws:kms:us-west-2:123456789012:key/k"
@@ -16,6 +17,7 @@ def build(**overrides):
             addon_versions={"coredns": "v1.14.3-eksbuild.3", "aws-ebs-csi-driver": "v1.66.0-eksbuild.1"},
             kubernetes_provider=provider,
             volume_kms_key_arn=KEY,
+            metrics_server_chart=versions.CHARTS["metrics-server"],
         )
         args.update(overrides)
         cluster_addons.ClusterAddons("addons", cluster_addons.ClusterAddonsArgs(**args))
@@ -52,3 +54,21 @@ def test_default_storage_class_is_encrypted_gp3_bound_late():
 def test_prod_keeps_volume_data():
     manifest = render(build(retain_volumes=True)).manifests()["_cluster/StorageClass-gp3.yaml"]
     assert manifest["reclaimPolicy"] == "Retain"
+
+
+def test_metrics_server_serves_the_resource_metrics_api_for_hpas():
+    plan = render(build(metrics_server_replicas=2, node_selector={"ml-platform/pool": "system"}))
+    (release,) = [r["inputs"] for r in plan.by_type("kubernetes:helm.sh/v3:Release")]
+    assert (release["chart"], release["version"], release["namespace"]) == ("metrics-server", "3.13.1", "kube-system")
+    values = release["values"]
+    assert values["replicas"] == 2
+    assert values["nodeSelector"] == {"ml-platform/pool": "system"}
+    # An aggregated API with no replica answering fails every HPA and stalls namespace deletion.
+    assert values["podDisruptionBudget"] == {"enabled": True, "maxUnavailable": 1}
+    assert values["topologySpreadConstraints"][0]["topologyKey"] == "kubernetes.io/hostname"
+
+
+def test_a_single_metrics_server_has_no_budget_that_would_block_every_drain():
+    values = cluster_addons.metrics_server_values(1, {})
+    assert values["podDisruptionBudget"]["enabled"] is False
+    assert "topologySpreadConstraints" not in values
