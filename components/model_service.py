@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components import quantity
 from components.pod_identity import pod_identity_role
 
 TYPE = "mlplatform:k8s:ModelService"
@@ -192,6 +193,29 @@ def _runtime(spec: ModelSpec) -> tuple[list[str] | None, list[str], list[dict], 
     return None, list(spec.args), http, env, spec.health_path, spec.health_path
 
 
+# /dev/shm per runtime, before the cap below. vLLM: its Kubernetes guide mounts 2Gi (docs/deployment/k8s.md,
+# v0.31.0); one process (tensor parallel 1) uses little, while each tensor-parallel worker exchanges tensors
+# through it (PyTorch and NCCL). Triton: the Python backend gives each model instance a segment there, CPU or
+# GPU (python_backend README; its quick start runs with --shm-size=1g). Custom images keep the runtime's 64 MiB.
+SHM_MIB = {"vllm": 1024, "triton": 1024}
+SHM_MIB_PER_TENSOR_PARALLEL_GPU = 2048
+SHM_SHARE_OF_MEMORY = 4  # at most a quarter of the container's memory limit
+
+
+def shared_memory_mib(spec: ModelSpec) -> int:
+    """Size of the model's memory-backed /dev/shm in MiB (0: none mounted).
+
+    A memory-backed emptyDir is charged to the memory limit of the container that writes it, and the kubelet
+    caps the tmpfs at the pod's memory limit anyway (Kubernetes "Volumes: emptyDir"; SizeMemoryBackedVolumes,
+    GA in 1.32): a 16Gi /dev/shm in a 12Gi container promises memory the container does not have. So: the
+    runtime's need (1 GiB; 2 GiB per GPU for tensor-parallel vLLM), never more than a quarter of
+    `resources.memory`, leaving the rest to the server's own process."""
+    base = SHM_MIB.get(spec.runtime, 0)
+    if spec.runtime == "vllm" and spec.gpus > 1:
+        base = SHM_MIB_PER_TENSOR_PARALLEL_GPU * spec.gpus
+    return min(base, quantity.mebibytes(spec.memory) // SHM_SHARE_OF_MEMORY)
+
+
 def deployment(spec: ModelSpec) -> dict:
     command, args, ports, env, live_path, ready_path = _runtime(spec)
     gpu = {"nvidia.com/gpu": str(spec.gpus)} if spec.gpus else {}
@@ -208,10 +232,11 @@ def deployment(spec: ModelSpec) -> dict:
         {"name": "home", "emptyDir": {"sizeLimit": "1Gi"}},
         {"name": "tmp", "emptyDir": {"sizeLimit": "4Gi"}},
     ]
-    if spec.gpus:
-        # NCCL and the Python backend share memory between processes through /dev/shm.
+    shm = shared_memory_mib(spec)
+    if shm:
         mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
-        volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}})
+        size = f"{shm // 1024}Gi" if shm % 1024 == 0 else f"{shm}Mi"
+        volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": size}})
     if spec.hub_token_secret:
         mounts.append({"name": "hub-token", "mountPath": HUB_TOKEN_DIR, "readOnly": True})
         volumes.append({"name": "hub-token", "secret": {"secretName": spec.hub_token_secret, "items": [{"key": "token", "path": "token"}]}})
@@ -256,6 +281,9 @@ def deployment(spec: ModelSpec) -> dict:
         pod_annotations["karpenter.sh/do-not-disrupt"] = "true"
     pod_spec: dict = {
         "serviceAccountName": spec.name,
+        # No `<SERVICE>_PORT=tcp://...` variables: a Service named like a runtime's settings prefix (a model
+        # `vllm` gives VLLM_PORT) would be read as the server's own configuration and stop it (vllm #15613).
+        "enableServiceLinks": False,
         # The server never calls the Kubernetes API; Pod Identity mounts its own token for AWS.
         "automountServiceAccountToken": False,
         "securityContext": {
@@ -347,9 +375,10 @@ def ingress(spec: ModelSpec) -> dict:
     }
 
 
-def load_query(spec: ModelSpec) -> tuple[str, str]:
-    """(PromQL, KEDA metric type) of the model's load: waiting requests per replica for vLLM, average queue
-    time in ms for Triton (a value, not a sum over replicas), the configured query for custom models."""
+def load_expression(spec: ModelSpec) -> tuple[str, str]:
+    """(PromQL, KEDA metric type) of the model's load as its runtime reports it: waiting requests per replica
+    for vLLM, average queue time in ms for Triton (a value, not a sum over replicas), the configured query
+    for custom models. Empty when the series are missing."""
     selector = spec.selector
     if spec.runtime == "vllm":
         return f"sum(vllm:num_requests_waiting{{{selector}}})", "AverageValue"
@@ -360,7 +389,40 @@ def load_query(spec: ModelSpec) -> tuple[str, str]:
             f" / clamp_min(sum(rate(nv_inference_request_success{{{selector}}}[2m])), 1e-3)",
             "Value",
         )
-    return str(spec.scale_query), "AverageValue"
+    return f"({spec.scale_query})", "AverageValue"
+
+
+def load_query(spec: ModelSpec) -> tuple[str, str]:
+    """(PromQL, KEDA metric type) the autoscaler reads: the load expression, or 0 when the Deployment has no
+    replica at all, the one case where no series is the truth (a scale-to-zero model at rest).
+
+    Whenever the model has replicas but its series are missing (a Prometheus restart, a scrape outage, a
+    relabelling change) the result is empty, which the trigger treats as an error, never as "no load" that
+    would drive the model to its minimum (kedacore/keda #3064)."""
+    load, metric_type = load_expression(spec)
+    at_rest = f'kube_deployment_spec_replicas{{namespace="{spec.namespace}", deployment="{spec.name}"}} == 0'
+    return f"{load} or on() ({at_rest})", metric_type
+
+
+# A prometheus trigger failing this many polls in a row hands over to the fallback (KEDA counts strictly more
+# than failureThreshold, pkg/fallback/fallback.go at v2.20.2): about a minute at the 15 s polling interval.
+FALLBACK_FAILURES = 3
+
+
+def fallback(spec: ModelSpec) -> dict | None:
+    """What KEDA does once the load query keeps failing (empty or unreachable): hold the current replicas,
+    never fewer than the minimum (`currentReplicasIfHigher` with `replicas: min`). Without it the HPA already
+    refuses to scale down on an invalid metric; the fallback makes the state explicit (the ScaledObject's
+    `Fallback` condition, `kubectl get scaledobject`'s FALLBACK column) and lets KEDA keep a Value-type
+    trigger's HPA at a defined size.
+
+    None for models that scale to zero: a trigger in fallback counts as active, so a Prometheus outage at
+    night would wake the model outside its active hours (pkg/scaling/executor/scale_scaledobjects.go at
+    v2.20.2). Without a fallback KEDA keeps the current replicas on a failing trigger, and the cron trigger
+    keeps working on its own (fallback is per metric)."""
+    if spec.min_replicas == 0:
+        return None
+    return {"failureThreshold": FALLBACK_FAILURES, "replicas": spec.min_replicas, "behavior": "currentReplicasIfHigher"}
 
 
 def scaled_object(spec: ModelSpec) -> dict:
@@ -369,7 +431,13 @@ def scaled_object(spec: ModelSpec) -> dict:
         {
             "type": "prometheus",
             "metricType": metric_type,
-            "metadata": {"serverAddress": spec.prometheus_url, "query": query, "threshold": f"{spec.target:g}", "ignoreNullValues": "true"},
+            # An empty result is an error, not zero load (KEDA's default is "true"); see load_query.
+            "metadata": {
+                "serverAddress": spec.prometheus_url,
+                "query": query,
+                "threshold": f"{spec.target:g}",
+                "ignoreNullValues": "false",
+            },
         }
     ]
     if spec.active_hours is not None:
@@ -384,6 +452,7 @@ def scaled_object(spec: ModelSpec) -> dict:
                 },
             }
         )
+    on_failure = fallback(spec)
     return {
         "apiVersion": "keda.sh/v1alpha1",
         "kind": "ScaledObject",
@@ -399,6 +468,7 @@ def scaled_object(spec: ModelSpec) -> dict:
                 "horizontalPodAutoscalerConfig": {"behavior": {"scaleDown": {"stabilizationWindowSeconds": 600}}}
             },
             "triggers": triggers,
+            **({"fallback": on_failure} if on_failure else {}),
         },
     }
 
@@ -479,7 +549,8 @@ def service_monitor(spec: ModelSpec) -> dict:
 
 
 def slo_rules(spec: ModelSpec) -> list[dict]:
-    """The model's alerts: down, latency, error ratio and queue backlog (what its runtime can measure)."""
+    """The model's alerts: down, its autoscaler's load metric missing (GPU models), and latency, error ratio and
+    queue backlog (what its runtime can measure)."""
     ns = spec.selector
 
     def alert(name: str, expr: str, duration: str, severity: str, summary: str, runbook: str) -> dict:
@@ -504,6 +575,19 @@ def slo_rules(spec: ModelSpec) -> list[dict]:
             f"kubectl -n {spec.namespace} get pods; pending pods mean no node capacity, crash loops a bad image or weights",
         )
     ]
+    if spec.gpus:
+        rules.append(
+            alert(
+                "ModelLoadMetricMissing",
+                # Ready replicas but no load series: the autoscaler holds the model at its current size (see fallback).
+                f"absent({load_expression(spec)[0]})"
+                f' and on() kube_deployment_status_replicas_available{{namespace="{spec.namespace}", deployment="{spec.name}"}} > 0',
+                "10m",
+                "warning",
+                f"Autoscaling of {spec.name} is frozen: its load metric is missing",
+                "Prometheus is not scraping the model (its ServiceMonitor, the NetworkPolicy, a relabelling change) or has just restarted",
+            )
+        )
     if spec.runtime == "vllm":
         rules += [
             alert(

@@ -164,6 +164,15 @@ MODEL_CASES: dict[tuple[str, str, str], tuple[list[tuple[str, str]], str, list[t
             ('kube_deployment_spec_replicas{namespace="chat", deployment="chat"}', "0x30"),
         ],
     ),
+    ("dev", "chat", "ModelLoadMetricMissing"): (
+        [('kube_deployment_status_replicas_available{namespace="chat", deployment="chat"}', "1x30")],
+        "20m",
+        # the metric is there, or the model is at rest (no replica, so no series is the truth)
+        [
+            ('kube_deployment_status_replicas_available{namespace="chat", deployment="chat"}', "1x30"),
+            ('vllm:num_requests_waiting{namespace="chat", pod="chat-1"}', "0x30"),
+        ],
+    ),
     ("dev", "chat", "ModelLatencyHigh"): (
         [
             ('vllm:e2e_request_latency_seconds_bucket{namespace="chat", le="1"}', "0+0x30"),
@@ -213,6 +222,16 @@ MODEL_CASES: dict[tuple[str, str, str], tuple[list[tuple[str, str]], str, list[t
         [
             ('nv_inference_request_failure{namespace="ranker", reason="BACKEND"}', "0x30"),
             ('nv_inference_request_success{namespace="ranker"}', "0+100x30"),
+        ],
+    ),
+    ("staging", "ranker", "ModelLoadMetricMissing"): (
+        [
+            ('kube_deployment_status_replicas_available{namespace="ranker", deployment="ranker"}', "2x30"),
+            ('nv_inference_request_success{namespace="ranker"}', "0+60x30"),
+        ],
+        "20m",
+        [
+            ('kube_deployment_status_replicas_available{namespace="ranker", deployment="ranker"}', "0x30"),
         ],
     ),
     ("staging", "ranker", "ModelQueueBacklog"): (

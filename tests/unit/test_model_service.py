@@ -60,7 +60,8 @@ def test_vllm_preset():
     assert server["resources"]["limits"]["nvidia.com/gpu"] == "2" and server["resources"]["requests"]["nvidia.com/gpu"] == "2"
     env = {e["name"]: e["value"] for e in server["env"]}
     assert env["HF_HUB_OFFLINE"] == "1" and env["HOME"] == "/home/app"
-    assert {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}} in pod["volumes"]
+    # tensor parallel over 2 GPUs: 2 GiB of /dev/shm per GPU, within a quarter of the 24Gi limit
+    assert {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "4Gi"}} in pod["volumes"]
     # weights come from the model store, before the server starts
     (loader,) = pod["initContainers"]
     assert loader["args"][:4] == ["s3", "sync", "s3://bucket/llama/", "/models"]
@@ -111,10 +112,42 @@ def test_gpu_models_scale_on_queue_depth_and_wake_in_active_hours():
         spec(min_replicas=0, active_hours={"start": "0 8 * * 1-5", "end": "0 20 * * 1-5", "timezone": "UTC"})
     )
     prometheus, cron = scaled["spec"]["triggers"]
-    assert prometheus["metadata"]["query"] == 'sum(vllm:num_requests_waiting{namespace="chat"})'
+    assert prometheus["metadata"]["query"] == (
+        'sum(vllm:num_requests_waiting{namespace="chat"})'
+        ' or on() (kube_deployment_spec_replicas{namespace="chat", deployment="chat"} == 0)'
+    )
     assert prometheus["metadata"]["threshold"] == "5" and prometheus["metricType"] == "AverageValue"
+    # an empty result is an error (KEDA's default would read it as zero load)
+    assert prometheus["metadata"]["ignoreNullValues"] == "false"
     assert cron["type"] == "cron" and cron["metadata"]["desiredReplicas"] == "1"
     assert scaled["spec"]["minReplicaCount"] == 0
+    # a trigger in fallback counts as active: it would wake the model outside its hours
+    assert "fallback" not in scaled["spec"]
+
+
+def test_a_failing_load_metric_holds_the_replicas_of_a_model_with_a_minimum():
+    scaled = model_service.scaled_object(spec(min_replicas=2, max_replicas=8))
+    assert scaled["spec"]["fallback"] == {"failureThreshold": 3, "replicas": 2, "behavior": "currentReplicasIfHigher"}
+
+
+def test_model_pods_get_no_service_links():
+    # A Service `vllm` would inject VLLM_PORT=tcp://...:8000, which vLLM reads as its own port and exits.
+    for runtime in ("vllm", "triton", "custom"):
+        pod = model_service.deployment(spec(name="vllm", runtime=runtime))["spec"]["template"]["spec"]
+        assert pod["enableServiceLinks"] is False
+
+
+def test_shared_memory_never_exceeds_a_quarter_of_the_memory_limit():
+    def shm(**overrides):
+        return model_service.shared_memory_mib(spec(**overrides))
+
+    assert shm(gpus=1, memory="12Gi") == 1024  # one vLLM process
+    assert shm(gpus=4, memory="96Gi") == 4 * 2048  # tensor parallel: 2 GiB per GPU
+    assert shm(gpus=4, memory="16Gi") == 4096  # capped at a quarter of the limit it is charged to
+    assert shm(runtime="triton", gpus=0, memory="2Gi") == 512  # Triton's Python backend needs it on CPU too
+    assert shm(runtime="custom", gpus=0, memory="2Gi") == 0
+    pod = model_service.deployment(spec(runtime="custom", gpus=0))["spec"]["template"]["spec"]
+    assert "dshm" not in {v["name"] for v in pod["volumes"]}
 
 
 def test_cpu_models_use_an_hpa_and_no_gpu():
@@ -148,7 +181,13 @@ def test_alb_ingress_https_when_certificate():
 
 def test_slo_alerts_carry_severity_summary_and_runbook():
     rules = model_service.slo_rules(spec())
-    assert {r["alert"] for r in rules} == {"ModelServerDown", "ModelLatencyHigh", "ModelErrorRatioHigh", "ModelQueueBacklog"}
+    assert {r["alert"] for r in rules} == {
+        "ModelServerDown",
+        "ModelLoadMetricMissing",
+        "ModelLatencyHigh",
+        "ModelErrorRatioHigh",
+        "ModelQueueBacklog",
+    }
     assert all(
         r["labels"]["severity"] in ("warning", "critical") and r["annotations"]["summary"] and r["annotations"]["runbook"] for r in rules
     )
@@ -217,10 +256,11 @@ def test_models_sharing_a_namespace_see_only_their_own_series():
     assert "Namespace" not in {o["kind"] for o in objects}
     assert {o["metadata"]["namespace"] for o in objects} == {"pr-12"}
     query, _ = model_service.load_query(shared)
-    assert query == 'sum(vllm:num_requests_waiting{namespace="pr-12", service="chat"})'
+    assert query.startswith('sum(vllm:num_requests_waiting{namespace="pr-12", service="chat"}) or on() ')
+    assert query.endswith('kube_deployment_spec_replicas{namespace="pr-12", deployment="chat"} == 0)')
     assert all('namespace="pr-12", service="chat"' in rule["expr"] for rule in model_service.slo_rules(shared))
     # a model in its own namespace keeps the plain selector
-    assert model_service.load_query(spec())[0] == 'sum(vllm:num_requests_waiting{namespace="chat"})'
+    assert model_service.load_expression(spec())[0] == 'sum(vllm:num_requests_waiting{namespace="chat"})'
 
 
 def test_a_shared_namespace_is_waited_for_and_not_created():
