@@ -107,3 +107,11 @@ def family_gpu(family: str) -> GpuInfo | None:
     model, memory, mig, _ = _NVIDIA_FAMILIES[family]
     counts = [gpu_info(t).count for t in known_instance_types() if family_of(t) == family]  # type: ignore[union-attr]
     return GpuInfo(model=model, count=max(counts, default=1), memory_gib=memory, mig=mig)
+
+
+@functools.cache
+def family_gpu_counts(family: str) -> frozenset[int]:
+    """The GPU counts of a GPU family's sizes (g5: {1, 4, 8}; p5: {8}); empty for CPU families."""
+    if family not in _NVIDIA_FAMILIES:
+        return frozenset()
+    return frozenset(gpu_info(t).count for t in known_instance_types() if family_of(t) == family)  # type: ignore[union-attr]

@@ -521,6 +521,23 @@ class KarpenterPoolConfig(_PoolBase):
             raise _fail("a GPU pool needs limits.gpus, the most GPUs it may run")
         if self.gpu is None and self.limits.gpus is not None:
             raise _fail("limits.gpus applies to GPU pools only")
+        sharing = self.gpuSharing
+        if sharing is not None and sharing.timeSlicing is not None:
+            # Karpenter sizes a node by physical GPUs (kubernetes-sigs/karpenter#729): pods pending together for
+            # a slice each would buy a multi-GPU instance, which a GPU pool (consolidated only when empty) keeps.
+            single = [f for f in self.instanceFamilies if 1 not in instance_types.family_gpu_counts(f)]
+            if single:
+                raise _fail(
+                    f"a time-sliced Karpenter pool launches 1-GPU instances only (Karpenter sizes nodes by physical GPUs), "
+                    f"and {', '.join(single)} has no 1-GPU size; use a family with one (g5, g6, g6e) or no sharing"
+                )
+        if sharing is not None and sharing.mig is not None and self.limits.gpus is not None:
+            per_node = max(max(instance_types.family_gpu_counts(f)) for f in self.instanceFamilies)
+            if self.limits.gpus % per_node:
+                raise _fail(
+                    f"limits.gpus {self.limits.gpus}: a MIG pool is limited in whole nodes of {per_node} GPUs "
+                    f"(Karpenter counts MIG devices once a node registers); use a multiple of {per_node}"
+                )
         return self
 
     @property

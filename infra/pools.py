@@ -42,17 +42,29 @@ def labels_and_taints(name: str, pool: config.ManagedPoolConfig | config.Karpent
     return labels, taints
 
 
+def time_slices(pool: config.ManagedPoolConfig | config.KarpenterPoolConfig) -> int:
+    """How many pods share each GPU of the pool: the time-slicing replicas, else 1."""
+    sharing = pool.gpuSharing
+    return sharing.timeSlicing.replicas if sharing is not None and sharing.timeSlicing is not None else 1
+
+
+def gpus_per_node(pool: config.ManagedPoolConfig | config.KarpenterPoolConfig) -> int:
+    """Physical GPUs of the pool's largest node: a time-sliced Karpenter pool launches 1-GPU instances only
+    (its NodePool requires `karpenter.k8s.aws/instance-gpu-count` 1; see karpenter_pool)."""
+    if pool.gpu is None:
+        return 0
+    if isinstance(pool, config.KarpenterPoolConfig) and time_slices(pool) > 1:
+        return 1
+    return pool.gpu.count
+
+
 def schedulable_gpus(pool: config.ManagedPoolConfig | config.KarpenterPoolConfig) -> int:
     """`nvidia.com/gpu` one node of the pool advertises: GPUs, times the replicas under time-slicing; MIG
     `mixed` exposes per-profile resources instead, `single` at least one per GPU."""
-    if pool.gpu is None:
-        return 0
     sharing = pool.gpuSharing
-    if sharing is not None and sharing.timeSlicing is not None:
-        return pool.gpu.count * sharing.timeSlicing.replicas
     if sharing is not None and sharing.mig is not None and sharing.mig.strategy == "mixed":
         return 0
-    return pool.gpu.count
+    return gpus_per_node(pool) * time_slices(pool)
 
 
 def scheduling_pools(cfg: config.StackConfig) -> list[scheduling.Pool]:
@@ -83,11 +95,24 @@ def karpenter_pool(name: str, pool: config.KarpenterPoolConfig, zones: list[str]
         {"key": "topology.kubernetes.io/zone", "operator": "In", "values": sorted(pool.zones or zones)},
     ]
     limits = {"cpu": str(pool.limits.cpu), "memory": f"{pool.limits.memoryGiB}Gi"}
+    sharing = pool.gpuSharing
+    if sharing is not None and sharing.timeSlicing is not None:
+        # Karpenter sizes a new node by the instance type's physical GPUs and knows nothing of time-slicing
+        # (kubernetes-sigs/karpenter#729): slices pending together would buy a 4- or 8-GPU instance. One GPU
+        # per node keeps a launch to what one slice needs.
+        requirements.append({"key": "karpenter.k8s.aws/instance-gpu-count", "operator": "In", "values": ["1"]})
     if pool.limits.gpus is not None:
-        # Karpenter counts a running node's advertised nvidia.com/gpu, which time-slicing multiplies
-        # (kubernetes-sigs/karpenter#729): the config's limit is physical GPUs, the NodePool's is slices.
-        slices = pool.gpuSharing.timeSlicing.replicas if pool.gpuSharing and pool.gpuSharing.timeSlicing else 1
-        limits[scheduling.GPU_RESOURCE] = str(pool.limits.gpus * slices)
+        # Karpenter counts a launching node's physical GPUs (its NodeClaim) but a registered node's advertised
+        # nvidia.com/gpu, which sharing multiplies (pkg/controllers/state/statenode.go, Capacity, at v1.14.1).
+        # Nodes count as 1 in both phases, so a shared pool's physical limit is a node limit.
+        if sharing is None:
+            limits[scheduling.GPU_RESOURCE] = str(pool.limits.gpus)
+        elif sharing.timeSlicing is not None:
+            limits["nodes"] = str(pool.limits.gpus)  # one GPU a node
+            limits[scheduling.GPU_RESOURCE] = str(pool.limits.gpus * sharing.timeSlicing.replicas)
+        else:
+            # MIG: the devices per GPU depend on the partitioning, so only whole nodes are counted.
+            limits["nodes"] = str(pool.limits.gpus // gpus_per_node(pool))
     labels, taints = labels_and_taints(name, pool)
     budgets = (
         [b.model_dump(exclude_none=True) for b in pool.disruptionBudgets]

@@ -37,12 +37,15 @@ def _karpenter_types(spec: Mapping[str, Any]) -> list[str]:
     families = _requirement(spec, "karpenter.k8s.aws/instance-family")
     categories = _requirement(spec, "karpenter.k8s.aws/instance-category")
     floor = int((_requirement(spec, "karpenter.k8s.aws/instance-generation") or ["0"])[0])
+    gpu_counts = {int(count) for count in _requirement(spec, "karpenter.k8s.aws/instance-gpu-count")}
     chosen = []
     for name in prices.EC2:
         family = name.split(".")[0]
         generation = int("".join(ch for ch in family if ch.isdigit()) or 0)
         if family in families or (family[0] in categories and generation > floor and family[1].isdigit()):
-            chosen.append(name)
+            gpu = instance_types.gpu_info(name)
+            if not gpu_counts or (gpu is not None and gpu.count in gpu_counts):
+                chosen.append(name)
     return chosen
 
 
@@ -100,6 +103,8 @@ def estimate(resources: list[Mapping[str, Any]], log_gb_per_day: float = 5.0) ->
             physical = float(spec["limits"]["nvidia.com/gpu"]) / slices.get(name, 1)
             per_gpu = max((prices.hourly(t, spot_only) / gpu.count for t in types if (gpu := instance_types.gpu_info(t))), default=0.0)
             bounds["gpu"] = physical * per_gpu
+        if "nodes" in spec["limits"]:
+            bounds["node"] = float(spec["limits"]["nodes"]) * max((prices.hourly(t, spot_only) for t in types), default=0.0)
         binding = min(bounds, key=lambda limit: bounds[limit])
         note = f"from zero; ceiling at its {binding} limit" + (", spot" if spot_only else "")
         items.append(Item(f"pool {name} (Karpenter)", 0.0, bounds[binding] * H, note))

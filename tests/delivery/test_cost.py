@@ -2,6 +2,7 @@
 
 import pytest
 
+from components import instance_types
 from infra import cli
 from infra.delivery import cost, prices
 
@@ -25,8 +26,12 @@ def test_dev_floor_is_the_always_on_part(plans):
 
 def test_gpu_ceiling_is_bound_by_physical_gpus_not_slices(plans):
     spot_gpu = items(plans["dev"])["pool gpu (Karpenter)"]
-    # 16 slices = 4 physical GPUs (time-sliced 4 ways); dearest spot GPU hour among g5/g6: g5.48xlarge / 8
-    assert spot_gpu.ceiling == pytest.approx(4 * 16.288 * (1 - 0.60) / 8 * H)
+    # 16 slices = 4 physical GPUs (time-sliced 4 ways) on 1-GPU instances only (the NodePool requires
+    # instance-gpu-count 1): the dearest spot GPU hour among the 1-GPU g5/g6 sizes
+    one_gpu = [t for t in prices.EC2 if t.split(".")[0] in ("g5", "g6") and instance_types.gpu_info(t).count == 1]
+    assert "g5.48xlarge" not in one_gpu and "g5.4xlarge" in one_gpu
+    dearest = max(prices.hourly(t, True) for t in one_gpu)
+    assert spot_gpu.ceiling == pytest.approx(4 * dearest * H)
     assert "gpu limit, spot" in spot_gpu.note
 
 

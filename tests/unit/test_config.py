@@ -506,7 +506,13 @@ def test_bad_karpenter_and_gpu_config(sections, path, fragment):
 
 def test_good_karpenter_gpu_pool_with_mig():
     cfg = config.parse(
-        raw_config(**with_pool(**{**GPU_POOL, "instanceFamilies": ["p4d", "p5"]}, gpuSharing={"mig": {"strategy": "mixed"}})), "test"
+        raw_config(
+            **with_pool(
+                **{**GPU_POOL, "instanceFamilies": ["p4d", "p5"], "limits": {"cpu": 192, "memoryGiB": 2048, "gpus": 16}},
+                gpuSharing={"mig": {"strategy": "mixed"}},
+            )
+        ),
+        "test",
     )
     pool = cfg.nodePools["gpu"]
     assert isinstance(pool, config.KarpenterPoolConfig) and pool.gpu.mig and pool.gpu.count == 8

@@ -24,8 +24,10 @@ def test_gpu_karpenter_pool():
     assert {"key": "karpenter.k8s.aws/instance-family", "operator": "In", "values": ["g5", "g6"]} in pool.requirements
     assert {"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["spot"]} in pool.requirements
     assert {"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["us-west-2a", "us-west-2b"]} in pool.requirements
-    # 4 physical GPUs, each advertised 4 times: Karpenter counts the advertised slices against the limit
-    assert pool.limits == {"cpu": "32", "memory": "128Gi", "nvidia.com/gpu": "16"}
+    # Karpenter sizes a node by physical GPUs: slices pending together must never buy a 4- or 8-GPU instance
+    assert {"key": "karpenter.k8s.aws/instance-gpu-count", "operator": "In", "values": ["1"]} in pool.requirements
+    # 4 physical GPUs: 4 one-GPU nodes whether launching (physical) or registered (each advertises 4 slices)
+    assert pool.limits == {"cpu": "32", "memory": "128Gi", "nodes": "4", "nvidia.com/gpu": "16"}
     assert pool.taints == [{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}]
     assert pool.labels == {
         "ml-platform/pool": "gpu",
@@ -58,17 +60,50 @@ def test_configured_budgets_and_zones_win():
 
 
 def test_schedulable_gpus_count_time_slices():
-    cfg = parse(gpu={**GPU, "gpuSharing": {"timeSlicing": {"replicas": 4}}}, big={**GPU, "instanceFamilies": ["p4d"]})
+    managed = {"instanceTypes": ["g5.12xlarge"], "maxSize": 2, "gpuSharing": {"timeSlicing": {"replicas": 2}}}
+    cfg = parse(gpu={**GPU, "gpuSharing": {"timeSlicing": {"replicas": 4}}}, big={**GPU, "instanceFamilies": ["p4d"]}, fixed=managed)
     by_name = {p.name: p for p in pools.scheduling_pools(cfg)}
-    assert by_name["gpu"].gpus_per_node == 8 * 4  # g5.48xlarge / g6.48xlarge have 8 GPUs
+    assert by_name["gpu"].gpus_per_node == 1 * 4  # a time-sliced Karpenter pool launches 1-GPU instances only
+    assert by_name["fixed"].gpus_per_node == 4 * 2  # a managed pool runs the types it names
     assert by_name["big"].gpus_per_node == 8
     assert by_name["system"].gpus_per_node == 0
+
+
+def test_unshared_gpu_pools_keep_their_physical_gpu_limit_and_every_size():
+    pool = pools.karpenter_pool("gpu", parse(gpu=GPU).nodePools["gpu"], ["us-west-2a"])
+    assert pool.limits == {"cpu": "32", "memory": "128Gi", "nvidia.com/gpu": "4"}
+    assert not any(r["key"] == "karpenter.k8s.aws/instance-gpu-count" for r in pool.requirements)
+
+
+def test_a_mig_pool_is_limited_in_whole_nodes():
+    mig = {**GPU, "instanceFamilies": ["p4d"], "capacityTypes": ["on-demand"], "gpuSharing": {"mig": {"strategy": "single"}}}
+    pool = pools.karpenter_pool("a100", parse(a100={**mig, "limits": {"cpu": 192, "memoryGiB": 2304, "gpus": 16}}).nodePools["a100"], ["z"])
+    # MIG devices per GPU depend on the partitioning: Karpenter's nvidia.com/gpu count would jump at registration
+    assert pool.limits == {"cpu": "192", "memory": "2304Gi", "nodes": "2"}
+    with pytest.raises(config.ConfigError) as caught:
+        parse(a100={**mig, "limits": {"cpu": 192, "memoryGiB": 2304, "gpus": 12}})
+    ((path, message),) = caught.value.problems
+    assert path == "nodePools.a100"
+    assert "limits.gpus 12: a MIG pool is limited in whole nodes of 8 GPUs" in message
+
+
+def test_a_time_sliced_karpenter_pool_needs_a_family_with_one_gpu_sizes():
+    with pytest.raises(config.ConfigError) as caught:
+        parse(a100={**GPU, "instanceFamilies": ["p4d"], "gpuSharing": {"timeSlicing": {"replicas": 2}}})
+    ((path, message),) = caught.value.problems
+    assert path == "nodePools.a100"
+    assert "launches 1-GPU instances only" in message and "p4d has no 1-GPU size" in message
 
 
 def test_sharing_configs_per_pool():
     cfg = parse(
         gpu={**GPU, "gpuSharing": {"timeSlicing": {"replicas": 2}}},
-        a100={**GPU, "instanceFamilies": ["p4d"], "gpuSharing": {"mig": {"strategy": "single"}}},
+        a100={
+            **GPU,
+            "instanceFamilies": ["p4d"],
+            "limits": {"cpu": 96, "memoryGiB": 1152, "gpus": 8},
+            "gpuSharing": {"mig": {"strategy": "single"}},
+        },
     )
     configs = pools.sharing_configs(cfg)
     assert configs["gpu"]["sharing"]["timeSlicing"]["resources"] == [{"name": "nvidia.com/gpu", "replicas": 2}]
