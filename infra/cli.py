@@ -1,6 +1,7 @@
 """`python -m infra <command>`: the platform's command line.
 
-Exit status: 0 success; 1 a mandatory policy is violated (plan) or a preflight check failed (doctor); 2 the
+Exit status: 0 success; 1 a mandatory policy is violated or an object lacks the controller that acts on it
+(plan), or a preflight check failed (doctor); 2 the
 stack configuration, its files or the arguments are wrong; 3 a stateful resource would be replaced (diff
 with --fail-on-replace).
 """
@@ -18,8 +19,8 @@ import pulumi
 
 from infra import config, program
 from infra.delivery import backend, cleanup, cost, diff, doctor, preview, pulumi_cli, reproduce
+from infra.offline import controllers, stack_files
 from infra.offline import plan as offline_plan
-from infra.offline import stack_files
 from policy import rules
 
 EXIT_POLICY = 1
@@ -49,14 +50,28 @@ def _stack_config(stack: str, project_dir: str) -> config.StackConfig:
         raise CommandError(str(err)) from None
 
 
+def _checked(plan: offline_plan.Plan, project_dir: str) -> tuple[list[str], list[str]]:
+    """The policy pack's violations and the controller contract's gaps of a plan. A namespace preview's
+    controllers are its base stack's, planned from the base's stack file in `project_dir`."""
+    violations = rules.evaluate(rules.view_from_plan(plan.resources))
+    base: list[dict] = []
+    preview_output = plan.outputs.get("preview")
+    if isinstance(preview_output, dict) and preview_output.get("mode") == "namespace":
+        base_stack = str(preview_output["baseStack"]).rsplit("/", 1)[-1]
+        if not (Path(project_dir) / f"Pulumi.{base_stack}.yaml").exists():
+            return violations, [f"base stack '{base_stack}': no Pulumi.{base_stack}.yaml here, so its controllers cannot be checked"]
+        base = _planned(base_stack, project_dir).resources
+    return violations, controllers.gaps(plan.resources, base)
+
+
 def _plan(args: argparse.Namespace) -> int:
     out_dir = Path(args.out) if args.out else Path(args.project_dir) / "build" / "plan" / args.stack
     plan = _planned(args.stack, args.project_dir)
     offline_plan.write(plan, out_dir)
-    violations = rules.evaluate(rules.view_from_plan(plan.resources))
-    print(offline_plan.summary(plan, violations))
+    violations, gaps = _checked(plan, args.project_dir)
+    print(offline_plan.summary(plan, violations, gaps))
     print(f"\nwrote {out_dir}/plan.json and {out_dir}/manifests/")
-    return EXIT_POLICY if violations else 0
+    return EXIT_POLICY if violations or gaps else 0
 
 
 def _session() -> boto3.Session:
@@ -167,9 +182,9 @@ def _preview_create(args: argparse.Namespace) -> int:
         # Nothing half-made: the previous stack file (or none) stays.
         target.write_text(before) if before is not None else target.unlink()
         raise
-    violations = rules.evaluate(rules.view_from_plan(plan.resources))
-    print(offline_plan.summary(plan, violations))
-    if violations:
+    violations, gaps = _checked(plan, args.project_dir)
+    print(offline_plan.summary(plan, violations, gaps))
+    if violations or gaps:
         return EXIT_POLICY
     if args.offline:
         print(f"\noffline: checked only. Deploy with: pulumi up --stack {stack} --policy-pack policy")

@@ -129,8 +129,9 @@ def component_of(resource: dict[str, Any], by_urn: dict[str, dict[str, Any]]) ->
     return f"{top['name']} ({top['type'].split(':')[-1]})" if top else "-"
 
 
-def summary(plan: Plan, violations: list[str]) -> str:
-    """The terminal summary: resources per component, protected resources, warnings, policy results."""
+def summary(plan: Plan, violations: list[str], contract_gaps: list[str] = ()) -> str:
+    """The terminal summary: resources per component, protected resources, warnings, policy results, and the
+    controller contract's gaps (infra/offline/controllers.py)."""
     by_urn = {r["urn"]: r for r in plan.resources}
     custom = [r for r in plan.resources if r["custom"] and not r["type"].startswith("pulumi:providers:")]
     counts = Counter(component_of(r, by_urn) for r in custom)
@@ -139,6 +140,7 @@ def summary(plan: Plan, violations: list[str]) -> str:
     lines += [f"{name:<{width}}  {count:>9}" for name, count in sorted(counts.items())]
     protected = [f"{r['type']}  {r['name']}" for r in custom if r["protect"]]
     lines += _section("protected", protected) + _section("warnings", plan.warnings) + _section("policy violations", violations)
+    lines += _section("controller gaps", list(contract_gaps))
     return "\n".join(lines)
 
 
