@@ -69,7 +69,8 @@ def gpu_rules() -> dict:
                 f'avg by (namespace, pod) (avg_over_time(DCGM_FI_DEV_GPU_UTIL{{pod!=""}}[1h])) < {GPU_IDLE_PERCENT}',
                 "2h",
                 "warning",
-                "{{ $labels.namespace }}/{{ $labels.pod }} holds a GPU it has barely used for hours",
+                # On a time-sliced GPU the exporter shows the whole GPU on one of its pods: idle means every sharer is.
+                "{{ $labels.namespace }}/{{ $labels.pod }} holds a GPU it has barely used for hours (time-sliced: all its pods)",
                 "Money burning: lower replicas.min, let the model scale to zero in dev, or share the GPU (time-slicing)",
             ),
         ],

@@ -3,9 +3,18 @@
 GPU panels use the DCGM exporter's default counters (the exporter's reference dashboard was the starting
 point); serving panels use vLLM's and Triton's own metrics; platform panels use kube-state-metrics and
 Karpenter's metrics.
+
+GPU sharing: DCGM measures physical GPUs. On a time-sliced GPU the exporter labels the whole GPU's series with
+one of the pods sharing it (the last the kubelet lists; dcgm-exporter 4.8.2
+internal/pkg/transformation/kubernetes.go, `toDeviceToPod`), so per-pod and per-model GPU figures there are
+the whole GPU's, and titles say so. Per-node panels take the `max` per physical GPU, which is its own value
+however many series carry it.
 """
 
 from __future__ import annotations
+
+# Said on every per-pod GPU figure: what a time-sliced GPU's number means.
+SHARED_GPU_NOTE = " (time-sliced: the whole GPU's, on one of its pods)"
 
 
 def _panel(panel_id: int, title: str, targets: list[tuple[str, str]], unit: str, x: int, y: int, width: int = 12) -> dict:
@@ -62,13 +71,22 @@ def gpu() -> dict:
         [
             (
                 "GPU utilisation per node",
-                [(f"avg by (Hostname, gpu) (DCGM_FI_DEV_GPU_UTIL{{{node}}})", "{{Hostname}} gpu{{gpu}}")],
+                [(f"max by (Hostname, gpu) (DCGM_FI_DEV_GPU_UTIL{{{node}}})", "{{Hostname}} gpu{{gpu}}")],
                 "percent",
             ),
             (
-                "GPU utilisation per pod",
+                "GPU utilisation per pod" + SHARED_GPU_NOTE,
                 [(f'avg by (namespace, pod) (DCGM_FI_DEV_GPU_UTIL{{{node}, pod!=""}})', "{{namespace}}/{{pod}}")],
                 "percent",
+            ),
+            (
+                # Time-slicing multiplies what a node advertises: requests against it show how full the sharing is.
+                "GPUs (or slices) requested and advertised per node",
+                [
+                    ('sum by (node) (kube_pod_container_resource_requests{resource="nvidia_com_gpu"})', "{{node}} requested"),
+                    ('sum by (node) (kube_node_status_allocatable{resource="nvidia_com_gpu"})', "{{node}} advertised"),
+                ],
+                "short",
             ),
             (
                 "GPU memory used",
@@ -161,7 +179,11 @@ def model_serving() -> dict:
                 ],
                 "short",
             ),
-            ("GPU utilisation per model", [(f'avg by (namespace) (DCGM_FI_DEV_GPU_UTIL{{{ns}, pod!=""}})', "{{namespace}}")], "percent"),
+            (
+                "GPU utilisation per model" + SHARED_GPU_NOTE,
+                [(f'avg by (namespace) (DCGM_FI_DEV_GPU_UTIL{{{ns}, pod!=""}})', "{{namespace}}")],
+                "percent",
+            ),
         ],
         [_query_variable("model", 'label_values(kube_namespace_labels{label_app_kubernetes_io_component="model-server"}, namespace)')],
     )

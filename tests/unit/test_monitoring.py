@@ -161,3 +161,20 @@ def test_watchdog_goes_nowhere_and_criticals_page(tmp_path):
     assert route("alertname=Watchdog", "severity=none") == "null"
     assert route("alertname=NodeNotReady", "severity=critical") == "pagerduty"
     assert route("alertname=GpuOverheating", "severity=warning") == "slack"
+
+
+def test_gpu_figures_say_what_a_time_sliced_gpu_means():
+    from components import dashboards
+
+    panels = [p for board in dashboards.all_dashboards().values() for p in board["panels"]]
+    for panel in panels:
+        for target in panel["targets"]:
+            if "DCGM_FI_DEV_GPU_UTIL" not in target["expr"]:
+                continue
+            if 'pod!=""' in target["expr"]:
+                # the exporter puts a shared GPU's whole value on one of its pods
+                assert panel["title"].endswith(dashboards.SHARED_GPU_NOTE), panel["title"]
+            else:
+                # one physical GPU, however many series carry it
+                assert target["expr"].startswith("max by (Hostname, gpu)"), panel["title"]
+    assert any(p["title"] == "GPUs (or slices) requested and advertised per node" for p in panels)
