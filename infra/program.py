@@ -24,7 +24,7 @@ from components.node_pool import NodePool, NodePoolArgs
 from components.preview_namespace import PreviewNamespace, PreviewNamespaceArgs
 from components.registry import ContainerRegistry, ContainerRegistryArgs, PullThroughCache
 from components.scheduling import POOL_LABEL, device_plugin_gaps
-from components.serving_platform import ServingPlatform, ServingPlatformArgs
+from components.serving_platform import ServingPlatform, ServingPlatformArgs, alb_policy_versions
 from infra import aliases, config, models, pools, versions
 
 
@@ -33,11 +33,29 @@ def load_config() -> config.StackConfig:
     raw = {**pulumi.runtime.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
     try:
         cfg = config.parse(raw, pulumi.get_stack())
+        check_pins(cfg)
         check_scheduling(cfg)
         return cfg
     except config.ConfigError as err:
         # RunError ends the run with the message alone, no traceback.
         raise pulumi.RunError(err.render()) from None
+
+
+def check_pins(cfg: config.StackConfig) -> None:
+    """Files tied to a chart's version exist for the version this stack pins (the load balancer controller's
+    IAM policy changes with its releases)."""
+    version = cfg.pins.charts.get("aws-load-balancer-controller")
+    if version is not None and version not in alb_policy_versions():
+        raise config.ConfigError(
+            [
+                (
+                    "pins.charts.aws-load-balancer-controller",
+                    f"'{version}' has no IAM policy in components/serving_platform/ (have: {', '.join(alb_policy_versions())}); "
+                    f"add aws-load-balancer-controller-{version}.iam-policy.json from the controller's docs/install/iam_policy.json "
+                    "at the chart's appVersion",
+                )
+            ]
+        )
 
 
 def check_scheduling(cfg: config.StackConfig) -> None:

@@ -1,0 +1,34 @@
+"""ServingPlatform: KEDA always, the AWS Load Balancer Controller with the IAM policy of its pinned chart."""
+
+import json
+
+import pytest
+from moto.iam.policy_validation import IAMPolicyDocumentValidator
+
+from components import serving_platform
+from infra import config, program, versions
+from tests.helpers import minimal_sections, raw_config
+
+
+def test_every_pinnable_chart_version_has_its_policy_beside_the_component():
+    pinned = versions.CHARTS["aws-load-balancer-controller"].version
+    assert pinned in serving_platform.alb_policy_versions()
+    for version in serving_platform.alb_policy_versions():
+        document = serving_platform.alb_controller_policy(version)
+        IAMPolicyDocumentValidator(json.dumps(document)).validate()
+        assert any("elasticloadbalancing:CreateLoadBalancer" in str(s.get("Action")) for s in document["Statement"])
+
+
+def test_a_chart_pin_without_its_policy_is_a_config_error_naming_the_key():
+    cfg = config.parse(raw_config(**minimal_sections(pins={"charts": {"aws-load-balancer-controller": "3.6.0"}})), "test")
+    with pytest.raises(config.ConfigError) as caught:
+        program.check_pins(cfg)
+    ((path, message),) = caught.value.problems
+    assert path == "pins.charts.aws-load-balancer-controller"
+    assert "'3.6.0' has no IAM policy" in message and "aws-load-balancer-controller-3.6.0.iam-policy.json" in message
+    with pytest.raises(KeyError, match=r"no IAM policy for aws-load-balancer-controller chart 3\.6\.0"):
+        serving_platform.alb_controller_policy("3.6.0")
+
+
+def test_the_pinned_policy_passes_its_check():
+    program.check_pins(config.parse(raw_config(**minimal_sections(pins={"charts": {"aws-load-balancer-controller": "3.5.0"}})), "test"))
