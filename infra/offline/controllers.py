@@ -35,7 +35,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import promql_parser  # a maintained PromQL parser (GreptimeTeam's, in Rust): the query grammar is not ours to re-implement
+from infra import promql
 
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 
@@ -177,30 +177,6 @@ def selects(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bo
     return True
 
 
-def vector_selectors(query: str) -> list[tuple[str, dict[str, str]]]:
-    """(metric name, equality matchers) of every series selector in a PromQL query; raises ValueError when the
-    query does not parse."""
-    found: list[tuple[str, dict[str, str]]] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, promql_parser.VectorSelector):
-            matchers = {m.name: m.value for m in node.matchers.matchers if str(m.op) == "MatchOp.Equal"}
-            found.append((node.name or matchers.get("__name__", ""), matchers))
-            return
-        for attribute in ("lhs", "rhs", "expr", "param", "vector_selector"):
-            child = getattr(node, attribute, None)
-            if child is not None:
-                walk(child)
-        for child in getattr(node, "args", None) or []:
-            walk(child)
-
-    try:
-        walk(promql_parser.parse(query))
-    except (ValueError, RuntimeError) as error:
-        raise ValueError(f"the query does not parse: {error}") from None
-    return found
-
-
 class _Objects:
     """The plan's Kubernetes objects, indexed by (kind, namespace, name)."""
 
@@ -258,23 +234,28 @@ def _scraped_services(objects: _Objects, ctl: Controllers, namespace: str) -> li
 
 def _check_query(objects: _Objects, ctl: Controllers, scaled: Mapping[str, Any], target: Mapping[str, Any], query: str) -> list[str]:
     try:
-        series = vector_selectors(query)
+        series = promql.series(query)
+        invented = promql.functions(query) & promql.INVENTS_VALUES
     except ValueError as error:
         return [str(error)]
-    problems = []
+    problems = [f"{', '.join(sorted(invented))}() makes a value out of missing series, so an outage would read as load"] if invented else []
     pods = _pod_labels(target)
-    for metric, matchers in series:
-        if metric.startswith(KUBE_STATE_METRICS_PREFIX):
-            if not any(p.kube_state_metrics for p in ctl.prometheus):
-                problems.append(f"{metric} comes from kube-state-metrics, which no Prometheus here runs")
-            continue
+    own = [(metric, matchers) for metric, matchers in series if not metric.startswith(KUBE_STATE_METRICS_PREFIX)]
+    if not own:
+        problems.append("the query reads no series of the scaled model, only kube-state-metrics or constants")
+    if len(own) < len(series) and not any(p.kube_state_metrics for p in ctl.prometheus):
+        problems.append("the query reads kube-state-metrics, which no Prometheus here runs")
+    for metric, matchers in own:
         namespace = matchers.get("namespace")
-        if namespace is None:
-            problems.append(f"{metric}: the query selects no namespace, so it would read every model's series")
+        if namespace != _ns(scaled):
+            problems.append(f"{metric}: the query must select the model's own namespace (namespace=\"{_ns(scaled)}\"), not {namespace!r}")
             continue
+        services = _scraped_services(objects, ctl, namespace)
+        if "service" not in matchers and len({svc["metadata"]["name"] for _, svc in services}) > 1:
+            problems.append(f"{metric}: the namespace is shared; select the model's own Service (service=...)")
         scraped = [
             svc
-            for _, svc in _scraped_services(objects, ctl, namespace)
+            for _, svc in services
             if matchers.get("service", svc["metadata"]["name"]) == svc["metadata"]["name"]
             and selects({"matchLabels": svc["spec"].get("selector") or {}}, pods)
         ]

@@ -132,6 +132,15 @@ def scale_on_everything(resources):
     trigger["query"] = "sum(vllm:num_requests_waiting)"
 
 
+def invent_zero(resources):
+    trigger = kind(resources, "ScaledObject", "chat")["spec"]["triggers"][0]["metadata"]
+    trigger["query"] = 'sum(vllm:num_requests_waiting{namespace="chat"}) or vector(0)'
+
+
+def constant_load(resources):
+    kind(resources, "ScaledObject", "chat")["spec"]["triggers"][0]["metadata"]["query"] = "vector(7)"
+
+
 def point_at_another_prometheus(resources):
     kind(resources, "ScaledObject", "chat")["spec"]["triggers"][0]["metadata"]["serverAddress"] = "http://prometheus.monitoring:9090"
 
@@ -158,8 +167,10 @@ BREAKS = {
         "chat/ScaledObject/chat: nothing here installs and runs the keda.sh controller",
     ),
     "HPA target without a CPU request": ("dev", strip_cpu_request, "utilisation of cpu needs a cpu request on every container"),
-    "query of another namespace": ("dev", scale_on_another_namespace, "no ServiceMonitor that Prometheus selects scrapes a Service"),
-    "query of every namespace": ("dev", scale_on_everything, "the query selects no namespace"),
+    "query of another namespace": ("dev", scale_on_another_namespace, "the query must select the model's own namespace"),
+    "query of every namespace": ("dev", scale_on_everything, "must select the model's own namespace (namespace=\"chat\"), not None"),
+    "missing series read as zero": ("dev", invent_zero, "vector() makes a value out of missing series"),
+    "a constant load": ("dev", constant_load, "the query reads no series of the scaled model"),
     "another Prometheus": ("dev", point_at_another_prometheus, "its Prometheus http://prometheus.monitoring:9090 is not one the plan runs"),
     "ServiceMonitors selected by release label": (
         "dev",
@@ -205,3 +216,12 @@ def test_a_query_that_does_not_parse_is_a_gap_not_a_pass(plans):
         kind(resources, "ScaledObject", "chat")["spec"]["triggers"][0]["metadata"]["query"] = "sum(rate(x[5m])"
 
     assert any("the query does not parse" in gap for gap in controllers.gaps(edited(plans["dev"], broken)))
+
+
+def test_a_model_in_a_shared_namespace_must_select_its_own_service(previews, plans):
+    def drop_service(resources):
+        trigger = kind(resources, "ScaledObject", "chat")["spec"]["triggers"][0]["metadata"]
+        trigger["query"] = trigger["query"].replace(', service="chat"', "")
+
+    found = controllers.gaps(edited(previews["namespace"], drop_service), base=plans["dev"].resources)
+    assert any("pr-7/ScaledObject/chat: vllm:num_requests_waiting: the namespace is shared" in gap for gap in found), found
