@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 from pydantic_core import PydanticCustomError
 
 from components import instance_types
-from infra import versions
+from infra import promql, versions
 
 PROJECT = "ml-platform"
 
@@ -60,6 +60,10 @@ RESERVED_TAG_PREFIXES = ("ml-platform/", "kubernetes.io/cluster/", "eks:", "karp
 MAX_USER_TAGS = 40  # AWS allows 50 per resource; the platform and Kubernetes controllers add their own
 _K8S_NAMESPACE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
+# Namespaces the platform's own components run in, and Kubernetes' own: a model's name is its namespace, and
+# a model named like one of these would declare (and on removal delete) a namespace it does not own.
+PLATFORM_NAMESPACES = ("kube-system", "nvidia", "monitoring", "keda", "logging")
+RESERVED_NAMESPACES = (*PLATFORM_NAMESPACES, "default", "kube-public", "kube-node-lease")
 GPU_TAINT_KEY = "nvidia.com/gpu"
 # Node labels the platform sets on pools itself (pool name, GPU presence, device-plugin config).
 PLATFORM_LABELS = ("ml-platform/pool", "ml-platform/gpu-sharing", "nvidia.com/gpu.present", "nvidia.com/device-plugin.config")
@@ -393,7 +397,8 @@ class ManagedPoolConfig(_PoolBase):
                 problems.append(f"'{instance_type}' is not a known EC2 instance type" + (f"; did you mean '{hint}'?" if hint else ""))
             elif instance_types.is_unsupported_accelerator(instance_type):
                 problems.append(
-                    f"'{instance_type}' is an accelerator without NVIDIA device plugin support; use a g4dn/g5/g6/g6e/p4/p5 type"
+                    f"'{instance_type}' is an accelerator the platform does not know as an NVIDIA GPU (components/instance_types.py); "
+                    "use a g4dn/g5/g6/g6e/p4/p5 type"
                 )
         if problems:
             raise _fail("; ".join(problems))
@@ -495,7 +500,8 @@ class KarpenterPoolConfig(_PoolBase):
                 hint = difflib.get_close_matches(family, sorted(instance_types.known_families()), n=1)
                 problems.append(f"'{family}' is not a known EC2 instance family" + (f"; did you mean '{hint[0]}'?" if hint else ""))
             elif instance_types.is_unsupported_accelerator(family + ".x"):
-                problems.append(f"'{family}' is an accelerator family without NVIDIA device plugin support")
+                unknown = "is an accelerator family the platform does not know as an NVIDIA GPU (components/instance_types.py)"
+                problems.append(f"'{family}' {unknown}")
         if problems:
             raise _fail("; ".join(problems))
         kinds = {instance_types.family_gpu(f) is not None for f in value}
@@ -1009,6 +1015,10 @@ def _cross_checks(cfg: StackConfig) -> list[tuple[str, str]]:
     for name, model in cfg.models.items():
         if not _K8S_NAMESPACE.match(name) or len(name) > 40:
             problems.append((f"models.{name}", "model names become namespaces: up to 40 lowercase letters, digits and '-'"))
+        elif name in RESERVED_NAMESPACES:
+            owned = f"'{name}' is a namespace the platform or Kubernetes owns, and a model's name is its namespace"
+            problems.append((f"models.{name}", owned))
+        problems += _autoscaling_problems(name, model)
         image = model.image
         if image.upstream and not image.repository.startswith(ALLOWED_UPSTREAM_IMAGES) and not _ECR_HOST.match(image.repository):
             problems.append(
@@ -1055,6 +1065,33 @@ def _cross_checks(cfg: StackConfig) -> list[tuple[str, str]]:
             problems.append(("network.flowLogs", "prod must keep VPC flow logs (set true)"))
     if cfg.preview is not None:
         problems += _preview_checks(cfg, cfg.preview)
+    return problems
+
+
+def _autoscaling_problems(name: str, model: ModelConfig) -> list[tuple[str, str]]:
+    """Autoscaling settings that would be ignored, or would read missing metrics as load."""
+    at = f"models.{name}.autoscaling"
+    scaling = model.autoscaling
+    problems = []
+    if scaling.activeHours is not None and model.replicas.min > 0:
+        problems.append((f"{at}.activeHours", "applies to models that scale to zero (replicas.min 0); with a minimum it would do nothing"))
+    if scaling.query is not None and (model.runtime != "custom" or model.gpus == 0):
+        what = "CPU models scale on CPU" if model.gpus == 0 else f"the {model.runtime} preset scales on its own queue metric"
+        problems.append((f"{at}.query", f"applies to custom GPU models only: {what}"))
+    elif scaling.query is not None:
+        try:
+            series = promql.series(scaling.query)
+            invented = promql.functions(scaling.query) & promql.INVENTS_VALUES
+        except ValueError as error:
+            return [*problems, (f"{at}.query", str(error))]
+        if invented:
+            problems.append(
+                (f"{at}.query", f"{', '.join(sorted(invented))}() turns missing series into a value, so a scrape outage would read as load")
+            )
+        if not any(matchers.get("namespace") == name for _, matchers in series):
+            problems.append((f"{at}.query", f'must read the model\'s own series, selected with namespace="{name}"'))
+    if model.gpus == 0 and scaling.target is not None and (scaling.target < 1 or scaling.target != int(scaling.target)):
+        problems.append((f"{at}.target", f"a CPU model's target is a whole percent of its CPU request (1 or more), got {scaling.target:g}"))
     return problems
 
 

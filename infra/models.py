@@ -20,13 +20,35 @@ def image_reference(image: config.ImageRef, registry: str, prefix: str) -> str:
     return f"{repository}@{image.digest}" if image.digest else f"{repository}:{image.tag}"
 
 
+# vLLM takes this share of a GPU's memory unless told otherwise (its --gpu-memory-utilization default).
+VLLM_DEFAULT_GPU_MEMORY_UTILIZATION = 0.9
+
+
+def gpu_memory_utilization(args: list[str]) -> float | None:
+    """The value of vLLM's --gpu-memory-utilization in a model's args (either spelling), or None."""
+    for index, arg in enumerate(args):
+        if arg.startswith("--gpu-memory-utilization="):
+            value = arg.split("=", 1)[1]
+        elif arg == "--gpu-memory-utilization" and index + 1 < len(args):
+            value = args[index + 1]
+        else:
+            continue
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
 def placement_problems(cfg: config.StackConfig) -> list[tuple[str, str]]:
-    """GPU models that no pool can take, with why (the scheduling contract)."""
+    """GPU models that no pool can take, and vLLM models that would not fit the GPU share they may land on,
+    with why (the scheduling contract)."""
     contract_pools = pools.scheduling_pools(cfg)
     whole = max((p.max_gpus_per_pod for p in contract_pools), default=0)
     problems = []
     for name, model in sorted(cfg.models.items()):
-        if model.gpus and not scheduling.gpu_placement(model.gpus, contract_pools)[2]:
+        targets = scheduling.gpu_placement(model.gpus, contract_pools)[2] if model.gpus else []
+        if model.gpus and not targets:
             problems.append(
                 (
                     f"models.{name}.gpus",
@@ -34,7 +56,33 @@ def placement_problems(cfg: config.StackConfig) -> list[tuple[str, str]]:
                     f"the most one pod can get is {whole}",
                 )
             )
+        shares = {pool: pools.time_slices(cfg.nodePools[pool]) for pool in targets if pools.time_slices(cfg.nodePools[pool]) > 1}
+        if model.runtime == "vllm" and shares:
+            # vLLM reserves its share of the GPU's memory at start; the next pod on a time-sliced GPU finds less
+            # free memory than it asks for and exits ("Free memory on device ... is less than desired").
+            pool, slices = max(shares.items(), key=lambda item: item[1])
+            most = round(1 / slices, 4)
+            utilization = gpu_memory_utilization(list(model.args))
+            if utilization is None or utilization > most:
+                asked = f"{utilization:g}" if utilization is not None else f"{VLLM_DEFAULT_GPU_MEMORY_UTILIZATION:g} (vLLM's default)"
+                problems.append(
+                    (
+                        f"models.{name}.args",
+                        f"it may land on pool {pool}, which shares each GPU {slices} ways, and vLLM reserves {asked} of a GPU's "
+                        f"memory at start: set --gpu-memory-utilization to at most {most:g}",
+                    )
+                )
     return problems
+
+
+def scale_query(name: str, query: str | None, shared_namespace: str | None) -> str | None:
+    """A custom model's load query as deployed. It is written against the model's own namespace
+    (`namespace="<name>"`, a config rule); in a namespace shared with other models (a namespace preview) that
+    selector becomes the shared namespace and the model's own Service, so a preview scales on its own load,
+    never on the base stack's model of the same name. The controller contract checks the result."""
+    if query is None or shared_namespace is None:
+        return query
+    return query.replace(f'namespace="{name}"', f'namespace="{shared_namespace}", service="{name}"')
 
 
 def model_spec(
@@ -66,7 +114,7 @@ def model_spec(
         hub_id=model.source.hubId,
         hub_token_secret=model.source.hubTokenSecret,
         gpus=model.gpus,
-        scale_query=model.autoscaling.query,
+        scale_query=scale_query(name, model.autoscaling.query, shared_namespace),
         active_hours=hours.model_dump() if hours else None,
         node_selector=selector,
         tolerations=tolerations,

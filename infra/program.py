@@ -92,8 +92,6 @@ def availability_zones(cfg: config.StackConfig) -> list[str]:
     return names[: cfg.network.azCount]
 
 
-# Namespaces whose log groups the platform declares (model namespaces are added per model).
-PLATFORM_NAMESPACES = ("kube-system", "nvidia", "monitoring", "keda", "logging")
 
 
 def cluster_name(stack: str) -> str:
@@ -277,7 +275,8 @@ def build(cfg: config.StackConfig) -> None:
             chart=charts["aws-for-fluent-bit"],
             region=cfg.region,
             account_id=identity.account_id,
-            namespaces=[*PLATFORM_NAMESPACES, *cfg.models],
+            # The platform's namespaces and each model's get a declared log group.
+            namespaces=[*config.PLATFORM_NAMESPACES, *cfg.models],
             retention_days=observability.logRetentionDays,
             kms_key_arn=data_key.arn if cfg.environment == "prod" else None,
             partition=partition,

@@ -284,7 +284,7 @@ BAD_CONFIGS = [
             nodePools={"system": {"instanceTypes": ["m6i.large"], "maxSize": 2}, "inf": {"instanceTypes": ["inf2.xlarge"], "maxSize": 2}}
         ),
         "nodePools.inf.instanceTypes",
-        "without NVIDIA device plugin support",
+        "does not know as an NVIDIA GPU",
     ),
     (
         "bad pool name",
@@ -539,6 +539,19 @@ PROD_MODELS = prod_sections(
     serving={"loaderImage": {"repository": "public.ecr.aws/aws-cli/aws-cli", "digest": DIGEST}},
 )
 
+NEW_GPU_FAMILIES = [
+    # families botocore knows and the GPU table does not: never silently a CPU pool
+    ("unknown GPU family in a managed pool", {"instanceTypes": ["g7e.2xlarge"], "maxSize": 1}, "instanceTypes"),
+    ("unknown GPU family on Karpenter", {**GPU_POOL, "instanceFamilies": ["p6-b200"]}, "instanceFamilies"),
+    ("AMD GPU family", {**GPU_POOL, "instanceFamilies": ["g4ad"]}, "instanceFamilies"),
+]
+
+
+@pytest.mark.parametrize(("pool", "field"), [c[1:] for c in NEW_GPU_FAMILIES], ids=[c[0] for c in NEW_GPU_FAMILIES])
+def test_a_gpu_family_the_platform_does_not_know_is_refused(pool, field):
+    assert_problem(problems_of(**with_pool(**pool)), f"nodePools.gpu.{field}", "does not know as an NVIDIA GPU")
+
+
 MODEL_BAD_CONFIGS = [
     ("unknown runtime", with_model(runtime="tgi"), "models.chat.runtime", "'tgi' is not allowed"),
     ("latest tag", with_model(image={"repository": "docker.io/vllm/vllm-openai", "tag": "latest"}), "models.chat.image", "'latest' floats"),
@@ -602,6 +615,66 @@ MODEL_BAD_CONFIGS = [
         {**minimal_sections(nodePools=GPU_POOLS), "models": {"Chat_Bot": VLLM}},
         "models.Chat_Bot",
         "model names become namespaces",
+    ),
+    (
+        "model named like a platform namespace",
+        {**minimal_sections(nodePools=GPU_POOLS), "models": {"monitoring": VLLM}},
+        "models.monitoring",
+        "'monitoring' is a namespace the platform or Kubernetes owns",
+    ),
+    (
+        "model named kube-system",
+        {**minimal_sections(nodePools=GPU_POOLS), "models": {"kube-system": VLLM}},
+        "models.kube-system",
+        "a namespace the platform or Kubernetes owns",
+    ),
+    (
+        "active hours with a minimum",
+        with_model(autoscaling={"activeHours": {"start": "0 8 * * *", "end": "0 9 * * *"}}),
+        "models.chat.autoscaling.activeHours",
+        "applies to models that scale to zero",
+    ),
+    (
+        "query on a preset runtime",
+        with_model(autoscaling={"query": 'sum(x{namespace="chat"})'}),
+        "models.chat.autoscaling.query",
+        "the vllm preset scales on its own queue metric",
+    ),
+    (
+        "query on a CPU model",
+        with_model(runtime="custom", gpus=0, port=8080, healthPath="/h", autoscaling={"query": 'sum(x{namespace="chat"})'}),
+        "models.chat.autoscaling.query",
+        "CPU models scale on CPU",
+    ),
+    (
+        "custom query reading missing series as zero",
+        with_model(runtime="custom", port=8080, healthPath="/h", autoscaling={"query": 'sum(queue{namespace="chat"}) or vector(0)'}),
+        "models.chat.autoscaling.query",
+        "vector() turns missing series into a value",
+    ),
+    (
+        "custom query of a constant",
+        with_model(runtime="custom", port=8080, healthPath="/h", autoscaling={"query": "vector(7)"}),
+        "models.chat.autoscaling.query",
+        'must read the model\'s own series, selected with namespace="chat"',
+    ),
+    (
+        "custom query of another model",
+        with_model(runtime="custom", port=8080, healthPath="/h", autoscaling={"query": 'sum(queue{namespace="ranker"})'}),
+        "models.chat.autoscaling.query",
+        'namespace="chat"',
+    ),
+    (
+        "custom query that does not parse",
+        with_model(runtime="custom", port=8080, healthPath="/h", autoscaling={"query": 'sum(queue{namespace="chat"}'}),
+        "models.chat.autoscaling.query",
+        "the query does not parse",
+    ),
+    (
+        "fractional CPU target",
+        with_model(runtime="custom", gpus=0, port=8080, healthPath="/h", autoscaling={"target": 0.5}),
+        "models.chat.autoscaling.target",
+        "a whole percent of its CPU request (1 or more), got 0.5",
     ),
     ("prod by tag", with_model(PROD_MODELS), "models.chat.image.digest", "prod runs images by digest"),
     (
@@ -767,3 +840,15 @@ PREVIEW_BAD_CONFIGS = [
 @pytest.mark.parametrize(("sections", "path", "fragment"), [c[1:] for c in PREVIEW_BAD_CONFIGS], ids=[c[0] for c in PREVIEW_BAD_CONFIGS])
 def test_bad_preview_config(sections, path, fragment):
     assert_problem(problems_of(**sections), path, fragment)
+
+
+def test_a_custom_gpu_model_scales_on_its_own_series_and_a_preview_on_its_own_service():
+    from infra import models
+
+    query = 'sum(rate(queue_depth{namespace="chat"}[1m]))'
+    cfg = config.parse(
+        raw_config(**with_model(runtime="custom", port=8080, healthPath="/h", autoscaling={"query": query, "target": 3})), "test"
+    )
+    assert cfg.models["chat"].autoscaling.query == query
+    assert models.scale_query("chat", query, None) == query
+    assert models.scale_query("chat", query, "pr-7") == 'sum(rate(queue_depth{namespace="pr-7", service="chat"}[1m]))'
