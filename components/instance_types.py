@@ -88,9 +88,17 @@ def gpu_info(instance_type: str) -> GpuInfo | None:
     return GpuInfo(model=model, count=counts.get(size, 1), memory_gib=memory, mig=mig)
 
 
+# Every g and p family is an accelerated family (EC2 "Accelerated computing"): one the table above does not
+# describe (g7e, p6-b200, AMD's g4ad, the K80-era p2 ...) must not pass as a CPU pool, untainted, on the
+# wrong AMI. Adding its GPU facts to _NVIDIA_FAMILIES is how the platform learns a new family.
+_GPU_CATEGORY = re.compile(r"^(g|gr|p)\d")
+
+
 def is_unsupported_accelerator(instance_type: str) -> bool:
-    """Accelerated types (Inferentia, Trainium, Gaudi, FPGA, fractional GPU) the platform cannot serve on."""
-    return bool(_UNSUPPORTED_ACCELERATED.match(family_of(instance_type)))
+    """Accelerated types the platform cannot serve on: Inferentia, Trainium, Gaudi, FPGA, fractional GPUs, and
+    any GPU family not in the table above."""
+    family = family_of(instance_type)
+    return bool(_UNSUPPORTED_ACCELERATED.match(family)) or (bool(_GPU_CATEGORY.match(family)) and family not in _NVIDIA_FAMILIES)
 
 
 @functools.cache

@@ -101,6 +101,10 @@ def karpenter_pool(name: str, pool: config.KarpenterPoolConfig, zones: list[str]
         # (kubernetes-sigs/karpenter#729): slices pending together would buy a 4- or 8-GPU instance. One GPU
         # per node keeps a launch to what one slice needs.
         requirements.append({"key": "karpenter.k8s.aws/instance-gpu-count", "operator": "In", "values": ["1"]})
+    if sharing is not None and sharing.mig is not None:
+        # Whole nodes of the family's largest size only, so the node limit below is a GPU limit (p5 also comes
+        # with a single H100, p5.4xlarge).
+        requirements.append({"key": "karpenter.k8s.aws/instance-gpu-count", "operator": "In", "values": [str(gpus_per_node(pool))]})
     if pool.limits.gpus is not None:
         # Karpenter counts a launching node's physical GPUs (its NodeClaim) but a registered node's advertised
         # nvidia.com/gpu, which sharing multiplies (pkg/controllers/state/statenode.go, Capacity, at v1.14.1).

@@ -80,6 +80,8 @@ def test_a_mig_pool_is_limited_in_whole_nodes():
     pool = pools.karpenter_pool("a100", parse(a100={**mig, "limits": {"cpu": 192, "memoryGiB": 2304, "gpus": 16}}).nodePools["a100"], ["z"])
     # MIG devices per GPU depend on the partitioning: Karpenter's nvidia.com/gpu count would jump at registration
     assert pool.limits == {"cpu": "192", "memory": "2304Gi", "nodes": "2"}
+    # 8-GPU nodes only, so 2 nodes are the 16 GPUs (p5 also has a 1-GPU size)
+    assert {"key": "karpenter.k8s.aws/instance-gpu-count", "operator": "In", "values": ["8"]} in pool.requirements
     with pytest.raises(config.ConfigError) as caught:
         parse(a100={**mig, "limits": {"cpu": 192, "memoryGiB": 2304, "gpus": 12}})
     ((path, message),) = caught.value.problems
@@ -127,3 +129,27 @@ def test_committed_stacks_honour_the_contract(stack):
     assert scheduling.gpu_placement(1, contract_pools)[2], "a 1-GPU model has somewhere to run"
     cpu_targets = scheduling.gpu_placement(0, contract_pools)[2]
     assert cpu_targets and all(p.gpus_per_node == 0 for p in contract_pools if p.name in cpu_targets)
+
+
+def test_vllm_on_a_time_sliced_gpu_must_leave_memory_for_the_other_slices():
+    from infra import models
+
+    vllm = {
+        "runtime": "vllm",
+        "image": {"repository": "docker.io/vllm/vllm-openai", "tag": "v0.31.0"},
+        "source": {"s3Prefix": "m/"},
+        "gpus": 1,
+        "resources": {"cpu": "2", "memory": "12Gi"},
+    }
+    shared = {**GPU, "gpuSharing": {"timeSlicing": {"replicas": 4}}}
+
+    def problems(args):
+        sections = minimal_sections(nodePools={"system": SYSTEM, "gpu": shared}, models={"chat": {**vllm, "args": args}})
+        return models.placement_problems(config.parse(raw_config(**sections), "test"))
+
+    ((path, message),) = problems([])
+    assert path == "models.chat.args"
+    assert "shares each GPU 4 ways, and vLLM reserves 0.9 (vLLM's default)" in message and "at most 0.25" in message
+    assert problems(["--gpu-memory-utilization", "0.3"])[0][1].count("reserves 0.3 of") == 1
+    assert problems(["--gpu-memory-utilization=0.25"]) == []
+    assert problems(["--max-model-len", "4096", "--gpu-memory-utilization", "0.2"]) == []
