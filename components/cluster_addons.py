@@ -16,6 +16,7 @@ import pulumi_kubernetes as k8s
 from components import iam
 from components.helm import Chart, release
 from components.options import inherited_depends_on
+from components.resources import STANDARD, sized
 
 TYPE = "mlplatform:aws:ClusterAddons"
 
@@ -61,7 +62,7 @@ def storage_class(kms_key_arn: str, reclaim_policy: str) -> dict:
         "reclaimPolicy": reclaim_policy,
     }
 
-def metrics_server_values(replicas: int, node_selector: Mapping[str, str]) -> dict:
+def metrics_server_values(replicas: int, node_selector: Mapping[str, str], resources: Mapping[str, dict] | None = None) -> dict:
     """metrics-server chart values (keys checked against ../shared/charts/metrics-server/values.yaml).
 
     Its APIService is an aggregated API: while no replica answers, every HPA on CPU reports
@@ -71,6 +72,7 @@ def metrics_server_values(replicas: int, node_selector: Mapping[str, str]) -> di
     values: dict = {
         "replicas": replicas,
         "nodeSelector": dict(node_selector),
+        "resources": (resources or sized(STANDARD))["metrics-server"],
         "podDisruptionBudget": {"enabled": replicas > 1, "maxUnavailable": 1},
     }
     if replicas > 1:
@@ -101,6 +103,8 @@ class ClusterAddonsArgs:
     """metrics-server replicas (at most the system pool's node count; more than one keeps the API up)."""
     node_selector: Mapping[str, str] = field(default_factory=dict)
     """Where metrics-server runs (the system pool)."""
+    resources: Mapping[str, dict] = field(default_factory=lambda: sized(STANDARD))
+    """Platform container resources by name (components.resources); this component uses `metrics-server`."""
     partition: str = "aws"
     """AWS partition."""
     retain_volumes: bool = False
@@ -176,7 +180,7 @@ class ClusterAddons(pulumi.ComponentResource):
             args.metrics_server_chart,
             "metrics-server",
             METRICS_SERVER_NAMESPACE,
-            metrics_server_values(args.metrics_server_replicas, args.node_selector),
+            metrics_server_values(args.metrics_server_replicas, args.node_selector, args.resources),
             pulumi.ResourceOptions(parent=self, provider=args.kubernetes_provider, depends_on=inherited_depends_on(opts)),
         )
         self.register_outputs({})

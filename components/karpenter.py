@@ -22,6 +22,7 @@ from components import iam
 from components.eks_cluster import node_role
 from components.helm import Chart, release
 from components.options import inherited_depends_on
+from components.resources import STANDARD, sized
 
 TYPE = "mlplatform:k8s:Karpenter"
 
@@ -314,7 +315,9 @@ def node_pool_spec(pool: KarpenterPool) -> dict:
     return spec
 
 
-def helm_values(cluster_name: str, queue_name: str, replicas: int, node_selector: Mapping[str, str]) -> dict:
+def helm_values(
+    cluster_name: str, queue_name: str, replicas: int, node_selector: Mapping[str, str], resources: Mapping[str, dict] | None = None
+) -> dict:
     """Chart values (keys checked against ../shared/charts/karpenter/values.yaml in the tests)."""
     return {
         "settings": {"clusterName": cluster_name, "interruptionQueue": queue_name},
@@ -326,7 +329,7 @@ def helm_values(cluster_name: str, queue_name: str, replicas: int, node_selector
         "dnsPolicy": "Default",
         # On the managed system pool: Karpenter must never run on nodes it manages itself.
         "nodeSelector": {"kubernetes.io/os": "linux", **node_selector},
-        "controller": {"resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}}},
+        "controller": {"resources": (resources or sized(STANDARD))["karpenter"]},
         # Launch failures are alerted on (KarpenterCannotLaunch) and graphed.
         "serviceMonitor": {"enabled": True},
     }
@@ -358,6 +361,8 @@ class KarpenterArgs:
     """Controller replicas (at most the system pool's node count: the chart spreads them one per node)."""
     controller_node_selector: Mapping[str, str] = field(default_factory=dict)
     """Where the controller runs (the system pool)."""
+    resources: Mapping[str, dict] = field(default_factory=lambda: sized(STANDARD))
+    """Platform container resources by name (components.resources); this component uses `karpenter`."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Tags for AWS resources and the nodes Karpenter launches."""
 
@@ -446,7 +451,9 @@ class Karpenter(pulumi.ComponentResource):
             args.chart,
             "karpenter",
             NAMESPACE,
-            queue.name.apply(lambda queue_name: helm_values(cluster, queue_name, args.controller_replicas, args.controller_node_selector)),
+            queue.name.apply(
+                lambda queue_name: helm_values(cluster, queue_name, args.controller_replicas, args.controller_node_selector, args.resources)
+            ),
             skip_crds=True,
             opts=pulumi.ResourceOptions(
                 parent=self,

@@ -16,6 +16,7 @@ import pulumi_kubernetes as k8s
 from components.helm import Chart, release
 from components.options import inherited_depends_on
 from components.pod_identity import pod_identity_role
+from components.resources import STANDARD, sized
 
 TYPE = "mlplatform:aws:Logging"
 
@@ -51,7 +52,7 @@ def shipping_policy(region: str, account: str, prefix: str, partition: str = "aw
     }
 
 
-def values(region: str, prefix: str, retention_days: int) -> dict:
+def values(region: str, prefix: str, retention_days: int, resources: Mapping[str, dict] | None = None) -> dict:
     """Chart values (keys checked against ../shared/charts/aws-for-fluent-bit/values.yaml in the tests)."""
     return {
         "serviceAccount": {"create": True, "name": SERVICE_ACCOUNT},
@@ -68,6 +69,7 @@ def values(region: str, prefix: str, retention_days: int) -> dict:
         # GPU nodes are tainted; logs from every node are needed.
         "tolerations": [{"operator": "Exists"}],
         "serviceMonitor": {"enabled": True},
+        "resources": (resources or sized(STANDARD))["fluent-bit"],
     }
 
 
@@ -95,6 +97,8 @@ class LoggingArgs:
     """AWS partition."""
     protect: bool = False
     """Keep the groups' logs when the stack goes (prod)."""
+    resources: Mapping[str, dict] = field(default_factory=lambda: sized(STANDARD))
+    """Platform container resources by name (components.resources); this component uses `fluent-bit`."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Tags for AWS resources."""
 
@@ -129,7 +133,7 @@ class Logging(pulumi.ComponentResource):
             args.chart,
             "aws-for-fluent-bit",
             NAMESPACE,
-            values(args.region, prefix, args.retention_days),
+            values(args.region, prefix, args.retention_days, args.resources),
             pulumi.ResourceOptions(
                 parent=self,
                 provider=args.kubernetes_provider,

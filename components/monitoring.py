@@ -20,6 +20,7 @@ from components import alerts, dashboards
 from components.helm import Chart, release
 from components.options import inherited_depends_on
 from components.pod_identity import pod_identity_role
+from components.resources import PROMETHEUS_CPU, STANDARD, sized
 
 TYPE = "mlplatform:k8s:Monitoring"
 
@@ -88,8 +89,15 @@ def values(
     memory: str = "4Gi",
     remote_write_url: str | None = None,
     region: str = "",
+    resources: Mapping[str, dict] | None = None,
+    cpu: str = PROMETHEUS_CPU[STANDARD],
 ) -> dict:
-    """Chart values (keys checked against ../shared/charts/kube-prometheus-stack/values.yaml in the tests)."""
+    """Chart values (keys checked against ../shared/charts/kube-prometheus-stack/values.yaml in the tests). Every
+    container of the chart and its subcharts gets requests and a memory limit from `resources`
+    (components.resources): the operator, the config reloader it adds to Prometheus and Alertmanager, the
+    admission webhook's certificate Jobs, Alertmanager, Grafana and its two sidecars, kube-state-metrics and
+    node-exporter."""
+    table = resources or sized(STANDARD)
     prometheus_spec: dict = {
         # Select every ServiceMonitor, PodMonitor, probe and rule in every namespace, not only the chart's own.
         "serviceMonitorSelectorNilUsesHelmValues": False,
@@ -98,7 +106,7 @@ def values(
         "ruleSelectorNilUsesHelmValues": False,
         "retention": retention,
         "nodeSelector": dict(node_selector),
-        "resources": {"requests": {"cpu": "500m", "memory": memory}, "limits": {"memory": memory}},
+        "resources": {"requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": memory}},
     }
     if remote_write_url:
         prometheus_spec["remoteWrite"] = [{"url": remote_write_url, "sigv4": {"region": region}}]
@@ -120,16 +128,37 @@ def values(
         "grafana": {
             "admin": {"existingSecret": GRAFANA_ADMIN_SECRET, "userKey": "admin-user", "passwordKey": "admin-password"},
             "nodeSelector": dict(node_selector),
-            # Dashboards are ConfigMaps labelled grafana_dashboard=1, in any namespace.
-            "sidecar": {"dashboards": {"enabled": True, "label": DASHBOARD_LABEL, "labelValue": "1", "searchNamespace": "ALL"}},
+            "resources": table["grafana"],
+            # A `helm test` pod, never run by an install; off, so every pod the chart defines is one that runs.
+            "testFramework": {"enabled": False},
+            # Dashboards are ConfigMaps labelled grafana_dashboard=1, in any namespace. One key sizes both sidecars.
+            "sidecar": {
+                "dashboards": {"enabled": True, "label": DASHBOARD_LABEL, "labelValue": "1", "searchNamespace": "ALL"},
+                "resources": table["grafana-sidecar"],
+            },
         },
         # Alertmanager's configuration (with its receivers' secrets) comes from the Secret the component makes,
         # so no secret ever sits in the chart values.
-        "alertmanager": {"alertmanagerSpec": {"nodeSelector": dict(node_selector), "useExistingSecret": True}},
-        "prometheusOperator": {"nodeSelector": dict(node_selector)},
+        "alertmanager": {
+            "alertmanagerSpec": {"nodeSelector": dict(node_selector), "useExistingSecret": True, "resources": table["alertmanager"]}
+        },
+        "prometheusOperator": {
+            "nodeSelector": dict(node_selector),
+            "resources": table["prometheus-operator"],
+            # The reloader the operator adds to Prometheus and Alertmanager (init and sidecar); the chart's default
+            # "0" means none at all.
+            "prometheusConfigReloader": {"resources": table["prometheus-config-reloader"]},
+            # The webhook certificate's hook Jobs run at every install and upgrade, on the system pool too.
+            "admissionWebhooks": {
+                "patch": {"resources": table["prometheus-admission-jobs"], "nodeSelector": dict(node_selector)}
+            },
+        },
+        "prometheus-node-exporter": {"resources": table["node-exporter"]},
         # Node pool and model-server labels as metric labels, for the dashboards' per-pool and per-model views.
         "kube-state-metrics": {
-            "metricLabelsAllowlist": ["nodes=[ml-platform/pool,nvidia.com/gpu.present]", "namespaces=[app.kubernetes.io/component]"]
+            "metricLabelsAllowlist": ["nodes=[ml-platform/pool,nvidia.com/gpu.present]", "namespaces=[app.kubernetes.io/component]"],
+            "nodeSelector": dict(node_selector),
+            "resources": table["kube-state-metrics"],
         },
     }
 
@@ -148,6 +177,11 @@ class MonitoringArgs:
     """Where Prometheus, Alertmanager, Grafana and the operator run (the system pool)."""
     memory: str = "4Gi"
     """Prometheus memory (request and limit)."""
+    cpu: str = PROMETHEUS_CPU[STANDARD]
+    """Prometheus CPU request."""
+    resources: Mapping[str, dict] = field(default_factory=lambda: sized(STANDARD))
+    """Platform container resources by name (components.resources): the operator, reloader, admission Jobs,
+    Alertmanager, Grafana and its sidecars, kube-state-metrics, node-exporter."""
     alertmanager: pulumi.Input[Mapping[str, Any]] = field(default_factory=lambda: alertmanager_config([], [], None))
     """Alertmanager configuration (alertmanager_config); a secret Output when receivers hold secrets."""
     model_namespaces: Sequence[str] = ()
@@ -208,7 +242,9 @@ class Monitoring(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[namespace])),
         )
         chart_values = pulumi.Output.from_input(remote_write_url).apply(
-            lambda url: values(args.retention, args.storage_gib, args.node_selector, args.memory, url, args.region)
+            lambda url: values(
+                args.retention, args.storage_gib, args.node_selector, args.memory, url, args.region, args.resources, args.cpu
+            )
         )
         self.release = release(
             f"{name}-kube-prometheus-stack",

@@ -23,6 +23,7 @@ from components.network import Network, NetworkArgs
 from components.node_pool import NodePool, NodePoolArgs
 from components.preview_namespace import PreviewNamespace, PreviewNamespaceArgs
 from components.registry import ContainerRegistry, ContainerRegistryArgs, PullThroughCache
+from components.resources import PROMETHEUS_CPU, SMALL, STANDARD, sized
 from components.scheduling import POOL_LABEL, device_plugin_gaps
 from components.serving_platform import ServingPlatform, ServingPlatformArgs, alb_policy_versions
 from infra import aliases, config, models, pools, versions
@@ -132,6 +133,10 @@ def build(cfg: config.StackConfig) -> None:
     protect = cfg.protectStatefulResources
     ecr_host = registry_host(identity.account_id, cfg.region)
     zones = availability_zones(cfg)
+    # dev runs the platform on one small system node; staging and prod get the standard sizes.
+    size = SMALL if cfg.environment == "dev" else STANDARD
+    platform_resources = sized(size)
+    system_replicas = min(2, cfg.nodePools["system"].minSize)  # spread one per node: no more than the pool always has
 
     # One key for data at rest outside the cluster: images, model weights, persistent volumes, flow logs.
     data_key = KmsKey(
@@ -227,8 +232,9 @@ def build(cfg: config.StackConfig) -> None:
             volume_kms_key_arn=data_key.arn,
             metrics_server_chart=charts["metrics-server"],
             # Replicas are spread one per node: no more than the system pool always has.
-            metrics_server_replicas=min(2, cfg.nodePools["system"].minSize),
+            metrics_server_replicas=system_replicas,
             node_selector={POOL_LABEL: "system"},
+            resources=platform_resources,
             partition=partition,
             retain_volumes=protect,
             tags=tags,
@@ -253,6 +259,8 @@ def build(cfg: config.StackConfig) -> None:
             # Persistent gp3 storage outside dev, so metrics survive a Prometheus restart.
             storage_gib=observability.storageGiB or (None if cfg.environment == "dev" else 100),
             memory=observability.prometheusMemory,
+            cpu=PROMETHEUS_CPU[size],
+            resources=platform_resources,
             node_selector=system_nodes,
             # Receivers hold webhook URLs and routing keys: kept secret whenever the stack's config is.
             alertmanager=pulumi.Output.secret(routing) if pulumi.runtime.is_config_secret(f"{config.PROJECT}:monitoring") else routing,
@@ -281,6 +289,7 @@ def build(cfg: config.StackConfig) -> None:
             kms_key_arn=data_key.arn if cfg.environment == "prod" else None,
             partition=partition,
             protect=protect,
+            resources=platform_resources,
             tags=tags,
         ),
         # Fluent Bit's ServiceMonitor needs the Prometheus operator's CRD.
@@ -304,8 +313,9 @@ def build(cfg: config.StackConfig) -> None:
                 partition=partition,
                 pools=[pools.karpenter_pool(pool_name, pool, zones) for pool_name, pool in karpenter_pools.items()],
                 # The chart keeps replicas on separate nodes: no more than the system pool always has.
-                controller_replicas=min(2, cfg.nodePools["system"].minSize),
+                controller_replicas=system_replicas,
                 controller_node_selector=system_nodes,
+                resources=platform_resources,
                 tags=tags,
             ),
             # The controller runs on the managed system pool and needs the NAT routes to reach AWS, also while
@@ -323,6 +333,7 @@ def build(cfg: config.StackConfig) -> None:
                 dcgm_exporter_chart=charts["dcgm-exporter"],
                 sharing_configs=pools.sharing_configs(cfg),
                 service_monitor=True,
+                resources=platform_resources,
             ),
             # The exporter's ServiceMonitor needs the Prometheus operator's CRD.
             opts=aliases.options("nvidia", depends_on=[monitoring.release]),
@@ -390,6 +401,8 @@ def build(cfg: config.StackConfig) -> None:
                 alb_chart=charts["aws-load-balancer-controller"],
                 alb_controller=any(model.exposure.type == "alb" for model in cfg.models.values()),
                 node_selector=system_nodes,
+                alb_replicas=system_replicas,
+                resources=platform_resources,
                 tags=tags,
             ),
             opts=aliases.options("serving", depends_on=node_groups),

@@ -16,6 +16,7 @@ import pulumi_kubernetes as k8s
 from components import iam
 from components.helm import Chart, release
 from components.options import inherited_depends_on
+from components.resources import STANDARD, sized
 
 TYPE = "mlplatform:k8s:ServingPlatform"
 
@@ -43,11 +44,26 @@ def alb_controller_policy(chart_version: str) -> dict:
     return json.loads(path.read_text())
 
 
-def keda_values(node_selector: Mapping[str, str]) -> dict:
-    return {"nodeSelector": dict(node_selector)}
+def keda_values(node_selector: Mapping[str, str], resources: Mapping[str, dict] | None = None) -> dict:
+    table = resources or sized(STANDARD)
+    return {
+        "nodeSelector": dict(node_selector),
+        "resources": {
+            "operator": table["keda-operator"],
+            "metricServer": table["keda-metrics-apiserver"],
+            "webhooks": table["keda-webhooks"],
+        },
+    }
 
 
-def alb_values(cluster_name: str, region: str, vpc_id: str, node_selector: Mapping[str, str]) -> dict:
+def alb_values(
+    cluster_name: str,
+    region: str,
+    vpc_id: str,
+    node_selector: Mapping[str, str],
+    replicas: int = 2,
+    resources: Mapping[str, dict] | None = None,
+) -> dict:
     """Region and VPC are given explicitly: with the IMDS hop limit of 1, pods cannot ask the node."""
     return {
         "clusterName": cluster_name,
@@ -60,6 +76,9 @@ def alb_values(cluster_name: str, region: str, vpc_id: str, node_selector: Mappi
         # Its webhook catches every Service creation cluster-wide and fails them while the controller is down;
         # nothing here uses Services of type LoadBalancer.
         "enableServiceMutatorWebhook": False,
+        # The chart's default is 2 replicas: no more than the system pool has nodes for.
+        "replicaCount": replicas,
+        "resources": (resources or sized(STANDARD))["aws-load-balancer-controller"],
     }
 
 
@@ -83,6 +102,11 @@ class ServingPlatformArgs:
     """Install the load balancer controller (some model is exposed through an ALB)."""
     node_selector: Mapping[str, str] = field(default_factory=dict)
     """Where the controllers run (the system pool)."""
+    alb_replicas: int = 2
+    """Load balancer controller replicas (at most the system pool's node count)."""
+    resources: Mapping[str, dict] = field(default_factory=lambda: sized(STANDARD))
+    """Platform container resources by name (components.resources); this component uses `keda-operator`,
+    `keda-metrics-apiserver`, `keda-webhooks` and `aws-load-balancer-controller`."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Tags for AWS resources."""
 
@@ -100,7 +124,7 @@ class ServingPlatform(pulumi.ComponentResource):
             args.keda_chart,
             "keda",
             KEDA_NAMESPACE,
-            keda_values(args.node_selector),
+            keda_values(args.node_selector, args.resources),
             pulumi.ResourceOptions(parent=self, provider=args.kubernetes_provider, depends_on=waits),
             create_namespace=True,
         )
@@ -136,7 +160,7 @@ class ServingPlatform(pulumi.ComponentResource):
                 "aws-load-balancer-controller",
                 "kube-system",
                 pulumi.Output.from_input(args.vpc_id).apply(
-                    lambda vpc: alb_values(args.cluster_name, args.region, vpc, args.node_selector)
+                    lambda vpc: alb_values(args.cluster_name, args.region, vpc, args.node_selector, args.alb_replicas, args.resources)
                 ),
                 pulumi.ResourceOptions(parent=self, provider=args.kubernetes_provider, depends_on=[identity, attachment, *waits]),
             )

@@ -45,11 +45,18 @@ def unknown_keys(values: Any, defaults: Any, path: str = "") -> list[str]:
     return found
 
 
+def deep_merge(base: Any, override: Any) -> Any:
+    """Helm's rule for a parent chart's section over a subchart's defaults: maps merge key by key, all else wins."""
+    if not isinstance(base, dict) or not isinstance(override, dict):
+        return override
+    return {**base, **{key: deep_merge(base.get(key), value) for key, value in override.items()}}
+
+
 def chart_defaults(key: str) -> dict:
     defaults = yaml.safe_load((CHARTS / key / "values.yaml").read_text())
     for section, subchart in SUBCHARTS.get(key, {}).items():
         sub = yaml.safe_load((CHARTS / subchart / "values.yaml").read_text())
-        defaults[section] = {**sub, **(defaults.get(section) or {})}
+        defaults[section] = deep_merge(sub, defaults.get(section) or {})
     return defaults
 
 
