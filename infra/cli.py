@@ -19,7 +19,7 @@ import pulumi
 
 from infra import config, program
 from infra.delivery import backend, cleanup, cost, diff, doctor, preview, pulumi_cli, reproduce
-from infra.offline import controllers, stack_files
+from infra.offline import capacity, controllers, stack_files
 from infra.offline import plan as offline_plan
 from policy import rules
 
@@ -51,8 +51,9 @@ def _stack_config(stack: str, project_dir: str) -> config.StackConfig:
 
 
 def _checked(plan: offline_plan.Plan, project_dir: str) -> tuple[list[str], list[str]]:
-    """The policy pack's violations and the controller contract's gaps of a plan. A namespace preview's
-    controllers are its base stack's, planned from the base's stack file in `project_dir`."""
+    """The policy pack's violations, and the controller contract's gaps with the capacity check's problems,
+    of a plan. A namespace preview's controllers are its base stack's, planned from the base's stack file in
+    `project_dir`."""
     violations = rules.evaluate(rules.view_from_plan(plan.resources))
     base: list[dict] = []
     preview_output = plan.outputs.get("preview")
@@ -61,7 +62,8 @@ def _checked(plan: offline_plan.Plan, project_dir: str) -> tuple[list[str], list
         if not (Path(project_dir) / f"Pulumi.{base_stack}.yaml").exists():
             return violations, [f"base stack '{base_stack}': no Pulumi.{base_stack}.yaml here, so its controllers cannot be checked"]
         base = _planned(base_stack, project_dir).resources
-    return violations, controllers.gaps(plan.resources, base)
+    _, too_small = capacity.check(plan.resources)
+    return violations, controllers.gaps(plan.resources, base) + too_small
 
 
 def _plan(args: argparse.Namespace) -> int:

@@ -22,6 +22,7 @@ import pulumi.runtime.settings
 import yaml
 
 from infra.config import PROJECT
+from infra.offline import capacity
 from infra.offline.mocks import SECRET, PlatformMocks, RecordingMonitor, plain
 from infra.offline.stack_files import RawStackConfig
 
@@ -130,8 +131,9 @@ def component_of(resource: dict[str, Any], by_urn: dict[str, dict[str, Any]]) ->
 
 
 def summary(plan: Plan, violations: list[str], contract_gaps: list[str] = ()) -> str:
-    """The terminal summary: resources per component, protected resources, warnings, policy results, and the
-    controller contract's gaps (infra/offline/controllers.py)."""
+    """The terminal summary: resources per component, protected resources, warnings, policy results, the
+    managed pools' capacity against the platform's pods (infra/offline/capacity.py), and the problems that
+    fail the plan: the controller contract's gaps and pools too small."""
     by_urn = {r["urn"]: r for r in plan.resources}
     custom = [r for r in plan.resources if r["custom"] and not r["type"].startswith("pulumi:providers:")]
     counts = Counter(component_of(r, by_urn) for r in custom)
@@ -140,7 +142,9 @@ def summary(plan: Plan, violations: list[str], contract_gaps: list[str] = ()) ->
     lines += [f"{name:<{width}}  {count:>9}" for name, count in sorted(counts.items())]
     protected = [f"{r['type']}  {r['name']}" for r in custom if r["protect"]]
     lines += _section("protected", protected) + _section("warnings", plan.warnings) + _section("policy violations", violations)
-    lines += _section("controller gaps", list(contract_gaps))
+    pools, _ = capacity.check(plan.resources)
+    lines += _section("capacity at minimum size (platform pods)", [p.line() for p in pools])
+    lines += _section("controller and capacity problems", list(contract_gaps))
     return "\n".join(lines)
 
 

@@ -67,12 +67,12 @@ def project(tmp_path):
 
 def test_the_plan_command_reports_gaps_and_fails(project, capsys, monkeypatch):
     assert cli.main(["plan", "--stack", "dev", "--project-dir", str(project)]) == 0
-    assert "controller gaps: none" in capsys.readouterr().out
+    assert "controller and capacity problems: none" in capsys.readouterr().out
     # Without the fact that metrics-server serves the resource metrics API, dev's CPU model has no metrics source.
     monkeypatch.delitem(controllers.CHARTS, "metrics-server")
     assert cli.main(["plan", "--stack", "dev", "--project-dir", str(project)]) == 1
     out = capsys.readouterr().out
-    assert "controller gaps (1):" in out and "fraud/HorizontalPodAutoscaler/fraud: a Resource metric reads metrics.k8s.io" in out
+    assert "controller and capacity problems (1):" in out and "fraud/HorizontalPodAutoscaler/fraud: a Resource metric reads metrics.k8s.io" in out
 
 
 def test_a_namespace_preview_without_its_base_stack_file_is_not_passed(project, capsys):
