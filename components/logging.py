@@ -1,7 +1,14 @@
-"""Logging: Fluent Bit (the pinned aws-for-fluent-bit chart) shipping every container's logs to CloudWatch Logs,
-one log group per namespace, so each model server's logs have their own group. The groups the platform
-knows of are declared here with their retention (and KMS in prod); Fluent Bit's role, through Pod Identity,
-may write only to this stack's groups."""
+"""Logging: Fluent Bit (the pinned aws-for-fluent-bit chart) shipping container logs to CloudWatch Logs, one
+log group per namespace, so each model server's logs have their own group.
+
+Every group Fluent Bit writes to is declared here, with its retention (and the data key in prod), so it is in
+state, encrypted where it must be, and removed by `pulumi destroy` (or kept, in prod): one per shipped
+namespace, and `unlabelled` for records the Kubernetes filter could not give metadata (its API lookup
+failed), which Fluent Bit sends to the output's `log_group_name`. Fluent Bit may not create groups (no
+`logs:CreateLogGroup`, `autoCreateGroup` off): it tails only the log files of the shipped namespaces
+(`/var/log/containers/<pod>_<namespace>_<container>-<id>.log`), and a namespace outside them (a team's
+`apps`) is shipped once it is listed in `monitoring.logNamespaces`. Namespace previews declare their own
+group and are tailed by the `pr-*` pattern outside prod."""
 
 from __future__ import annotations
 
@@ -28,8 +35,13 @@ def log_group_prefix(cluster_name: str) -> str:
     return f"/ml-platform/{cluster_name}"
 
 
+UNLABELLED = "unlabelled"
+# Where the kubelet links every container's log: /var/log/containers/<pod>_<namespace>_<container>-<id>.log.
+CONTAINER_LOGS = "/var/log/containers/*_{namespace}_*.log"
+
+
 def shipping_policy(region: str, account: str, prefix: str, partition: str = "aws") -> dict:
-    """Write (and, for namespaces created later, create with retention) only this stack's log groups."""
+    """Write streams and events to this stack's declared log groups; never create a group."""
     groups = f"arn:{partition}:logs:{region}:{account}:log-group:{prefix}/*"
     return {
         "Version": "2012-10-17",
@@ -37,34 +49,32 @@ def shipping_policy(region: str, account: str, prefix: str, partition: str = "aw
             {
                 "Sid": "ShipToStackGroups",
                 "Effect": "Allow",
-                "Action": [
-                    "logs:CreateLogGroup",
-                    "logs:PutRetentionPolicy",
-                    "logs:CreateLogStream",
-                    "logs:PutLogEvents",
-                    "logs:DescribeLogStreams",
-                ],
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
                 "Resource": [groups, f"{groups}:*"],
             },
-            # DescribeLogGroups has no resource-level permissions.
-            {"Sid": "FindGroups", "Effect": "Allow", "Action": "logs:DescribeLogGroups", "Resource": "*"},
         ],
     }
 
 
-def values(region: str, prefix: str, retention_days: int, resources: Mapping[str, dict] | None = None) -> dict:
+def tail_path(namespaces: Sequence[str]) -> str:
+    """Fluent Bit's tail input path: the log files of these namespaces (or namespace patterns) only."""
+    return ",".join(CONTAINER_LOGS.format(namespace=namespace) for namespace in sorted(set(namespaces)))
+
+
+def values(region: str, prefix: str, namespaces: Sequence[str], resources: Mapping[str, dict] | None = None) -> dict:
     """Chart values (keys checked against ../shared/charts/aws-for-fluent-bit/values.yaml in the tests)."""
     return {
         "serviceAccount": {"create": True, "name": SERVICE_ACCOUNT},
+        "input": {"path": tail_path(namespaces)},
         "cloudWatchLogs": {
             "enabled": True,
             "region": region,
-            "logGroupName": f"{prefix}/unlabelled",
-            # One group per namespace; groups of namespaces created later are made with the same retention.
+            # Records without Kubernetes metadata (the template cannot resolve) go here.
+            "logGroupName": f"{prefix}/{UNLABELLED}",
             "logGroupTemplate": f"{prefix}/$kubernetes['namespace_name']",
             "logStreamTemplate": "$kubernetes['pod_name'].$kubernetes['container_name']",
-            "autoCreateGroup": True,
-            "logRetentionDays": retention_days,
+            # Every group is declared by the program: one Fluent Bit made would be outside state, unencrypted.
+            "autoCreateGroup": False,
         },
         # GPU nodes are tainted; logs from every node are needed.
         "tolerations": [{"operator": "Exists"}],
@@ -88,7 +98,9 @@ class LoggingArgs:
     account_id: str
     """AWS account id."""
     namespaces: Sequence[str]
-    """Namespaces whose log groups are declared here (platform and model namespaces)."""
+    """Namespaces whose logs are shipped, each to a group declared here (platform, model and listed namespaces)."""
+    namespace_patterns: Sequence[str] = ()
+    """Namespace globs also tailed whose groups are declared elsewhere (`pr-*`: namespace previews declare theirs)."""
     retention_days: int = 30
     """Retention of every group."""
     kms_key_arn: pulumi.Input[str] | None = None
@@ -108,7 +120,7 @@ class Logging(pulumi.ComponentResource):
         super().__init__(TYPE, name, None, opts)
         prefix = log_group_prefix(args.cluster_name)
         groups = []
-        for namespace in sorted(set(args.namespaces)):
+        for namespace in sorted({*args.namespaces, UNLABELLED}):
             group = aws.cloudwatch.LogGroup(
                 f"{name}-{namespace}",
                 name=f"{prefix}/{namespace}",
@@ -133,7 +145,7 @@ class Logging(pulumi.ComponentResource):
             args.chart,
             "aws-for-fluent-bit",
             NAMESPACE,
-            values(args.region, prefix, args.retention_days, args.resources),
+            values(args.region, prefix, [*args.namespaces, *args.namespace_patterns], args.resources),
             pulumi.ResourceOptions(
                 parent=self,
                 provider=args.kubernetes_provider,

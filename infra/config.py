@@ -784,11 +784,24 @@ class MonitoringConfig(_Model):
     """Also write metrics to Amazon Managed Service for Prometheus (a workspace, SigV4, Pod Identity)."""
     logRetentionDays: int = 30
     """Retention of the container log groups; a CloudWatch retention period."""
+    logNamespaces: list[str] = []
+    """Namespaces besides the platform's and the models' whose container logs are shipped, each to a declared
+    log group (a team's `apps`); logs of any other namespace stay on the nodes."""
 
     @field_validator("logRetentionDays")
     @classmethod
     def _retention(cls, value: int) -> int:
         return _check_retention(value)
+
+    @field_validator("logNamespaces")
+    @classmethod
+    def _log_namespaces(cls, value: list[str]) -> list[str]:
+        bad = [n for n in value if not _K8S_NAMESPACE.match(n) or n == "unlabelled"]
+        if bad:
+            raise _fail(f"{', '.join(repr(n) for n in bad)}: not a namespace name (or 'unlabelled', the platform's own group)")
+        if len(set(value)) != len(value):
+            raise _fail("a namespace is listed twice")
+        return value
 
     @model_validator(mode="after")
     def _routing(self) -> MonitoringConfig:

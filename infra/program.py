@@ -283,8 +283,10 @@ def build(cfg: config.StackConfig) -> None:
             chart=charts["aws-for-fluent-bit"],
             region=cfg.region,
             account_id=identity.account_id,
-            # The platform's namespaces and each model's get a declared log group.
-            namespaces=[*config.PLATFORM_NAMESPACES, *cfg.models],
+            # The platform's namespaces, each model's and the listed ones are shipped, each to its declared group.
+            namespaces=sorted({*config.PLATFORM_NAMESPACES, *cfg.models, *observability.logNamespaces}),
+            # Namespace previews (never of prod) declare their own group in the base stack's cluster.
+            namespace_patterns=[] if cfg.environment == "prod" else ["pr-*"],
             retention_days=observability.logRetentionDays,
             kms_key_arn=data_key.arn if cfg.environment == "prod" else None,
             partition=partition,

@@ -182,3 +182,21 @@ def test_names_unique_per_account_carry_the_stack(plans):
         assert all(r["inputs"]["name"].startswith(f"{stack}/") for r in plan.by_type("aws:ecr/repository:Repository"))
         rules_ = plan.by_type("aws:ecr/pullThroughCacheRule:PullThroughCacheRule")
         assert rules_ and all(r["inputs"]["ecrRepositoryPrefix"].startswith(f"{stack}/") for r in rules_)
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_every_log_group_fluent_bit_writes_to_is_declared(plans, stack):
+    """No log group is created outside the program: the groups of every namespace Fluent Bit tails, and the
+    one for records without metadata, are in the plan (encrypted in prod); `pr-*` namespaces declare their own."""
+    plan = plans[stack]
+    release = next(r["inputs"] for r in plan.by_type("kubernetes:helm.sh/v3:Release") if r["inputs"]["chart"] == "aws-for-fluent-bit")
+    output = release["values"]["cloudWatchLogs"]
+    prefix = output["logGroupTemplate"].removesuffix("$kubernetes['namespace_name']")
+    tailed = [p.split("_")[1] for p in release["values"]["input"]["path"].split(",")]
+    groups = {g["inputs"].get("name"): g["inputs"] for g in plan.by_type("aws:cloudwatch/logGroup:LogGroup")}
+    written = {output["logGroupName"]} | {prefix + n for n in tailed if "*" not in n}
+    assert written <= set(groups), written - set(groups)
+    assert output["autoCreateGroup"] is False
+    assert [n for n in tailed if "*" in n] == ([] if stack == "prod" else ["pr-*"])
+    if stack == "prod":
+        assert all(groups[name].get("kmsKeyId") for name in written)

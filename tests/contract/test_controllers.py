@@ -72,7 +72,8 @@ def test_the_plan_command_reports_gaps_and_fails(project, capsys, monkeypatch):
     monkeypatch.delitem(controllers.CHARTS, "metrics-server")
     assert cli.main(["plan", "--stack", "dev", "--project-dir", str(project)]) == 1
     out = capsys.readouterr().out
-    assert "controller and capacity problems (1):" in out and "fraud/HorizontalPodAutoscaler/fraud: a Resource metric reads metrics.k8s.io" in out
+    assert "controller and capacity problems (1):" in out
+    assert "fraud/HorizontalPodAutoscaler/fraud: a Resource metric reads metrics.k8s.io" in out
 
 
 def test_a_namespace_preview_without_its_base_stack_file_is_not_passed(project, capsys):

@@ -852,3 +852,10 @@ def test_a_custom_gpu_model_scales_on_its_own_series_and_a_preview_on_its_own_se
     assert cfg.models["chat"].autoscaling.query == query
     assert models.scale_query("chat", query, None) == query
     assert models.scale_query("chat", query, "pr-7") == 'sum(rate(queue_depth{namespace="pr-7", service="chat"}[1m]))'
+
+
+def test_listed_namespaces_have_their_logs_shipped_to_a_declared_group():
+    cfg = config.parse(raw_config(**minimal_sections(monitoring={"logNamespaces": ["apps"]})), "test")
+    assert cfg.monitoring.logNamespaces == ["apps"]
+    for listed, fragment in ((["Apps_1"], "not a namespace name"), (["apps", "apps"], "listed twice")):
+        assert_problem(problems_of(**minimal_sections(monitoring={"logNamespaces": listed})), "monitoring.logNamespaces", fragment)

@@ -30,8 +30,21 @@ def build(**overrides):
 def test_each_namespace_has_its_own_group_with_retention():
     plan = render(build(retention_days=90))
     groups = {g["inputs"]["name"]: g["inputs"] for g in plan.by_type("aws:cloudwatch/logGroup:LogGroup")}
-    assert set(groups) == {"/ml-platform/ml-platform-dev/kube-system", "/ml-platform/ml-platform-dev/chat"}
+    # and the group of records without Kubernetes metadata, which only Fluent Bit used to create
+    assert set(groups) == {f"/ml-platform/ml-platform-dev/{n}" for n in ("kube-system", "chat", "unlabelled")}
     assert all(g["retentionInDays"] == 90 and "kmsKeyId" not in g for g in groups.values())
+
+
+def test_fluent_bit_tails_only_the_namespaces_whose_groups_exist_and_creates_none():
+    plan = render(build(namespace_patterns=["pr-*"]))
+    values = resource(plan, "kubernetes:helm.sh/v3:Release", "logging-fluent-bit")["inputs"]["values"]
+    assert values["input"]["path"] == (
+        "/var/log/containers/*_chat_*.log,/var/log/containers/*_kube-system_*.log,/var/log/containers/*_pr-*_*.log"
+    )
+    assert values["cloudWatchLogs"]["autoCreateGroup"] is False
+    assert values["cloudWatchLogs"]["logGroupName"] == "/ml-platform/ml-platform-dev/unlabelled"
+    actions = {a for s in platform_logging.shipping_policy("us-west-2", "1", "/p")["Statement"] for a in s["Action"]}
+    assert actions == {"logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"}
 
 
 def test_prod_groups_are_encrypted_and_kept():
