@@ -6,11 +6,14 @@ as kube-prometheus-stack make their admission webhook's certificate in a hook jo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+
+from components.images import merge
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,8 @@ class Chart:
     repository: str  # an https chart repository, or "" when `name` is a full oci:// reference
     version: str
     crd_chart: str = ""  # the chart's CRDs as their own chart, same version (Helm never upgrades a chart's crds/)
+    values: Mapping[str, Any] = field(default_factory=dict)
+    """Values the stack lays over the component's (where the chart's images come from: components/images.py)."""
 
 
 def release(
@@ -35,6 +40,8 @@ def release(
 ) -> k8s.helm.v3.Release:
     """A release of a pinned chart under a fixed release name (so service accounts and services have
     predictable names), waiting up to `timeout` seconds for its resources."""
+    if chart.values:
+        values = pulumi.Output.from_input(values).apply(lambda own: merge(own or {}, chart.values))
     return k8s.helm.v3.Release(
         resource_name,
         name=release_name,

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 from pydantic_core import PydanticCustomError
 
 from components import instance_types
+from components.images import CHART_IMAGES
 from infra import promql, versions
 
 PROJECT = "ml-platform"
@@ -268,6 +269,19 @@ class RegistriesConfig(_Model):
     """How many tagged images each repository keeps; older ones are expired."""
     pullThroughCache: list[PullThroughCacheRule] = []
     """Pull-through cache rules for public registries."""
+    mirrors: dict[str, str] = {}
+    """Chart images served from one of `repositories` instead of their upstream, by image key
+    (components/images.py): for nvcr.io, which no pull-through cache serves, or to keep digest-pinned images
+    in-account. Copy each image there at its chart's tag first."""
+
+    @model_validator(mode="after")
+    def _mirrors(self) -> RegistriesConfig:
+        for key, repository in self.mirrors.items():
+            if key not in CHART_IMAGES:
+                raise _fail(f"mirrors: '{key}' is not a chart image; known: {', '.join(sorted(CHART_IMAGES))}")
+            if repository not in self.repositories:
+                raise _fail(f"mirrors.{key}: '{repository}' is not in repositories (the mirror is a repository of the platform)")
+        return self
 
     @field_validator("prefix")
     @classmethod
@@ -823,6 +837,9 @@ class PinsConfig(_Model):
     """AL2023 AMI release (e.g. 1.36.3-20260903) overriding infra/versions.py."""
     charts: dict[str, Annotated[str, Field(pattern=r"^[0-9]+\.[0-9]+\.[0-9]+([.-][0-9A-Za-z.-]+)?$")]] = {}
     """Chart versions by chart key overriding infra/versions.py."""
+    images: dict[str, Annotated[str, Field(pattern=_DIGEST)]] = {}
+    """Digests (`sha256:...`) of the charts' images by image key (components/images.py); prod gives one for every
+    image whose chart takes a digest. They belong to the pinned chart versions: move them together."""
 
     @field_validator("addons")
     @classmethod
@@ -831,6 +848,16 @@ class PinsConfig(_Model):
         for name in value:
             if name not in known:
                 raise _fail(f"'{name}' is not an add-on the platform installs; known: {', '.join(sorted(known))}")
+        return value
+
+    @field_validator("images")
+    @classmethod
+    def _images(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if name not in CHART_IMAGES:
+                raise _fail(f"'{name}' is not a chart image; known: {', '.join(sorted(CHART_IMAGES))}")
+            if CHART_IMAGES[name].digest_key is None:
+                raise _fail(f"the {CHART_IMAGES[name].chart} chart takes no digest for '{name}'; pin it through a mirror instead")
         return value
 
     @field_validator("charts")
@@ -1060,6 +1087,17 @@ def _cross_checks(cfg: StackConfig) -> list[tuple[str, str]]:
         problems.append(("pins.amiRelease", f"'{cfg.pins.amiRelease}' is not a release of Kubernetes {cfg.cluster.version}"))
     if prod and cfg.models and cfg.serving.loaderImage.digest is None:
         problems.append(("serving.loaderImage.digest", "prod runs images by digest"))
+    # The karpenter chart ships its controller's digest; the monitoring stack's images take one each.
+    digests = [k for k, image in sorted(CHART_IMAGES.items()) if image.digest_key and image.chart != "karpenter"]
+    unpinned = [k for k in digests if k not in cfg.pins.images]
+    if prod and unpinned:
+        problems.append(
+            (
+                "pins.images",
+                f"prod runs chart images by digest; missing: {', '.join(unpinned)} (the digest of each at its chart's tag, "
+                "e.g. `crane digest quay.io/prometheus/prometheus:<tag>`)",
+            )
+        )
 
     if cfg.protectStatefulResources and cfg.ephemeral:
         problems.append(("ephemeral", "an ephemeral stack cannot also protect its stateful resources"))

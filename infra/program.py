@@ -26,7 +26,7 @@ from components.registry import ContainerRegistry, ContainerRegistryArgs, PullTh
 from components.resources import PROMETHEUS_CPU, SMALL, STANDARD, sized
 from components.scheduling import POOL_LABEL, device_plugin_gaps
 from components.serving_platform import ServingPlatform, ServingPlatformArgs, alb_policy_versions
-from infra import aliases, config, models, pools, versions
+from infra import aliases, config, images, models, pools, versions
 
 
 def load_config() -> config.StackConfig:
@@ -124,6 +124,20 @@ def base_weights(preview: config.PreviewConfig, base: pulumi.StackReference, acc
     return Weights(bucket, f"arn:{partition}:s3:::{bucket}", base.require_output("dataKeyArn"))
 
 
+def installed_charts(cfg: config.StackConfig) -> set[str]:
+    """The charts this stack installs (keys of versions.CHARTS)."""
+    installed = {"kube-prometheus-stack", "aws-for-fluent-bit", "metrics-server"}
+    if any(isinstance(pool, config.KarpenterPoolConfig) for pool in cfg.nodePools.values()):
+        installed.add("karpenter")
+    if any(pool.gpu is not None for pool in cfg.nodePools.values()):
+        installed |= {"nvidia-device-plugin", "dcgm-exporter"}
+    if cfg.models:
+        installed.add("keda")
+    if any(model.exposure.type == "alb" for model in cfg.models.values()):
+        installed.add("aws-load-balancer-controller")
+    return installed
+
+
 def build(cfg: config.StackConfig) -> None:
     tags = stack_tags(cfg)
     release, charts = versions.resolve(cfg.cluster.version, cfg.pins.addons, cfg.pins.amiRelease, cfg.pins.charts)
@@ -132,6 +146,9 @@ def build(cfg: config.StackConfig) -> None:
     name = cluster_name(cfg.stack)
     protect = cfg.protectStatefulResources
     ecr_host = registry_host(identity.account_id, cfg.region)
+    charts, chart_images, direct_pulls = images.with_image_sources(charts, installed_charts(cfg), cfg, ecr_host)
+    for warning in direct_pulls:
+        pulumi.log.warn(warning)
     zones = availability_zones(cfg)
     # dev runs the platform on one small system node; staging and prod get the standard sizes.
     size = SMALL if cfg.environment == "dev" else STANDARD
@@ -441,10 +458,11 @@ def build(cfg: config.StackConfig) -> None:
     pulumi.export("dataKeyArn", data_key.arn)
     pinned = versions.versions_output(release, charts)
     # The images this stack runs, as resolved from its config (tags or digests), to reproduce it exactly.
-    images = cfg.image_registry_prefix
+    prefix = cfg.image_registry_prefix
     pinned["images"] = {
-        "loader": models.image_reference(cfg.serving.loaderImage, ecr_host, images),
-        "models": {name: models.image_reference(model.image, ecr_host, images) for name, model in sorted(cfg.models.items())},
+        "charts": chart_images,
+        "loader": models.image_reference(cfg.serving.loaderImage, ecr_host, prefix),
+        "models": {name: models.image_reference(model.image, ecr_host, prefix) for name, model in sorted(cfg.models.items())},
     }
     pulumi.export("versions", pinned)
     if cfg.preview is not None:

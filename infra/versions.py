@@ -89,5 +89,8 @@ def versions_output(release: EksRelease, charts: dict[str, Chart]) -> dict:
     """The stack's `versions` output: everything pinned that this stack runs."""
     return {
         "eks": {**asdict(release), "ami_alias": release.ami_alias},
-        "charts": {key: asdict(chart) for key, chart in sorted(charts.items())},
+        "charts": {
+            key: {"name": chart.name, "repository": chart.repository, "version": chart.version, "crd_chart": chart.crd_chart}
+            for key, chart in sorted(charts.items())
+        },
     }

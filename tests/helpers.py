@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from components.images import CHART_IMAGES
 from infra.config import PROJECT
 from infra.offline import plan as offline_plan
 from infra.offline.stack_files import RawStackConfig
@@ -58,9 +59,16 @@ def minimal_sections(**overrides: Any) -> dict[str, Any]:
     return sections
 
 
+# Prod runs every chart image whose chart takes a digest by digest (made-up ones here).
+PROD_IMAGE_DIGESTS = {
+    key: "sha256:" + "c" * 64 for key, image in CHART_IMAGES.items() if image.digest_key and image.chart != "karpenter"
+}
+
+
 def prod_sections(**overrides: Any) -> dict[str, Any]:
     """The smallest valid prod stack config, with overrides."""
     sections: dict[str, Any] = {
+        "pins": {"images": PROD_IMAGE_DIGESTS},
         "environment": "prod",
         "protectStatefulResources": "true",
         "network": {"azCount": 3, "natGateways": "perAz", "flowLogs": True},

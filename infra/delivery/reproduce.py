@@ -49,6 +49,10 @@ def reproduction(source: dict[str, Any], outputs: dict[str, Any], source_stack: 
         "charts": {name: chart["version"] for name, chart in sorted(pinned["charts"].items())},
     }
     images = pinned.get("images", {})
+    # The chart images' digests, where the source pinned them (a copy must run the same bytes).
+    digests = {name: ref.split("@", 1)[1] for name, ref in sorted(images.get("charts", {}).items()) if "@sha256:" in ref}
+    if digests:
+        config[key("pins")]["images"] = digests
     models = {name: dict(model) for name, model in (config.get(key("models")) or {}).items()}
     for name, model in models.items():
         if name in images.get("models", {}):

@@ -135,7 +135,10 @@ def test_a_full_preview_is_a_whole_throwaway_platform(project, plans):
     cluster = next(r for r in plan.resources if r["type"] == "aws:eks/cluster:Cluster")
     assert cluster["inputs"]["tags"]["ml-platform/expires-at"] == "2026-11-23T18:00:00Z"
     # its own store starts empty: the models read dev's weights and run dev's images
-    assert plan.outputs["versions"]["images"] == dev.outputs["versions"]["images"]
+    for kind in ("models", "loader"):
+        assert plan.outputs["versions"]["images"][kind] == dev.outputs["versions"]["images"][kind]
+    # chart images pull through the preview's own caches, deleted with it
+    assert plan.outputs["versions"]["images"]["charts"]["prometheus"].endswith(".amazonaws.com/pr-13/quay/prometheus/prometheus")
     readers = [r for r in plan.resources if r["type"] == "aws:iam/rolePolicy:RolePolicy" and "model-reader" in r["name"]]
     assert readers and all(dev.outputs["modelStoreBucket"] in r["inputs"]["policy"] for r in readers)
     assert plan.outputs["preview"] == {"pr": 13, "mode": "full", "baseStack": "dev", "expiresAt": "2026-11-23T18:00:00Z"}
