@@ -50,7 +50,7 @@ def _stack_config(stack: str, project_dir: str) -> config.StackConfig:
         raise CommandError(str(err)) from None
 
 
-def _checked(plan: offline_plan.Plan, project_dir: str) -> tuple[list[str], list[str]]:
+def _checked(plan: offline_plan.Plan, project_dir: str) -> tuple[list[str], list[str], list[capacity.PoolCapacity]]:
     """The policy pack's violations, and the controller contract's gaps with the capacity check's problems,
     of a plan. A namespace preview's controllers are its base stack's, planned from the base's stack file in
     `project_dir`."""
@@ -60,18 +60,18 @@ def _checked(plan: offline_plan.Plan, project_dir: str) -> tuple[list[str], list
     if isinstance(preview_output, dict) and preview_output.get("mode") == "namespace":
         base_stack = str(preview_output["baseStack"]).rsplit("/", 1)[-1]
         if not (Path(project_dir) / f"Pulumi.{base_stack}.yaml").exists():
-            return violations, [f"base stack '{base_stack}': no Pulumi.{base_stack}.yaml here, so its controllers cannot be checked"]
+            return violations, [f"base stack '{base_stack}': no Pulumi.{base_stack}.yaml here, so its controllers cannot be checked"], []
         base = _planned(base_stack, project_dir).resources
-    _, too_small = capacity.check(plan.resources)
-    return violations, controllers.gaps(plan.resources, base) + too_small
+    pools, too_small = capacity.check(plan.resources)
+    return violations, controllers.gaps(plan.resources, base) + too_small, pools
 
 
 def _plan(args: argparse.Namespace) -> int:
     out_dir = Path(args.out) if args.out else Path(args.project_dir) / "build" / "plan" / args.stack
     plan = _planned(args.stack, args.project_dir)
     offline_plan.write(plan, out_dir)
-    violations, gaps = _checked(plan, args.project_dir)
-    print(offline_plan.summary(plan, violations, gaps))
+    violations, gaps, pools = _checked(plan, args.project_dir)
+    print(offline_plan.summary(plan, violations, gaps, pools))
     print(f"\nwrote {out_dir}/plan.json and {out_dir}/manifests/")
     return EXIT_POLICY if violations or gaps else 0
 
@@ -184,8 +184,8 @@ def _preview_create(args: argparse.Namespace) -> int:
         # Nothing half-made: the previous stack file (or none) stays.
         target.write_text(before) if before is not None else target.unlink()
         raise
-    violations, gaps = _checked(plan, args.project_dir)
-    print(offline_plan.summary(plan, violations, gaps))
+    violations, gaps, pools = _checked(plan, args.project_dir)
+    print(offline_plan.summary(plan, violations, gaps, pools))
     if violations or gaps:
         return EXIT_POLICY
     if args.offline:

@@ -130,7 +130,7 @@ def component_of(resource: dict[str, Any], by_urn: dict[str, dict[str, Any]]) ->
     return f"{top['name']} ({top['type'].split(':')[-1]})" if top else "-"
 
 
-def summary(plan: Plan, violations: list[str], contract_gaps: list[str] = ()) -> str:
+def summary(plan: Plan, violations: list[str], contract_gaps: list[str] = (), pools: list[capacity.PoolCapacity] = ()) -> str:
     """The terminal summary: resources per component, protected resources, warnings, policy results, the
     managed pools' capacity against the platform's pods (infra/offline/capacity.py), and the problems that
     fail the plan: the controller contract's gaps and pools too small."""
@@ -142,7 +142,6 @@ def summary(plan: Plan, violations: list[str], contract_gaps: list[str] = ()) ->
     lines += [f"{name:<{width}}  {count:>9}" for name, count in sorted(counts.items())]
     protected = [f"{r['type']}  {r['name']}" for r in custom if r["protect"]]
     lines += _section("protected", protected) + _section("warnings", plan.warnings) + _section("policy violations", violations)
-    pools, _ = capacity.check(plan.resources)
     lines += _section("capacity at minimum size (platform pods)", [p.line() for p in pools])
     lines += _section("controller and capacity problems", list(contract_gaps))
     return "\n".join(lines)
