@@ -19,6 +19,7 @@ import pulumi_kubernetes as k8s
 
 from components import quantity
 from components.pod_identity import pod_identity_role
+from components.scheduling import node_affinity
 
 TYPE = "mlplatform:k8s:ModelService"
 
@@ -68,6 +69,8 @@ class ModelSpec:
     """{start, end, timezone} cron window when a scale-to-zero model keeps one replica."""
     node_selector: Mapping[str, str] = field(default_factory=dict)
     tolerations: Sequence[Mapping[str, str]] = ()
+    excluded_pools: Sequence[str] = ()
+    """Pools the model's pods keep off (the system pool, whose capacity the platform's own pods need)."""
     spread_zones: bool = False
     args: Sequence[str] = ()
     alb: bool = False
@@ -299,6 +302,7 @@ def deployment(spec: ModelSpec) -> dict:
         "volumes": volumes,
         "nodeSelector": dict(spec.node_selector),
         "tolerations": [dict(t) for t in spec.tolerations],
+        **({"affinity": node_affinity(spec.excluded_pools)} if spec.excluded_pools else {}),
     }
     if spec.spread_zones:
         pod_spec["topologySpreadConstraints"] = [

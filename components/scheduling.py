@@ -48,6 +48,8 @@ class Workload:
     gpus: int = 0
     node_selector: Mapping[str, str] = field(default_factory=dict)
     tolerations: Sequence[Mapping[str, str]] = ()
+    excluded_pools: Sequence[str] = ()
+    """Pools it keeps off (a required node affinity `ml-platform/pool NotIn [...]`)."""
 
 
 def node_labels(pool: str, gpu: bool, sharing: str | None, extra: Mapping[str, str]) -> dict[str, str]:
@@ -96,20 +98,35 @@ def admits(pool: Pool, node_selector: Mapping[str, str], tolerations: Sequence[M
 def pools_for(workload: Workload, pools: Sequence[Pool]) -> list[str]:
     """Names of the pools that can run the workload: it may land there and one pod there may have the GPUs it asks for."""
     return [
-        pool.name for pool in pools if admits(pool, workload.node_selector, workload.tolerations) and pool.max_gpus_per_pod >= workload.gpus
+        pool.name
+        for pool in pools
+        if pool.name not in workload.excluded_pools
+        and admits(pool, workload.node_selector, workload.tolerations)
+        and pool.max_gpus_per_pod >= workload.gpus
     ]
 
 
-def gpu_placement(gpus: int, pools: Sequence[Pool]) -> tuple[dict[str, str], list[dict[str, str]], list[str]]:
+def node_affinity(excluded_pools: Sequence[str]) -> dict:
+    """A pod's affinity keeping it off the named pools (empty when none)."""
+    if not excluded_pools:
+        return {}
+    term = {"matchExpressions": [{"key": POOL_LABEL, "operator": "NotIn", "values": sorted(excluded_pools)}]}
+    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}}
+
+
+def gpu_placement(
+    gpus: int, pools: Sequence[Pool], excluded_pools: Sequence[str] = ()
+) -> tuple[dict[str, str], list[dict[str, str]], list[str]]:
     """The node selector and tolerations a workload asking for `gpus` GPUs should carry, and the pools that
-    can then take it. GPU workloads tolerate the GPU taint and select GPU nodes; CPU workloads neither."""
+    can then take it (never one of `excluded_pools`). GPU workloads tolerate the GPU taint and select GPU
+    nodes; CPU workloads neither."""
     if gpus == 0:
-        return {}, [], pools_for(Workload(), pools)
+        return {}, [], pools_for(Workload(excluded_pools=excluded_pools), pools)
     selector = {GPU_PRESENT_LABEL: "true"}
     if gpus > 1:
         selector[GPU_SHARING_LABEL] = "none"
     tolerations = [{"key": GPU_TAINT["key"], "operator": "Exists", "effect": GPU_TAINT["effect"]}]
-    return selector, tolerations, pools_for(Workload(gpus, selector, tolerations), pools)
+    return selector, tolerations, pools_for(Workload(gpus, selector, tolerations, excluded_pools), pools)
 
 
 def device_plugin_gaps(

@@ -8,6 +8,9 @@ from components.monitoring import NAMESPACE as MONITORING_NAMESPACE
 from components.monitoring import PROMETHEUS_URL
 from infra import config, pools
 
+# Models never run on the system pool: the capacity check reserves it for the platform's own pods, and a CPU
+# model there would take the room a controller's rolling update needs (no autoscaler grows managed pools).
+MODEL_EXCLUDED_POOLS = ("system",)
 DEFAULT_TARGETS = {"vllm": 5.0, "triton": 50.0}  # waiting requests per replica; queue time in ms
 DEFAULT_CPU_TARGET = 70.0  # percent of the CPU request
 
@@ -47,7 +50,15 @@ def placement_problems(cfg: config.StackConfig) -> list[tuple[str, str]]:
     whole = max((p.max_gpus_per_pod for p in contract_pools), default=0)
     problems = []
     for name, model in sorted(cfg.models.items()):
-        targets = scheduling.gpu_placement(model.gpus, contract_pools)[2] if model.gpus else []
+        targets = scheduling.gpu_placement(model.gpus, contract_pools, MODEL_EXCLUDED_POOLS)[2]
+        if not model.gpus and not targets:
+            problems.append(
+                (
+                    f"models.{name}",
+                    "no node pool can run this CPU model: models stay off the system pool (the platform's own pods need it); "
+                    "add a CPU pool, e.g. a Karpenter pool with instanceCategories",
+                )
+            )
         if model.gpus and not targets:
             problems.append(
                 (
@@ -88,7 +99,7 @@ def scale_query(name: str, query: str | None, shared_namespace: str | None) -> s
 def model_spec(
     name: str, model: config.ModelConfig, cfg: config.StackConfig, registry: str, bucket: str, shared_namespace: str | None = None
 ) -> ModelSpec:
-    selector, tolerations, _ = scheduling.gpu_placement(model.gpus, pools.scheduling_pools(cfg))
+    selector, tolerations, _ = scheduling.gpu_placement(model.gpus, pools.scheduling_pools(cfg), MODEL_EXCLUDED_POOLS)
     prefix = cfg.image_registry_prefix
     loader = cfg.serving.loaderImage
     hours = model.autoscaling.activeHours
@@ -118,6 +129,7 @@ def model_spec(
         active_hours=hours.model_dump() if hours else None,
         node_selector=selector,
         tolerations=tolerations,
+        excluded_pools=MODEL_EXCLUDED_POOLS,
         spread_zones=cfg.environment != "dev",
         args=tuple(model.args),
         alb=model.exposure.type == "alb",

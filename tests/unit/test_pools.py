@@ -2,7 +2,7 @@
 
 import pytest
 
-from components import scheduling
+from components import model_service, scheduling
 from infra import config, pools, program
 from infra.offline import stack_files
 from tests.helpers import minimal_sections, raw_config
@@ -153,3 +153,25 @@ def test_vllm_on_a_time_sliced_gpu_must_leave_memory_for_the_other_slices():
     assert problems(["--gpu-memory-utilization", "0.3"])[0][1].count("reserves 0.3 of") == 1
     assert problems(["--gpu-memory-utilization=0.25"]) == []
     assert problems(["--max-model-len", "4096", "--gpu-memory-utilization", "0.2"]) == []
+
+
+def test_models_keep_off_the_system_pool_and_a_cpu_model_needs_another_pool():
+    from infra import models
+
+    fraud = {
+        "runtime": "custom",
+        "image": {"repository": "docker.io/vllm/vllm-openai", "tag": "1"},
+        "source": {"s3Prefix": "f/"},
+        "port": 8080,
+        "healthPath": "/h",
+        "resources": {"cpu": "1", "memory": "2Gi"},
+    }
+    alone = config.parse(raw_config(**minimal_sections(nodePools={"system": SYSTEM}, models={"fraud": fraud})), "test")
+    ((path, message),) = models.placement_problems(alone)
+    assert path == "models.fraud" and "models stay off the system pool" in message
+    with_cpu = config.parse(raw_config(**minimal_sections(nodePools={"system": SYSTEM, "cpu": CPU}, models={"fraud": fraud})), "test")
+    assert models.placement_problems(with_cpu) == []
+    spec = models.model_spec("fraud", with_cpu.models["fraud"], with_cpu, "r", "b")
+    pod = model_service.deployment(spec)["spec"]["template"]["spec"]
+    (term,) = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert term == {"matchExpressions": [{"key": "ml-platform/pool", "operator": "NotIn", "values": ["system"]}]}
