@@ -152,18 +152,23 @@ class PoolCapacity:
     nodes: int
     cpu_m: int = 0
     memory_mi: int = 0
+    pods: int = 0
+    """Pods one node runs."""
     requested_cpu_m: int = 0
     requested_memory_mi: int = 0
+    requested_pods: int = 0
     problems: list[str] = field(default_factory=list)
 
     def line(self) -> str:
+        if not self.nodes:
+            return f"{self.pool}: no node at minimum size"
         if not self.cpu_m:
             return f"{self.pool}: {self.nodes} x {self.instance_type}: capacity unknown"
         total_cpu, total_memory = self.cpu_m * self.nodes, self.memory_mi * self.nodes
         return (
             f"{self.pool}: {self.nodes} x {self.instance_type}: CPU {self.requested_cpu_m}m of {total_cpu}m "
             f"({self.requested_cpu_m / total_cpu:.0%}), memory {self.requested_memory_mi}Mi of {total_memory}Mi "
-            f"({self.requested_memory_mi / total_memory:.0%})"
+            f"({self.requested_memory_mi / total_memory:.0%}), pods {self.requested_pods} of {self.pods * self.nodes}"
         )
 
 
@@ -183,12 +188,33 @@ def _requests(spec: Any) -> tuple[int, int] | None:
     return int(quantity.parse(str(requests["cpu"])) * 1000), quantity.mebibytes(str(requests["memory"]))
 
 
-def allocatable(instance_type: str) -> tuple[int, int] | None:
-    """(CPU in millicores, memory in MiB) a node of the type offers pods; None when the type is not sized here."""
+def _sized(instance_type: str) -> tuple[int, str] | None:
+    """(GiB per vCPU, size) of a type this module can size: the GPU families above and the Nitro general,
+    compute and memory families (m, c, r of generation 5 or later, whose sizes share one ENI table)."""
     family, _, size = instance_type.partition(".")
-    per_vcpu = GIB_PER_VCPU.get(family) or GIB_PER_VCPU.get(family[0] if family[0] in "mcr" and family[1:2].isdigit() else "")
+    general = family[0] in "mcr" and family[1:2].isdigit() and int(family[1]) >= 5
+    per_vcpu = GIB_PER_VCPU.get(family) or (GIB_PER_VCPU[family[0]] if general else None)
     if per_vcpu is None or size not in VCPUS or size not in ENI_MAX_PODS:
         return None
+    return per_vcpu, size
+
+
+def max_pods(instance_type: str) -> int | None:
+    """Pods a managed node group's node of the type runs: its ENIs' addresses, capped by EKS at 110 below 30
+    vCPUs and 250 above (EKS user guide, "Choosing an instance type", How maxPods is determined)."""
+    sized = _sized(instance_type)
+    if sized is None:
+        return None
+    size = sized[1]
+    return min(ENI_MAX_PODS[size], 110 if VCPUS[size] < 30 else 250)
+
+
+def allocatable(instance_type: str) -> tuple[int, int] | None:
+    """(CPU in millicores, memory in MiB) a node of the type offers pods; None when the type is not sized here."""
+    sized = _sized(instance_type)
+    if sized is None:
+        return None
+    per_vcpu, size = sized
     vcpus = VCPUS[size]
     tiers = [(1, 60), (1, 10), (2, 5), (max(vcpus - 4, 0), 2.5)]
     reserved_cpu, left = 0.0, vcpus
@@ -263,12 +289,13 @@ def check(resources: Iterable[Mapping[str, Any]]) -> tuple[list[PoolCapacity], l
         smallest = min(sizes, key=lambda t: sizes[t] or (0, 0))
         result = PoolCapacity(pool, smallest, nodes)
         results.append(result)
+        if nodes == 0:
+            continue  # nothing runs there at minimum size
         if sizes[smallest] is None:
             result.problems.append(f"nodePools.{pool}: cannot tell what a {smallest} node offers; size it in infra/offline/capacity.py")
             continue
-        if nodes == 0:
-            continue
         result.cpu_m, result.memory_mi = sizes[smallest]
+        result.pods = max_pods(smallest) or 0
         here = [p for p in pods if (p.daemonset and (not p.gpu_only or gpu)) or (not p.daemonset and _runs_on(p, pool))]
         result.problems += _pack(result, [p for p in here if p.daemonset], [p for p in here if not p.daemonset])
     return results, problems + [p for r in results for p in r.problems]
@@ -290,6 +317,7 @@ def _pack(result: PoolCapacity, per_node: list[Pod], pods: list[Pod]) -> list[st
         placed.append(Pod(f"a rolling update of {surging.name}", surging.cpu_m, surging.memory_mi))
     result.requested_cpu_m = daemon_cpu * nodes + sum(p.cpu_m for p in placed)
     result.requested_memory_mi = daemon_memory * nodes + sum(p.memory_mi for p in placed)
+    result.requested_pods = len(per_node) * nodes + len(placed)
     problems = [
         f"{where}.minSize: {p.name} runs {p.replicas} replicas one per node, on {nodes} node(s)"
         for p in {p.name: p for p in pods if p.one_per_node}.values()
@@ -297,17 +325,20 @@ def _pack(result: PoolCapacity, per_node: list[Pod], pods: list[Pod]) -> list[st
     ]
     if daemon_cpu > result.cpu_m or daemon_memory > result.memory_mi:
         return [*problems, f"{where}: the DaemonSets alone ({daemon_cpu}m, {daemon_memory}Mi) do not fit a {result.instance_type} node"]
-    free = [[result.cpu_m - daemon_cpu, result.memory_mi - daemon_memory] for _ in range(nodes)]
+    # Every pod also takes one of the node's pod slots (its ENIs' addresses): DaemonSets one on each node.
+    free = [[result.cpu_m - daemon_cpu, result.memory_mi - daemon_memory, result.pods - len(per_node)] for _ in range(nodes)]
     for pod in sorted(placed, key=lambda p: (p.memory_mi, p.cpu_m), reverse=True):
-        node = next((n for n in free if n[0] >= pod.cpu_m and n[1] >= pod.memory_mi), None)
+        node = next((n for n in free if n[0] >= pod.cpu_m and n[1] >= pod.memory_mi and n[2] >= 1), None)
         if node is None:
             problems.append(
                 f"{where}: the platform's pods do not fit {nodes} x {result.instance_type} at minSize (they request "
-                f"{result.requested_cpu_m}m CPU and {result.requested_memory_mi}Mi, room for a rolling update included; "
-                f"each node offers {result.cpu_m}m and {result.memory_mi}Mi after kube-reserved and eviction; no room "
-                f"left for {pod.name}): raise minSize, use a larger instance type, or size the platform down"
+                f"{result.requested_cpu_m}m CPU, {result.requested_memory_mi}Mi and {result.requested_pods} pods, "
+                f"room for a rolling update included; each node offers {result.cpu_m}m, {result.memory_mi}Mi and "
+                f"{result.pods} pods after kube-reserved and eviction; no room left for {pod.name}): raise minSize, use a "
+                "larger instance type, or size the platform down"
             )
             break
         node[0] -= pod.cpu_m
         node[1] -= pod.memory_mi
+        node[2] -= 1
     return problems

@@ -110,3 +110,29 @@ def test_the_readme_lists_what_each_platform_container_requests():
             f"{standard.cpu} / {standard.memory} / {standard.memory_limit} |"
         )
         assert row in readme, row
+
+
+def test_every_pod_takes_one_of_the_node_pod_slots(plans):
+    def medium(resources_):
+        group = next(r for r in resources_ if r["type"] == "aws:eks/nodeGroup:NodeGroup")
+        group["inputs"]["instanceTypes"] = ["m6g.medium"]
+        group["inputs"]["scalingConfig"]["minSize"] = 3
+
+    # 3 x m6g.medium have the CPU and memory, but 8 pods a node, 6 of them DaemonSets
+    _, problems = capacity.check(edited(plans["dev"], medium))
+    ((problem,),) = [problems]
+    assert "each node offers 940m, 3345Mi and 8 pods" in problem
+
+
+def test_a_pool_at_zero_is_not_sized_and_older_families_are_not_guessed(plans):
+    def gpu_at_zero(resources_):
+        group = copy.deepcopy(next(r for r in resources_ if r["type"] == "aws:eks/nodeGroup:NodeGroup"))
+        group["name"] = "h100"
+        group["inputs"]["instanceTypes"] = ["p5.48xlarge"]
+        group["inputs"]["scalingConfig"]["minSize"] = 0
+        group["inputs"]["labels"] = {"ml-platform/pool": "h100"}
+        resources_.append(group)
+
+    pools, problems = capacity.check(edited(plans["dev"], gpu_at_zero))
+    assert problems == [] and "h100: no node at minimum size" in [p.line() for p in pools]
+    assert capacity.allocatable("m4.large") is None and capacity.max_pods("m6i.large") == 29
