@@ -810,9 +810,12 @@ class MonitoringConfig(_Model):
     @field_validator("logNamespaces")
     @classmethod
     def _log_namespaces(cls, value: list[str]) -> list[str]:
-        bad = [n for n in value if not _K8S_NAMESPACE.match(n) or n == "unlabelled"]
+        bad = [n for n in value if not _K8S_NAMESPACE.match(n) or n == "unlabelled" or re.fullmatch(r"pr-[0-9]+", n)]
         if bad:
-            raise _fail(f"{', '.join(repr(n) for n in bad)}: not a namespace name (or 'unlabelled', the platform's own group)")
+            raise _fail(
+                f"{', '.join(repr(n) for n in bad)}: not a namespace name, or one whose group another owns "
+                "('unlabelled' is the platform's; pr-<number> namespaces are previews', which declare their own)"
+            )
         if len(set(value)) != len(value):
             raise _fail("a namespace is listed twice")
         return value
@@ -1043,6 +1046,15 @@ def _cross_checks(cfg: StackConfig) -> list[tuple[str, str]]:
             problems.append(("nodePools.system.minSize", "the system pool needs at least 1 node"))
         if prod and system.minSize < 2:
             problems.append(("nodePools.system.minSize", f"prod needs at least 2 system nodes, got {system.minSize}"))
+        repelling = [t for t in system.taints if t.effect != "PreferNoSchedule"]
+        if repelling:
+            problems.append(
+                (
+                    "nodePools.system.taints",
+                    f"the platform's controllers tolerate no {repelling[0].key}={repelling[0].value}:{repelling[0].effect}; "
+                    "nothing would run on the system pool (models already keep off it)",
+                )
+            )
 
     for name, pool in cfg.nodePools.items():
         if isinstance(pool, KarpenterPoolConfig) and pool.zones is not None:

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from components.helm import Chart
 from components.images import CHART_IMAGES, image_values, merge
-from infra import config
+from infra import config, versions
 
 # The host a chart names for an upstream, where it differs from the one ECR's cache rule takes.
 _CHART_HOSTS = {"registry-1.docker.io": "docker.io"}
@@ -65,13 +65,19 @@ def with_image_sources(
         patches[image.chart] = merge(patches.get(image.chart, {}), image_values(image, location, digest))
         sources[key] = (location or f"{image.upstream}/{image.repository}") + (f"@{digest}" if digest else "")
         if location is None:
-            reason = "pinned" if pinned and image.upstream in cached else image.upstream
+            reason = "pinned" if pinned else image.upstream
             direct.setdefault(reason, []).append(key)
     warnings = [
         f"{', '.join(keys)} pull from {host} directly, not through this stack's registry: {_advice(host)}"
         for host, keys in sorted(direct.items())
         if host != "pinned"
     ]
+    for chart in sorted({image.chart for key, image in CHART_IMAGES.items() if key in cfg.pins.images}):
+        if chart in charts and charts[chart].version != versions.CHARTS[chart].version:
+            warnings.append(
+                f"pins.charts moves {chart} to {charts[chart].version}, and pins.images still pins its images' digests: "
+                "make sure they are those of the tags that version runs, or its pods run the old images"
+            )
     if "pinned" in direct:
         warnings.append(
             f"{', '.join(direct['pinned'])}: pinned by digest, so pulled from the upstream registry, since a pull-through cache "

@@ -859,3 +859,13 @@ def test_listed_namespaces_have_their_logs_shipped_to_a_declared_group():
     assert cfg.monitoring.logNamespaces == ["apps"]
     for listed, fragment in ((["Apps_1"], "not a namespace name"), (["apps", "apps"], "listed twice")):
         assert_problem(problems_of(**minimal_sections(monitoring={"logNamespaces": listed})), "monitoring.logNamespaces", fragment)
+
+
+def test_the_system_pool_takes_no_taint_its_controllers_do_not_tolerate():
+    taint = {"key": "dedicated", "value": "system", "effect": "NoSchedule"}
+    sections = minimal_sections(nodePools={"system": {"instanceTypes": ["m6i.large"], "maxSize": 3, "taints": [taint]}})
+    assert_problem(problems_of(**sections), "nodePools.system.taints", "the platform's controllers tolerate no dedicated=system:NoSchedule")
+
+
+def test_a_preview_namespace_is_not_a_listed_log_namespace():
+    assert_problem(problems_of(**minimal_sections(monitoring={"logNamespaces": ["pr-7"]})), "monitoring.logNamespaces", "previews'")

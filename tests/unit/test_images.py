@@ -102,3 +102,13 @@ def test_a_release_lays_the_image_values_over_the_components():
         "a": 1,
     }
     assert Chart("c", "", "1").values == {}
+
+
+def test_digest_pinned_images_are_never_told_to_add_a_cache_and_moved_charts_are_flagged():
+    sections = minimal_sections(pins={"images": {"grafana": DIGEST}, "charts": {"kube-prometheus-stack": "88.6.0"}})
+    cfg = parse(sections)
+    _, charts = versions.resolve(cfg.cluster.version, {}, None, cfg.pins.charts)
+    _, _, warnings = sources.with_image_sources(charts, ALL, cfg, HOST)
+    said = "\n".join(warnings)
+    assert "docker-hub" not in said and "grafana, karpenter: pinned by digest" in said
+    assert "pins.charts moves kube-prometheus-stack to 88.6.0, and pins.images still pins its images' digests" in said
