@@ -5,7 +5,8 @@ NodePool per Karpenter pool.
 The controller's IAM policies are Karpenter v1.14's own least-privilege policies, from
 aws/karpenter-provider-aws v1.14.1 website/content/en/preview/getting-started/getting-started-with-karpenter/
 cloudformation.yaml (NodeLifecycle, IAMIntegration, EKSIntegration, Interruption, ZonalShift,
-ResourceDiscovery), with the template's parameters filled in.
+ResourceDiscovery), with the template's parameters filled in. They change between releases, so a chart pin
+outside POLICY_CHART_VERSIONS is a config error (infra/program.py).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from components.options import inherited_depends_on
 from components.resources import STANDARD, sized
 
 TYPE = "mlplatform:k8s:Karpenter"
+# Chart versions whose controller policies controller_policies() writes.
+POLICY_CHART_VERSIONS = ("1.14.1",)
 
 NAMESPACE = "kube-system"
 SERVICE_ACCOUNT = "karpenter"

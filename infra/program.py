@@ -13,6 +13,7 @@ import pulumi_aws as aws
 from components.cluster_addons import ClusterAddons, ClusterAddonsArgs
 from components.eks_cluster import AccessGrant, EksCluster, EksClusterArgs
 from components.gpu import GPU_NODE_SELECTOR, GPU_TOLERATIONS, GpuSupport, GpuSupportArgs
+from components.karpenter import POLICY_CHART_VERSIONS as KARPENTER_POLICY_VERSIONS
 from components.karpenter import Karpenter, KarpenterArgs
 from components.kms import KmsKey, KmsKeyArgs
 from components.logging import Logging, LoggingArgs, log_group_prefix
@@ -43,20 +44,41 @@ def load_config() -> config.StackConfig:
 
 
 def check_pins(cfg: config.StackConfig) -> None:
-    """Files tied to a chart's version exist for the version this stack pins (the load balancer controller's
-    IAM policy changes with its releases)."""
+    """IAM policies tied to a controller's version exist for the chart version this stack pins (the load
+    balancer controller's and Karpenter's change with their releases). Other facts about a chart (its images,
+    pods, values keys) were checked at versions.CHARTS: moving a pin is warned about (warn_moved_charts)."""
+    problems = []
     version = cfg.pins.charts.get("aws-load-balancer-controller")
     if version is not None and version not in alb_policy_versions():
-        raise config.ConfigError(
-            [
-                (
-                    "pins.charts.aws-load-balancer-controller",
-                    f"'{version}' has no IAM policy in components/serving_platform/ (have: {', '.join(alb_policy_versions())}); "
-                    f"add aws-load-balancer-controller-{version}.iam-policy.json from the controller's docs/install/iam_policy.json "
-                    "at the chart's appVersion",
-                )
-            ]
+        problems.append(
+            (
+                "pins.charts.aws-load-balancer-controller",
+                f"'{version}' has no IAM policy in components/serving_platform/ (have: {', '.join(alb_policy_versions())}); "
+                f"add aws-load-balancer-controller-{version}.iam-policy.json from the controller's docs/install/iam_policy.json "
+                "at the chart's appVersion",
+            )
         )
+    version = cfg.pins.charts.get("karpenter")
+    if version is not None and version not in KARPENTER_POLICY_VERSIONS:
+        problems.append(
+            (
+                "pins.charts.karpenter",
+                f"'{version}': the controller's IAM policies in components/karpenter.py are those of "
+                f"{', '.join(KARPENTER_POLICY_VERSIONS)}; take the new release's from its getting-started cloudformation.yaml",
+            )
+        )
+    if problems:
+        raise config.ConfigError(problems)
+
+
+def warn_moved_charts(cfg: config.StackConfig) -> None:
+    """Say which chart pins move away from the versions whose images, pods and values keys this program knows."""
+    for chart, version in sorted(cfg.pins.charts.items()):
+        if version != versions.CHARTS[chart].version:
+            pulumi.log.warn(
+                f"pins.charts.{chart} is {version}; the platform's facts about it (its images, pods, values keys) were "
+                f"checked at {versions.CHARTS[chart].version}: render the new version with this stack's values before deploying"
+            )
 
 
 def check_scheduling(cfg: config.StackConfig) -> None:
@@ -141,6 +163,7 @@ def installed_charts(cfg: config.StackConfig) -> set[str]:
 def build(cfg: config.StackConfig) -> None:
     tags = stack_tags(cfg)
     release, charts = versions.resolve(cfg.cluster.version, cfg.pins.addons, cfg.pins.amiRelease, cfg.pins.charts)
+    warn_moved_charts(cfg)
     identity = aws.get_caller_identity()
     partition = aws.get_partition().partition
     name = cluster_name(cfg.stack)

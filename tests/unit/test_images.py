@@ -112,3 +112,20 @@ def test_digest_pinned_images_are_never_told_to_add_a_cache_and_moved_charts_are
     said = "\n".join(warnings)
     assert "docker-hub" not in said and "grafana, karpenter: pinned by digest" in said
     assert "pins.charts moves kube-prometheus-stack to 88.6.0, and pins.images still pins its images' digests" in said
+
+
+def test_a_moved_chart_pin_is_said_in_the_plan(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    from infra.offline import plan as offline_plan
+    from infra.offline import stack_files
+
+    root = Path(__file__).resolve().parents[2]
+    for path in root.glob("Pulumi*.yaml"):
+        shutil.copy(path, tmp_path / path.name)
+    (tmp_path / "Pulumi.dev.yaml").write_text(
+        (root / "Pulumi.dev.yaml").read_text() + "  ml-platform:pins:\n    charts: {keda: 2.20.1}\n"
+    )
+    plan = offline_plan.run("dev", stack_files.read_stack("dev", tmp_path))
+    assert any(w.startswith("pins.charts.keda is 2.20.1; the platform's facts about it") for w in plan.warnings)

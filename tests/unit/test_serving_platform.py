@@ -32,3 +32,13 @@ def test_a_chart_pin_without_its_policy_is_a_config_error_naming_the_key():
 
 def test_the_pinned_policy_passes_its_check():
     program.check_pins(config.parse(raw_config(**minimal_sections(pins={"charts": {"aws-load-balancer-controller": "3.5.0"}})), "test"))
+
+
+def test_karpenter_policies_belong_to_the_pinned_chart_version():
+    from components import karpenter
+
+    assert versions.CHARTS["karpenter"].version in karpenter.POLICY_CHART_VERSIONS
+    cfg = config.parse(raw_config(**minimal_sections(pins={"charts": {"karpenter": "1.15.0"}})), "test")
+    with pytest.raises(config.ConfigError) as caught:
+        program.check_pins(cfg)
+    assert caught.value.problems[0][0] == "pins.charts.karpenter"
