@@ -134,6 +134,11 @@ def _diff(args: argparse.Namespace) -> int:
         base, head = diff.load(args.base), diff.load(args.head)
     except diff.PlanError as err:
         raise CommandError(str(err)) from None
+    if base.get("stack") != head.get("stack") and not args.allow_stack_mismatch:
+        raise CommandError(
+            f"the base plan is of stack '{base.get('stack')}' and the head plan of '{head.get('stack')}': a diff across stacks "
+            "shows their differences, not a change's; pass --allow-stack-mismatch to compare them anyway"
+        )
     changes = diff.compare(base, head)
     print(diff.render(base, head, changes, markdown=args.format == "markdown"))
     if args.fail_on_replace and diff.stateful_replacements(changes):
@@ -326,6 +331,9 @@ def parser() -> argparse.ArgumentParser:
     compare.add_argument("--head", required=True, help="plan directory or plan.json after the change")
     compare.add_argument("--format", choices=("text", "markdown"), default="text", help="markdown fits a pull-request comment")
     compare.add_argument("--fail-on-replace", action="store_true", help="exit 3 when a stateful resource would be replaced")
+    compare.add_argument(
+        "--allow-stack-mismatch", action="store_true", help="compare plans of two different stacks (refused by default, exit 2)"
+    )
     compare.set_defaults(handler=_diff)
 
     copy = commands.add_parser(

@@ -95,3 +95,12 @@ def test_committed_plans_are_stable_against_themselves_across_runs(plans, stack)
 
     again = json.loads(offline_plan.run(stack, stack_files.read_stack(stack)).to_json())
     assert diff.compare(document(plans[stack]), again) == []
+
+
+def test_plans_of_two_stacks_are_not_compared_unless_asked(plans, tmp_path, capsys):
+    (tmp_path / "dev.json").write_text(plans["dev"].to_json())
+    (tmp_path / "prod.json").write_text(plans["prod"].to_json())
+    arguments = ["diff", "--base", str(tmp_path / "dev.json"), "--head", str(tmp_path / "prod.json")]
+    assert cli.main(arguments) == 2
+    assert "the base plan is of stack 'dev' and the head plan of 'prod'" in capsys.readouterr().err
+    assert cli.main([*arguments, "--allow-stack-mismatch"]) == 0
