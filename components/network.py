@@ -82,6 +82,8 @@ class NetworkArgs:
     """Region, to build endpoint service names."""
     account_id: pulumi.Input[str] = ""
     """Account id, to keep the flow-log service acting for this account only."""
+    protect: bool = False
+    """Protect the VPC, subnets, NAT gateways and their addresses from deletion and replacement (prod)."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Tags for every resource."""
 
@@ -95,6 +97,9 @@ class Network(pulumi.ComponentResource):
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(TYPE, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        # The VPC, its subnets and the NAT gateways with their addresses carry everything (and allow-lists name
+        # the NAT addresses): protected where the stack protects its stateful resources (prod).
+        kept = pulumi.ResourceOptions(parent=self, protect=args.protect)
         tags = dict(args.tags)
 
         vpc = aws.ec2.Vpc(
@@ -103,7 +108,7 @@ class Network(pulumi.ComponentResource):
             enable_dns_support=True,
             enable_dns_hostnames=True,
             tags={**tags, "Name": f"{name}-vpc"},
-            opts=child,
+            opts=kept,
         )
         # Takes over the VPC's default security group and strips every rule, so nothing can use it by accident.
         aws.ec2.DefaultSecurityGroup(f"{name}-default-sg", vpc_id=vpc.id, ingress=[], egress=[], tags=tags, opts=child)
@@ -129,13 +134,13 @@ class Network(pulumi.ComponentResource):
                 availability_zone=zone,
                 map_public_ip_on_launch=False,
                 tags={**tags, "Name": f"{name}-public-{zone}", PUBLIC_ELB_TAG: "1"},
-                opts=child,
+                opts=kept,
             )
             aws.ec2.RouteTableAssociation(f"{name}-public-{suffix}", subnet_id=public.id, route_table_id=public_rt.id, opts=child)
             public_subnets.append(public)
 
             if args.nat_per_az or not nat_gateways:
-                eip = aws.ec2.Eip(f"{name}-nat-{suffix}", domain="vpc", tags={**tags, "Name": f"{name}-nat-{zone}"}, opts=child)
+                eip = aws.ec2.Eip(f"{name}-nat-{suffix}", domain="vpc", tags={**tags, "Name": f"{name}-nat-{zone}"}, opts=kept)
                 nat_gateways.append(
                     aws.ec2.NatGateway(
                         f"{name}-nat-{suffix}",
@@ -143,7 +148,7 @@ class Network(pulumi.ComponentResource):
                         subnet_id=public.id,
                         tags={**tags, "Name": f"{name}-nat-{zone}"},
                         # A public NAT gateway routes out through the internet gateway; AWS wants it attached first.
-                        opts=pulumi.ResourceOptions(parent=self, depends_on=[igw]),
+                        opts=pulumi.ResourceOptions(parent=self, depends_on=[igw], protect=args.protect),
                     )
                 )
 
@@ -154,7 +159,7 @@ class Network(pulumi.ComponentResource):
                 availability_zone=zone,
                 map_public_ip_on_launch=False,
                 tags={**tags, "Name": f"{name}-private-{zone}", PRIVATE_ELB_TAG: "1", KARPENTER_DISCOVERY_TAG: args.cluster_name},
-                opts=child,
+                opts=kept,
             )
             private_rt = aws.ec2.RouteTable(
                 f"{name}-private-{suffix}",

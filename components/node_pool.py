@@ -64,6 +64,8 @@ class NodePoolArgs:
     max_unavailable: int = 1
     """Nodes replaced at once during an update."""
 
+    protect: bool = False
+    """Protect the node group from deletion and replacement (prod)."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Tags for the node group, its instances and volumes."""
 
@@ -136,6 +138,8 @@ class NodePool(pulumi.ComponentResource):
                 depends_on=inherited_depends_on(opts),
                 # The cluster autoscaler owns the desired size; a `pulumi up` must not reset it.
                 ignore_changes=["scalingConfig.desiredSize"],
+                # A replaced node group drains every node at once (pulumi-eks #385): prod refuses it.
+                protect=args.protect,
             ),
         )
         self.node_group_name = group.node_group_name

@@ -207,6 +207,7 @@ def build(cfg: config.StackConfig) -> None:
             interface_endpoints=tuple(cfg.network.interfaceEndpoints),
             region=cfg.region,
             account_id=identity.account_id,
+            protect=protect,
             tags=tags,
         ),
         opts=aliases.options("network"),
@@ -256,6 +257,7 @@ def build(cfg: config.StackConfig) -> None:
                     labels=labels,
                     taints=taints,
                     max_unavailable=pool.maxUnavailable,
+                    protect=protect,
                     tags=tags,
                 ),
                 # Nodes join only once networking and Pod Identity are there.

@@ -26,7 +26,13 @@ LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 SUBNET = "aws:ec2/subnet:Subnet"
 S3_BUCKET = "aws:s3/bucket:Bucket"
 KMS_KEY = "aws:kms/key:Key"
-STATEFUL_TYPES = (EKS_CLUSTER, KMS_KEY, ECR_REPOSITORY, S3_BUCKET)
+VPC = "aws:ec2/vpc:Vpc"
+NAT_GATEWAY = "aws:ec2/natGateway:NatGateway"
+ELASTIC_IP = "aws:ec2/eip:Eip"
+# Stateful or availability-critical: losing one loses data or takes the platform down (and a NAT gateway's
+# address is what partners allow-list). The one definition the policy pack, the diff's replacement guard and the
+# tests share; databases join it when the platform adds one.
+STATEFUL_TYPES = (EKS_CLUSTER, NODE_GROUP, ECR_REPOSITORY, S3_BUCKET, KMS_KEY, VPC, SUBNET, NAT_GATEWAY, ELASTIC_IP)
 
 
 @dataclass(frozen=True)
@@ -195,7 +201,11 @@ POLICIES: tuple[Policy, ...] = (
     Policy("nodes-imdsv2", "Nodes require IMDSv2 with hop limit 1 through their launch template.", _imdsv2),
     Policy("s3-private-encrypted-versioned", "S3 buckets block public access, use SSE-KMS and keep versions.", _s3_hardened),
     Policy("kms-rotation", "KMS keys rotate.", _kms_rotation),
-    Policy("prod-stateful-protected", "In prod, clusters, KMS keys, registries and buckets are protected.", _prod_protected),
+    Policy(
+        "prod-stateful-protected",
+        "In prod, the cluster, node groups, registries, buckets, KMS keys, VPC, subnets, NAT gateways and their addresses are protected.",
+        _prod_protected,
+    ),
 )
 
 

@@ -18,7 +18,9 @@ from policy import rules
 from tests.helpers import render
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
-STATEFUL_TYPES = (*rules.STATEFUL_TYPES, "aws:eks/nodeGroup:NodeGroup")
+STATEFUL_TYPES = rules.STATEFUL_TYPES
+# Stateful resources whose data outlives a destroy in prod (the network and the node groups go with the stack).
+RETAINED_TYPES = ("aws:eks/cluster:Cluster", "aws:ecr/repository:Repository", "aws:s3/bucket:Bucket", "aws:kms/key:Key")
 
 
 def urns(plan, type_token):
@@ -105,10 +107,13 @@ def test_prod_is_hardened(plans):
     assert system["scalingConfig"]["minSize"] >= 2 and system["capacityType"] == "ON_DEMAND"
 
 
-def test_prod_protects_and_retains_every_stateful_resource(plans):
+def test_prod_protects_every_stateful_resource_and_retains_its_data(plans):
     stateful = [r for r in plans["prod"].resources if r["type"] in rules.STATEFUL_TYPES]
     assert {r["type"] for r in stateful} == set(rules.STATEFUL_TYPES)
-    assert all(r["protect"] and r["retainOnDelete"] for r in stateful), [r["name"] for r in stateful if not r["protect"]]
+    assert all(r["protect"] for r in stateful), [r["name"] for r in stateful if not r["protect"]]
+    assert all(r["retainOnDelete"] for r in stateful if r["type"] in RETAINED_TYPES)
+    # dev protects nothing: a throwaway cluster must go with `pulumi destroy`
+    assert not any(r["protect"] for r in plans["dev"].resources)
 
 
 def test_prod_never_loses_a_stateful_resource_or_its_protection(plans):
