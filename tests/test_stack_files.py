@@ -10,6 +10,7 @@ import yaml
 
 from infra import config
 from infra.offline import stack_files
+from infra.offline.secrets import masked
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,7 +64,9 @@ def test_secure_values_stay_masked_and_marked_secret(tmp_path):
     (tmp_path / "Pulumi.yaml").write_text("name: ml-platform\n")
     (tmp_path / "Pulumi.s.yaml").write_text("config:\n  ml-platform:token:\n    secure: v1:abc\n")
     raw = stack_files.read_stack("s", tmp_path)
-    assert raw.values["ml-platform:token"] == "[secret]" and raw.secret_keys == ["ml-platform:token"]
+    assert raw.values["ml-platform:token"] == masked("v1:abc") and raw.secret_keys == ["ml-platform:token"]
+    # another ciphertext (the value was changed with `pulumi config set --secret`) shows as another digest
+    assert masked("v1:abd") != masked("v1:abc")
 
 
 def test_broken_stack_file_is_a_clear_error(tmp_path):
@@ -85,5 +88,5 @@ def test_nested_secure_values_are_masked_in_place(tmp_path):
         "config:\n  ml-platform:monitoring:\n    receivers:\n      - name: oncall\n        webhookUrl:\n          secure: v1:abc\n"
     )
     raw = stack_files.read_stack("s", tmp_path)
-    assert json.loads(raw.values["ml-platform:monitoring"]) == {"receivers": [{"name": "oncall", "webhookUrl": "[secret]"}]}
+    assert json.loads(raw.values["ml-platform:monitoring"]) == {"receivers": [{"name": "oncall", "webhookUrl": masked("v1:abc")}]}
     assert raw.secret_keys == ["ml-platform:monitoring"]

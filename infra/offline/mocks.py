@@ -18,6 +18,7 @@ from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mo
 
 from components.eks_cluster import kubeconfig
 from infra import program
+from infra.offline.secrets import masked
 
 ACCOUNT_ID = "123456789012"
 PARTITION = "aws"
@@ -29,6 +30,7 @@ _RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
 _OUTPUT_SIG = "d0e6a833031e9bbcd3f4e8bde6ca49a4"
 _UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 SECRET = "[secret]"
+
 UNKNOWN = "[unknown]"
 
 
@@ -63,6 +65,8 @@ class PlatformMocks(Mocks):
 
     def __init__(self, region: str):
         self.region = region
+        self.identities: dict[tuple[str, str], str] = {}
+        """(type, name) -> the name of the resource it was, for resources registered with an alias."""
 
     def call(self, args: MockCallArgs):
         token = args.token
@@ -89,9 +93,11 @@ class PlatformMocks(Mocks):
     def new_resource(self, args: MockResourceArgs):
         outputs = dict(args.inputs)
         token = args.typ
-        seed = f"{token}/{args.name}"
+        # A resource reached through an alias keeps the identity (IDs, generated names) of the one it was.
+        name = self.identities.get((token, args.name), args.name)
+        seed = f"{token}/{name}"
         digest = _digest(seed)
-        resource_id = f"{_ID_PREFIX[token]}-{digest}" if token in _ID_PREFIX else f"{args.name}-{digest[:8]}"
+        resource_id = f"{_ID_PREFIX[token]}-{digest}" if token in _ID_PREFIX else f"{name}-{digest[:8]}"
         region, account = self.region, ACCOUNT_ID
 
         def arn(service: str, resource: str, with_region: bool = True) -> str:
@@ -104,7 +110,7 @@ class PlatformMocks(Mocks):
                 "secretOutputNames": [],
             }
         if token == "aws:iam/role:Role":
-            name = outputs.get("name") or f"{args.name}-{digest[:7]}"
+            name = outputs.get("name") or f"{name}-{digest[:7]}"
             outputs.update(name=name, arn=arn("iam", f"role/{name}", with_region=False), uniqueId=f"AROA{digest.upper()}")
             resource_id = name
         elif token == "aws:amp/workspace:Workspace":
@@ -117,15 +123,15 @@ class PlatformMocks(Mocks):
         elif token == "random:index/randomPassword:RandomPassword":
             outputs.update(result=_digest(seed, "password", length=int(outputs.get("length", 32))), bcryptHash="$2a$10$offline")
         elif token == "aws:iam/policy:Policy":
-            name = outputs.get("name") or f"{args.name}-{digest[:7]}"
+            name = outputs.get("name") or f"{name}-{digest[:7]}"
             outputs.update(name=name, arn=arn("iam", f"policy/{name}", with_region=False), policyId=f"ANPA{digest.upper()}")
             resource_id = outputs["arn"]
         elif token == "aws:sqs/queue:Queue":
-            name = outputs.get("name") or f"{args.name}-{digest[:7]}"
+            name = outputs.get("name") or f"{name}-{digest[:7]}"
             outputs.update(name=name, arn=arn("sqs", name), url=f"https://sqs.{region}.amazonaws.com/{account}/{name}")
             resource_id = outputs["url"]
         elif token == "aws:cloudwatch/eventRule:EventRule":
-            name = outputs.get("name") or f"{args.name}-{digest[:7]}"
+            name = outputs.get("name") or f"{name}-{digest[:7]}"
             outputs.update(name=name, arn=arn("events", f"rule/{name}"))
             resource_id = name
         elif token == "aws:kms/key:Key":
@@ -135,11 +141,11 @@ class PlatformMocks(Mocks):
         elif token == "aws:kms/alias:Alias":
             outputs.update(arn=arn("kms", outputs["name"]))
         elif token == "aws:cloudwatch/logGroup:LogGroup":
-            name = outputs.get("name") or f"{args.name}-{digest[:7]}"
+            name = outputs.get("name") or f"{name}-{digest[:7]}"
             outputs.update(name=name, arn=arn("logs", f"log-group:{name}"))
             resource_id = name
         elif token == "aws:s3/bucket:Bucket":
-            bucket = outputs.get("bucket") or f"{args.name}-{digest[:7]}"
+            bucket = outputs.get("bucket") or f"{name}-{digest[:7]}"
             outputs.update(
                 bucket=bucket, arn=f"arn:{PARTITION}:s3:::{bucket}", bucketRegionalDomainName=f"{bucket}.s3.{region}.amazonaws.com"
             )
@@ -170,14 +176,14 @@ class PlatformMocks(Mocks):
             host = outputs["url"].removeprefix("https://")
             outputs.update(arn=arn("iam", f"oidc-provider/{host}", with_region=False))
         elif token == "aws:eks/nodeGroup:NodeGroup":
-            name = f"{args.name}-{digest[:7]}"
+            name = f"{name}-{digest[:7]}"
             outputs.update(nodeGroupName=name, arn=arn("eks", f"nodegroup/{outputs['clusterName']}/{name}/{digest}"), status="ACTIVE")
         elif token == "aws:ec2/launchTemplate:LaunchTemplate":
             outputs.update(latestVersion=1, defaultVersion=1, arn=arn("ec2", f"launch-template/{resource_id}"))
         elif token.startswith("aws:ec2/"):
             outputs.setdefault("arn", arn("ec2", f"{token.split(':')[-1].lower()}/{resource_id}"))
         elif token.startswith("aws:"):
-            outputs.setdefault("arn", arn(token.split(":")[1].split("/")[0], f"{args.name}/{digest}"))
+            outputs.setdefault("arn", arn(token.split(":")[1].split("/")[0], f"{name}/{digest}"))
         outputs.setdefault("id", resource_id)
         return resource_id, outputs
 
@@ -215,6 +221,11 @@ class RecordingMonitor(MockMonitor):
         return "urn:pulumi:" + "::".join([pulumi.get_stack(), pulumi.get_project(), type_, name])
 
     def RegisterResource(self, request):
+        aliases = self._alias_urns(request) if request.type != "pulumi:pulumi:Stack" else []
+        if aliases and isinstance(self.mocks, PlatformMocks):
+            # The engine moves the aliased resource's state (its ID and outputs) to the new URN: seed the mocks with
+            # the old name, so an aliased rename changes nothing real offline either.
+            self.mocks.identities[(request.type, request.name)] = min(aliases).split("::")[-1]
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
             record = {
@@ -234,10 +245,11 @@ class RecordingMonitor(MockMonitor):
                 "retainOnDelete": bool(request.retainOnDelete) if request.HasField("retainOnDelete") else False,
                 "deleteBeforeReplace": bool(request.deleteBeforeReplace),
                 "ignoreChanges": sorted(request.ignoreChanges),
+                "replaceOnChanges": sorted(request.replaceOnChanges),
                 "customTimeouts": {
                     key: value for key in ("create", "update", "delete") if (value := getattr(request.customTimeouts, key, ""))
                 },
-                "aliases": self._alias_urns(request),
+                "aliases": aliases,
             }
             with self._lock:
                 self._aliases[response.urn] = record["aliases"]
@@ -274,11 +286,11 @@ def plain(value: Any) -> Any:
     if isinstance(value, dict):
         sig = value.get(_SIG_KEY)
         if sig == _SECRET_SIG:
-            return SECRET
+            return masked(plain(value.get("value")))
         if sig == _RESOURCE_SIG:
             return {"$ref": value.get("urn", "")}
         if sig == _OUTPUT_SIG:
-            return SECRET if value.get("secret") else plain(value.get("value", UNKNOWN))
+            return masked(plain(value.get("value", UNKNOWN))) if value.get("secret") else plain(value.get("value", UNKNOWN))
         return {key: plain(item) for key, item in sorted(value.items())}
     if isinstance(value, list):
         return [plain(item) for item in value]

@@ -24,6 +24,7 @@ import yaml
 from infra.config import PROJECT
 from infra.offline import capacity
 from infra.offline.mocks import SECRET, PlatformMocks, RecordingMonitor, plain
+from infra.offline.secrets import is_masked, masked
 from infra.offline.stack_files import RawStackConfig
 
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -56,7 +57,7 @@ class Plan:
                 continue
             if body.get("kind") == "Secret":
                 # Pulumi masks a Secret's whole payload; keep it an object so the manifest stays a valid Secret.
-                body = {**body, **{key: {SECRET: SECRET} for key in ("data", "stringData") if body.get(key) == SECRET}}
+                body = {**body, **{key: {SECRET: SECRET} for key in ("data", "stringData") if is_masked(body.get(key))}}
             metadata = body.get("metadata", {})
             namespace = metadata.get("namespace", "_cluster")
             files[f"{namespace}/{body['kind']}-{metadata.get('name', resource['name'])}.yaml"] = body
@@ -95,7 +96,7 @@ def run(stack: str, raw: RawStackConfig, program: Callable[[], None] | None = No
         root = pulumi.runtime.settings.get_root_resource()
         for name, value in sorted(root.outputs.items()):
             output = pulumi.Output.from_input(value)
-            outputs[name] = SECRET if await output.is_secret() else plain(await output.future())
+            outputs[name] = masked(plain(await output.future())) if await output.is_secret() else plain(await output.future())
 
     @pulumi.runtime.test
     def execute():

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from infra.config import PROJECT
+from infra.offline.secrets import masked
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,14 +55,15 @@ def _to_wire(value: Any) -> str:
 
 
 def mask_secure(value: Any, path: str) -> tuple[Any, list[str]]:
-    """(the value with every encrypted (`secure:`) value at any depth as "[secret]", the paths of those values
-    below `path`). They need the stack's own secrets provider: offline they are masked, and the key holding
-    one is a secret key, as the engine marks it."""
+    """(the value with every encrypted (`secure:`) value at any depth as "[secret:<digest>]", the paths of those
+    values below `path`). They need the stack's own secrets provider: offline they are masked (a keyed digest of
+    the ciphertext, so a changed secret shows in a diff without its value), and the key holding one is a secret
+    key, as the engine marks it."""
     if isinstance(value, dict):
         if set(value) == {"secure"}:
-            return "[secret]", [path]
-        masked = {key: mask_secure(item, f"{path}.{key}") for key, item in value.items()}
-        return {key: item for key, (item, _) in masked.items()}, [found for _, paths in masked.values() for found in paths]
+            return masked(value["secure"]), [path]
+        inner = {key: mask_secure(item, f"{path}.{key}") for key, item in value.items()}
+        return {key: item for key, (item, _) in inner.items()}, [found for _, paths in inner.values() for found in paths]
     if isinstance(value, list):
         masked_items = [mask_secure(item, f"{path}[{index}]") for index, item in enumerate(value)]
         return [item for item, _ in masked_items], [found for _, paths in masked_items for found in paths]
