@@ -172,7 +172,16 @@ class ClusterAddons(pulumi.ComponentResource):
             volume_binding_mode=manifest["volumeBindingMode"],
             allow_volume_expansion=manifest["allowVolumeExpansion"],
             reclaim_policy=manifest["reclaimPolicy"],
-            opts=pulumi.ResourceOptions(parent=self, provider=args.kubernetes_provider, depends_on=[ebs]),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                provider=args.kubernetes_provider,
+                depends_on=[ebs],
+                # The API server refuses to change these on a StorageClass (ValidateStorageClassUpdate), and the
+                # provider would try an update: replace it instead, deleting the old first since the name stays.
+                # Bound volumes keep their own reclaim policy.
+                replace_on_changes=["reclaimPolicy", "volumeBindingMode"],
+                delete_before_replace=True,
+            ),
         )
 
         self.metrics_server = release(

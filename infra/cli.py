@@ -141,7 +141,7 @@ def _diff(args: argparse.Namespace) -> int:
         )
     changes = diff.compare(base, head)
     print(diff.render(base, head, changes, markdown=args.format == "markdown"))
-    if args.fail_on_replace and diff.stateful_replacements(changes):
+    if args.fail_on_replace and diff.blocking(changes):
         return EXIT_REPLACE
     return 0
 

@@ -17,6 +17,8 @@ from infra.delivery import cost, replacements
 from infra.offline.plan import component_of
 
 MAX_ROWS = 60  # per section in markdown: a pull-request comment must stay readable
+MAX_VALUE = 60  # characters of an old or new value shown
+MAX_PROPERTIES = 6  # changed inputs shown per resource
 
 
 class PlanError(Exception):
@@ -44,6 +46,10 @@ class Change:
     properties: list[str] = field(default_factory=list)
     replaces: list[str] = field(default_factory=list)
     """Why this is a replacement (empty when it is not)."""
+    values: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    """Changed input path -> (old, new); secrets as their plan digests (`[secret:...]`)."""
+    refused: list[str] = field(default_factory=list)
+    """Changes the API server refuses to make in place (replacements.API_REFUSES): `pulumi up` would fail."""
 
     @property
     def label(self) -> str:
@@ -65,9 +71,24 @@ def _paths(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: value}
 
 
-def changed_properties(before: dict, after: dict) -> list[str]:
+ABSENT = "<absent>"
+
+
+def changed_values(before: dict, after: dict) -> dict[str, tuple[Any, Any]]:
+    """Every changed input path with its old and new value (ABSENT where there is none)."""
     old, new = _paths(before), _paths(after)
-    return sorted(path for path in set(old) | set(new) if old.get(path, "<absent>") != new.get(path, "<absent>"))
+    pairs = {path: (old.get(path, ABSENT), new.get(path, ABSENT)) for path in sorted(set(old) | set(new))}
+    return {path: pair for path, pair in pairs.items() if pair[0] != pair[1]}
+
+
+def changed_properties(before: dict, after: dict) -> list[str]:
+    return list(changed_values(before, after))
+
+
+def shown(value: Any) -> str:
+    """A value as the diff prints it: JSON, cut to MAX_VALUE characters."""
+    text = value if value == ABSENT else json.dumps(value, sort_keys=True)
+    return text if len(text) <= MAX_VALUE else text[: MAX_VALUE - 1] + "…"
 
 
 def compare(base: dict, head: dict) -> list[Change]:
@@ -82,21 +103,90 @@ def compare(base: dict, head: dict) -> list[Change]:
         if before is None:
             changes.append(Change("added", after, component_of(after, head_by_urn)))
             continue
-        properties = changed_properties(before["inputs"], after["inputs"])
+        values = changed_values(before["inputs"], after["inputs"])
+        properties = list(values)
         options = [o for o in ("protect", "retainOnDelete", "ignoreChanges") if before.get(o) != after.get(o)]
+        values |= {f"({o})": (before.get(o), after.get(o)) for o in options}
         if properties or options:
-            reasons = [f"{p} forces replacement" for p in properties if replacements.forces_replacement(after["type"], p)]
-            changes.append(Change("changed", after, component_of(after, head_by_urn), properties + [f"({o})" for o in options], reasons))
+            own = after.get("replaceOnChanges", [])
+            reasons = [f"{p} forces replacement" for p in properties if replacements.forces_replacement(after["type"], p, own)]
+            refused = [
+                f"{p} cannot change in place (the API server refuses the update)"
+                for p in properties
+                if replacements.refused_update(after["type"], p) and not replacements.forces_replacement(after["type"], p, own)
+            ]
+            change = Change("changed", after, component_of(after, head_by_urn), properties + [f"({o})" for o in options], reasons, values)
+            change.refused = refused
+            changes.append(change)
     for urn, before in base_by_urn.items():
         if urn not in head_by_urn and urn not in aliased:
             reason = ["its URN is gone: a rename without an alias in infra/aliases.py deletes and recreates it"]
             stateful = before["type"] in replacements.STATEFUL_TYPES
             changes.append(Change("removed", before, component_of(before, base_by_urn), replaces=reason if stateful else []))
+    changes += propagated(changes, head_by_urn)
     return sorted(changes, key=lambda c: (c.component, c.action, c.resource["urn"]))
+
+
+def propagated(changes: list[Change], head_by_urn: dict[str, dict]) -> list[Change]:
+    """Replacements that follow from others. A replaced (or newly created) resource's outputs, its ID and ARN,
+    are unknown until it exists again, so every input that reads them (the plan's propertyDependencies)
+    changes; where that input forces replacement, the reader is replaced too, and so on, transitively: a new
+    VPC CIDR replaces the VPC, then its subnets (vpcId), then the node groups in them (subnetIds). Returns the
+    resources this adds to `changes` (and extends the reasons of those already in it)."""
+    by_urn = {c.resource["urn"]: c for c in changes if c.action != "removed"}
+    fresh = {urn for urn, c in by_urn.items() if c.action == "added" or c.replaces}
+    # The types replaced on the way to each fresh resource (for REPLACED_WITH): its own, and those of the fresh
+    # resources it reads (a subnet whose CIDR moved with its VPC's was replaced with the VPC).
+    roots = {urn: {by_urn[urn].resource["type"]} for urn in fresh}
+    grew = True
+    while grew:
+        grew = False
+        for urn in fresh:
+            dependencies = {d for deps in (head_by_urn[urn].get("propertyDependencies") or {}).values() for d in deps if d in fresh}
+            behind = set().union(roots[urn], *(roots[d] for d in dependencies))
+            if behind != roots[urn]:
+                roots[urn], grew = behind, True
+    added: list[Change] = []
+    grew = True
+    while grew:
+        grew = False
+        for urn, resource in head_by_urn.items():
+            if urn in fresh or (urn in by_urn and by_urn[urn].action == "added"):
+                continue
+            for prop, dependencies in sorted((resource.get("propertyDependencies") or {}).items()):
+                upstream = sorted(d for d in dependencies if d in fresh)
+                if not upstream:
+                    continue
+                change = by_urn.get(urn)
+                if change is None:
+                    change = by_urn[urn] = Change("changed", resource, component_of(resource, head_by_urn))
+                    added.append(change)
+                note = f"{prop} (from {upstream[0].rsplit('::', 1)[-1]}, replaced)"
+                if note not in change.properties:
+                    change.properties.append(note)
+                behind = set().union(*(roots[d] for d in upstream))
+                moved = replacements.REPLACED_WITH.get((resource["type"], prop))
+                if replacements.forces_replacement(resource["type"], prop) or moved in behind:
+                    why = "forces replacement" if moved not in behind else f"cannot move to a new {moved.rsplit(':', 1)[-1]}"
+                    change.replaces.append(f"{prop} {why}: it reads {upstream[0].rsplit('::', 1)[-1]}, which is replaced")
+                    fresh.add(urn)
+                    roots[urn] = behind | {resource["type"]}
+                    grew = True
+                    break
+    return added
 
 
 def stateful_replacements(changes: list[Change]) -> list[Change]:
     return [c for c in changes if c.replaces and c.resource["type"] in replacements.STATEFUL_TYPES]
+
+
+def refused_updates(changes: list[Change]) -> list[Change]:
+    return [c for c in changes if c.refused]
+
+
+def blocking(changes: list[Change]) -> list[Change]:
+    """What fails `--fail-on-replace`: stateful replacements, and updates the API would refuse."""
+    return stateful_replacements(changes) + [c for c in refused_updates(changes) if c not in stateful_replacements(changes)]
 
 
 def _cost_line(base: dict, head: dict, markdown: bool) -> str:
@@ -112,7 +202,8 @@ def render(base: dict, head: dict, changes: list[Change], markdown: bool = False
         counts[change.action] += 1
     risky = stateful_replacements(changes)
     stack = head.get("stack", "?")
-    headline = f"{counts['added']} to add, {counts['changed']} to change, {counts['removed']} to remove"
+    replaced = sum(1 for c in changes if c.replaces)
+    headline = f"{counts['added']} to add, {counts['changed']} to change ({replaced} replaced), {counts['removed']} to remove"
     lines = []
     if markdown:
         lines.append(f"### Plan diff of `{stack}`: {headline}")
@@ -124,6 +215,12 @@ def render(base: dict, head: dict, changes: list[Change], markdown: bool = False
         lines.append(f"\n> [!CAUTION]\n> **{warning}**" if markdown else f"\n!!! {warning}")
         for change in risky:
             lines.append(f"{'> - ' if markdown else '  - '}{change.label}: {'; '.join(change.replaces)}")
+    refused = refused_updates(changes)
+    if refused:
+        warning = f"UPDATE THE API WILL REFUSE: {len(refused)} resource(s) cannot be changed in place; `pulumi up` would fail half-way"
+        lines.append(f"\n> [!CAUTION]\n> **{warning}**" if markdown else f"\n!!! {warning}")
+        for change in refused:
+            lines.append(f"{'> - ' if markdown else '  - '}{change.label}: {'; '.join(change.refused)}")
     other = [c for c in changes if c.replaces and c not in risky]
     if other:
         lines.append(f"\n{len(other)} other replacement(s): " + ", ".join(c.label for c in other[:10]))
@@ -141,8 +238,16 @@ def render(base: dict, head: dict, changes: list[Change], markdown: bool = False
             if markdown and rows > MAX_ROWS:
                 continue
             symbol = {"added": "+", "removed": "-", "changed": "~"}[change.action]
-            detail = f" ({', '.join(change.properties[:6])}{', ...' if len(change.properties) > 6 else ''})" if change.properties else ""
-            lines.append(f"{'- ' if markdown else '  '}{symbol} {change.label}{detail}")
+            symbol = "±" if change.replaces else symbol
+            lines.append(f"{'- ' if markdown else '  '}{symbol} {change.label}")
+            for why in change.replaces[:2] + change.refused[:2]:
+                lines.append(f"{'  - ' if markdown else '      '}{'**' + why + '**' if markdown else '!! ' + why}")
+            for prop in change.properties[:MAX_PROPERTIES]:
+                old, new = change.values.get(prop, (None, None))
+                what = f"{shown(old)} → {shown(new)}" if prop in change.values else "changes"
+                lines.append(f"{'  - ' if markdown else '      '}{'`' + prop + '`' if markdown else prop}: {what}")
+            if len(change.properties) > MAX_PROPERTIES:
+                lines.append(f"{'  - ' if markdown else '      '}... and {len(change.properties) - MAX_PROPERTIES} more")
     if markdown and rows > MAX_ROWS:
         lines.append(f"\n... and {rows - MAX_ROWS} more (run `python -m infra diff` locally for all)")
     if markdown:

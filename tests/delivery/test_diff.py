@@ -22,7 +22,7 @@ def mutate(plan_document, type_token, name, change):
 def test_the_same_plan_has_no_changes(plans):
     base = document(plans["prod"])
     assert diff.compare(base, base) == []
-    assert "0 to add, 0 to change, 0 to remove" in diff.render(base, base, [])
+    assert "0 to add, 0 to change (0 replaced), 0 to remove" in diff.render(base, base, [])
 
 
 def test_a_scaling_change_is_a_plain_change(plans):
