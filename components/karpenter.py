@@ -366,6 +366,8 @@ class KarpenterArgs:
     """Where the controller runs (the system pool)."""
     resources: Mapping[str, dict] = field(default_factory=lambda: sized(STANDARD))
     """Platform container resources by name (components.resources); this component uses `karpenter`."""
+    protect: bool = False
+    """Protect the NodePools from deletion and replacement (prod)."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Tags for AWS resources and the nodes Karpenter launches."""
 
@@ -487,7 +489,8 @@ class Karpenter(pulumi.ComponentResource):
                 kind="NodePool",
                 metadata={"name": pool.name},
                 spec=node_pool_spec(pool),
-                opts=pulumi.ResourceOptions.merge(after_crds, pulumi.ResourceOptions(depends_on=[node_class])),
+                # Deleting a NodePool terminates every node it launched: prod refuses it, like a node group.
+                opts=pulumi.ResourceOptions.merge(after_crds, pulumi.ResourceOptions(depends_on=[node_class], protect=args.protect)),
             )
 
         self.register_outputs({"node_role_arn": self.node_role.arn})

@@ -360,6 +360,7 @@ def build(cfg: config.StackConfig) -> None:
                 controller_replicas=system_replicas,
                 controller_node_selector=system_nodes,
                 resources=platform_resources,
+                protect=protect,
                 tags=tags,
             ),
             # The controller runs on the managed system pool and needs the NAT routes to reach AWS, also while

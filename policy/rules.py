@@ -32,7 +32,8 @@ ELASTIC_IP = "aws:ec2/eip:Eip"
 # Stateful or availability-critical: losing one loses data or takes the platform down (and a NAT gateway's
 # address is what partners allow-list). The one definition the policy pack, the diff's replacement guard and the
 # tests share; databases join it when the platform adds one.
-STATEFUL_TYPES = (EKS_CLUSTER, NODE_GROUP, ECR_REPOSITORY, S3_BUCKET, KMS_KEY, VPC, SUBNET, NAT_GATEWAY, ELASTIC_IP)
+KARPENTER_NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"  # deleting one terminates every node it launched
+STATEFUL_TYPES = (EKS_CLUSTER, NODE_GROUP, KARPENTER_NODE_POOL, ECR_REPOSITORY, S3_BUCKET, KMS_KEY, VPC, SUBNET, NAT_GATEWAY, ELASTIC_IP)
 
 
 @dataclass(frozen=True)
@@ -203,7 +204,8 @@ POLICIES: tuple[Policy, ...] = (
     Policy("kms-rotation", "KMS keys rotate.", _kms_rotation),
     Policy(
         "prod-stateful-protected",
-        "In prod, the cluster, node groups, registries, buckets, KMS keys, VPC, subnets, NAT gateways and their addresses are protected.",
+        "In prod, the cluster, node groups and Karpenter node pools, registries, buckets, KMS keys, VPC, subnets, NAT gateways and "
+        "their addresses are protected.",
         _prod_protected,
     ),
 )

@@ -66,6 +66,34 @@ FORCE_NEW: dict[str, tuple[str, ...]] = {
     "aws:ec2/launchTemplate:LaunchTemplate": ("name", "namePrefix", "region"),
     "aws:eks/addon:Addon": ("addonName", "clusterName", "namespaceConfig", "region"),
     "aws:iam/role:Role": ("name", "namePrefix", "path"),
+    # Resources that hang off a VPC, a cluster or a subnet (vpc_id, cluster_name, ... ForceNew in
+    # internal/service/ec2/vpc_security_group.go, vpc_route_table.go, vpc_endpoint.go, vpc_flow_log.go,
+    # vpc_default_security_group.go, vpc_route_table_association.go, vpc_security_group_ingress_rule.go,
+    # eks/access_entry.go, eks/pod_identity_association.go, iam/openid_connect_provider.go).
+    "aws:ec2/securityGroup:SecurityGroup": ("vpcId", "name", "namePrefix", "description", "region"),
+    "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": ("vpcId", "region"),
+    "aws:ec2/routeTable:RouteTable": ("vpcId", "region"),
+    "aws:ec2/routeTableAssociation:RouteTableAssociation": ("subnetId", "gatewayId", "region"),
+    "aws:ec2/vpcEndpoint:VpcEndpoint": ("vpcId", "serviceName", "vpcEndpointType", "region"),
+    "aws:ec2/flowLog:FlowLog": ("vpcId", "subnetId", "logDestination", "logDestinationType", "trafficType", "iamRoleArn", "region"),
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": ("securityGroupId", "region"),
+    "aws:eks/accessEntry:AccessEntry": ("clusterName", "principalArn", "type", "region"),
+    "aws:eks/accessPolicyAssociation:AccessPolicyAssociation": ("clusterName", "principalArn", "policyArn", "region"),
+    "aws:eks/podIdentityAssociation:PodIdentityAssociation": ("clusterName", "namespace", "serviceAccount", "region"),
+    "aws:iam/openIdConnectProvider:OpenIdConnectProvider": ("url",),
+}
+
+# Types with no rule here that read a replaced resource are shown as "may be replaced" (never passed as a
+# plain update). A Kubernetes provider whose cluster is replaced replaces every object it manages.
+K8S_PROVIDER = "pulumi:providers:kubernetes"
+
+# Updates that make a dependent act without changing its inputs offline: a launch template update publishes a
+# new version, and EKS then replaces the node group's nodes, rolling; an EC2NodeClass or NodePool template
+# change is drift, and Karpenter replaces the pool's nodes within its disruption budgets.
+ROLLS_NODES: dict[str, str] = {
+    "aws:ec2/launchTemplate:LaunchTemplate": "a new launch template version: EKS replaces the group's nodes, rolling",
+    "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass": "drift: Karpenter replaces the pool's nodes, within its disruption budgets",
+    "kubernetes:karpenter.sh/v1:NodePool": "drift: Karpenter replaces the pool's nodes, within its disruption budgets",
 }
 
 
@@ -93,6 +121,7 @@ K8S_FORCE_NEW: dict[str, tuple[str, ...]] = {
     "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding": ("roleRef",),
     "kubernetes:storage.k8s.io/v1:StorageClass": ("parameters", "provisioner"),
     "kubernetes:helm.sh/v3:Release": ("name", "namespace"),
+    "kubernetes:karpenter.sh/v1:NodePool": (),  # custom resources: a name change only
 }
 K8S_NAME = ("metadata.name", "metadata.namespace")
 
@@ -103,6 +132,9 @@ K8S_NAME = ("metadata.name", "metadata.namespace")
 # `has(self.replicas) == has(oldSelf.replicas)` on spec).
 API_REFUSES: dict[str, tuple[str, ...]] = {
     "kubernetes:storage.k8s.io/v1:StorageClass": ("reclaimPolicy", "volumeBindingMode"),
+    # EKS moves a cluster's control-plane subnets only within the AZs chosen at creation (EKS user guide,
+    # "Network requirements"): new subnets may be in a new zone, so any change is called out.
+    "aws:eks/cluster:Cluster": ("vpcConfig.subnetIds",),
     "kubernetes:karpenter.sh/v1:NodePool": (
         "spec.template.spec.nodeClassRef.group",
         "spec.template.spec.nodeClassRef.kind",
@@ -124,6 +156,17 @@ def refused_update(resource_type: str, property_path: str) -> bool:
 # Inputs that update in place, unless what they read was replaced by a resource of the given type: EKS updates a
 # cluster's subnets (UpdateClusterConfig) but only within its VPC, so subnets of a new VPC mean a new cluster.
 REPLACED_WITH: dict[tuple[str, str], str] = {("aws:eks/cluster:Cluster", "vpcConfig"): "aws:ec2/vpc:Vpc"}
+
+
+def reads_force_new(resource_type: str, top_level: str) -> bool:
+    """Whether a top-level input (what propertyDependencies name) holds a replacement-forcing property, itself or
+    below it (`launchTemplate` holds `launchTemplate.id`): a new value read from a replaced resource replaces."""
+    props = (*FORCE_NEW.get(resource_type, ()), *K8S_FORCE_NEW.get(resource_type, ()))
+    return any(prop == top_level or prop.startswith(f"{top_level}.") for prop in props)
+
+
+def has_rules(resource_type: str) -> bool:
+    return resource_type in FORCE_NEW or resource_type in K8S_FORCE_NEW or resource_type.startswith("kubernetes:")
 
 
 def forces_replacement(resource_type: str, property_path: str, replace_on_changes: tuple[str, ...] | list[str] = ()) -> bool:
