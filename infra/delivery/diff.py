@@ -281,6 +281,18 @@ def blocking(changes: list[Change]) -> list[Change]:
     return stateful_replacements(changes) + [c for c in refused_updates(changes) if c not in stateful_replacements(changes)]
 
 
+def _called_out(warning: str, changes: list[Change], reasons: str, markdown: bool) -> list[str]:
+    """A caution block above the details: the warning, then each change with its reasons, bounded."""
+    if not changes:
+        return []
+    bullet = "> - " if markdown else "  - "
+    lines = [f"\n> [!CAUTION]\n> **{warning}**" if markdown else f"\n!!! {warning}"]
+    lines += [f"{bullet}{change.label}: {'; '.join(getattr(change, reasons))}" for change in changes[:MAX_CALLED_OUT]]
+    if len(changes) > MAX_CALLED_OUT:
+        lines.append(f"{bullet}... and {len(changes) - MAX_CALLED_OUT} more")
+    return lines
+
+
 def _code(text: str) -> str:
     """Text safe inside a markdown code span (values may hold backticks, `<absent>`, globs)."""
     return text.replace("`", "'")
@@ -307,21 +319,11 @@ def render(base: dict, head: dict, changes: list[Change], markdown: bool = False
     else:
         lines.append(f"plan diff of '{stack}': {headline}")
     lines.append(_cost_line(base, head, markdown))
-    if risky:
-        warning = f"STATEFUL REPLACEMENT: {len(risky)} stateful resource(s) would be replaced or deleted"
-        lines.append(f"\n> [!CAUTION]\n> **{warning}**" if markdown else f"\n!!! {warning}")
-        for change in risky[:MAX_CALLED_OUT]:
-            lines.append(f"{'> - ' if markdown else '  - '}{change.label}: {'; '.join(change.replaces)}")
-        if len(risky) > MAX_CALLED_OUT:
-            lines.append(f"{'> - ' if markdown else '  - '}... and {len(risky) - MAX_CALLED_OUT} more")
+    warning = f"STATEFUL REPLACEMENT: {len(risky)} stateful resource(s) would be replaced or deleted"
+    lines += _called_out(warning, risky, "replaces", markdown)
     refused = refused_updates(changes)
-    if refused:
-        warning = f"UPDATE THE API WILL REFUSE: {len(refused)} resource(s) cannot be changed in place; `pulumi up` would fail half-way"
-        lines.append(f"\n> [!CAUTION]\n> **{warning}**" if markdown else f"\n!!! {warning}")
-        for change in refused[:MAX_CALLED_OUT]:
-            lines.append(f"{'> - ' if markdown else '  - '}{change.label}: {'; '.join(change.refused)}")
-        if len(refused) > MAX_CALLED_OUT:
-            lines.append(f"{'> - ' if markdown else '  - '}... and {len(refused) - MAX_CALLED_OUT} more")
+    warning = f"UPDATE THE API WILL REFUSE: {len(refused)} resource(s) cannot be changed in place; `pulumi up` would fail half-way"
+    lines += _called_out(warning, refused, "refused", markdown)
     other = [c for c in changes if c.replaces and c not in risky and c.action == "changed"]
     if other:
         more = f", and {len(other) - 10} more" if len(other) > 10 else ""
