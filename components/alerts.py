@@ -2,7 +2,7 @@
 itself and log shipping. Each alert has a severity, a summary and a runbook hint. Every rule here has a
 promtool unit test (tests/contract/test_alert_rules.py): series that must fire it and series that must not.
 
-Model SLO alerts (latency, error ratio, queue backlog, down) live with each model (components/model_service.py).
+Model SLO alerts (latency, error ratio, queue backlog, down) live with each model (components/model_service/alerts.py).
 """
 
 from __future__ import annotations

@@ -1,0 +1,138 @@
+"""Every Kubernetes object of a model, in apply order: namespace, service account, Deployment, Service,
+NetworkPolicy, ServiceMonitor, PrometheusRule, Ingress, autoscaler and disruption budget."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from components.model_service.alerts import prometheus_rule, service_monitor
+from components.model_service.autoscaling import cpu_autoscaler, disruption_budget, scaled_object
+from components.model_service.pods import deployment, runtime
+from components.model_service.spec import TRITON_GRPC_PORT, TRITON_METRICS_PORT, ModelSpec, labels, meta
+
+
+def service(spec: ModelSpec) -> dict:
+    ports = [{"name": "http", "port": spec.port, "targetPort": "http", "protocol": "TCP"}]
+    if spec.runtime == "triton":
+        ports += [
+            {"name": "grpc", "port": TRITON_GRPC_PORT, "targetPort": "grpc", "protocol": "TCP"},
+            {"name": "metrics", "port": TRITON_METRICS_PORT, "targetPort": "metrics", "protocol": "TCP"},
+        ]
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": meta(spec),
+        "spec": {"type": "ClusterIP", "selector": {"app.kubernetes.io/name": spec.name}, "ports": ports},
+    }
+
+
+def ingress(spec: ModelSpec) -> dict:
+    annotations = {
+        "alb.ingress.kubernetes.io/scheme": spec.alb_scheme,
+        "alb.ingress.kubernetes.io/target-type": "ip",
+        "alb.ingress.kubernetes.io/healthcheck-path": runtime(spec)[5],
+        # Long generations: the default 60 s idle timeout would cut streaming responses.
+        "alb.ingress.kubernetes.io/load-balancer-attributes": "idle_timeout.timeout_seconds=600",
+    }
+    if spec.certificate_arn:
+        annotations.update(
+            {
+                "alb.ingress.kubernetes.io/listen-ports": '[{"HTTPS": 443}]',
+                "alb.ingress.kubernetes.io/certificate-arn": spec.certificate_arn,
+                "alb.ingress.kubernetes.io/ssl-policy": "ELBSecurityPolicy-TLS13-1-2-2021-06",
+            }
+        )
+    else:
+        annotations["alb.ingress.kubernetes.io/listen-ports"] = '[{"HTTP": 80}]'
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": meta(spec, annotations=annotations),
+        "spec": {
+            "ingressClassName": "alb",
+            "rules": [
+                {
+                    "http": {
+                        "paths": [
+                            {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": spec.name, "port": {"name": "http"}}}}
+                        ]
+                    }
+                }
+            ],
+        },
+    }
+
+
+def network_policy(spec: ModelSpec) -> dict:
+    serving_ports = [{"protocol": "TCP", "port": spec.port}]
+    if spec.runtime == "triton":
+        serving_ports.append({"protocol": "TCP", "port": TRITON_GRPC_PORT})
+    metrics_port = TRITON_METRICS_PORT if spec.runtime == "triton" else spec.port
+    rules = [
+        {
+            "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": spec.monitoring_namespace}}}],
+            "ports": [{"protocol": "TCP", "port": metrics_port}],
+        }
+    ]
+    if spec.allowed_namespaces:
+        rules.append(
+            {
+                "from": [
+                    {
+                        "namespaceSelector": {
+                            "matchExpressions": [
+                                {"key": "kubernetes.io/metadata.name", "operator": "In", "values": sorted(spec.allowed_namespaces)}
+                            ]
+                        }
+                    }
+                ],
+                "ports": serving_ports,
+            }
+        )
+    if spec.alb:
+        # ALB targets are pod IPs (target type ip): the load balancer's nodes reach them from inside the VPC.
+        rules.append({"from": [{"ipBlock": {"cidr": spec.vpc_cidr}}], "ports": serving_ports})
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": meta(spec),
+        "spec": {"podSelector": {"matchLabels": {"app.kubernetes.io/name": spec.name}}, "policyTypes": ["Ingress"], "ingress": rules},
+    }
+
+
+def namespace(name: str, extra_labels: Mapping[str, str], alb: bool = False) -> dict:
+    """A namespace for model servers."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": name,
+            "labels": {
+                **extra_labels,
+                # Admission refuses any pod here that is not non-root, seccomp-confined and capability-free.
+                "pod-security.kubernetes.io/enforce": "restricted",
+                "ml-platform/monitoring": "true",
+                # With an ALB, a rollout waits until the new pod is a healthy target before the old one goes.
+                **({"elbv2.k8s.aws/pod-readiness-gate-inject": "enabled"} if alb else {}),
+            },
+        },
+    }
+
+
+def manifests(spec: ModelSpec) -> list[dict]:
+    """Every Kubernetes object of the model, in apply order (its own namespace first, unless it shares one)."""
+    objects = [] if spec.shared_namespace else [namespace(spec.name, labels(spec), spec.alb)]
+    objects += [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(spec), "automountServiceAccountToken": False},
+        deployment(spec),
+        service(spec),
+        network_policy(spec),
+        service_monitor(spec),
+        prometheus_rule(spec),
+    ]
+    if spec.alb:
+        objects.append(ingress(spec))
+    objects.append(scaled_object(spec) if spec.gpus else cpu_autoscaler(spec))
+    if spec.max_replicas > 1:
+        objects.append(disruption_budget(spec))
+    return objects

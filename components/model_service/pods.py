@@ -1,0 +1,220 @@
+"""The model's Deployment: the runtime presets (vLLM, Triton, custom image), probes sized to the startup budget,
+the weight loader, shared memory, hardening and placement."""
+
+from __future__ import annotations
+
+import math
+
+from components import quantity
+from components.model_service.spec import (
+    CACHE_DIR,
+    DRAIN_SECONDS,
+    HOME_DIR,
+    HUB_TOKEN_DIR,
+    MODELS_DIR,
+    TRITON_GRPC_PORT,
+    TRITON_METRICS_PORT,
+    UID,
+    ModelSpec,
+    labels,
+    meta,
+)
+from components.scheduling import node_affinity
+
+
+def _container_security() -> dict:
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def _probe(path: str, port: int, period: int, failures: int, timeout: int = 5) -> dict:
+    return {"httpGet": {"path": path, "port": port}, "periodSeconds": period, "failureThreshold": failures, "timeoutSeconds": timeout}
+
+
+def runtime(spec: ModelSpec) -> tuple[list[str] | None, list[str], list[dict], dict[str, str], str, str]:
+    """(command, args, ports, env, liveness path, readiness path) of the runtime preset."""
+    weights = MODELS_DIR if spec.model_uri else spec.hub_id
+    env = {"HOME": HOME_DIR, "USER": "app", "LOGNAME": "app", "TMPDIR": "/tmp"}
+    http = [{"name": "http", "containerPort": spec.port, "protocol": "TCP"}]
+    if spec.runtime == "vllm":
+        args = [
+            str(weights),
+            "--host",
+            "0.0.0.0",
+            "--port",
+            str(spec.port),
+            "--served-model-name",
+            spec.name,
+            "--tensor-parallel-size",
+            str(max(spec.gpus, 1)),
+            *spec.args,
+        ]
+        env.update(
+            HF_HOME=f"{CACHE_DIR}/huggingface",
+            # Compile caches (FlashInfer, CUDA) default to ~/.cache and ~/.nv, which sit on the small home volume.
+            XDG_CACHE_HOME=f"{CACHE_DIR}/xdg",
+            CUDA_CACHE_PATH=f"{CACHE_DIR}/nv",
+            VLLM_CACHE_ROOT=f"{CACHE_DIR}/vllm",
+            VLLM_CONFIG_ROOT=f"{CACHE_DIR}/vllm-config",
+            TRITON_CACHE_DIR=f"{CACHE_DIR}/triton",
+            VLLM_NO_USAGE_STATS="1",
+            DO_NOT_TRACK="1",
+        )
+        if spec.model_uri:
+            env["HF_HUB_OFFLINE"] = "1"  # weights are local: never reach for a hub
+        if spec.hub_token_secret:
+            env["HF_TOKEN_PATH"] = f"{HUB_TOKEN_DIR}/token"
+        return None, args, http, env, spec.health_path, spec.health_path
+    if spec.runtime == "triton":
+        args = [
+            f"--model-repository={MODELS_DIR}",
+            f"--http-port={spec.port}",
+            f"--grpc-port={TRITON_GRPC_PORT}",
+            f"--metrics-port={TRITON_METRICS_PORT}",
+            "--allow-metrics=true",
+            *spec.args,
+        ]
+        ports = [
+            *http,
+            {"name": "grpc", "containerPort": TRITON_GRPC_PORT, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": TRITON_METRICS_PORT, "protocol": "TCP"},
+        ]
+        return ["tritonserver"], args, ports, env, "/v2/health/live", "/v2/health/ready"
+    if spec.model_uri:
+        env["MODEL_DIR"] = MODELS_DIR
+    return None, list(spec.args), http, env, spec.health_path, spec.health_path
+
+
+# /dev/shm per runtime, before the cap below. vLLM: its Kubernetes guide mounts 2Gi (docs/deployment/k8s.md,
+# v0.31.0); one process (tensor parallel 1) uses little, while each tensor-parallel worker exchanges tensors
+# through it (PyTorch and NCCL). Triton: the Python backend gives each model instance a segment there, CPU or
+# GPU (python_backend README; its quick start runs with --shm-size=1g). Custom images keep the runtime's 64 MiB.
+SHM_MIB = {"vllm": 1024, "triton": 1024}
+SHM_MIB_PER_TENSOR_PARALLEL_GPU = 2048
+SHM_SHARE_OF_MEMORY = 4  # at most a quarter of the container's memory limit
+
+
+def shared_memory_mib(spec: ModelSpec) -> int:
+    """Size of the model's memory-backed /dev/shm in MiB (0: none mounted).
+
+    A memory-backed emptyDir is charged to the memory limit of the container that writes it, and the kubelet
+    caps the tmpfs at the pod's memory limit anyway (Kubernetes "Volumes: emptyDir"; SizeMemoryBackedVolumes,
+    GA in 1.32): a 16Gi /dev/shm in a 12Gi container promises memory the container does not have. So: the
+    runtime's need (1 GiB; 2 GiB per GPU for tensor-parallel vLLM), never more than a quarter of
+    `resources.memory`, leaving the rest to the server's own process."""
+    base = SHM_MIB.get(spec.runtime, 0)
+    if spec.runtime == "vllm" and spec.gpus > 1:
+        base = SHM_MIB_PER_TENSOR_PARALLEL_GPU * spec.gpus
+    return min(base, quantity.mebibytes(spec.memory) // SHM_SHARE_OF_MEMORY)
+
+
+def deployment(spec: ModelSpec) -> dict:
+    command, args, ports, env, live_path, ready_path = runtime(spec)
+    gpu = {"nvidia.com/gpu": str(spec.gpus)} if spec.gpus else {}
+    resources = {"requests": {"cpu": spec.cpu, "memory": spec.memory, **gpu}, "limits": {"cpu": spec.cpu, "memory": spec.memory, **gpu}}
+    mounts = [
+        {"name": "models", "mountPath": MODELS_DIR},
+        {"name": "cache", "mountPath": CACHE_DIR},
+        {"name": "home", "mountPath": HOME_DIR},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+    volumes = [
+        {"name": "models", "emptyDir": {}},
+        {"name": "cache", "emptyDir": {}},
+        {"name": "home", "emptyDir": {"sizeLimit": "1Gi"}},
+        {"name": "tmp", "emptyDir": {"sizeLimit": "4Gi"}},
+    ]
+    shm = shared_memory_mib(spec)
+    if shm:
+        mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
+        size = f"{shm // 1024}Gi" if shm % 1024 == 0 else f"{shm}Mi"
+        volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": size}})
+    if spec.hub_token_secret:
+        mounts.append({"name": "hub-token", "mountPath": HUB_TOKEN_DIR, "readOnly": True})
+        volumes.append({"name": "hub-token", "secret": {"secretName": spec.hub_token_secret, "items": [{"key": "token", "path": "token"}]}})
+
+    server: dict = {
+        "name": "server",
+        "image": spec.image,
+        "imagePullPolicy": "IfNotPresent" if spec.pull_by_digest else "Always",
+        "args": args,
+        "ports": ports,
+        "env": [{"name": k, "value": v} for k, v in sorted(env.items())],
+        "resources": resources,
+        "volumeMounts": mounts,
+        "securityContext": _container_security(),
+        # The startup budget covers image pull, weight loading and warm-up; liveness only starts after it.
+        "startupProbe": _probe(live_path, spec.port, 10, math.ceil(spec.startup_seconds / 10)),
+        "readinessProbe": _probe(ready_path, spec.port, 10, 3),
+        "livenessProbe": _probe(live_path, spec.port, 20, 3, timeout=10),
+        "lifecycle": {"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}},
+    }
+    if command:
+        server["command"] = command
+
+    init = []
+    if spec.model_uri:
+        init.append(
+            {
+                "name": "load-weights",
+                "image": spec.loader_image,
+                "imagePullPolicy": "IfNotPresent" if "@sha256:" in spec.loader_image else "Always",
+                "args": ["s3", "sync", spec.model_uri, MODELS_DIR, "--only-show-errors", "--no-progress"],
+                "env": [{"name": "AWS_REGION", "value": spec.region}, {"name": "HOME", "value": "/tmp"}],
+                "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "2Gi"}},
+                "volumeMounts": [{"name": "models", "mountPath": MODELS_DIR}, {"name": "tmp", "mountPath": "/tmp"}],
+                "securityContext": _container_security(),
+            }
+        )
+
+    pod_annotations = {}
+    if spec.gpus:
+        # Karpenter consolidation must never take a GPU node from under a model mid-request.
+        pod_annotations["karpenter.sh/do-not-disrupt"] = "true"
+    pod_spec: dict = {
+        "serviceAccountName": spec.name,
+        # No `<SERVICE>_PORT=tcp://...` variables: a Service named like a runtime's settings prefix (a model
+        # `vllm` gives VLLM_PORT) would be read as the server's own configuration and stop it (vllm #15613).
+        "enableServiceLinks": False,
+        # The server never calls the Kubernetes API; Pod Identity mounts its own token for AWS.
+        "automountServiceAccountToken": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": UID,
+            "runAsGroup": UID,
+            "fsGroup": UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "terminationGracePeriodSeconds": DRAIN_SECONDS + (120 if spec.gpus else 45),
+        "initContainers": init,
+        "containers": [server],
+        "volumes": volumes,
+        "nodeSelector": dict(spec.node_selector),
+        "tolerations": [dict(t) for t in spec.tolerations],
+        **({"affinity": node_affinity(spec.excluded_pools)} if spec.excluded_pools else {}),
+    }
+    if spec.spread_zones:
+        pod_spec["topologySpreadConstraints"] = [
+            {
+                "maxSkew": 1,
+                "topologyKey": "topology.kubernetes.io/zone",
+                # Spread when capacity allows; never leave a replica pending because one zone has no GPUs.
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": {"app.kubernetes.io/name": spec.name}},
+            }
+        ]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": meta(spec),
+        "spec": {
+            # No `replicas`: the autoscaler owns it, and a `pulumi up` must not reset it.
+            "selector": {"matchLabels": {"app.kubernetes.io/name": spec.name}},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "template": {"metadata": {"labels": labels(spec), "annotations": pod_annotations}, "spec": pod_spec},
+        },
+    }
