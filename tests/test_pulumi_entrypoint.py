@@ -74,7 +74,7 @@ def test_infra_requirements_install_the_repository():
 
 
 def test_no_module_in_infra_shadows_an_importable_module():
-    """With infra/ first on sys.path, infra/config.py would hide any top-level module named `config`."""
+    """With infra/ first on sys.path, infra/config/ would hide any top-level module named `config`."""
     ours = {m.name for m in pkgutil.iter_modules([str(ROOT / "infra")])}
     others = {m.name for m in pkgutil.iter_modules() if not m.module_finder.path.startswith(str(ROOT))}  # type: ignore[union-attr]
     assert ours & (others | set(sys.stdlib_module_names)) == set()

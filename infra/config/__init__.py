@@ -1,0 +1,136 @@
+"""The stack's configuration: one frozen, typed object, checked whole before any resource is declared.
+
+Lookup order for every setting: an explicit component Args value (set by `infra/program.py`), then this
+stack config (`Pulumi.<stack>.yaml` over the project defaults in `Pulumi.yaml`), then the defaults
+declared on the models below.
+
+Pulumi hands structured config values to the program as JSON, so object keys (`network`, `cluster`,
+...) keep their YAML types and a string where a number belongs is an error, never a coercion. Every
+problem is collected and reported at once as `<key path>: <what is wrong>`.
+
+The models live by area, mirroring components/: base (constants, the base model, ConfigError), network,
+cluster, registries (and modelStore), pools, models, monitoring, pins, serving, preview, stack (the whole),
+checks (cross-section rules) and rendering (pydantic errors as key paths); this module parses.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from infra.config.base import (
+    GPU_TAINT_KEY,
+    INTERFACE_ENDPOINTS,
+    LOG_RETENTION_DAYS,
+    PLATFORM_LABELS,
+    PLATFORM_NAMESPACES,
+    PROJECT,
+    PULL_THROUGH_UPSTREAMS,
+    RESERVED_NAMESPACES,
+    ConfigError,
+)
+from infra.config.checks import _cross_checks
+from infra.config.cluster import AdminAccess, ClusterConfig
+from infra.config.models import ALLOWED_UPSTREAM_IMAGES, ImageRef, ModelConfig
+from infra.config.monitoring import MonitoringConfig
+from infra.config.network import NetworkConfig
+from infra.config.pins import PinsConfig
+from infra.config.pools import POOL_MODELS, KarpenterPoolConfig, ManagedPoolConfig
+from infra.config.preview import PreviewConfig
+from infra.config.registries import ModelStoreConfig, PullThroughCacheRule, RegistriesConfig
+from infra.config.rendering import _describe
+from infra.config.serving import ServingConfig
+from infra.config.stack import StackConfig
+
+# Top-level config keys, in the `ml-platform` namespace, and whether Pulumi hands them over as JSON objects.
+OBJECT_KEYS = ("network", "cluster", "registries", "modelStore", "nodePools", "tags", "models", "serving", "monitoring", "pins", "preview")
+SCALAR_KEYS = ("environment", "protectStatefulResources", "ephemeral")
+BOOLEAN_KEYS = ("protectStatefulResources", "ephemeral")
+
+
+def parse(raw: Mapping[str, str], stack: str) -> StackConfig:
+    """Build the typed config from raw Pulumi config (`namespace:key` -> string, as the engine passes it).
+
+    Raises ConfigError listing every problem.
+    """
+    problems: list[tuple[str, str]] = []
+    data: dict[str, Any] = {"stack": stack}
+    allowed = set(OBJECT_KEYS) | set(SCALAR_KEYS)
+
+    region = raw.get("aws:region")
+    if region is None:
+        problems.append(("aws:region", "required: set it with `pulumi config set aws:region <region>`"))
+    else:
+        data["region"] = region
+
+    for full_key, text in raw.items():
+        namespace, _, key = full_key.partition(":")
+        if namespace != PROJECT:
+            continue
+        if key not in allowed:
+            hint = difflib.get_close_matches(key, sorted(allowed), n=1)
+            problems.append((key, "unknown key" + (f"; did you mean '{hint[0]}'?" if hint else f"; allowed: {', '.join(sorted(allowed))}")))
+        elif key in OBJECT_KEYS:
+            try:
+                data[key] = json.loads(text)
+            except json.JSONDecodeError:
+                problems.append((key, f"expected an object, got the string {text!r}"))
+                continue
+            if key == "preview" and data[key] == {}:
+                del data[key]  # Pulumi.yaml's default: not a preview stack
+        elif key in BOOLEAN_KEYS:
+            if text not in ("true", "false"):
+                problems.append((key, f"expected true or false, got {text!r}"))
+            else:
+                data[key] = text == "true"
+        else:
+            data[key] = text
+
+    try:
+        cfg = StackConfig.model_validate(data)
+    except ValidationError as err:
+        problems += [_describe(error) for error in err.errors()]
+        # stack/region problems already reported through their own keys
+        raise ConfigError(problems) from None
+    problems += _cross_checks(cfg)
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+__all__ = [
+    "ALLOWED_UPSTREAM_IMAGES",
+    "BOOLEAN_KEYS",
+    "GPU_TAINT_KEY",
+    "INTERFACE_ENDPOINTS",
+    "LOG_RETENTION_DAYS",
+    "OBJECT_KEYS",
+    "PLATFORM_LABELS",
+    "PLATFORM_NAMESPACES",
+    "POOL_MODELS",
+    "PROJECT",
+    "PULL_THROUGH_UPSTREAMS",
+    "RESERVED_NAMESPACES",
+    "SCALAR_KEYS",
+    "AdminAccess",
+    "ClusterConfig",
+    "ConfigError",
+    "ImageRef",
+    "KarpenterPoolConfig",
+    "ManagedPoolConfig",
+    "ModelConfig",
+    "ModelStoreConfig",
+    "MonitoringConfig",
+    "NetworkConfig",
+    "PinsConfig",
+    "PreviewConfig",
+    "PullThroughCacheRule",
+    "RegistriesConfig",
+    "ServingConfig",
+    "StackConfig",
+    "parse",
+]

@@ -1,0 +1,100 @@
+"""Constants, the base model and the error every config problem is reported with."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from pydantic import BaseModel, ConfigDict
+from pydantic_core import PydanticCustomError
+
+PROJECT = "ml-platform"
+
+# CloudWatch Logs accepts only these retention periods (PutRetentionPolicy `retentionInDays`).
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
+
+# ECR pull-through cache upstreams: config name -> (upstream registry URL, needs a Secrets Manager credential).
+PULL_THROUGH_UPSTREAMS: dict[str, tuple[str, bool]] = {
+    "ecr-public": ("public.ecr.aws", False),
+    "quay": ("quay.io", False),
+    "k8s": ("registry.k8s.io", False),
+    "docker-hub": ("registry-1.docker.io", True),
+    "github": ("ghcr.io", True),
+    "gitlab": ("registry.gitlab.com", True),
+}
+
+# Interface endpoints that nodes in private subnets commonly need (service name suffix after the region).
+INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "sts", "logs", "ec2", "elasticloadbalancing", "ssm", "ssmmessages", "ec2messages")
+
+# An ECR registry of an account (another stack's, e.g. staging's, when a stack reproduces it).
+_ECR_HOST = re.compile(r"^[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com/")
+_ECR_NAME = re.compile(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+_POOL_NAME = re.compile(r"^[a-z][a-z0-9-]{0,18}[a-z0-9]$")
+_IAM_PRINCIPAL = re.compile(r"^arn:aws(?:-cn|-us-gov)?:iam::\d{12}:(?:role|user)/[\w+=,.@/-]{1,512}$")
+_SECRET_ARN = re.compile(r"^arn:aws(?:-cn|-us-gov)?:secretsmanager:[a-z0-9-]+:\d{12}:secret:ecr-pullthroughcache/[\w/+=.@-]+$")
+_LABEL_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
+_LABEL_PREFIX = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+_LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
+# Under kubernetes.io and k8s.io, the NodeRestriction admission plugin lets a kubelet set only these.
+_KUBELET_LABEL_PREFIXES = ("kubelet.kubernetes.io", "node.kubernetes.io")
+# Tags the platform sets itself; a stack's `tags` may not override them.
+RESERVED_TAG_KEYS = ("Name", "managed-by")
+# Tags the platform sets, and those Karpenter's EC2NodeClass refuses (it sets them on its nodes itself).
+RESERVED_TAG_PREFIXES = ("ml-platform/", "kubernetes.io/cluster/", "eks:", "karpenter.sh/", "karpenter.k8s.aws/")
+MAX_USER_TAGS = 40  # AWS allows 50 per resource; the platform and Kubernetes controllers add their own
+_K8S_NAMESPACE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+# Namespaces the platform's own components run in, and Kubernetes' own: a model's name is its namespace, and
+# a model named like one of these would declare (and on removal delete) a namespace it does not own.
+PLATFORM_NAMESPACES = ("kube-system", "nvidia", "monitoring", "keda", "logging")
+RESERVED_NAMESPACES = (*PLATFORM_NAMESPACES, "default", "kube-public", "kube-node-lease")
+GPU_TAINT_KEY = "nvidia.com/gpu"
+# Node labels the platform sets on pools itself (pool name, GPU presence, device-plugin config).
+PLATFORM_LABELS = ("ml-platform/pool", "ml-platform/gpu-sharing", "nvidia.com/gpu.present", "nvidia.com/device-plugin.config")
+
+
+class ConfigError(Exception):
+    """Every problem found in a stack's configuration, each as (key path, message)."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = sorted(set(problems))
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        lines = [f"{len(self.problems)} problem(s) in the stack configuration:"]
+        lines += [f"  {path}: {message}" for path, message in self.problems]
+        return "\n".join(lines)
+
+
+def _fail(message: str) -> PydanticCustomError:
+    # A custom error type carries our own message verbatim to ConfigError.
+    return PydanticCustomError("mlplatform", message)
+
+
+class _Model(BaseModel):
+    # strict: "3" is not an int; extra=forbid: a misspelt key is an error; frozen: config is read-only.
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, populate_by_name=False)
+
+
+def _check_retention(value: int) -> int:
+    if value not in LOG_RETENTION_DAYS:
+        raise _fail(f"{value} is not a CloudWatch Logs retention period; allowed: {', '.join(map(str, LOG_RETENTION_DAYS))}")
+    return value
+
+
+def _check_cidr(value: str) -> ipaddress.IPv4Network:
+    try:
+        return ipaddress.IPv4Network(value, strict=True)
+    except ValueError as err:
+        raise _fail(f"'{value}' is not an IPv4 CIDR block ({err})") from None
+
+
+def _check_label_key(key: str) -> None:
+    """A label or taint key EKS accepts on a node group (1-63 characters in all) and a kubelet may set."""
+    prefix, _, name = key.rpartition("/")
+    if len(key) > 63 or not _LABEL_NAME.match(name) or (prefix and not _LABEL_PREFIX.match(prefix)):
+        raise _fail(f"'{key}' is not a Kubernetes label key EKS accepts (at most 63 characters, [prefix/]name)")
+    if prefix.endswith(("kubernetes.io", "k8s.io")) and not prefix.endswith(_KUBELET_LABEL_PREFIXES):
+        raise _fail(
+            f"'{key}' uses a reserved prefix; under kubernetes.io only {' and '.join(_KUBELET_LABEL_PREFIXES)} are allowed on nodes"
+        )

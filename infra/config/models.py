@@ -1,0 +1,167 @@
+"""`models`: the served models, their images, sources, replicas, autoscaling, exposure and objectives."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from infra.config.base import _fail, _Model
+
+_QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti)?$"
+_DIGEST = r"^sha256:[0-9a-f]{64}$"
+# Upstream images a model may run straight from (anything else comes from the platform's registry).
+ALLOWED_UPSTREAM_IMAGES = ("docker.io/vllm/vllm-openai", "nvcr.io/nvidia/tritonserver", "public.ecr.aws/aws-cli/aws-cli")
+RUNTIME_PORTS = {"vllm": 8000, "triton": 8000}
+
+
+class ImageRef(_Model):
+    repository: str
+    """A repository of the platform's registry (`serving/vllm`) or an allowed upstream (`docker.io/vllm/vllm-openai`)."""
+    tag: str | None = None
+    """Image tag (never `latest`)."""
+    digest: Annotated[str, Field(pattern=_DIGEST)] | None = None
+    """Image digest `sha256:...`; required in prod, so what runs is exactly what was tested."""
+
+    @model_validator(mode="after")
+    def _pinned(self) -> ImageRef:
+        if self.tag is None and self.digest is None:
+            raise _fail("set tag or digest")
+        if self.tag == "latest":
+            raise _fail("'latest' floats; pin a version tag or a digest")
+        return self
+
+    @property
+    def upstream(self) -> bool:
+        return "." in self.repository.split("/", 1)[0]
+
+
+class ModelSource(_Model):
+    s3Prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9!_.*'()/-]+/$")] | None = None
+    """Prefix in the model store holding the weights (or Triton's model repository), ending in `/`."""
+    hubId: Annotated[str, Field(pattern=r"^[\w.-]+/[\w.-]+$")] | None = None
+    """Hugging Face model id, downloaded at start (not in prod: pods must not depend on an outside hub)."""
+    hubTokenSecret: str | None = None
+    """Kubernetes Secret (key `token`) in the model's namespace holding the hub token, mounted as a file."""
+
+    @model_validator(mode="after")
+    def _one(self) -> ModelSource:
+        if (self.s3Prefix is None) == (self.hubId is None):
+            raise _fail("set exactly one of s3Prefix or hubId")
+        if self.hubTokenSecret is not None and self.hubId is None:
+            raise _fail("hubTokenSecret goes with hubId")
+        return self
+
+
+class Replicas(_Model):
+    min: Annotated[int, Field(ge=0, le=100)] = 1
+    """Fewest replicas; 0 (dev only) needs autoscaling.activeHours."""
+    max: Annotated[int, Field(ge=1, le=100)] = 1
+    """Most replicas."""
+
+    @model_validator(mode="after")
+    def _order(self) -> Replicas:
+        if self.min > self.max:
+            raise _fail(f"min {self.min} is larger than max {self.max}")
+        return self
+
+
+class ActiveHours(_Model):
+    start: str
+    """Cron expression (minute hour day month weekday) when the model scales up from zero, e.g. `0 8 * * 1-5`."""
+    end: str
+    """Cron expression when it may go back to zero, e.g. `0 20 * * 1-5`."""
+    timezone: str = "UTC"
+    """IANA time zone of the two expressions."""
+
+
+class Autoscaling(_Model):
+    target: Annotated[float, Field(gt=0)] | None = None
+    """Per-replica target: waiting requests (vLLM, default 5), queue time in ms (Triton, default 50), CPU percent (CPU
+    models, default 70), or the value of `query` (custom GPU models)."""
+    query: str | None = None
+    """PromQL giving a custom GPU model's load (required for those; the runtime presets know their own)."""
+    activeHours: ActiveHours | None = None
+    """With replicas.min 0: when the model runs at least one replica. Queue metrics vanish with the last pod, so
+    nothing else could wake a model at zero."""
+
+
+class Exposure(_Model):
+    type: Literal["cluster", "alb"] = "cluster"
+    """Cluster-internal Service only, or also an ALB through the AWS Load Balancer Controller."""
+    scheme: Literal["internal", "internet-facing"] = "internal"
+    """ALB scheme."""
+    certificateArn: str | None = None
+    """ACM certificate for HTTPS; required for an internet-facing ALB."""
+
+    @model_validator(mode="after")
+    def _alb(self) -> Exposure:
+        if self.type == "cluster" and (self.scheme != "internal" or self.certificateArn):
+            raise _fail("scheme and certificateArn apply to type 'alb'")
+        if self.scheme == "internet-facing" and not self.certificateArn:
+            raise _fail("an internet-facing ALB needs certificateArn (HTTPS only)")
+        return self
+
+
+class Resources(_Model):
+    cpu: Annotated[str, Field(pattern=_QUANTITY)]
+    """CPU per replica (request and limit), e.g. `4` or `500m`."""
+    memory: Annotated[str, Field(pattern=_QUANTITY)]
+    """Memory per replica (request and limit), e.g. `24Gi`."""
+
+
+class Slo(_Model):
+    p99LatencySeconds: Annotated[float, Field(gt=0)] = 10.0
+    """99th percentile request latency objective."""
+    errorRatio: Annotated[float, Field(gt=0, lt=1)] = 0.01
+    """Largest acceptable share of failed requests."""
+    queueBacklog: Annotated[int, Field(ge=1)] = 20
+    """Waiting requests (all replicas) that count as a backlog when sustained."""
+
+
+class ModelConfig(_Model):
+    runtime: Literal["vllm", "triton", "custom"]
+    """Serving runtime preset."""
+    image: ImageRef
+    """Serving image."""
+    source: ModelSource
+    """Where the weights (or Triton's model repository) come from."""
+    gpus: Annotated[int, Field(ge=0, le=16)] = 0
+    """GPUs per replica (0 for CPU); vLLM's tensor parallelism follows it."""
+    replicas: Replicas = Replicas()
+    autoscaling: Autoscaling = Autoscaling()
+    startupSeconds: Annotated[int, Field(ge=30, le=7200)] | None = None
+    """Longest expected start (image pull, weights, load); default 900 for GPU models, 120 for CPU models."""
+    exposure: Exposure = Exposure()
+    resources: Resources
+    port: Annotated[int, Field(ge=1024, le=65535)] | None = None
+    """Serving port (custom runtime; presets use 8000)."""
+    healthPath: str | None = None
+    """Health endpoint (custom runtime)."""
+    metricsPath: str = "/metrics"
+    """Prometheus metrics path (custom runtime)."""
+    args: list[str] = []
+    """Extra arguments for the server."""
+    allowedNamespaces: list[str] = []
+    """Namespaces whose pods may call the model (the monitoring namespace always may scrape it)."""
+    slo: Slo = Slo()
+
+    @model_validator(mode="after")
+    def _runtime(self) -> ModelConfig:
+        if self.runtime == "triton" and self.source.s3Prefix is None:
+            raise _fail("a triton model needs a model repository: source.s3Prefix")
+        if self.runtime == "custom" and (self.port is None or self.healthPath is None):
+            raise _fail("a custom model needs port and healthPath")
+        if self.runtime != "custom" and (self.port is not None or self.healthPath is not None):
+            raise _fail(f"port and healthPath are fixed by the {self.runtime} preset; remove them")
+        if self.runtime == "custom" and self.gpus > 0 and self.autoscaling.query is None:
+            raise _fail("a custom GPU model scales on a queue metric: set autoscaling.query")
+        if self.replicas.min == 0 and self.autoscaling.activeHours is None:
+            raise _fail("replicas.min 0 needs autoscaling.activeHours: with no pod left, nothing reports load to wake it")
+        if self.replicas.min == 0 and self.gpus == 0:
+            raise _fail("CPU models scale on CPU with an HPA, which cannot reach zero; use replicas.min 1")
+        return self
+
+    @property
+    def serving_port(self) -> int:
+        return self.port if self.port is not None else RUNTIME_PORTS[self.runtime]

@@ -1,0 +1,24 @@
+"""`serving`: what every model of the stack shares."""
+
+from __future__ import annotations
+
+from pydantic import field_validator
+
+from infra import versions
+from infra.config.base import _ECR_NAME, _fail, _Model
+from infra.config.models import ImageRef
+
+
+class ServingConfig(_Model):
+    loaderImage: ImageRef = ImageRef(repository=versions.LOADER_IMAGE[0], tag=versions.LOADER_IMAGE[1])
+    """AWS CLI image of the init step that copies weights from the model store (needs a digest in prod)."""
+    imageRegistryPrefix: str | None = None
+    """Registry prefix the models' platform images are pulled from (default: this stack's `registries.prefix`).
+    Preview stacks pull the images of the stack they preview (same account), whose registry holds them."""
+
+    @field_validator("imageRegistryPrefix")
+    @classmethod
+    def _image_registry_prefix(cls, value: str | None) -> str | None:
+        if value and not _ECR_NAME.match(value):
+            raise _fail(f"'{value}' is not an ECR repository namespace (lowercase letters, digits, . _ - and / separators)")
+        return value
