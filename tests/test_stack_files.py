@@ -90,3 +90,56 @@ def test_nested_secure_values_are_masked_in_place(tmp_path):
     raw = stack_files.read_stack("s", tmp_path)
     assert json.loads(raw.values["ml-platform:monitoring"]) == {"receivers": [{"name": "oncall", "webhookUrl": masked("v1:abc")}]}
     assert raw.secret_keys == ["ml-platform:monitoring"]
+
+
+@pytest.fixture
+def project_dir(tmp_path):
+    for path in ROOT.glob("Pulumi*.yaml"):
+        (tmp_path / path.name).write_text(path.read_text())
+    return tmp_path
+
+
+def plan_exit(project_dir, capsys, stack="dev") -> tuple[int, str]:
+    from infra import cli
+
+    code = cli.main(["plan", "--stack", stack, "--project-dir", str(project_dir), "--out", str(project_dir / "out")])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def test_a_second_models_block_is_an_error_not_a_silent_overwrite(project_dir, capsys):
+    dev = project_dir / "Pulumi.dev.yaml"
+    dev.write_text(dev.read_text() + "  ml-platform:models:\n    other: {}\n")
+    code, out = plan_exit(project_dir, capsys)
+    assert code == 2
+    assert "Pulumi.dev.yaml: 'ml-platform:models' is set twice in one mapping (lines" in out and "YAML keeps only the last" in out
+    assert not (project_dir / "out").exists()
+
+
+def test_a_model_given_twice_is_an_error_naming_both_lines(project_dir, capsys):
+    dev = project_dir / "Pulumi.dev.yaml"
+    text = dev.read_text()
+    dev.write_text(text.replace("    fraud:\n", "    chat:\n      runtime: custom\n    fraud:\n", 1))
+    code, out = plan_exit(project_dir, capsys)
+    assert code == 2 and "'chat' is set twice in one mapping" in out
+
+
+def test_a_misspelt_namespace_is_an_error_with_a_suggestion(project_dir, capsys):
+    dev = project_dir / "Pulumi.dev.yaml"
+    dev.write_text(dev.read_text().replace("  ml-platform:models:", "  ml-platfrom:models:"))
+    code, out = plan_exit(project_dir, capsys)
+    assert code == 2
+    assert "ml-platfrom:models: 'ml-platfrom' is not a config namespace this program reads; did you mean 'ml-platform:models'?" in out
+
+
+def test_provider_namespaces_are_read(project_dir, capsys):
+    dev = project_dir / "Pulumi.dev.yaml"
+    dev.write_text(dev.read_text() + "  kubernetes:enableServerSideApply: true\n  pulumi:disable-default-providers: ['*']\n")
+    assert plan_exit(project_dir, capsys)[0] == 0
+
+
+def test_an_esc_environment_is_said_to_be_invisible_offline(project_dir, capsys):
+    dev = project_dir / "Pulumi.dev.yaml"
+    dev.write_text("environment:\n  - ml-platform/dev\n" + dev.read_text())
+    code, out = plan_exit(project_dir, capsys)
+    assert code == 0 and "imports the ESC environment(s) ml-platform/dev, which are not visible offline" in out

@@ -46,6 +46,8 @@ from infra.config.rendering import _describe
 from infra.config.serving import ServingConfig
 from infra.config.stack import StackConfig
 
+# Config namespaces the program reads (its own, and those of the providers and Pulumi settings it uses).
+CONFIG_NAMESPACES = (PROJECT, "aws", "kubernetes", "random", "pulumi")
 # Top-level config keys, in the `ml-platform` namespace, and whether Pulumi hands them over as JSON objects.
 OBJECT_KEYS = ("network", "cluster", "registries", "modelStore", "nodePools", "tags", "models", "serving", "monitoring", "pins", "preview")
 SCALAR_KEYS = ("environment", "protectStatefulResources", "ephemeral")
@@ -69,6 +71,13 @@ def parse(raw: Mapping[str, str], stack: str) -> StackConfig:
 
     for full_key, text in raw.items():
         namespace, _, key = full_key.partition(":")
+        if namespace not in CONFIG_NAMESPACES:
+            # A misspelt namespace (`ml-platfrom:models`) would silently drop the whole value.
+            hint = difflib.get_close_matches(namespace, CONFIG_NAMESPACES, n=1)
+            guess = f"did you mean '{hint[0]}:{key}'? " if hint else ""
+            read = ", ".join(CONFIG_NAMESPACES)
+            problems.append((full_key, f"'{namespace}' is not a config namespace this program reads; {guess}(read: {read})"))
+            continue
         if namespace != PROJECT:
             continue
         if key not in allowed:

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.constructor import DuplicateKeyError
+from ruamel.yaml.error import YAMLError
 
 from infra.config import PROJECT
 from infra.offline.secrets import masked
@@ -29,14 +31,27 @@ class StackFileError(Exception):
 class RawStackConfig:
     values: dict[str, str]
     secret_keys: list[str]
+    notes: tuple[str, ...] = ()
+    """What the offline plan cannot see in the stack file (for its warnings)."""
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
+    """A YAML file as data, strictly: a key given twice in one mapping is an error naming both lines (a second
+    `ml-platform:models:` block would otherwise silently replace the first). ruamel.yaml does this check, so
+    the project does not parse YAML itself."""
     try:
-        loaded = yaml.safe_load(path.read_text())
+        loaded = YAML(typ="safe", pure=True).load(path.read_text())
     except FileNotFoundError:
         raise StackFileError(f"{path.name} not found in {path.parent}") from None
-    except yaml.YAMLError as err:
+    except DuplicateKeyError as err:
+        first = err.context_mark.line + 1 if err.context_mark else "?"
+        again = err.problem_mark.line + 1 if err.problem_mark else "?"
+        key = str(err.problem).split('"')[1] if '"' in str(err.problem) else "a key"
+        raise StackFileError(
+            f"{path.name}: '{key}' is set twice in one mapping (lines {first} and {again}); YAML keeps only the last, "
+            "so merge them into one"
+        ) from None
+    except YAMLError as err:
         raise StackFileError(f"{path.name} is not valid YAML: {err}") from None
     if not isinstance(loaded, dict):
         raise StackFileError(f"{path.name} must be a YAML mapping")
@@ -100,10 +115,17 @@ def read_stack(stack: str, root: Path = ROOT) -> RawStackConfig:
         raise StackFileError(f"no stack file {path.name}; stacks here: {', '.join(stack_names(root))}")
     merged = project_defaults(root)
     secret_keys = []
-    for key, value in (load_yaml(path).get("config") or {}).items():
+    document = load_yaml(path)
+    notes = []
+    if document.get("environment"):
+        # Pulumi ESC environments are resolved by the Pulumi Cloud at run time: their values never reach an offline plan.
+        imported = document["environment"]
+        names = ", ".join(imported) if isinstance(imported, list) else str(imported)
+        notes.append(f"{path.name} imports the ESC environment(s) {names}, which are not visible offline: this plan lacks their values")
+    for key, value in (document.get("config") or {}).items():
         full = _full_key(key)
         value, secure = mask_secure(value, full)
         if secure:
             secret_keys.append(full)
         merged[full] = value
-    return RawStackConfig({key: _to_wire(value) for key, value in sorted(merged.items())}, sorted(secret_keys))
+    return RawStackConfig({key: _to_wire(value) for key, value in sorted(merged.items())}, sorted(secret_keys), tuple(notes))
