@@ -34,7 +34,8 @@ def load_config() -> config.StackConfig:
     """The stack's typed config from the Pulumi config the engine (or the offline plan) provides."""
     raw = {**pulumi.runtime.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
     try:
-        cfg = config.parse(raw, pulumi.get_stack())
+        secret = [key for key in raw if pulumi.runtime.is_config_secret(key)]
+        cfg = config.parse(raw, pulumi.get_stack(), secret)
         check_pins(cfg)
         check_scheduling(cfg)
         return cfg

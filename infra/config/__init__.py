@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -33,7 +33,7 @@ from infra.config.base import (
     RESERVED_NAMESPACES,
     ConfigError,
 )
-from infra.config.checks import _cross_checks
+from infra.config.checks import _cross_checks, _plain_secrets
 from infra.config.cluster import AdminAccess, ClusterConfig
 from infra.config.models import ALLOWED_UPSTREAM_IMAGES, ImageRef, ModelConfig
 from infra.config.monitoring import MonitoringConfig
@@ -54,8 +54,9 @@ SCALAR_KEYS = ("environment", "protectStatefulResources", "ephemeral")
 BOOLEAN_KEYS = ("protectStatefulResources", "ephemeral")
 
 
-def parse(raw: Mapping[str, str], stack: str) -> StackConfig:
-    """Build the typed config from raw Pulumi config (`namespace:key` -> string, as the engine passes it).
+def parse(raw: Mapping[str, str], stack: str, secret_keys: Collection[str] = ()) -> StackConfig:
+    """Build the typed config from raw Pulumi config (`namespace:key` -> string, as the engine passes it;
+    `secret_keys`: the keys the engine marks secret, which tells plain-text secrets apart under `pulumi up`).
 
     Raises ConfigError listing every problem.
     """
@@ -105,7 +106,7 @@ def parse(raw: Mapping[str, str], stack: str) -> StackConfig:
         problems += [_describe(error) for error in err.errors()]
         # stack/region problems already reported through their own keys
         raise ConfigError(problems) from None
-    problems += _cross_checks(cfg)
+    problems += _cross_checks(cfg) + _plain_secrets(cfg, secret_keys)
     if problems:
         raise ConfigError(problems)
     return cfg

@@ -3,14 +3,35 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 
 from components.images import CHART_IMAGES
 from infra import promql
-from infra.config.base import _ECR_HOST, _K8S_NAMESPACE, RESERVED_NAMESPACES
+from infra.config.base import _ECR_HOST, _K8S_NAMESPACE, PROJECT, RESERVED_NAMESPACES
 from infra.config.models import ALLOWED_UPSTREAM_IMAGES, ModelConfig
+from infra.config.monitoring import SECRET_RECEIVER_FIELDS
 from infra.config.pools import KarpenterPoolConfig, ManagedPoolConfig
 from infra.config.preview import PreviewConfig
 from infra.config.stack import StackConfig
+from infra.offline.secrets import is_masked
+
+
+def _plain_secrets(cfg: StackConfig, secret_keys: Collection[str]) -> list[tuple[str, str]]:
+    """Secret fields given in plain text. Offline an encrypted value is its masked digest (`[secret:...]`), so a
+    field that is not masked was written in plain text; under the engine values arrive decrypted, and only the
+    key as a whole is known to be secret, so a key that holds no secret at all is what gives plain text away."""
+    key = f"{PROJECT}:monitoring"
+    offline = any(is_masked(getattr(r, f)) for r in cfg.monitoring.receivers for f in SECRET_RECEIVER_FIELDS)
+    problems = []
+    for index, receiver in enumerate(cfg.monitoring.receivers):
+        for field in SECRET_RECEIVER_FIELDS:
+            value = getattr(receiver, field)
+            if value is None or is_masked(value) or (key in secret_keys and not offline):
+                continue
+            path = f"monitoring.receivers[{index}].{field}"
+            fix = f"pulumi config set --secret --path '{PROJECT}:{path}' <value>"
+            problems.append((path, f"a secret in plain text in the stack file; encrypt it: {fix}"))
+    return problems
 
 
 def _cross_checks(cfg: StackConfig) -> list[tuple[str, str]]:

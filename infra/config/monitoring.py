@@ -10,6 +10,10 @@ from pydantic import Field, field_validator, model_validator
 from infra.config.base import _K8S_NAMESPACE, _check_retention, _fail, _Model
 from infra.config.models import _QUANTITY
 
+# Receiver fields that hold secrets: the stack file must keep them encrypted (`secure:`). `hubTokenSecret` of a
+# model names a Kubernetes Secret and is not itself one.
+SECRET_RECEIVER_FIELDS = ("slackWebhookUrl", "pagerdutyRoutingKey", "webhookUrl")
+
 
 class Receiver(_Model):
     name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,40}$")]

@@ -869,3 +869,20 @@ def test_the_system_pool_takes_no_taint_its_controllers_do_not_tolerate():
 
 def test_a_preview_namespace_is_not_a_listed_log_namespace():
     assert_problem(problems_of(**minimal_sections(monitoring={"logNamespaces": ["pr-7"]})), "monitoring.logNamespaces", "previews'")
+
+
+def test_a_receiver_secret_in_plain_text_is_refused_with_the_command_that_encrypts_it():
+    plain = {"receivers": [{"name": "pd", "pagerdutyRoutingKey": "0123456789abcdef0123456789abcdef"}], "defaultReceiver": "pd"}
+    sections = prod_sections(monitoring=plain)
+    expected = (
+        "a secret in plain text in the stack file; encrypt it: "
+        "pulumi config set --secret --path 'ml-platform:monitoring.receivers[0].pagerdutyRoutingKey' <value>"
+    )
+    assert_problem(problems_of(**sections), "monitoring.receivers[0].pagerdutyRoutingKey", expected)
+    # under `pulumi up` values arrive decrypted: a key the engine marks secret holds encrypted values
+    config.parse(raw_config(**sections), "test", secret_keys=["ml-platform:monitoring"])
+    # offline, an encrypted value is its masked digest, so a plain one beside it is still caught
+    mixed = {"receivers": [*plain["receivers"], {"name": "hook", "webhookUrl": "[secret:0123456789ab]"}], "defaultReceiver": "pd"}
+    with pytest.raises(config.ConfigError) as caught:
+        config.parse(raw_config(**prod_sections(monitoring=mixed)), "test", secret_keys=["ml-platform:monitoring"])
+    assert [p for p, _ in caught.value.problems] == ["monitoring.receivers[0].pagerdutyRoutingKey"]
