@@ -69,7 +69,10 @@ def _checked(plan: offline_plan.Plan, project_dir: str) -> tuple[list[str], list
 def _plan(args: argparse.Namespace) -> int:
     out_dir = Path(args.out) if args.out else Path(args.project_dir) / "build" / "plan" / args.stack
     plan = _planned(args.stack, args.project_dir)
-    offline_plan.write(plan, out_dir)
+    try:
+        offline_plan.write(plan, out_dir)
+    except OSError as err:
+        raise CommandError(f"--out {out_dir}: cannot write the plan there ({err.strerror or err})") from None
     violations, gaps, pools = _checked(plan, args.project_dir)
     print(offline_plan.summary(plan, violations, gaps, pools))
     print(f"\nwrote {out_dir}/plan.json and {out_dir}/manifests/")

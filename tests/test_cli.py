@@ -52,3 +52,17 @@ def test_policy_violation_exits_1(monkeypatch, tmp_path, capsys):
     status = cli.main(["plan", "--stack", "dev", "--out", str(tmp_path)])
     assert status == 1
     assert "eks-control-plane-logging: eks-cluster: control-plane log types not enabled: audit" in capsys.readouterr().out
+
+
+def test_a_plan_that_cannot_be_written_is_a_clear_error_and_keeps_the_earlier_one(tmp_path, capsys):
+    from infra import cli
+
+    assert cli.main(["plan", "--stack", "dev", "--out", "/proc/nope"]) == 2
+    assert "--out /proc/nope: cannot write the plan there" in capsys.readouterr().err
+    out = tmp_path / "plan"
+    assert cli.main(["plan", "--stack", "dev", "--out", str(out)]) == 0
+    before = (out / "plan.json").read_text()
+    # a file where the new plan is written first: the write fails half-way, and the earlier plan stays whole
+    (tmp_path / ".plan.writing").write_text("in the way")
+    assert cli.main(["plan", "--stack", "dev", "--out", str(out)]) == 2
+    assert (out / "plan.json").read_text() == before

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Collection
 
@@ -46,6 +47,18 @@ def _cross_checks(cfg: StackConfig) -> list[tuple[str, str]]:
         for index, zone in enumerate(cfg.network.availabilityZones):
             if not re.fullmatch(re.escape(cfg.region) + r"[a-z]", zone):
                 problems.append((f"network.availabilityZones[{index}]", f"'{zone}' is not an availability zone of {cfg.region}"))
+
+    vpc = ipaddress.ip_network(cfg.network.cidr)
+    for field in ("privateAccessCidrs", "publicAccessCidrs"):
+        for index, cidr in enumerate(getattr(cfg.cluster, field)):
+            if ipaddress.ip_network(cidr, strict=False).overlaps(vpc):
+                problems.append(
+                    (
+                        f"cluster.{field}[{index}]",
+                        f"{cidr} overlaps the VPC ({cfg.network.cidr}): these ranges are for networks outside it (CI runners, a "
+                        "VPN); the VPC's own nodes reach the endpoint already, and an overlap opens it to every pod",
+                    )
+                )
 
     if not any(admin.access == "cluster-admin" for admin in cfg.cluster.admins):
         problems.append(("cluster.admins", "needs at least one cluster-admin: the role that runs `pulumi up` applies in-cluster resources"))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
+import zoneinfo
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from croniter import croniter
+from pydantic import Field, field_validator, model_validator
 
 from infra.config.base import _fail, _Model
 
@@ -73,6 +76,32 @@ class ActiveHours(_Model):
     """Cron expression when it may go back to zero, e.g. `0 20 * * 1-5`."""
     timezone: str = "UTC"
     """IANA time zone of the two expressions."""
+
+    # KEDA's cron scaler checks these only when it builds the scaler (kedacore/keda pkg/scalers/cron_scaler.go at
+    # v2.20.2: a five-field robfig/cron parser, time.LoadLocation, start != end): a mistake there leaves a
+    # scale-to-zero model asleep. croniter (a maintained cron parser) and the IANA database check them here.
+    @field_validator("start", "end")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if len(value.split()) != 5 or not croniter.is_valid(value):
+            raise _fail(f"'{value}' is not a five-field cron expression (minute hour day-of-month month day-of-week), e.g. '0 8 * * 1-5'")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            hint = difflib.get_close_matches(value, sorted(zoneinfo.available_timezones()), n=1)
+            raise _fail(f"'{value}' is not an IANA time zone" + (f"; did you mean '{hint[0]}'?" if hint else "")) from None
+        return value
+
+    @model_validator(mode="after")
+    def _window(self) -> ActiveHours:
+        if self.start == self.end:
+            raise _fail("start and end are the same moment: the window would never open (KEDA refuses it)")
+        return self
 
 
 class Autoscaling(_Model):

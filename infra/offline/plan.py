@@ -109,15 +109,24 @@ def run(stack: str, raw: RawStackConfig, program: Callable[[], None] | None = No
 
 
 def write(plan: Plan, out_dir: Path) -> None:
-    """Write plan.json and manifests/ into out_dir, replacing what an earlier run left there."""
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    (out_dir / "manifests").mkdir(parents=True)
-    (out_dir / "plan.json").write_text(plan.to_json())
-    for relative, body in plan.manifests().items():
-        path = out_dir / "manifests" / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(body, sort_keys=True, default_flow_style=False))
+    """Write plan.json and manifests/ into out_dir, replacing what an earlier run left there only once the new
+    plan is whole (written beside it first): a failed write (OSError) leaves the earlier plan as it was."""
+    staging = out_dir.with_name(f".{out_dir.name}.writing")
+    try:
+        if staging.exists():
+            shutil.rmtree(staging)
+        (staging / "manifests").mkdir(parents=True)
+        (staging / "plan.json").write_text(plan.to_json())
+        for relative, body in plan.manifests().items():
+            path = staging / "manifests" / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(yaml.safe_dump(body, sort_keys=True, default_flow_style=False))
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        staging.rename(out_dir)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def component_of(resource: dict[str, Any], by_urn: dict[str, dict[str, Any]]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from infra import config
-from tests.helpers import minimal_sections, prod_sections, raw_config
+from tests.helpers import ADMIN, minimal_sections, prod_sections, raw_config
 
 
 def problems_of(**sections) -> list[tuple[str, str]]:
@@ -886,3 +886,39 @@ def test_a_receiver_secret_in_plain_text_is_refused_with_the_command_that_encryp
     with pytest.raises(config.ConfigError) as caught:
         config.parse(raw_config(**prod_sections(monitoring=mixed)), "test", secret_keys=["ml-platform:monitoring"])
     assert [p for p, _ in caught.value.problems] == ["monitoring.receivers[0].pagerdutyRoutingKey"]
+
+
+def with_hours(**hours):
+    window = {"start": "0 8 * * 1-5", "end": "0 20 * * 1-5", "timezone": "Europe/Berlin", **hours}
+    return with_model(replicas={"min": 0, "max": 2}, autoscaling={"activeHours": window})
+
+
+@pytest.mark.parametrize(
+    ("sections", "path", "fragment"),
+    [
+        (with_hours(start="8am"), "models.chat.autoscaling.activeHours.start", "'8am' is not a five-field cron expression"),
+        (with_hours(end="61 25 * * *"), "models.chat.autoscaling.activeHours.end", "not a five-field cron expression"),
+        (with_hours(start="0 0 8 * * 1-5"), "models.chat.autoscaling.activeHours.start", "five-field"),
+        (with_hours(timezone="Europe/Berln"), "models.chat.autoscaling.activeHours.timezone", "did you mean 'Europe/Berlin'?"),
+        (with_hours(timezone="Mars/Olympus"), "models.chat.autoscaling.activeHours.timezone", "'Mars/Olympus' is not an IANA time zone"),
+        (with_hours(end="0 8 * * 1-5"), "models.chat.autoscaling.activeHours", "the window would never open"),
+        (
+            minimal_sections(network={"cidr": "10.0.0.0/16"}, cluster={"admins": [ADMIN], "privateAccessCidrs": ["10.0.0.0/16"]}),
+            "cluster.privateAccessCidrs[0]",
+            "10.0.0.0/16 overlaps the VPC (10.0.0.0/16)",
+        ),
+        (
+            minimal_sections(cluster={"admins": [ADMIN], "privateAccessCidrs": ["10.0.128.0/20"]}),
+            "cluster.privateAccessCidrs[0]",
+            "overlaps the VPC",
+        ),
+    ],
+    ids=["8am", "minute 61", "seconds field", "zone typo", "no such zone", "empty window", "access list is the VPC", "inside the VPC"],
+)
+def test_schedules_zones_and_access_ranges_are_checked_before_deploying(sections, path, fragment):
+    assert_problem(problems_of(**sections), path, fragment)
+
+
+def test_a_good_schedule_and_an_outside_range_pass():
+    config.parse(raw_config(**with_hours()), "test")
+    config.parse(raw_config(**minimal_sections(cluster={"admins": [ADMIN], "privateAccessCidrs": ["10.100.0.0/16"]})), "test")
