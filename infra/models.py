@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from components import scheduling
+from components import instance_types, quantity, scheduling
 from components.model_service import ModelSpec
 from components.monitoring import NAMESPACE as MONITORING_NAMESPACE
 from components.monitoring import PROMETHEUS_URL
+from components.resources import SMALL, STANDARD
 from infra import config, pools
+from infra.offline import capacity
 
 # Models never run on the system pool: the capacity check reserves it for the platform's own pods, and a CPU
 # model there would take the room a controller's rolling update needs (no autoscaler grows managed pools).
@@ -83,6 +85,57 @@ def placement_problems(cfg: config.StackConfig) -> list[tuple[str, str]]:
                         f"memory at start: set --gpu-memory-utilization to at most {most:g}",
                     )
                 )
+    problems += fit_problems(cfg, contract_pools)
+    return problems
+
+
+def fit_problems(cfg: config.StackConfig, contract_pools: list[scheduling.Pool]) -> list[tuple[str, str]]:
+    """Models whose pod fits no node of any pool that can take it: its CPU and memory against the allocatable
+    capacity (after kube-reserved, the eviction threshold and the DaemonSets) of the pool's instance types, within
+    the pool's limits. Types this program cannot size are passed over; a model is refused only when some type
+    was sized and none fits."""
+    size = SMALL if cfg.environment == "dev" else STANDARD
+    problems = []
+    for name, model in sorted(cfg.models.items()):
+        cpu_m = int(quantity.parse(model.resources.cpu) * 1000)
+        memory_mi = quantity.mebibytes(model.resources.memory)
+        largest: tuple[int, int, str] | None = None
+        fits = sized = False
+        for pool_name in scheduling.gpu_placement(model.gpus, contract_pools, MODEL_EXCLUDED_POOLS)[2]:
+            pool = cfg.nodePools[pool_name]
+            overhead = capacity.node_overhead(size, pool.gpu is not None)
+            for instance_type in pools.candidate_types(pool):
+                offered = capacity.allocatable(instance_type)
+                if offered is None:
+                    continue
+                sized = True
+                cpu, memory = offered[0] - overhead[0], offered[1] - overhead[1]
+                if isinstance(pool, config.KarpenterPoolConfig) and (
+                    offered[0] > pool.limits.cpu * 1000 or offered[1] > pool.limits.memoryGiB * 1024
+                ):
+                    continue  # Karpenter launches no node that would break the pool's limits
+                gpu = instance_types.gpu_info(instance_type)
+                if model.gpus and (gpu is None or gpu.count * pools.time_slices(pool) < model.gpus):
+                    continue  # a node with too few GPUs (the pool's limits may leave only small ones)
+                if largest is None or (cpu, memory) > largest[:2]:
+                    largest = (cpu, memory, instance_type)
+                fits = fits or (cpu >= cpu_m and memory >= memory_mi)
+        if largest is None and sized and model.gpus:
+            problems.append(
+                (
+                    f"models.{name}.gpus",
+                    f"no node the pools may launch within their limits has {model.gpus} GPUs for one pod; raise the pool's limits.gpus",
+                )
+            )
+        if largest is not None and not fits:
+            problems.append(
+                (
+                    f"models.{name}.resources",
+                    f"{model.resources.cpu} CPU and {model.resources.memory} fit no node of the pools that can run this model: the "
+                    f"largest ({largest[2]}) leaves pods {largest[0]}m CPU and {largest[1]}Mi after kube-reserved, eviction and "
+                    "the DaemonSets (and within the pools' limits); request less or add a pool with larger types",
+                )
+            )
     return problems
 
 

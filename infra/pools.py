@@ -6,7 +6,7 @@ what the scheduling contract reasons about is exactly what the nodes will carry.
 
 from __future__ import annotations
 
-from components import gpu, scheduling
+from components import gpu, instance_types, scheduling
 from components.karpenter import KarpenterPool
 from components.node_pool import CPU_DISK_GIB, GPU_DISK_GIB
 from infra import config
@@ -76,6 +76,30 @@ def scheduling_pools(cfg: config.StackConfig) -> list[scheduling.Pool]:
             scheduling.Pool(name=name, labels=labels, taints=taints, gpus_per_node=schedulable_gpus(pool), gpu=pool.gpu is not None)
         )
     return pools
+
+
+def candidate_types(pool: config.ManagedPoolConfig | config.KarpenterPoolConfig) -> list[str]:
+    """The instance types a pool may run: a managed pool's list; for a Karpenter pool, every type of its families
+    (or categories from minGeneration) and architecture that fits its limits, 1-GPU types when time-sliced."""
+    if isinstance(pool, config.ManagedPoolConfig):
+        return list(pool.instanceTypes)
+    arch = "x86_64" if pool.architecture == "amd64" else "arm64"
+    chosen = []
+    for name in sorted(instance_types.known_instance_types()):
+        family = instance_types.family_of(name)
+        generation = "".join(ch for ch in family[1:3] if ch.isdigit())
+        in_category = family[:1] in pool.instanceCategories and family[1:2].isdigit() and int(generation or 0) >= (pool.minGeneration or 0)
+        if family not in pool.instanceFamilies and not in_category:
+            continue
+        if instance_types.architecture(name) != arch or instance_types.is_unsupported_accelerator(name):
+            continue
+        gpu = instance_types.gpu_info(name)
+        if time_slices(pool) > 1 and (gpu is None or gpu.count != 1):
+            continue
+        if pool.limits.gpus is not None and gpu is not None and gpu.count > pool.limits.gpus:
+            continue
+        chosen.append(name)
+    return chosen
 
 
 def karpenter_pool(name: str, pool: config.KarpenterPoolConfig, zones: list[str]) -> KarpenterPool:

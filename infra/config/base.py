@@ -76,6 +76,27 @@ class _Model(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True, populate_by_name=False)
 
 
+_CPU = re.compile(r"^([0-9]+(\.[0-9]+)?|[0-9]+m)$")
+_MEMORY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)$")
+
+
+def _check_cpu(value: str) -> str:
+    """A CPU quantity (Kubernetes' grammar, resource.Quantity): cores or millicores, more than none."""
+    if not _CPU.match(value) or float(value.removesuffix("m") or 0) == 0:
+        raise _fail(f"'{value}' is not a CPU quantity: cores ('4', '0.5') or millicores ('500m'), more than 0")
+    return value
+
+
+def _check_memory(value: str) -> str:
+    """A memory quantity with a unit: without one it counts bytes, and `m` is thousandths of a byte."""
+    if not _MEMORY.match(value) or float(re.sub(r"[A-Za-z]+$", "", value)) == 0:
+        raise _fail(
+            f"'{value}' is not a memory quantity with a unit: Ki, Mi, Gi, Ti (binary) or k, M, G, T (decimal), e.g. '24Gi'"
+            + ("; without one it would be bytes" if value.replace(".", "", 1).isdigit() else "")
+        )
+    return value
+
+
 def _check_retention(value: int) -> int:
     if value not in LOG_RETENTION_DAYS:
         raise _fail(f"{value} is not a CloudWatch Logs retention period; allowed: {', '.join(map(str, LOG_RETENTION_DAYS))}")

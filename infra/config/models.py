@@ -9,9 +9,8 @@ from typing import Annotated, Literal
 from croniter import croniter
 from pydantic import Field, field_validator, model_validator
 
-from infra.config.base import _fail, _Model
+from infra.config.base import _check_cpu, _check_memory, _fail, _Model
 
-_QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti)?$"
 _DIGEST = r"^sha256:[0-9a-f]{64}$"
 # Upstream images a model may run straight from (anything else comes from the platform's registry).
 ALLOWED_UPSTREAM_IMAGES = ("docker.io/vllm/vllm-openai", "nvcr.io/nvidia/tritonserver", "public.ecr.aws/aws-cli/aws-cli")
@@ -133,10 +132,20 @@ class Exposure(_Model):
 
 
 class Resources(_Model):
-    cpu: Annotated[str, Field(pattern=_QUANTITY)]
+    cpu: str
     """CPU per replica (request and limit), e.g. `4` or `500m`."""
-    memory: Annotated[str, Field(pattern=_QUANTITY)]
-    """Memory per replica (request and limit), e.g. `24Gi`."""
+    memory: str
+    """Memory per replica (request and limit), with a unit, e.g. `24Gi`."""
+
+    @field_validator("cpu")
+    @classmethod
+    def _cpu(cls, value: str) -> str:
+        return _check_cpu(value)
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, value: str) -> str:
+        return _check_memory(value)
 
 
 class Slo(_Model):

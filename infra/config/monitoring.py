@@ -7,8 +7,7 @@ from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
 
-from infra.config.base import _K8S_NAMESPACE, _check_retention, _fail, _Model
-from infra.config.models import _QUANTITY
+from infra.config.base import _K8S_NAMESPACE, _check_memory, _check_retention, _fail, _Model
 
 # Receiver fields that hold secrets: the stack file must keep them encrypted (`secure:`). `hubTokenSecret` of a
 # model names a Kubernetes Secret and is not itself one.
@@ -47,7 +46,7 @@ class MonitoringConfig(_Model):
     """How long Prometheus keeps samples (default 3d in dev, 15d elsewhere)."""
     storageGiB: Annotated[int, Field(ge=10, le=16384)] | None = None
     """Persistent gp3 volume for Prometheus (default none in dev, 100 elsewhere; required outside dev)."""
-    prometheusMemory: Annotated[str, Field(pattern=_QUANTITY)] = "4Gi"
+    prometheusMemory: str = "4Gi"
     """Memory limit of Prometheus."""
     receivers: list[Receiver] = []
     """Where alerts go."""
@@ -62,6 +61,11 @@ class MonitoringConfig(_Model):
     logNamespaces: list[str] = []
     """Namespaces besides the platform's and the models' whose container logs are shipped, each to a declared
     log group (a team's `apps`); logs of any other namespace stay on the nodes."""
+
+    @field_validator("prometheusMemory")
+    @classmethod
+    def _prometheus_memory(cls, value: str) -> str:
+        return _check_memory(value)
 
     @field_validator("logRetentionDays")
     @classmethod

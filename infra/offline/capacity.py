@@ -227,6 +227,21 @@ def allocatable(instance_type: str) -> tuple[int, int] | None:
     return vcpus * 1000 - math.ceil(reserved_cpu), int(memory - reserved_memory)
 
 
+def node_overhead(size: str, gpu: bool) -> tuple[int, int]:
+    """(CPU in millicores, memory in MiB) the DaemonSets take on every node of a pool, from the platform's sizes
+    (components/resources.py) and the EKS add-ons' defaults: what a model's pod cannot have."""
+    from components.resources import PLATFORM  # the sizes table, not a chart's values
+
+    names = ["fluent-bit", "node-exporter"] + (["nvidia-device-plugin", "dcgm-exporter"] if gpu else [])
+    cpu = sum(int(quantity.parse(PLATFORM[n][size].cpu) * 1000) for n in names)
+    memory = sum(quantity.mebibytes(PLATFORM[n][size].memory) for n in names)
+    if gpu:  # the device plugin's init and sidecar, through the LimitRange
+        helper = PLATFORM["nvidia-device-plugin-helpers"][size]
+        cpu, memory = cpu + int(quantity.parse(helper.cpu) * 1000), memory + quantity.mebibytes(helper.memory)
+    addons = [pod for pods in ADDON_PODS.values() for pod in pods if pod.daemonset]
+    return cpu + sum(p.cpu_m for p in addons), memory + sum(p.memory_mi for p in addons)
+
+
 def platform_pods(resources: Iterable[Mapping[str, Any]]) -> tuple[list[Pod], list[str]]:
     """The platform's pods from the plan's releases and add-ons, with what could not be read."""
     pods: list[Pod] = []

@@ -609,7 +609,21 @@ MODEL_BAD_CONFIGS = [
         "models.chat.exposure",
         "an internet-facing ALB needs certificateArn",
     ),
-    ("bad quantity", with_model(resources={"cpu": "four", "memory": "24Gi"}), "models.chat.resources.cpu", "should match pattern"),
+    ("bad quantity", with_model(resources={"cpu": "four", "memory": "24Gi"}), "models.chat.resources.cpu", "'four' is not a CPU quantity"),
+    ("no CPU", with_model(resources={"cpu": "0", "memory": "24Gi"}), "models.chat.resources.cpu", "more than 0"),
+    (
+        "memory in bytes",
+        with_model(resources={"cpu": "4", "memory": "28"}),
+        "models.chat.resources.memory",
+        "without one it would be bytes",
+    ),
+    ("memory in millibytes", with_model(resources={"cpu": "4", "memory": "512m"}), "models.chat.resources.memory", "with a unit"),
+    (
+        "prometheus memory in bytes",
+        minimal_sections(monitoring={"prometheusMemory": "1"}),
+        "monitoring.prometheusMemory",
+        "not a memory quantity with a unit",
+    ),
     (
         "bad model name",
         {**minimal_sections(nodePools=GPU_POOLS), "models": {"Chat_Bot": VLLM}},

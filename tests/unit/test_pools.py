@@ -175,3 +175,47 @@ def test_models_keep_off_the_system_pool_and_a_cpu_model_needs_another_pool():
     pod = model_service.deployment(spec)["spec"]["template"]["spec"]
     (term,) = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
     assert term == {"matchExpressions": [{"key": "ml-platform/pool", "operator": "NotIn", "values": ["system"]}]}
+
+
+@pytest.mark.parametrize(
+    ("change", "path", "fragment"),
+    [
+        # a managed g5.2xlarge (8 vCPU, 32 GiB) cannot hold 200 CPUs or 900Gi
+        ({"resources": {"cpu": "200", "memory": "24Gi"}}, "models.chat.resources", "200 CPU and 24Gi fit no node"),
+        ({"resources": {"cpu": "4", "memory": "900Gi"}}, "models.chat.resources", "the largest (g5.xlarge)"),
+    ],
+)
+def test_a_model_that_fits_no_node_is_refused(change, path, fragment):
+    from infra import models
+
+    vllm = {
+        "runtime": "vllm",
+        "image": {"repository": "docker.io/vllm/vllm-openai", "tag": "v0.31.0"},
+        "source": {"s3Prefix": "m/"},
+        "gpus": 1,
+        "resources": {"cpu": "2", "memory": "8Gi"},
+        "args": ["--gpu-memory-utilization", "0.2"],
+    }
+    small = {**GPU, "instanceFamilies": ["g5"], "limits": {"cpu": 4, "memoryGiB": 16, "gpus": 1}}
+    def problems(model):
+        sections = minimal_sections(nodePools={"system": SYSTEM, "gpu": small}, models={"chat": model})
+        return models.placement_problems(config.parse(raw_config(**sections), "test"))
+
+    found = problems({**vllm, **change})
+    assert any(p == path and fragment in m for p, m in found), found
+    assert problems(vllm) == []  # the same model at its own size fits
+
+
+def test_a_model_asking_more_gpus_than_the_pool_may_launch_is_refused():
+    from infra import models
+
+    big = {
+        "runtime": "vllm",
+        "image": {"repository": "docker.io/vllm/vllm-openai", "tag": "v0.31.0"},
+        "source": {"s3Prefix": "m/"},
+        "gpus": 8,
+        "resources": {"cpu": "8", "memory": "64Gi"},
+    }
+    cfg = config.parse(raw_config(**minimal_sections(nodePools={"system": SYSTEM, "gpu": GPU}, models={"chat": big})), "test")
+    ((path, message),) = models.placement_problems(cfg)
+    assert path == "models.chat.gpus" and "no node the pools may launch within their limits has 8 GPUs" in message
