@@ -11,7 +11,7 @@ import pulumi.runtime.settings
 if pulumi.runtime.settings.get_monitor() is not None:
     from infra.program import main
 
-    main()
+    main(real_engine=True)
 else:
     from infra.cli import main
 

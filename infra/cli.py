@@ -94,8 +94,9 @@ def _bootstrap_backend(args: argparse.Namespace) -> int:
 
 def _doctor(args: argparse.Namespace) -> int:
     cfg = _stack_config(args.stack, args.project_dir)
+    examples = stack_files.read_stack(args.stack, Path(args.project_dir)).placeholders
     print(f"preflight of stack '{args.stack}' in {cfg.region}:")
-    checks = doctor.run(_session(), cfg, args.backend_bucket)
+    checks = doctor.run(_session(), cfg, args.backend_bucket, examples)
     for check in checks:
         print(f"  {check.line()}")
     failed = [c for c in checks if not c.ok]

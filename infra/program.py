@@ -27,7 +27,7 @@ from components.registry import ContainerRegistry, ContainerRegistryArgs, PullTh
 from components.resources import PROMETHEUS_CPU, SMALL, STANDARD, sized
 from components.scheduling import POOL_LABEL, device_plugin_gaps
 from components.serving_platform import ServingPlatform, ServingPlatformArgs, alb_policy_versions
-from infra import aliases, config, images, models, pools, versions
+from infra import aliases, config, images, models, placeholders, pools, versions
 
 
 def load_config() -> config.StackConfig:
@@ -114,8 +114,6 @@ def availability_zones(cfg: config.StackConfig) -> list[str]:
     if len(names) < cfg.network.azCount:
         raise pulumi.RunError(f"network.azCount: {cfg.region} offers {len(names)} zones, fewer than {cfg.network.azCount}")
     return names[: cfg.network.azCount]
-
-
 
 
 def cluster_name(stack: str) -> str:
@@ -548,8 +546,25 @@ def export_preview(preview: config.PreviewConfig) -> None:
     pulumi.export("preview", {"pr": preview.pr, "mode": preview.mode, "baseStack": preview.baseStack, "expiresAt": preview.expiresAt})
 
 
-def main() -> None:
+def refuse_placeholders(cfg: config.StackConfig) -> None:
+    """A prod stack still holding the repository's example values (infra/placeholders.py) is refused before any
+    resource is registered: an update would otherwise fail much later, at IAM (the documentation account's
+    roles), ECR (made-up digests) or Alertmanager (example secrets). Raises pulumi.RunError listing every one."""
+    if cfg.environment != "prod":
+        return
+    raw = {**pulumi.runtime.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
+    found = placeholders.find(raw)
+    if found:
+        lines = "\n".join(f"  {p.line()}" for p in found)
+        raise pulumi.RunError(f"prod stack '{cfg.stack}' still holds example values from this repository:\n{lines}")
+
+
+def main(real_engine: bool = False) -> None:
+    """The program. `real_engine`: run by the Pulumi engine (infra/__main__.py) rather than the offline plan's
+    mocks; then an update (not a preview) of a prod stack refuses the example values (refuse_placeholders)."""
     cfg = load_config()
+    if real_engine and not pulumi.runtime.is_dry_run():
+        refuse_placeholders(cfg)
     if cfg.preview is not None and cfg.preview.mode == "namespace":
         build_namespace_preview(cfg, cfg.preview)
     else:

@@ -28,11 +28,12 @@ LANGUAGE_HOST = textwrap.dedent(
     from infra.offline.mocks import PlatformMocks, RecordingMonitor
     from infra.offline.stack_files import read_stack
 
-    raw = read_stack("dev")
+    raw = read_stack(os.environ["STACK"])
     mocks = PlatformMocks(raw.values["aws:region"])
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_all_config(raw.values, raw.secret_keys)
-    pulumi.runtime.set_mocks(mocks, project="ml-platform", stack="dev", preview=False, monitor=monitor)
+    pulumi.runtime.set_mocks(mocks, project="ml-platform", stack=os.environ["STACK"],
+                        preview=os.environ["PREVIEW"] == "1", monitor=monitor)
     os.chdir(os.environ["PROGRAM_DIR"])
     sys.argv = ["."]
 
@@ -47,25 +48,46 @@ LANGUAGE_HOST = textwrap.dedent(
 )
 
 
-def test_program_runs_as_pulumi_runs_it(tmp_path):
-    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
-    assert project["main"] == "infra/"
-    assert project["runtime"] == {"name": "python", "options": {"toolchain": "pip", "virtualenv": "venv"}}
+def run_as_pulumi(tmp_path: Path, stack: str, preview: bool) -> subprocess.CompletedProcess:
     host = tmp_path / "pulumi_language_python_exec.py"
     host.write_text(LANGUAGE_HOST)
-    result = subprocess.run(
+    return subprocess.run(
         [sys.executable, str(host)],
         cwd=tmp_path,
-        env={"REPO_ROOT": str(ROOT), "PROGRAM_DIR": str(ROOT / "infra"), "PATH": "/usr/bin:/bin"},
+        env={
+            "REPO_ROOT": str(ROOT),
+            "PROGRAM_DIR": str(ROOT / "infra"),
+            "PATH": "/usr/bin:/bin",
+            "STACK": stack,
+            "PREVIEW": "1" if preview else "0",
+        },
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def test_program_runs_as_pulumi_runs_it(tmp_path):
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    assert project["main"] == "infra/"
+    assert project["runtime"] == {"name": "python", "options": {"toolchain": "pip", "virtualenv": "venv"}}
+    result = run_as_pulumi(tmp_path, "dev", preview=False)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["repo_root_on_path"] is False
     assert report["resources"] > 50
     assert "aws:eks/cluster:Cluster" in report["types"]
+
+
+def test_an_update_of_prod_refuses_the_example_values_and_a_preview_shows_them(tmp_path):
+    """Under the engine (not the offline plan) an update of prod stops before any resource on the repository's
+    example values; a preview of the same stack still runs, so a PR can show its plan."""
+    update = run_as_pulumi(tmp_path, "prod", preview=False)
+    assert update.returncode != 0
+    assert "prod stack 'prod' still holds example values from this repository" in update.stderr
+    assert "ml-platform:pins.images.grafana: 'sha256:" in update.stderr and "Traceback" not in update.stderr.split("RunError")[-1]
+    preview = run_as_pulumi(tmp_path, "prod", preview=True)
+    assert preview.returncode == 0, preview.stderr[-3000:]
 
 
 def test_infra_requirements_install_the_repository():

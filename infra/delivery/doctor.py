@@ -1,16 +1,18 @@
-"""`python -m infra doctor`: a preflight before `pulumi up`. Credentials and account, each GPU instance type
-the stack may launch offered in its zones, the account's GPU vCPU quotas against what the pools may run,
-and the state backend bucket. Prints a pass/fail report."""
+"""`python -m infra doctor`: a preflight before `pulumi up`. No example values left in the stack file,
+credentials and account, each GPU instance type the stack may launch offered in its zones, the account's GPU
+vCPU quotas against what the pools may run, and the state backend bucket. Prints a pass/fail report."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from components import instance_types
 from infra import config
+from infra.placeholders import Placeholder
 
 # EC2 vCPU quotas (Service Quotas, service code ec2) for the GPU instance classes.
 QUOTAS = {
@@ -75,13 +77,23 @@ def needed_vcpus(cfg: config.StackConfig, ec2) -> dict[tuple[str, str], int]:
     return dict(needed)
 
 
-def run(session, cfg: config.StackConfig, backend_bucket: str | None = None) -> list[Check]:
-    checks: list[Check] = []
+def placeholder_check(examples: Sequence[Placeholder]) -> Check:
+    """Fails while the stack file holds any of the repository's example values (infra/placeholders.py)."""
+    if not examples:
+        return Check("placeholders", True, "no example values from this repository")
+    return Check("placeholders", False, f"{len(examples)} example value(s) to replace: " + "; ".join(p.line() for p in examples))
+
+
+def run(session, cfg: config.StackConfig, backend_bucket: str | None = None, examples: Sequence[Placeholder] = ()) -> list[Check]:
+    """The preflight's checks, in order: placeholders (offline), credentials (STS; without them nothing else
+    is asked), GPU instance-type offerings per GPU pool's zones, GPU vCPU quotas (Service Quotas), and the
+    state backend's bucket when `backend_bucket` is given."""
+    checks: list[Check] = [placeholder_check(examples)]
     try:
         identity = session.client("sts", region_name=cfg.region).get_caller_identity()
         checks.append(Check("credentials", True, f"account {identity['Account']} as {identity['Arn']}"))
     except (ClientError, BotoCoreError) as err:
-        return [Check("credentials", False, f"no usable AWS credentials ({err})")]
+        return [*checks, Check("credentials", False, f"no usable AWS credentials ({err})")]
 
     ec2 = session.client("ec2", region_name=cfg.region)
     zones = zones_of(cfg, ec2)

@@ -105,7 +105,12 @@ def run(stack: str, raw: RawStackConfig, program: Callable[[], None] | None = No
 
     execute()
     resources = sorted(monitor.records, key=lambda r: r["urn"])
-    return Plan(stack=stack, resources=resources, outputs=outputs, warnings=sorted({*handler.messages, *raw.notes}))
+    return Plan(
+        stack=stack,
+        resources=resources,
+        outputs=outputs,
+        warnings=sorted({*handler.messages, *raw.notes, *(f"placeholder {p.line()}" for p in raw.placeholders)}),
+    )
 
 
 def write(plan: Plan, out_dir: Path) -> None:

@@ -17,6 +17,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import YAMLError
 
+from infra import placeholders
 from infra.config import PROJECT
 from infra.offline.secrets import masked
 
@@ -33,6 +34,8 @@ class RawStackConfig:
     secret_keys: list[str]
     notes: tuple[str, ...] = ()
     """What the offline plan cannot see in the stack file (for its warnings)."""
+    placeholders: tuple[placeholders.Placeholder, ...] = ()
+    """The repository's example values still in the stack file (infra/placeholders.py), seen before secrets are masked."""
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
@@ -122,10 +125,11 @@ def read_stack(stack: str, root: Path = ROOT) -> RawStackConfig:
         imported = document["environment"]
         names = ", ".join(imported) if isinstance(imported, list) else str(imported)
         notes.append(f"{path.name} imports the ESC environment(s) {names}, which are not visible offline: this plan lacks their values")
-    for key, value in (document.get("config") or {}).items():
-        full = _full_key(key)
+    given = {_full_key(key): value for key, value in (document.get("config") or {}).items()}
+    examples = tuple(placeholders.find(given))
+    for full, value in given.items():
         value, secure = mask_secure(value, full)
         if secure:
             secret_keys.append(full)
         merged[full] = value
-    return RawStackConfig({key: _to_wire(value) for key, value in sorted(merged.items())}, sorted(secret_keys), tuple(notes))
+    return RawStackConfig({key: _to_wire(value) for key, value in sorted(merged.items())}, sorted(secret_keys), tuple(notes), examples)

@@ -54,7 +54,7 @@ def test_dev_needs_spot_g_quota_and_passes_with_enough(aws):
     checks = doctor.run(Session(aws, {"L-DB2E81BA": 64, "L-3819A6DF": 128}), cfg, backend_bucket="state")
     assert all(c.ok for c in checks), [c.line() for c in checks]
     names = [c.name for c in checks]
-    assert names[0] == "credentials" and "gpu offerings of pool gpu" in names and "state backend" in names
+    assert names[:2] == ["placeholders", "credentials"] and "gpu offerings of pool gpu" in names and "state backend" in names
 
 
 def test_a_low_quota_and_a_missing_bucket_fail_with_the_fix(aws):
@@ -90,5 +90,15 @@ def test_a_gpu_type_not_offered_in_a_zone_fails(aws, monkeypatch):
 
 
 def test_bad_credentials_stop_at_the_first_check(aws):
-    (check,) = doctor.run(Session(aws, {"sts": 0}), stack("dev"))
-    assert check.name == "credentials" and not check.ok and "InvalidClientTokenId" in check.detail
+    placeholders, check = doctor.run(Session(aws, {"sts": 0}), stack("dev"))
+    assert placeholders.ok and check.name == "credentials" and not check.ok and "InvalidClientTokenId" in check.detail
+
+
+def test_the_repositorys_example_values_fail_doctor(aws):
+    examples = stack_files.read_stack("prod").placeholders
+    checks = {c.name: c for c in doctor.run(Session(aws, {"L-DB2E81BA": 10000, "L-417A185B": 10000}), stack("prod"), examples=examples)}
+    assert not checks["placeholders"].ok
+    detail = checks["placeholders"].detail
+    assert "ml-platform:cluster.admins[0].principalArn: 'arn:aws:iam::123456789012:role/platform-admins'" in detail
+    assert "ml-platform:pins.images.grafana" in detail and "made-up image digest" in detail
+    assert "ml-platform:monitoring.receivers" in detail and "example secret" in detail
