@@ -1,7 +1,7 @@
 """`python -m infra <command>`: the platform's command line.
 
 Exit status: 0 success; 1 a mandatory policy is violated or an object lacks the controller that acts on it
-(plan), or a preflight check failed (doctor); 2 the
+(plan), a preflight check failed (doctor), or an AWS call failed (printed as one line saying what to do); 2 the
 stack configuration, its files or the arguments are wrong; 3 a stateful resource would be replaced (diff
 with --fail-on-replace).
 """
@@ -16,9 +16,10 @@ from pathlib import Path
 
 import boto3
 import pulumi
+from botocore.exceptions import BotoCoreError, ClientError
 
 from infra import config, program
-from infra.delivery import backend, cleanup, cost, diff, doctor, preview, pulumi_cli, reproduce
+from infra.delivery import aws_errors, backend, cleanup, cost, diff, doctor, preview, pulumi_cli, reproduce
 from infra.offline import capacity, controllers, stack_files
 from infra.offline import plan as offline_plan
 from policy import rules
@@ -85,7 +86,9 @@ def _session() -> boto3.Session:
 
 def _bootstrap_backend(args: argparse.Namespace) -> int:
     try:
-        result = backend.bootstrap(_session(), args.bucket, args.region, args.key_alias, say=lambda line: print(f"  {line}"))
+        result = backend.bootstrap(
+            _session(), args.bucket, args.region, args.key_alias, say=lambda line: print(f"  {line}"), force=args.force
+        )
     except backend.BackendError as err:
         raise CommandError(str(err)) from None
     print(f"\nstate backend ready:\n  {result.login}\n  pulumi stack init <stack> {result.secrets_provider}")
@@ -292,6 +295,9 @@ def parser() -> argparse.ArgumentParser:
     boot.add_argument("--bucket", required=True, help="state bucket name (globally unique)")
     boot.add_argument("--region", required=True, help="AWS region of the bucket and key")
     boot.add_argument("--key-alias", default=backend.DEFAULT_KEY_ALIAS, help=f"KMS alias (default {backend.DEFAULT_KEY_ALIAS})")
+    boot.add_argument(
+        "--force", action="store_true", help="apply changes to an existing bucket or key (without it they are listed and nothing changes)"
+    )
     boot.set_defaults(handler=_bootstrap_backend)
 
     check = commands.add_parser(
@@ -404,3 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     except CommandError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_CONFIG
+    except (BotoCoreError, ClientError) as err:
+        # Any AWS call of any command: one line saying what to do, exit 1 (aws_errors.explain).
+        print(f"error: {aws_errors.explain(err)}", file=sys.stderr)
+        return 1
