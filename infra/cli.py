@@ -111,18 +111,28 @@ def _cleanup(args: argparse.Namespace) -> int:
     cfg = _stack_config(args.stack, args.project_dir)
     session = _session()
     ec2, elbv2 = session.client("ec2", region_name=cfg.region), session.client("elbv2", region_name=cfg.region)
+    iam = session.client("iam", region_name=cfg.region)
     cluster = program.cluster_name(cfg.stack)
     print(f"looking for what controllers of {cluster} created outside Pulumi...")
-    found = cleanup.find(ec2, elbv2, cluster)
-    for kind, item in found.items():
+    found = cleanup.find(ec2, elbv2, cluster, iam)
+    for kind, item in found.deletable():
         print(f"  {kind}: {item}")
-    if not found.items():
-        print("  nothing: the stack can be destroyed")
+    for volume in found.volumes:
+        print(f"  volume (reported, never deleted): {volume}")
+    if found.volumes:
+        why = "prod's StorageClass retains them" if cfg.environment == "prod" else "they may hold data"
+        print(f"  {len(found.volumes)} volume(s) of persistent volume claims kept: {why}; delete them yourself once not needed")
+    if not found.deletable():
+        print("  nothing blocks a destroy: the stack can be destroyed")
         return 0
     if not args.apply:
-        print(f"\n{len(found.items())} leftover(s); run again with --apply to delete them before `pulumi destroy`")
+        print(f"\n{len(found.deletable())} leftover(s); run again with --apply to delete them before `pulumi destroy`")
         return 0
-    cleanup.delete(ec2, elbv2, found, say=lambda line: print(f"  {line}"))
+    failed = cleanup.delete(ec2, elbv2, found, say=lambda line: print(f"  {line}"), iam=iam)
+    if failed:
+        print(f"\ncould not delete {len(failed)}:", *(f"  {line}" for line in failed), sep="\n")
+        print("run cleanup again later, or delete them in the console; `pulumi destroy` fails while they remain")
+        return 1
     return 0
 
 

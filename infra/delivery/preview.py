@@ -186,9 +186,13 @@ def remove(project_dir: Path, stack: LiveStack, session_factory: Callable[[str],
             raise PreviewError(f"{stack.name} exports no region; cannot look for what its controllers left")
         session = session_factory(region)
         ec2, elbv2 = session.client("ec2", region_name=region), session.client("elbv2", region_name=region)
+        iam = session.client("iam", region_name=region)
         say(f"looking for what the controllers of {stack.outputs['clusterName']} left outside Pulumi...")
-        found = cleanup.find(ec2, elbv2, stack.outputs["clusterName"])
-        cleanup.delete(ec2, elbv2, found, say=lambda line: say(f"  {line}"))
+        found = cleanup.find(ec2, elbv2, stack.outputs["clusterName"], iam)
+        failed = cleanup.delete(ec2, elbv2, found, say=lambda line: say(f"  {line}"), iam=iam)
+        if failed:
+            # A destroy would fail on them (the VPC cannot go while a group or interface remains); keep the stack.
+            raise PreviewError(f"{stack.name}: could not delete what its controllers left: {'; '.join(failed)}; the stack is kept")
     say(f"destroying {stack.name}...")
     pulumi_cli.run(["destroy", "--yes", "--stack", stack.name], project_dir, capture=False)
     pulumi_cli.run(["stack", "rm", "--yes", stack.name], project_dir)
