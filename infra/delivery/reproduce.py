@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from infra.config import PROJECT
 from infra.offline import stack_files
@@ -19,6 +20,65 @@ _STACK_NAME = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
 
 class ReproduceError(Exception):
     """The copy cannot be written (bad name, existing file, unreadable outputs)."""
+
+
+class _Eks(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    kubernetes: str = Field(pattern=r"^1\.\d+$")
+    addons: dict[str, str]
+    ami_release: str = Field(min_length=1)
+
+
+class _Chart(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    version: str = Field(min_length=1)
+
+
+class _Images(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    charts: dict[str, str] = {}
+    loader: str | None = None
+    models: dict[str, str] = {}
+
+
+class _Versions(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    eks: _Eks
+    charts: dict[str, _Chart]
+    images: _Images = _Images()
+
+
+class SourceOutputs(BaseModel):
+    """The outputs `reproduce` reads (`pulumi stack output --json`), as the README's "Reproducing staging"
+    documents them; other outputs are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+    environment: str
+    clusterName: str
+    versions: _Versions
+
+
+def check_outputs(outputs: Any, source_stack: str, source: dict[str, Any]) -> SourceOutputs:
+    """`outputs` against the documented shape, and as the outputs of `source_stack`: its environment the one
+    its stack file sets, its cluster the one this program names for it. Raises ReproduceError naming every
+    missing or malformed field (`versions.eks.kubernetes: ...`) or the mismatch."""
+    if not isinstance(outputs, dict):
+        raise ReproduceError("the outputs must be a JSON object (pulumi stack output --json)")
+    try:
+        parsed = SourceOutputs.model_validate(outputs)
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors())
+        raise ReproduceError(
+            f"the outputs are not those of a stack of this project ({problems}); see README, Reproducing staging"
+        ) from None
+    expected_env = (source.get("config") or {}).get(f"{PROJECT}:environment")
+    expected_cluster = f"{PROJECT}-{source_stack}"
+    if parsed.clusterName != expected_cluster or parsed.environment != expected_env:
+        raise ReproduceError(
+            f"the outputs are of cluster '{parsed.clusterName}' ({parsed.environment}), not of stack '{source_stack}' "
+            f"(cluster '{expected_cluster}', {expected_env}); pass the outputs of --from {source_stack}"
+        )
+    return parsed
 
 
 def _image(reference: str) -> dict[str, str]:
@@ -31,10 +91,9 @@ def _image(reference: str) -> dict[str, str]:
 
 
 def reproduction(source: dict[str, Any], outputs: dict[str, Any], source_stack: str) -> dict[str, Any]:
-    """The copy's stack file: the source's config with its pinned versions and ephemeral overrides."""
-    if "versions" not in outputs:
-        raise ReproduceError(f"stack '{source_stack}' has no `versions` output; was it deployed by this project?")
-    pinned = outputs["versions"]
+    """The copy's stack file: the source's config with its pinned versions and ephemeral overrides. Raises
+    ReproduceError when the outputs are not `source_stack`'s (check_outputs)."""
+    pinned = check_outputs(outputs, source_stack, source).versions.model_dump()
     config = dict(source.get("config") or {})
     key = lambda name: f"{PROJECT}:{name}"  # noqa: E731
 
@@ -59,7 +118,7 @@ def reproduction(source: dict[str, Any], outputs: dict[str, Any], source_stack: 
             model["image"] = _image(images["models"][name])
     if models:
         config[key("models")] = models
-    if "loader" in images:
+    if images.get("loader"):
         config[key("serving")] = {**(config.get(key("serving")) or {}), "loaderImage": _image(images["loader"])}
     return {"config": without_alert_receivers(config)}
 

@@ -76,7 +76,7 @@ def test_refuses_to_overwrite_or_to_copy_without_versions(project, capsys):
         )
         == 2
     )
-    assert "has no `versions` output" in capsys.readouterr().err
+    assert "versions: Field required" in capsys.readouterr().err
     assert (
         cli.main(
             ["reproduce", "--from", "staging", "--as", "Repro_5", "--outputs", str(project / "outputs.json"), "--project-dir", str(project)]
@@ -84,3 +84,43 @@ def test_refuses_to_overwrite_or_to_copy_without_versions(project, capsys):
         == 2
     )
     assert not (project / "Pulumi.repro-4.yaml").exists()
+
+
+def reproduce_from(project, outputs, source="staging", name="repro-6"):
+    (project / "given.json").write_text(json.dumps(outputs))
+    return cli.main(["reproduce", "--from", source, "--as", name, "--outputs", str(project / "given.json"), "--project-dir", str(project)])
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        (lambda o: o["versions"].pop("eks"), "versions.eks: Field required"),
+        (lambda o: o["versions"]["eks"].pop("ami_release"), "versions.eks.ami_release: Field required"),
+        (lambda o: o["versions"]["eks"].__setitem__("kubernetes", "latest"), "versions.eks.kubernetes: String should match pattern"),
+        (lambda o: o["versions"]["charts"]["keda"].pop("version"), "versions.charts.keda.version: Field required"),
+        (lambda o: o["versions"].__setitem__("charts", ["keda"]), "versions.charts: Input should be a valid dictionary"),
+        (lambda o: o.pop("clusterName"), "clusterName: Field required"),
+        # written from the README's words before it gave the shape: versions as a flat map
+        (lambda o: o.__setitem__("versions", {"kubernetes": "1.36", "keda": "2.20.2"}), "versions.eks: Field required"),
+    ],
+)
+def test_malformed_outputs_are_exit_2_naming_the_field_and_write_nothing(project, plans, capsys, change, says):
+    outputs = json.loads(json.dumps(plans["staging"].outputs))
+    change(outputs)
+    assert reproduce_from(project, outputs) == 2
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err
+    assert not (project / "Pulumi.repro-6.yaml").exists()
+
+
+def test_outputs_of_another_stack_are_refused(project, plans, capsys):
+    shutil.copy(ROOT / "Pulumi.prod.yaml", project / "Pulumi.prod.yaml")
+    assert reproduce_from(project, plans["staging"].outputs, source="prod") == 2
+    err = capsys.readouterr().err
+    assert "the outputs are of cluster 'ml-platform-staging' (staging), not of stack 'prod' (cluster 'ml-platform-prod', prod)" in err
+    assert not (project / "Pulumi.repro-6.yaml").exists()
+
+
+def test_a_list_is_not_outputs(project, capsys):
+    assert reproduce_from(project, ["versions"]) == 2
+    assert "must be a JSON object" in capsys.readouterr().err
