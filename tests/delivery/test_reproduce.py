@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from infra import cli
+from infra.delivery import reproduce
 from infra.offline import plan as offline_plan
 from infra.offline import stack_files
 
@@ -124,3 +125,11 @@ def test_outputs_of_another_stack_are_refused(project, plans, capsys):
 def test_a_list_is_not_outputs(project, capsys):
     assert reproduce_from(project, ["versions"]) == 2
     assert "must be a JSON object" in capsys.readouterr().err
+
+
+def test_the_readmes_example_outputs_are_accepted():
+    text = (ROOT / "README.md").read_text()
+    block = text.split("must have this\nshape", 1)[1].split("```json\n", 1)[1].split("```", 1)[0]
+    source = {"config": {"ml-platform:environment": "staging"}}
+    parsed = reproduce.check_outputs(json.loads(block), "staging", source)
+    assert parsed.versions.eks.kubernetes == "1.36" and parsed.versions.images.models["chat"].endswith("@sha256:<digest>")
