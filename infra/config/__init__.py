@@ -42,7 +42,7 @@ from infra.config.pins import PinsConfig
 from infra.config.pools import POOL_MODELS, KarpenterPoolConfig, ManagedPoolConfig
 from infra.config.preview import PreviewConfig
 from infra.config.registries import ModelStoreConfig, PullThroughCacheRule, RegistriesConfig
-from infra.config.rendering import _describe
+from infra.config.rendering import _describe_all
 from infra.config.serving import ServingConfig
 from infra.config.stack import StackConfig
 
@@ -52,6 +52,22 @@ CONFIG_NAMESPACES = (PROJECT, "aws", "kubernetes", "random", "pulumi")
 OBJECT_KEYS = ("network", "cluster", "registries", "modelStore", "nodePools", "tags", "models", "serving", "monitoring", "pins", "preview")
 SCALAR_KEYS = ("environment", "protectStatefulResources", "ephemeral")
 BOOLEAN_KEYS = ("protectStatefulResources", "ephemeral")
+
+
+def _cross_checks_without_broken_models(data: dict[str, Any], err: ValidationError, secret_keys: Collection[str]) -> list[tuple[str, str]]:
+    """The cross-section checks in the same pass as field errors that lie inside models alone: the stack is
+    validated again without the broken models, and what the checks find about the rest is reported too
+    (a broken model drops only its own cross checks). Any error outside `models.<name>` stops here: a cross
+    check over a half-read stack would report what is not wrong."""
+    broken = {error["loc"][1] for error in err.errors() if len(error["loc"]) >= 2 and error["loc"][0] == "models"}
+    if not broken or any(len(error["loc"]) < 2 or error["loc"][0] != "models" for error in err.errors()):
+        return []
+    rest = {**data, "models": {name: model for name, model in data["models"].items() if name not in broken}}
+    try:
+        cfg = StackConfig.model_validate(rest, context={"environment": data.get("environment")})
+    except ValidationError:
+        return []
+    return _cross_checks(cfg) + _plain_secrets(cfg, secret_keys)
 
 
 def parse(raw: Mapping[str, str], stack: str, secret_keys: Collection[str] = ()) -> StackConfig:
@@ -101,10 +117,11 @@ def parse(raw: Mapping[str, str], stack: str, secret_keys: Collection[str] = ())
             data[key] = text
 
     try:
-        cfg = StackConfig.model_validate(data)
+        # The environment goes in as context so per-model checks that depend on it run in the same pass.
+        cfg = StackConfig.model_validate(data, context={"environment": data.get("environment")})
     except ValidationError as err:
-        problems += [_describe(error) for error in err.errors()]
-        # stack/region problems already reported through their own keys
+        problems += [found for error in err.errors() for found in _describe_all(error)]
+        problems += _cross_checks_without_broken_models(data, err, secret_keys)
         raise ConfigError(problems) from None
     problems += _cross_checks(cfg) + _plain_secrets(cfg, secret_keys)
     if problems:

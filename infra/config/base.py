@@ -71,6 +71,13 @@ def _fail(message: str) -> PydanticCustomError:
     return PydanticCustomError("mlplatform", message)
 
 
+def _fail_all(items: list[tuple[str, str]]) -> PydanticCustomError:
+    """Several problems of one object in one error: (key path below the object, "" for the object; message).
+    ConfigError shows each at its own path (rendering._describe_all)."""
+    joined = "; ".join(f"{sub}: {message}" if sub else message for sub, message in items)
+    return PydanticCustomError("mlplatform_many", joined.replace("{", "{{").replace("}", "}}"), {"items": items})
+
+
 class _Model(BaseModel):
     # strict: "3" is not an int; extra=forbid: a misspelt key is an error; frozen: config is read-only.
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True, populate_by_name=False)

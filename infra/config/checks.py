@@ -122,13 +122,6 @@ def _cross_checks(cfg: StackConfig) -> list[tuple[str, str]]:
         for index, namespace in enumerate(model.allowedNamespaces):
             if not _K8S_NAMESPACE.match(namespace):
                 problems.append((f"models.{name}.allowedNamespaces[{index}]", f"'{namespace}' is not a namespace name"))
-        if prod:
-            if image.digest is None:
-                problems.append((f"models.{name}.image.digest", "prod runs images by digest"))
-            if model.replicas.min == 0:
-                problems.append((f"models.{name}.replicas.min", "prod does not scale to zero: a cold start takes minutes"))
-            if model.source.hubId is not None:
-                problems.append((f"models.{name}.source", "prod loads weights from the model store, not an outside hub"))
     if cfg.environment != "dev" and cfg.monitoring.storageGiB is not None and cfg.monitoring.storageGiB < 50:
         problems.append(("monitoring.storageGiB", "staging and prod keep at least 50 GiB of metrics"))
     if prod and not cfg.monitoring.receivers:

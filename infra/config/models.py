@@ -7,9 +7,9 @@ import zoneinfo
 from typing import Annotated, Literal
 
 from croniter import croniter
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from infra.config.base import _check_cpu, _check_memory, _fail, _Model
+from infra.config.base import _check_cpu, _check_memory, _fail, _fail_all, _Model
 
 _DIGEST = r"^sha256:[0-9a-f]{64}$"
 # Upstream images a model may run straight from (anything else comes from the platform's registry).
@@ -185,19 +185,39 @@ class ModelConfig(_Model):
     slo: Slo = Slo()
 
     @model_validator(mode="after")
-    def _runtime(self) -> ModelConfig:
+    def _runtime(self, info: ValidationInfo) -> ModelConfig:
+        """Every cross-field problem of the model at once, at its own key path, the environment's included:
+        `info.context["environment"]` is the stack's, so prod's rules (digests, no hub, no scale to zero) come
+        in the same pass as the rest, not after the first is fixed."""
+        problems: list[tuple[str, str]] = []
         if self.runtime == "triton" and self.source.s3Prefix is None:
-            raise _fail("a triton model needs a model repository: source.s3Prefix")
+            problems.append(("source.s3Prefix", "a triton model needs a model repository: source.s3Prefix"))
         if self.runtime == "custom" and (self.port is None or self.healthPath is None):
-            raise _fail("a custom model needs port and healthPath")
+            problems.append(("", "a custom model needs port and healthPath"))
         if self.runtime != "custom" and (self.port is not None or self.healthPath is not None):
-            raise _fail(f"port and healthPath are fixed by the {self.runtime} preset; remove them")
+            problems.append(("", f"port and healthPath are fixed by the {self.runtime} preset; remove them"))
         if self.runtime == "custom" and self.gpus > 0 and self.autoscaling.query is None:
-            raise _fail("a custom GPU model scales on a queue metric: set autoscaling.query")
-        if self.replicas.min == 0 and self.autoscaling.activeHours is None:
-            raise _fail("replicas.min 0 needs autoscaling.activeHours: with no pod left, nothing reports load to wake it")
-        if self.replicas.min == 0 and self.gpus == 0:
-            raise _fail("CPU models scale on CPU with an HPA, which cannot reach zero; use replicas.min 1")
+            problems.append(("autoscaling.query", "a custom GPU model scales on a queue metric: set autoscaling.query"))
+        prod = (info.context or {}).get("environment") == "prod"
+        if prod:
+            if self.image.digest is None:
+                problems.append(("image.digest", "prod runs images by digest"))
+            if self.source.hubId is not None:
+                problems.append(("source", "prod loads weights from the model store, not an outside hub"))
+        if self.replicas.min == 0:
+            if prod:
+                problems.append(("replicas.min", "prod does not scale to zero: a cold start takes minutes"))
+            elif self.gpus == 0:
+                problems.append(("replicas.min", "CPU models scale on CPU with an HPA, which cannot reach zero; use replicas.min 1"))
+            elif self.autoscaling.activeHours is None:
+                problems.append(
+                    (
+                        "autoscaling.activeHours",
+                        "replicas.min 0 needs autoscaling.activeHours: with no pod left, nothing reports load to wake it",
+                    )
+                )
+        if problems:
+            raise _fail_all(problems)
         return self
 
     @property

@@ -22,6 +22,14 @@ def _path(location: tuple[Any, ...]) -> str:
     return path
 
 
+def _describe_all(error: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """One pydantic error as (key path, message) pairs: several for an object's _fail_all, else one."""
+    if error["type"] == "mlplatform_many":
+        base = _path(tuple(error["loc"]))
+        return [(f"{base}.{sub}" if sub else base, message) for sub, message in error["ctx"]["items"]]
+    return [_describe(error)]
+
+
 def _describe(error: Mapping[str, Any]) -> tuple[str, str]:
     """Turn one pydantic error into (key path, message) in the platform's words."""
     location = tuple(error["loc"])

@@ -347,6 +347,23 @@ def test_there_are_at_least_twenty_bad_config_cases():
     assert len(BAD_CONFIGS) >= 20
 
 
+def test_cross_field_errors_come_in_the_same_pass_as_field_errors():
+    """Prod's model scaling to zero without activeHours, by tag, from the hub: all of it at once, with the
+    cross-section checks about the rest of the stack (no receiver), instead of one problem per attempt."""
+    sections = with_model(
+        PROD_MODELS,
+        image={"repository": "docker.io/vllm/vllm-openai", "tag": "v0.11.0"},
+        replicas={"min": 0, "max": 2},
+        source={"hubId": "org/m"},
+    )
+    problems = problems_of(**{**sections, "monitoring": {}})
+    assert_problem(problems, "models.chat.replicas.min", "prod does not scale to zero")
+    assert_problem(problems, "models.chat.image.digest", "prod runs images by digest")
+    assert_problem(problems, "models.chat.source", "prod loads weights from the model store")
+    assert not any("activeHours" in message for _, message in problems), "prod is told it cannot scale to zero, not to add hours"
+    assert_problem(problems, "monitoring.receivers", "prod alerts must reach someone")
+
+
 def test_every_problem_is_reported_at_once():
     sections = minimal_sections(
         environment="qa",
@@ -579,7 +596,7 @@ MODEL_BAD_CONFIGS = [
     (
         "triton without repository",
         with_model(runtime="triton", source={"hubId": "org/model"}),
-        "models.chat",
+        "models.chat.source.s3Prefix",
         "a triton model needs a model repository",
     ),
     (
@@ -592,14 +609,19 @@ MODEL_BAD_CONFIGS = [
     (
         "custom gpu without query",
         with_model(runtime="custom", port=8080, healthPath="/h"),
-        "models.chat",
+        "models.chat.autoscaling.query",
         "a custom GPU model scales on a queue metric",
     ),
-    ("zero without hours", with_model(replicas={"min": 0, "max": 2}), "models.chat", "replicas.min 0 needs autoscaling.activeHours"),
+    (
+        "zero without hours",
+        with_model(replicas={"min": 0, "max": 2}),
+        "models.chat.autoscaling.activeHours",
+        "replicas.min 0 needs autoscaling.activeHours",
+    ),
     (
         "cpu model at zero",
         with_model(gpus=0, replicas={"min": 0, "max": 2}, autoscaling={"activeHours": {"start": "0 8 * * *", "end": "0 18 * * *"}}),
-        "models.chat",
+        "models.chat.replicas.min",
         "CPU models scale on CPU with an HPA, which cannot reach zero",
     ),
     ("min above max", with_model(replicas={"min": 3, "max": 2}), "models.chat.replicas", "min 3 is larger than max 2"),
