@@ -29,8 +29,10 @@ def image_reference(image: config.ImageRef, registry: str, prefix: str) -> str:
 VLLM_DEFAULT_GPU_MEMORY_UTILIZATION = 0.9
 
 
-def gpu_memory_utilization(args: list[str]) -> float | None:
-    """The value of vLLM's --gpu-memory-utilization in a model's args (either spelling), or None."""
+def gpu_memory_utilization(args: list[str]) -> float | str | None:
+    """The value of vLLM's --gpu-memory-utilization in a model's args (either spelling; the last one given wins,
+    as with argparse, which vLLM uses), None when absent, or the text as given when it is not a number."""
+    found: float | str | None = None
     for index, arg in enumerate(args):
         if arg.startswith("--gpu-memory-utilization="):
             value = arg.split("=", 1)[1]
@@ -39,9 +41,10 @@ def gpu_memory_utilization(args: list[str]) -> float | None:
         else:
             continue
         try:
-            return float(value)
+            found = float(value)
         except ValueError:
-            return None
+            found = value
+    return found
     return None
 
 
@@ -76,7 +79,16 @@ def placement_problems(cfg: config.StackConfig) -> list[tuple[str, str]]:
             pool, slices = max(shares.items(), key=lambda item: item[1])
             most = round(1 / slices, 4)
             utilization = gpu_memory_utilization(list(model.args))
-            if utilization is None or utilization > most:
+            if isinstance(utilization, str) or (utilization is not None and not 0 < utilization <= 1):
+                problems.append(
+                    (
+                        f"models.{name}.args",
+                        f"--gpu-memory-utilization '{utilization:g}' is not a share of a GPU's memory (0 < x <= 1)"
+                        if not isinstance(utilization, str)
+                        else f"--gpu-memory-utilization '{utilization}' is not a number (0 < x <= 1)",
+                    )
+                )
+            elif utilization is None or utilization > most:
                 asked = f"{utilization:g}" if utilization is not None else f"{VLLM_DEFAULT_GPU_MEMORY_UTILIZATION:g} (vLLM's default)"
                 problems.append(
                     (

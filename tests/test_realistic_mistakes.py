@@ -103,6 +103,46 @@ MISTAKES = [
         "five",
     ),
     ("dev", "      replicas: {min: 1, max: 4}", "      replicas: {min: 0, max: 4}", "models.fraud.replicas.min", "cannot reach zero"),
+    # found by a fresh user's try: what croniter takes and KEDA's robfig/cron does not, windows that never open
+    (
+        "dev",
+        'activeHours: {start: "0 8 * * 1-5"',
+        'activeHours: {start: "0 8 L * *"',
+        "models.chat.autoscaling.activeHours.start",
+        "no L, W or #",
+    ),
+    (
+        "dev",
+        'activeHours: {start: "0 8 * * 1-5"',
+        'activeHours: {start: "0 8 * * 1#2"',
+        "models.chat.autoscaling.activeHours.start",
+        "no L, W or #",
+    ),
+    (
+        "dev",
+        'activeHours: {start: "0 8 * * 1-5"',
+        'activeHours: {start: "0 8 * * 7"',
+        "models.chat.autoscaling.activeHours.start",
+        "Sunday is 0",
+    ),
+    (
+        "dev",
+        'activeHours: {start: "0 8 * * 1-5"',
+        'activeHours: {start: "0 8 31 2 *"',
+        "models.chat.autoscaling.activeHours.start",
+        "never fires",
+    ),
+    ("dev", 'end: "0 20 * * 1-5"', 'end: "0 08 * * 1-5"', "models.chat.autoscaling.activeHours", "the same moment"),
+    # vLLM's argparse takes the last value given
+    (
+        "dev",
+        '--gpu-memory-utilization, "0.2"]',
+        '--gpu-memory-utilization, "0.2", --gpu-memory-utilization, "0.9"]',
+        "models.chat.args",
+        "reserves 0.9",
+    ),
+    ("dev", '--gpu-memory-utilization, "0.2"]', '--gpu-memory-utilization, "20%"]', "models.chat.args", "'20%' is not a number"),
+    ("dev", '--gpu-memory-utilization, "0.2"]', '--gpu-memory-utilization, "0"]', "models.chat.args", "not a share"),
     # network and access
     ("staging", "privateAccessCidrs: [10.100.0.0/16]", "privateAccessCidrs: [10.0.0.0/16]", "cluster.privateAccessCidrs[0]", "overlaps"),
     (
@@ -112,6 +152,14 @@ MISTAKES = [
         "cluster.privateAccessCidrs",
         "not a valid netmask",
     ),
+    (
+        "prod",
+        "privateAccessCidrs: [10.100.0.0/16]",
+        "privateAccessCidrs: [10.100.0.0/16, 10.100.0.0/16]",
+        "cluster.privateAccessCidrs",
+        "listed twice",
+    ),
+    ("prod", "privateAccessCidrs: [10.100.0.0/16]", "privateAccessCidrs: [10.100.0.1]", "cluster.privateAccessCidrs", "no prefix length"),
     ("dev", 'publicAccessCidrs: ["203.0.113.0/24"]', 'publicAccessCidrs: ["0.0.0.0/0"]', "cluster.publicAccessCidrs", "0.0.0.0/0"),
     (
         "staging",

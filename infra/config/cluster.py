@@ -66,8 +66,16 @@ class ClusterConfig(_Model):
     @field_validator("publicAccessCidrs", "privateAccessCidrs")
     @classmethod
     def _cidrs(cls, value: list[str]) -> list[str]:
+        seen = set()
         for cidr in value:
-            if _check_cidr(cidr).prefixlen == 0:
+            if "/" not in cidr:
+                # ipaddress reads a bare address as a /32; AWS refuses a rule's CidrIpv4 without a prefix length.
+                raise _fail(f"'{cidr}' has no prefix length; write it as a CIDR block, e.g. '{cidr}/32'")
+            network = _check_cidr(cidr)
+            if network in seen:
+                raise _fail(f"'{cidr}' is listed twice; each range makes one security group rule, named after it")
+            seen.add(network)
+            if network.prefixlen == 0:
                 raise _fail(f"'{cidr}' opens the API to the whole internet; list office or VPN ranges instead")
         return value
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import difflib
+import re
 import zoneinfo
+from datetime import datetime
 from typing import Annotated, Literal
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from infra.config.base import _check_cpu, _check_memory, _fail, _fail_all, _Model
@@ -82,8 +84,18 @@ class ActiveHours(_Model):
     @field_validator("start", "end")
     @classmethod
     def _cron(cls, value: str) -> str:
-        if len(value.split()) != 5 or not croniter.is_valid(value):
+        fields = value.split()
+        if len(fields) != 5 or not croniter.is_valid(value):
             raise _fail(f"'{value}' is not a five-field cron expression (minute hour day-of-month month day-of-week), e.g. '0 8 * * 1-5'")
+        # croniter accepts more than robfig/cron (KEDA's parser): no L, W or # there, and day-of-week is 0-6.
+        if re.search(r"[LW#]", re.sub(r"[A-Z]{3}", "", value.upper())):  # month and day names (JUL, WED) aside
+            raise _fail(f"'{value}': KEDA's cron parser (robfig/cron) has no L, W or #; use plain ranges and lists")
+        if re.search(r"(?<![0-9])7(?![0-9])", fields[4]):
+            raise _fail(f"'{value}': day-of-week is 0-6 in KEDA's cron parser (robfig/cron); Sunday is 0")
+        try:
+            croniter(value, datetime(2026, 1, 1)).get_next(datetime)
+        except CroniterBadDateError:
+            raise _fail(f"'{value}' never fires (no such date), so the model would never wake") from None
         return value
 
     @field_validator("timezone")
@@ -98,7 +110,9 @@ class ActiveHours(_Model):
 
     @model_validator(mode="after")
     def _window(self) -> ActiveHours:
-        if self.start == self.end:
+        base = datetime(2026, 1, 1)
+        start, end = croniter(self.start, base), croniter(self.end, base)
+        if [start.get_next(datetime) for _ in range(8)] == [end.get_next(datetime) for _ in range(8)]:
             raise _fail("start and end are the same moment: the window would never open (KEDA refuses it)")
         return self
 
