@@ -171,7 +171,7 @@ def _reproduce(args: argparse.Namespace) -> int:
         else:
             outputs = pulumi_cli.stack_outputs(args.source, Path(args.project_dir))
         path = reproduce.write(Path(args.project_dir), args.source, args.name, outputs)
-    except (reproduce.ReproduceError, pulumi_cli.PulumiError, OSError, json.JSONDecodeError) as err:
+    except (reproduce.ReproduceError, pulumi_cli.PulumiError, OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CommandError(str(err)) from None
     print(f"wrote {path.name}; check it offline with: python -m infra plan --stack {args.name}")
     return 0

@@ -142,7 +142,10 @@ def wanted_policy(bucket: str, current: dict | None) -> dict:
     ours = tls_only_policy(f"arn:aws:s3:::{bucket}")
     if current is None:
         return ours
-    kept = [s for s in current.get("Statement", []) if s.get("Sid") != "DenyInsecureTransport"]
+    statements = current.get("Statement", [])
+    if isinstance(statements, dict):  # IAM's grammar allows one statement as an object
+        statements = [statements]
+    kept = [s for s in statements if not (isinstance(s, dict) and s.get("Sid") == "DenyInsecureTransport")]
     return {**current, "Statement": kept + ours["Statement"]}
 
 
@@ -178,7 +181,9 @@ def bucket_changes(state: BucketState, bucket: str, key_ids: set[str], key_label
     if state.policy != wanted:
         others = len(wanted["Statement"]) - 1
         now = (
-            "none" if state.policy is None else f"{len(state.policy.get('Statement', []))} statement(s), TLS-only one missing or different"
+            "none"
+            if state.policy is None
+            else f"{len(wanted_policy(bucket, state.policy)['Statement']) - 1} statement(s), TLS-only one missing or different"
         )
         changes.append(Change("bucket policy", now, f"statement DenyInsecureTransport added, {others} other statement(s) kept"))
     return changes

@@ -6,13 +6,18 @@ ephemeral: nothing protected, registries and model store deletable with their co
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
+import pulumi
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from infra import config as stack_config
 from infra.config import PROJECT
+from infra.offline import plan as offline_plan
 from infra.offline import stack_files
 
 _STACK_NAME = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
@@ -113,6 +118,12 @@ def reproduction(source: dict[str, Any], outputs: dict[str, Any], source_stack: 
     if digests:
         config[key("pins")]["images"] = digests
     models = {name: dict(model) for name, model in (config.get(key("models")) or {}).items()}
+    unknown = sorted(set(images.get("models") or {}) - set(models))
+    if unknown:
+        raise ReproduceError(
+            f"versions.images.models: {', '.join(unknown)} not in Pulumi.{source_stack}.yaml's models; the outputs are of "
+            "another revision of the stack file (check out the commit that was deployed)"
+        )
     for name, model in models.items():
         if name in images.get("models", {}):
             model["image"] = _image(images["models"][name])
@@ -133,6 +144,21 @@ def without_alert_receivers(config: dict[str, Any]) -> dict[str, Any]:
     return {**config, key: monitoring}
 
 
+def check_plans(project_dir: Path, name: str, document: dict[str, Any]) -> None:
+    """Plan the copy offline in a scratch directory before it is written: versions the program does not pin
+    (`1.99`, a chart version without its IAM policy), malformed image references and the like are refused
+    here, not at the user's next `plan`. Raises ReproduceError with the plan's own message."""
+    with tempfile.TemporaryDirectory(prefix="reproduce-") as scratch:
+        shutil.copy(project_dir / "Pulumi.yaml", Path(scratch) / "Pulumi.yaml")
+        (Path(scratch) / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump(document, sort_keys=True))
+        try:
+            offline_plan.run(name, stack_files.read_stack(name, Path(scratch)))
+        except (pulumi.RunError, stack_config.ConfigError, stack_files.StackFileError) as err:
+            raise ReproduceError(
+                f"the copy would not plan, so nothing was written; the outputs hold versions or images this program cannot run:\n{err}"
+            ) from None
+
+
 def write(project_dir: Path, source_stack: str, name: str, outputs: dict[str, Any]) -> Path:
     if not _STACK_NAME.match(name):
         raise ReproduceError(f"'{name}' must be 1-30 lowercase letters, digits or '-' (it names the cluster and the bucket)")
@@ -147,6 +173,7 @@ def write(project_dir: Path, source_stack: str, name: str, outputs: dict[str, An
     except stack_files.StackFileError as err:
         raise ReproduceError(str(err)) from None
     document = reproduction(source, outputs, source_stack)
+    check_plans(project_dir, name, document)
     header = (
         f"# A reproduction of '{source_stack}' (python -m infra reproduce): its versions, images and shape, ephemeral.\n"
         f"# Alert receivers are not copied (their secrets belong to '{source_stack}').\n"

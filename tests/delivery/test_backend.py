@@ -81,6 +81,18 @@ def test_an_existing_bucket_that_falls_short_is_changed_only_with_force(aws):
     assert [s["Sid"] for s in statements] == ["ReadForAuditors", "DenyInsecureTransport"]
 
 
+def test_a_policy_with_one_statement_as_an_object_is_kept(aws):
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket="one-statement", CreateBucketConfiguration={"LocationConstraint": REGION})
+    only = {"Sid": "One", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::one-statement/*"}
+    s3.put_bucket_policy(Bucket="one-statement", Policy=json.dumps({"Version": "2012-10-17", "Statement": only}))
+    with pytest.raises(backend.BackendError, match="bucket policy: 1 statement"):
+        quiet(aws, "one-statement", REGION)
+    quiet(aws, "one-statement", REGION, force=True)
+    statements = json.loads(s3.get_bucket_policy(Bucket="one-statement")["Policy"])["Statement"]
+    assert [s["Sid"] for s in statements] == ["One", "DenyInsecureTransport"]
+
+
 def test_a_bucket_encrypted_with_another_key_is_not_repointed_without_force(aws):
     s3, kms = aws.client("s3"), aws.client("kms")
     quiet(aws, "acme-pulumi-state", REGION)

@@ -114,6 +114,30 @@ def test_malformed_outputs_are_exit_2_naming_the_field_and_write_nothing(project
     assert not (project / "Pulumi.repro-6.yaml").exists()
 
 
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        (lambda v: v["eks"].__setitem__("kubernetes", "1.99"), "1.99"),
+        (lambda v: v["charts"]["karpenter"].__setitem__("version", "9.9.9"), "9.9.9"),
+        (lambda v: v["images"]["models"].__setitem__("chat", "not an image"), "models.chat.image"),
+        (lambda v: v["images"]["models"].__setitem__("ghost", "serving/vllm:v1"), "versions.images.models: ghost"),
+        (lambda v: v["eks"]["addons"].__setitem__("nope", "v1.0.0-eksbuild.1"), "'nope' is not an add-on"),
+    ],
+)
+def test_outputs_the_program_cannot_run_are_refused_before_writing(project, plans, capsys, change, says):
+    outputs = json.loads(json.dumps(plans["staging"].outputs))
+    change(outputs["versions"])
+    assert reproduce_from(project, outputs) == 2
+    assert says in capsys.readouterr().err
+    assert not (project / "Pulumi.repro-6.yaml").exists()
+
+
+def test_an_outputs_file_that_is_not_text_is_exit_2(project, capsys):
+    (project / "binary.json").write_bytes(b"\xff\xfe{}")
+    args = ["reproduce", "--from", "staging", "--as", "repro-7", "--outputs", str(project / "binary.json"), "--project-dir", str(project)]
+    assert cli.main(args) == 2 and "Traceback" not in capsys.readouterr().err
+
+
 def test_outputs_of_another_stack_are_refused(project, plans, capsys):
     shutil.copy(ROOT / "Pulumi.prod.yaml", project / "Pulumi.prod.yaml")
     assert reproduce_from(project, plans["staging"].outputs, source="prod") == 2
