@@ -29,6 +29,8 @@ MISTAKES = [
     ("dev", "      gpus: 1\n      replicas: {min: 0", "      gpu: 1\n      replicas: {min: 0", "models.chat.gpu", "did you mean 'gpus'?"),
     ("dev", "config:\n", "config:\n  ml-platform:environment: dev\n", "Pulumi.dev.yaml", "'ml-platform:environment' is set twice"),
     # types and enums
+    ("dev", "config:\n", "config: []\nsettings:\n", "Pulumi.dev.yaml", "'config' must be a mapping"),
+    ("dev", 'resources: {cpu: "1", memory: 2Gi}', "resources: {cpu: 1, memory: 2Gi}", "models.fraud.resources.cpu", 'quote it: "1"'),
     ("dev", "ml-platform:environment: dev", "ml-platform:environment: development", "environment", "'development' is not allowed"),
     ("dev", "      maxSize: 3\n    gpu:", '      maxSize: "3"\n    gpu:', "nodePools.system.maxSize", "expected an integer"),
     (

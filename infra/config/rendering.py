@@ -55,7 +55,8 @@ def _describe(error: Mapping[str, Any]) -> tuple[str, str]:
             "model_attributes_type": "an object",
             "float_type": "a number",
         }[kind]
-        return _path(location), f"expected {expected}, got {type(given).__name__} {given!r}"
+        hint = f' (quote it: "{given}")' if kind == "string_type" and isinstance(given, int | float) and not isinstance(given, bool) else ""
+        return _path(location), f"expected {expected}, got {type(given).__name__} {given!r}{hint}"
     if kind == "mlplatform":
         return _path(location), error["msg"]
     if kind == "pool_kind":

@@ -62,6 +62,6 @@ def region_problem(region: str) -> str | None:
     regions = known_regions()
     if region in regions:
         return None
-    close = difflib.get_close_matches(region, regions, n=1)
+    close = difflib.get_close_matches(region.strip().lower(), regions, n=1)
     hint = f"; did you mean {close[0]}?" if close else f"; known regions: {', '.join(regions)}"
     return f"'{region}' is not an AWS region{hint}"

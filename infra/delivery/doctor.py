@@ -12,6 +12,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from components import instance_types
 from infra import config
+from infra.delivery.aws_errors import explain
 from infra.placeholders import Placeholder
 
 # EC2 vCPU quotas (Service Quotas, service code ec2) for the GPU instance classes.
@@ -93,7 +94,7 @@ def run(session, cfg: config.StackConfig, backend_bucket: str | None = None, exa
         identity = session.client("sts", region_name=cfg.region).get_caller_identity()
         checks.append(Check("credentials", True, f"account {identity['Account']} as {identity['Arn']}"))
     except (ClientError, BotoCoreError) as err:
-        return [*checks, Check("credentials", False, f"no usable AWS credentials ({err})")]
+        return [*checks, Check("credentials", False, explain(err))]
 
     ec2 = session.client("ec2", region_name=cfg.region)
     zones = zones_of(cfg, ec2)

@@ -125,7 +125,11 @@ def read_stack(stack: str, root: Path = ROOT) -> RawStackConfig:
         imported = document["environment"]
         names = ", ".join(imported) if isinstance(imported, list) else str(imported)
         notes.append(f"{path.name} imports the ESC environment(s) {names}, which are not visible offline: this plan lacks their values")
-    given = {_full_key(key): value for key, value in (document.get("config") or {}).items()}
+    config = document.get("config")
+    config = {} if config is None else config
+    if not isinstance(config, dict):
+        raise StackFileError(f"{path.name}: 'config' must be a mapping of keys to values, not a {type(config).__name__}")
+    given = {_full_key(key): value for key, value in config.items()}
     examples = tuple(placeholders.find(given))
     for full, value in given.items():
         value, secure = mask_secure(value, full)

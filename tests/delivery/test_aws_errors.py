@@ -34,6 +34,7 @@ def test_each_kind_of_failure_says_what_to_do(err, says):
 def test_region_names_come_from_botocore_with_a_did_you_mean():
     assert aws_errors.region_problem("us-west-2") is None and aws_errors.region_problem("cn-north-1") is None
     assert aws_errors.region_problem("eu-wset-1") == "'eu-wset-1' is not an AWS region; did you mean eu-west-1?"
+    assert aws_errors.region_problem("US-WEST-2") == "'US-WEST-2' is not an AWS region; did you mean us-west-2?"
 
 
 @pytest.mark.parametrize("argv", [["cleanup", "--stack", "dev"], ["cleanup", "--stack", "prod", "--apply"]])
@@ -55,3 +56,10 @@ def test_doctor_without_credentials_fails_its_check_without_a_traceback(no_crede
     assert cli.main(["doctor", "--stack", "dev"]) == 1
     out = capsys.readouterr().out
     assert "FAIL  credentials: no usable AWS credentials" in out and "0 passed, 2 failed" in out  # dev ships examples
+
+
+def test_doctor_with_nothing_listening_names_the_endpoint_not_credentials(aws_server, monkeypatch, capsys):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    assert cli.main(["doctor", "--stack", "dev"]) == 1
+    assert "FAIL  credentials: cannot reach http://127.0.0.1:9" in capsys.readouterr().out
