@@ -241,3 +241,41 @@ def test_a_realistic_mistake_is_exit_2_with_key_path_and_message(project, capsys
 
 def test_there_are_at_least_forty_mistakes():
     assert len(MISTAKES) >= 40 and len({(m[0], m[1], m[2]) for m in MISTAKES}) == len(MISTAKES)
+
+
+def test_many_mistakes_in_prod_come_in_one_pass(project, capsys):
+    """Field errors in network and monitoring do not hide the cross-section findings about the fields that
+    are fine (a fresh user's ten-mistake prod edit needed three rounds before)."""
+    stack_file = project / "Pulumi.prod.yaml"
+    text = stack_file.read_text()
+    for shipped, written in [
+        ("    flowLogRetentionDays: 90", "    flowLogRetentionDays: 91"),  # not a CloudWatch retention: a field error in network
+        ("    natGateways: perAz", "    natGateways: single"),  # valid alone, refused for prod across sections
+        ("    retention: 30d", "    retention: 30 days"),  # a field error in monitoring
+        ("privateAccessCidrs: [10.100.0.0/16]", "privateAccessCidrs: [10.20.0.0/16]"),  # overlaps the VPC
+        ("          secure: v1:replace-with-your-encrypted-routing-key", "          0123456789abcdef0123456789abcdef"),
+    ]:
+        assert text.count(shipped) == 1, shipped
+        text = text.replace(shipped, written)
+    stack_file.write_text(text)
+    assert cli.main(["plan", "--stack", "prod", "--project-dir", str(project), "--out", str(project / "out")]) == 2
+    err = capsys.readouterr().err
+    for path, message in [
+        ("network.flowLogRetentionDays", "91"),
+        ("monitoring.retention", "30 days"),
+        ("network.natGateways", "one NAT gateway per AZ"),
+        ("cluster.privateAccessCidrs[0]", "overlaps the VPC"),
+        ("monitoring.receivers[0].pagerdutyRoutingKey", "pulumi config set --secret --path"),
+    ]:
+        assert any(path in line and message in line for line in err.splitlines()), f"{path} / {message} missing in:\n{err}"
+
+
+def test_a_cross_check_never_reports_on_a_broken_fields_default(project, capsys):
+    """With network.cidr broken, the second pass runs on the default VPC range (10.0.0.0/16): an access range
+    inside that default must not be called an overlap, since it says nothing about the user's VPC."""
+    stack_file = project / "Pulumi.prod.yaml"
+    text = stack_file.read_text().replace("    cidr: 10.20.0.0/16", "    cidr: 10.20.0.0/33")
+    stack_file.write_text(text.replace("privateAccessCidrs: [10.100.0.0/16]", "privateAccessCidrs: [10.0.0.0/16]"))
+    assert cli.main(["plan", "--stack", "prod", "--project-dir", str(project), "--out", str(project / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "network.cidr" in err and "overlaps" not in err

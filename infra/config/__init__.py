@@ -54,20 +54,58 @@ SCALAR_KEYS = ("environment", "protectStatefulResources", "ephemeral")
 BOOLEAN_KEYS = ("protectStatefulResources", "ephemeral")
 
 
-def _cross_checks_without_broken_models(data: dict[str, Any], err: ValidationError, secret_keys: Collection[str]) -> list[tuple[str, str]]:
-    """The cross-section checks in the same pass as field errors that lie inside models alone: the stack is
-    validated again without the broken models, and what the checks find about the rest is reported too
-    (a broken model drops only its own cross checks). Any error outside `models.<name>` stops here: a cross
-    check over a half-read stack would report what is not wrong."""
-    broken = {error["loc"][1] for error in err.errors() if len(error["loc"]) >= 2 and error["loc"][0] == "models"}
-    if not broken or any(len(error["loc"]) < 2 or error["loc"][0] != "models" for error in err.errors()):
+# Cross-section checks whose problem is reported at one key path but reads another: with that other field
+# broken (and so left at its default for the second pass), the check's finding would be about the default, not
+# the user's stack, and is dropped. `""` means any broken field.
+_READS_ELSEWHERE = {
+    "cluster.privateAccessCidrs": ("network.cidr",),
+    "cluster.publicAccessCidrs": ("network.cidr",),
+    "models.": ("registries.repositories",),
+    "nodePools.": ("network.availabilityZones",),
+    "pins.amiRelease": ("cluster.version",),
+    "preview": ("",),
+}
+# Without these nothing across sections can be judged.
+_ESSENTIAL = ("stack", "region", "environment", "nodePools")
+
+
+def _cross_checks_despite(data: dict[str, Any], err: ValidationError, secret_keys: Collection[str]) -> list[tuple[str, str]]:
+    """The cross-section checks in the same pass as field errors. Each broken field (`network.azCount`, or a
+    whole entry such as `models.chat`) is left out and the stack validated again (a few rounds, as leaving one out
+    can break another); the checks then run on the rest, and any finding at a broken path, or one that reads a
+    broken field (_READS_ELSEWHERE), is dropped: a check over a default would report what is not wrong. When an
+    essential key is broken nothing is checked."""
+    rest = json.loads(json.dumps(data))
+    broken: set[str] = set()
+    errors = err.errors()
+    for _ in range(4):
+        for error in errors:
+            loc = [str(part) for part in error["loc"][:2]]
+            if loc[0] in _ESSENTIAL and (loc[0] != "nodePools" or len(loc) < 2):
+                return []
+            section = rest.get(loc[0])
+            if len(loc) == 2 and isinstance(section, dict):
+                section.pop(loc[1], None)
+            else:
+                rest.pop(loc[0], None)
+            broken.add(".".join(loc))
+        try:
+            cfg = StackConfig.model_validate(rest, context={"environment": data.get("environment")})
+            break
+        except ValidationError as again:
+            errors = again.errors()
+    else:
         return []
-    rest = {**data, "models": {name: model for name, model in data["models"].items() if name not in broken}}
-    try:
-        cfg = StackConfig.model_validate(rest, context={"environment": data.get("environment")})
-    except ValidationError:
-        return []
-    return _cross_checks(cfg) + _plain_secrets(cfg, secret_keys)
+
+    def trusted(path: str) -> bool:
+        if any(path == b or path.startswith(f"{b}.") or path.startswith(f"{b}[") for b in broken):
+            return False
+        for prefix, reads in _READS_ELSEWHERE.items():
+            if path.startswith(prefix) and any(r == "" or r in broken or r.split(".")[0] in broken for r in reads):
+                return False
+        return True
+
+    return [problem for problem in _cross_checks(cfg) + _plain_secrets(cfg, secret_keys) if trusted(problem[0])]
 
 
 def parse(raw: Mapping[str, str], stack: str, secret_keys: Collection[str] = ()) -> StackConfig:
@@ -121,7 +159,7 @@ def parse(raw: Mapping[str, str], stack: str, secret_keys: Collection[str] = ())
         cfg = StackConfig.model_validate(data, context={"environment": data.get("environment")})
     except ValidationError as err:
         problems += [found for error in err.errors() for found in _describe_all(error)]
-        problems += _cross_checks_without_broken_models(data, err, secret_keys)
+        problems += _cross_checks_despite(data, err, secret_keys)
         raise ConfigError(problems) from None
     problems += _cross_checks(cfg) + _plain_secrets(cfg, secret_keys)
     if problems:
