@@ -195,7 +195,7 @@ def _preview_create(args: argparse.Namespace) -> int:
         restart = args.offline or args.extend or args.ttl_hours is not None
         keep = None if restart else preview.current_expiry(project, stack)
         path, settings, notes = preview.write(project, args.pr, _now(args), args.mode, args.ttl_hours, keep)
-    except (preview.PreviewError, pulumi_cli.PulumiError) as err:
+    except (preview.PreviewError, pulumi_cli.PulumiError, stack_files.StackFileError) as err:
         raise CommandError(str(err)) from None
     print(f"wrote {path.name}: {settings.mode} preview of pull request {args.pr}, based on '{settings.baseStack}'")
     for note in notes:

@@ -202,6 +202,20 @@ MISTAKES = [
         "pulumi config set --secret --path",
     ),
     ("prod", "    ampRemoteWrite: true", "    ampRemoteWrite: yes please", "monitoring.ampRemoteWrite", "expected true or false"),
+    (
+        "prod",
+        "secure: v1:replace-with-your-encrypted-routing-key",
+        'secure: ""',
+        "monitoring.receivers[0].pagerdutyRoutingKey",
+        "not a ciphertext",
+    ),
+    (
+        "prod",
+        "secure: v1:replace-with-your-encrypted-routing-key",
+        "secure: 123",
+        "monitoring.receivers[0].pagerdutyRoutingKey",
+        "not a ciphertext",
+    ),
     # prod's rules, all in one pass
     ("prod", "ml-platform:environment: prod", "ml-platform:environment: Prod", "environment", "'Prod' is not allowed"),
     (

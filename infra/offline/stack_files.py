@@ -79,6 +79,11 @@ def mask_secure(value: Any, path: str) -> tuple[Any, list[str]]:
     key, as the engine marks it."""
     if isinstance(value, dict):
         if set(value) == {"secure"}:
+            if not isinstance(value["secure"], str) or not value["secure"].startswith("v1:") or len(value["secure"]) < 4:
+                # What `pulumi config set --secret` writes is a "v1:<base64>" ciphertext; anything else cannot decrypt.
+                raise StackFileError(
+                    f"{path}: 'secure:' holds {value['secure']!r}, not a ciphertext; set it with `pulumi config set --secret`"
+                )
             return masked(value["secure"]), [path]
         inner = {key: mask_secure(item, f"{path}.{key}") for key, item in value.items()}
         return {key: item for key, (item, _) in inner.items()}, [found for _, paths in inner.values() for found in paths]
