@@ -7,23 +7,33 @@ STACK ?= dev
 
 .PHONY: venv plan plans test lint clean promtool
 
+# pip says what it collects and installs, one line each: progress on a first install that a CI log keeps
+# readable (no progress bars, no colour); a step line says which set is being installed.
+PIP_INSTALL := -m pip install --progress-bar off --no-color --disable-pip-version-check
+STEP = @printf '\n==> %s\n' 
+
 # The install runs in infra/ exactly as Pulumi's pip toolchain does it (program directory = infra/).
 $(VENV)/.installed: requirements.txt infra/requirements.txt requirements-dev.txt pyproject.toml
+	$(STEP) "creating $(VENV)/ and installing the program's packages (infra/requirements.txt, about a minute the first time)"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	cd infra && ../$(PY) -m pip install --quiet -r requirements.txt
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) $(PIP_INSTALL) --quiet --upgrade pip
+	cd infra && ../$(PY) $(PIP_INSTALL) -r requirements.txt
+	$(STEP) "installing the test packages (requirements-dev.txt)"
+	$(PY) $(PIP_INSTALL) -r requirements-dev.txt
 	touch $@
+	$(STEP) "$(VENV)/ ready"
 
 $(TOOLS)/.installed: requirements-tools.txt
+	$(STEP) "creating $(TOOLS)/ and installing checkov, check-jsonschema and zizmor (requirements-tools.txt)"
 	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
-	$(TOOLS)/bin/python -m pip install --quiet --upgrade pip
-	$(TOOLS)/bin/python -m pip install --quiet -r requirements-tools.txt
+	$(TOOLS)/bin/python $(PIP_INSTALL) --quiet --upgrade pip
+	$(TOOLS)/bin/python $(PIP_INSTALL) -r requirements-tools.txt
 	touch $@
 
 venv: $(VENV)/.installed
 
 plan: $(VENV)/.installed
+	$(STEP) "planning stack $(STACK) offline (python -m infra plan)"
 	$(PY) -m infra plan --stack $(STACK)
 
 plans: $(VENV)/.installed
@@ -38,6 +48,7 @@ promtool:
 		(apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager)
 
 test: $(VENV)/.installed $(TOOLS)/.installed promtool
+	$(STEP) "ruff, then pytest (about two minutes)"
 	$(PY) -m ruff check .
 	TOOLS_BIN=$(abspath $(TOOLS))/bin $(PY) -m pytest
 
