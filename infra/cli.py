@@ -44,11 +44,17 @@ def _planned(stack: str, project_dir: str) -> offline_plan.Plan:
         raise CommandError(f"in stack '{stack}':\n{err}") from None
 
 
-def _stack_config(stack: str, project_dir: str) -> config.StackConfig:
+def _read_config(stack: str, project_dir: str) -> tuple[config.StackConfig, stack_files.RawStackConfig]:
+    """The stack's typed config and the stack file as read (its placeholders, notes), from one reading."""
     try:
-        return config.parse(stack_files.read_stack(stack, Path(project_dir)).values, stack)
+        raw = stack_files.read_stack(stack, Path(project_dir))
+        return config.parse(raw.values, stack), raw
     except (stack_files.StackFileError, config.ConfigError) as err:
         raise CommandError(str(err)) from None
+
+
+def _stack_config(stack: str, project_dir: str) -> config.StackConfig:
+    return _read_config(stack, project_dir)[0]
 
 
 def _checked(plan: offline_plan.Plan, project_dir: str) -> tuple[list[str], list[str], list[capacity.PoolCapacity]]:
@@ -96,10 +102,9 @@ def _bootstrap_backend(args: argparse.Namespace) -> int:
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    cfg = _stack_config(args.stack, args.project_dir)
-    examples = stack_files.read_stack(args.stack, Path(args.project_dir)).placeholders
+    cfg, raw = _read_config(args.stack, args.project_dir)
     print(f"preflight of stack '{args.stack}' in {cfg.region}:")
-    checks = doctor.run(_session(), cfg, args.backend_bucket, examples)
+    checks = doctor.run(_session(), cfg, args.backend_bucket, raw.placeholders)
     for check in checks:
         print(f"  {check.line()}")
     failed = [c for c in checks if not c.ok]

@@ -79,14 +79,11 @@ def placement_problems(cfg: config.StackConfig) -> list[tuple[str, str]]:
             pool, slices = max(shares.items(), key=lambda item: item[1])
             most = round(1 / slices, 4)
             utilization = gpu_memory_utilization(list(model.args))
-            if isinstance(utilization, str) or (utilization is not None and not 0 < utilization <= 1):
+            if isinstance(utilization, str):
+                problems.append((f"models.{name}.args", f"--gpu-memory-utilization '{utilization}' is not a number (0 < x <= 1)"))
+            elif utilization is not None and not 0 < utilization <= 1:
                 problems.append(
-                    (
-                        f"models.{name}.args",
-                        f"--gpu-memory-utilization '{utilization:g}' is not a share of a GPU's memory (0 < x <= 1)"
-                        if not isinstance(utilization, str)
-                        else f"--gpu-memory-utilization '{utilization}' is not a number (0 < x <= 1)",
-                    )
+                    (f"models.{name}.args", f"--gpu-memory-utilization '{utilization:g}' is not a share of a GPU's memory (0 < x <= 1)")
                 )
             elif utilization is None or utilization > most:
                 asked = f"{utilization:g}" if utilization is not None else f"{VLLM_DEFAULT_GPU_MEMORY_UTILIZATION:g} (vLLM's default)"

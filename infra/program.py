@@ -30,9 +30,14 @@ from components.serving_platform import ServingPlatform, ServingPlatformArgs, al
 from infra import aliases, config, images, models, placeholders, pools, versions
 
 
+def raw_config() -> dict[str, str]:
+    """The stack's config as the engine (or the offline plan) hands it to the program: full key -> string."""
+    return {**pulumi.runtime.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
+
+
 def load_config() -> config.StackConfig:
     """The stack's typed config from the Pulumi config the engine (or the offline plan) provides."""
-    raw = {**pulumi.runtime.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
+    raw = raw_config()
     try:
         secret = [key for key in raw if pulumi.runtime.is_config_secret(key)]
         cfg = config.parse(raw, pulumi.get_stack(), secret)
@@ -552,8 +557,7 @@ def refuse_placeholders(cfg: config.StackConfig) -> None:
     roles), ECR (made-up digests) or Alertmanager (example secrets). Raises pulumi.RunError listing every one."""
     if cfg.environment != "prod":
         return
-    raw = {**pulumi.runtime.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
-    found = placeholders.find(raw)
+    found = placeholders.find(raw_config())
     if found:
         lines = "\n".join(f"  {p.line()}" for p in found)
         raise pulumi.RunError(f"prod stack '{cfg.stack}' still holds example values from this repository:\n{lines}")

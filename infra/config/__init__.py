@@ -15,6 +15,7 @@ checks (cross-section rules) and rendering (pydantic errors as key paths); this 
 
 from __future__ import annotations
 
+import copy
 import difflib
 import json
 from collections.abc import Collection, Mapping
@@ -69,13 +70,19 @@ _READS_ELSEWHERE = {
 _ESSENTIAL = ("stack", "region", "environment", "nodePools")
 
 
+def _validate(data: dict[str, Any], environment: Any) -> StackConfig:
+    """The typed stack; the environment goes in as context so per-model rules that depend on it (prod's) run
+    in the same pass as the fields. Raises ValidationError."""
+    return StackConfig.model_validate(data, context={"environment": environment})
+
+
 def _cross_checks_despite(data: dict[str, Any], err: ValidationError, secret_keys: Collection[str]) -> list[tuple[str, str]]:
     """The cross-section checks in the same pass as field errors. Each broken field (`network.azCount`, or a
     whole entry such as `models.chat`) is left out and the stack validated again (a few rounds, as leaving one out
     can break another); the checks then run on the rest, and any finding at a broken path, or one that reads a
     broken field (_READS_ELSEWHERE), is dropped: a check over a default would report what is not wrong. When an
     essential key is broken nothing is checked."""
-    rest = json.loads(json.dumps(data))
+    rest = copy.deepcopy(data)
     broken: set[str] = set()
     errors = err.errors()
     for _ in range(4):
@@ -90,7 +97,7 @@ def _cross_checks_despite(data: dict[str, Any], err: ValidationError, secret_key
                 rest.pop(loc[0], None)
             broken.add(".".join(loc))
         try:
-            cfg = StackConfig.model_validate(rest, context={"environment": data.get("environment")})
+            cfg = _validate(rest, data.get("environment"))
             break
         except ValidationError as again:
             errors = again.errors()
@@ -155,8 +162,7 @@ def parse(raw: Mapping[str, str], stack: str, secret_keys: Collection[str] = ())
             data[key] = text
 
     try:
-        # The environment goes in as context so per-model checks that depend on it run in the same pass.
-        cfg = StackConfig.model_validate(data, context={"environment": data.get("environment")})
+        cfg = _validate(data, data.get("environment"))
     except ValidationError as err:
         problems += [found for error in err.errors() for found in _describe_all(error)]
         problems += _cross_checks_despite(data, err, secret_keys)

@@ -180,11 +180,7 @@ def bucket_changes(state: BucketState, bucket: str, key_ids: set[str], key_label
     wanted = wanted_policy(bucket, state.policy)
     if state.policy != wanted:
         others = len(wanted["Statement"]) - 1
-        now = (
-            "none"
-            if state.policy is None
-            else f"{len(wanted_policy(bucket, state.policy)['Statement']) - 1} statement(s), TLS-only one missing or different"
-        )
+        now = "none" if state.policy is None else f"{others} statement(s), TLS-only one missing or different"
         changes.append(Change("bucket policy", now, f"statement DenyInsecureTransport added, {others} other statement(s) kept"))
     return changes
 
@@ -221,10 +217,12 @@ def bootstrap(
         )
     key = find_key(kms, key_alias)
     changes: list[Change] = []
+    rotate = key is None  # a new key is created without rotation
     if key is not None:
         if key.get("KeyState") != "Enabled":
             raise BackendError(f"key {key_alias} ({key['KeyId']}) is {key.get('KeyState')}; enable it or pass another --key-alias")
-        if not kms.get_key_rotation_status(KeyId=key["KeyId"])["KeyRotationEnabled"]:
+        rotate = not kms.get_key_rotation_status(KeyId=key["KeyId"])["KeyRotationEnabled"]
+        if rotate:
             changes.append(Change(f"key {key_alias} rotation", "off", "on"))
     if state is not None:
         ids = {key_alias, f"arn:aws:kms:{region}:{key['Arn'].split(':')[4]}:{key_alias}", key["Arn"], key["KeyId"]} if key else set()
@@ -239,7 +237,7 @@ def bootstrap(
         say(f"created key {key_alias} ({key['KeyId']})")
     else:
         say(f"key {key_alias} exists ({key['KeyId']})")
-    if not kms.get_key_rotation_status(KeyId=key["KeyId"])["KeyRotationEnabled"]:
+    if rotate:
         kms.enable_key_rotation(KeyId=key["KeyId"])
         say("turned on key rotation")
 

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from infra import config as stack_config
+from infra import program
 from infra.config import PROJECT
 from infra.offline import plan as offline_plan
 from infra.offline import stack_files
@@ -77,7 +78,7 @@ def check_outputs(outputs: Any, source_stack: str, source: dict[str, Any]) -> So
             f"the outputs are not those of a stack of this project ({problems}); see README, Reproducing staging"
         ) from None
     expected_env = (source.get("config") or {}).get(f"{PROJECT}:environment")
-    expected_cluster = f"{PROJECT}-{source_stack}"
+    expected_cluster = program.cluster_name(source_stack)
     if parsed.clusterName != expected_cluster or parsed.environment != expected_env:
         raise ReproduceError(
             f"the outputs are of cluster '{parsed.clusterName}' ({parsed.environment}), not of stack '{source_stack}' "
