@@ -13,10 +13,10 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components import iam
-from components.helm import Chart, release
-from components.options import inherited_depends_on
-from components.resources import STANDARD, sized
+from ml_platform.components import iam
+from ml_platform.components.helm import Chart, release
+from ml_platform.components.options import inherited_depends_on
+from ml_platform.components.resources import STANDARD, sized
 
 TYPE = "mlplatform:aws:ClusterAddons"
 
@@ -61,6 +61,7 @@ def storage_class(kms_key_arn: str, reclaim_policy: str) -> dict:
         "allowVolumeExpansion": True,
         "reclaimPolicy": reclaim_policy,
     }
+
 
 def metrics_server_values(replicas: int, node_selector: Mapping[str, str], resources: Mapping[str, dict] | None = None) -> dict:
     """metrics-server chart values (keys checked against ../shared/charts/metrics-server/values.yaml).
@@ -114,6 +115,13 @@ class ClusterAddonsArgs:
 
 
 class ClusterAddons(pulumi.ComponentResource):
+    """What every cluster needs once it has nodes. CoreDNS and the EBS CSI driver (EKS add-ons, the driver with its
+    Pod Identity role), the encrypted gp3 default StorageClass, and metrics-server, which serves the resource
+    metrics API (`metrics.k8s.io`) that every HPA on CPU or memory reads and EKS does not install (EKS user guide,
+    "View resource usage with the Kubernetes Metrics Server"). Created after the node pools.
+
+    Arguments: ClusterAddonsArgs, documented field by field."""
+
     def __init__(self, name: str, args: ClusterAddonsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(TYPE, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)

@@ -13,8 +13,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components import iam
-from components.kms import KmsKey, KmsKeyArgs
+from ml_platform.components import iam
+from ml_platform.components.kms import KmsKey, KmsKeyArgs
 
 TYPE = "mlplatform:aws:EksCluster"
 
@@ -121,6 +121,12 @@ class EksClusterArgs:
 
 
 class EksCluster(pulumi.ComponentResource):
+    """The control plane and its identity: cluster and node IAM roles, a KMS key for Kubernetes secrets and control-
+    plane logs, API authentication with explicit access entries, the OIDC provider, the add-ons nodes need before
+    they can join, and a Kubernetes provider for everything that runs inside.
+
+    Arguments: EksClusterArgs, documented field by field."""
+
     name: pulumi.Output[str]
     endpoint: pulumi.Output[str]
     certificate_authority: pulumi.Output[str]

@@ -11,10 +11,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from components.helm import Chart, release
-from components.options import inherited_depends_on
-from components.resources import STANDARD, sized
-from components.scheduling import GPU_PRESENT_LABEL, GPU_TAINT
+from ml_platform.components.helm import Chart, release
+from ml_platform.components.options import inherited_depends_on
+from ml_platform.components.resources import STANDARD, sized
+from ml_platform.components.scheduling import GPU_PRESENT_LABEL, GPU_TAINT
 
 TYPE = "mlplatform:k8s:GpuSupport"
 
@@ -115,6 +115,12 @@ class GpuSupportArgs:
 
 
 class GpuSupport(pulumi.ComponentResource):
+    """The NVIDIA device plugin (so GPU nodes advertise nvidia.com/gpu), GPU sharing configs selected per pool, and
+    the DCGM exporter for GPU metrics. Both run only on GPU nodes and tolerate the GPU taint; AL2023 NVIDIA AMIs
+    ship the driver but no device plugin.
+
+    Arguments: GpuSupportArgs, documented field by field."""
+
     def __init__(self, name: str, args: GpuSupportArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(TYPE, name, None, opts)
         namespace = k8s.core.v1.Namespace(

@@ -13,7 +13,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.images import merge
+from ml_platform.components.images import merge
 
 
 @dataclass(frozen=True)

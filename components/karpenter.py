@@ -19,11 +19,11 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components import iam
-from components.eks_cluster import node_role
-from components.helm import Chart, release
-from components.options import inherited_depends_on
-from components.resources import STANDARD, sized
+from ml_platform.components import iam
+from ml_platform.components.eks_cluster import node_role
+from ml_platform.components.helm import Chart, release
+from ml_platform.components.options import inherited_depends_on
+from ml_platform.components.resources import STANDARD, sized
 
 TYPE = "mlplatform:k8s:Karpenter"
 # Chart versions whose controller policies controller_policies() writes.
@@ -373,6 +373,11 @@ class KarpenterArgs:
 
 
 class Karpenter(pulumi.ComponentResource):
+    """The controller (pinned chart, on the system pool, IAM through EKS Pod Identity), its node role and access
+    entry, the interruption queue with its EventBridge rules, and one EC2NodeClass and NodePool per Karpenter pool.
+
+    Arguments: KarpenterArgs, documented field by field."""
+
     node_role: aws.iam.Role
     release: k8s.helm.v3.Release
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from components import iam
+from ml_platform.components import iam
 
 TYPE = "mlplatform:aws:KmsKey"
 
@@ -38,6 +38,10 @@ class KmsKeyArgs:
 
 
 class KmsKey(pulumi.ComponentResource):
+    """A customer-managed KMS key with rotation on, an alias, and a key policy naming the AWS services that may use it.
+
+    Arguments: KmsKeyArgs, documented field by field."""
+
     arn: pulumi.Output[str]
 
     def __init__(self, name: str, args: KmsKeyArgs, opts: pulumi.ResourceOptions | None = None):

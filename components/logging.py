@@ -20,10 +20,10 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.helm import Chart, release
-from components.options import inherited_depends_on
-from components.pod_identity import pod_identity_role
-from components.resources import STANDARD, sized
+from ml_platform.components.helm import Chart, release
+from ml_platform.components.options import inherited_depends_on
+from ml_platform.components.pod_identity import pod_identity_role
+from ml_platform.components.resources import STANDARD, sized
 
 TYPE = "mlplatform:aws:Logging"
 
@@ -116,6 +116,11 @@ class LoggingArgs:
 
 
 class Logging(pulumi.ComponentResource):
+    """Fluent Bit (the pinned aws-for-fluent-bit chart) shipping container logs to CloudWatch Logs, one log group
+    per namespace, so each model server's logs have their own group.
+
+    Arguments: LoggingArgs, documented field by field."""
+
     def __init__(self, name: str, args: LoggingArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(TYPE, name, None, opts)
         prefix = log_group_prefix(args.cluster_name)

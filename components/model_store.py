@@ -48,6 +48,10 @@ class ModelStoreArgs:
 
 
 class ModelStore(pulumi.ComponentResource):
+    """The S3 bucket holding model artifacts: versioned, SSE-KMS, never public, TLS only.
+
+    Arguments: ModelStoreArgs, documented field by field."""
+
     bucket_name: pulumi.Output[str]
     bucket_arn: pulumi.Output[str]
 

@@ -16,11 +16,11 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 import yaml
 
-from components import alerts, dashboards
-from components.helm import Chart, release
-from components.options import inherited_depends_on
-from components.pod_identity import pod_identity_role
-from components.resources import PROMETHEUS_CPU, STANDARD, sized
+from ml_platform.components import alerts, dashboards
+from ml_platform.components.helm import Chart, release
+from ml_platform.components.options import inherited_depends_on
+from ml_platform.components.pod_identity import pod_identity_role
+from ml_platform.components.resources import PROMETHEUS_CPU, STANDARD, sized
 
 TYPE = "mlplatform:k8s:Monitoring"
 
@@ -149,9 +149,7 @@ def values(
             # "0" means none at all.
             "prometheusConfigReloader": {"resources": table["prometheus-config-reloader"]},
             # The webhook certificate's hook Jobs run at every install and upgrade, on the system pool too.
-            "admissionWebhooks": {
-                "patch": {"resources": table["prometheus-admission-jobs"], "nodeSelector": dict(node_selector)}
-            },
+            "admissionWebhooks": {"patch": {"resources": table["prometheus-admission-jobs"], "nodeSelector": dict(node_selector)}},
         },
         "prometheus-node-exporter": {"resources": table["node-exporter"]},
         # Node pool and model-server labels as metric labels, for the dashboards' per-pool and per-model views.
@@ -197,6 +195,13 @@ class MonitoringArgs:
 
 
 class Monitoring(pulumi.ComponentResource):
+    """Kube-prometheus-stack (pinned chart) tuned for EKS: no scraping of, and no alerts about, the control-plane
+    parts EKS hides; Prometheus selecting ServiceMonitors, PodMonitors and rules in every namespace; Grafana's admin
+    password a generated secret. The release also installs the Prometheus operator's CRDs, which every
+    ServiceMonitor and PrometheusRule of the platform waits for.
+
+    Arguments: MonitoringArgs, documented field by field."""
+
     release: k8s.helm.v3.Release
 
     def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None):

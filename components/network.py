@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from components import iam
+from ml_platform.components import iam
 
 TYPE = "mlplatform:aws:Network"
 
@@ -89,6 +89,11 @@ class NetworkArgs:
 
 
 class Network(pulumi.ComponentResource):
+    """The VPC, public and private subnets across AZs, NAT, the S3 gateway endpoint, optional interface endpoints
+    and flow logs, and a closed default security group.
+
+    Arguments: NetworkArgs, documented field by field."""
+
     vpc_id: pulumi.Output[str]
     egress: list[pulumi.Resource]
     private_subnet_ids: pulumi.Output[list[str]]

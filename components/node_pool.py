@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from components.options import inherited_depends_on
+from ml_platform.components.options import inherited_depends_on
 
 TYPE = "mlplatform:aws:NodePool"
 
@@ -71,6 +71,11 @@ class NodePoolArgs:
 
 
 class NodePool(pulumi.ComponentResource):
+    """One EKS managed node group with its launch template (IMDSv2 only, encrypted gp3 root volume), labels and
+    taints; GPU pools get the NVIDIA AMI.
+
+    Arguments: NodePoolArgs, documented field by field."""
+
     node_group_name: pulumi.Output[str]
 
     def __init__(self, name: str, args: NodePoolArgs, opts: pulumi.ResourceOptions | None = None):

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 import pulumi
 import pulumi_aws as aws
 
-from components import iam
+from ml_platform.components import iam
 
 
 def pod_identity_role(

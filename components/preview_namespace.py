@@ -11,7 +11,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.model_service import namespace as model_namespace
+from ml_platform.components.model_service import namespace as model_namespace
 
 TYPE = "mlplatform:k8s:PreviewNamespace"
 EXPIRES_ANNOTATION = "ml-platform/expires-at"
@@ -36,6 +36,11 @@ class PreviewNamespaceArgs:
 
 
 class PreviewNamespace(pulumi.ComponentResource):
+    """The place of a namespace-mode pull-request preview in another stack's cluster: a Kubernetes provider for that
+    cluster, the namespace the preview's models share, and its log group (so the preview's logs go when it does).
+
+    Arguments: PreviewNamespaceArgs, documented field by field."""
+
     provider: k8s.Provider
     namespace: k8s.core.v1.Namespace
 

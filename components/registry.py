@@ -120,6 +120,11 @@ class ContainerRegistryArgs:
 
 
 class ContainerRegistry(pulumi.ComponentResource):
+    """ECR repositories for serving images, with immutable tags, scanning, KMS, lifecycle rules and pull access for
+    the node roles; optional pull-through cache rules for public registries.
+
+    Arguments: ContainerRegistryArgs, documented field by field."""
+
     repository_urls: pulumi.Output[dict[str, str]]
 
     def __init__(self, name: str, args: ContainerRegistryArgs, opts: pulumi.ResourceOptions | None = None):

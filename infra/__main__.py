@@ -9,10 +9,10 @@ import sys
 import pulumi.runtime.settings
 
 if pulumi.runtime.settings.get_monitor() is not None:
-    from infra.program import main
+    from ml_platform.infra.program import main
 
     main(real_engine=True)
 else:
-    from infra.cli import main
+    from ml_platform.infra.cli import main
 
     sys.exit(main())

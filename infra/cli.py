@@ -18,11 +18,11 @@ import boto3
 import pulumi
 from botocore.exceptions import BotoCoreError, ClientError
 
-from infra import config, program
-from infra.delivery import aws_errors, backend, cleanup, cost, diff, doctor, preview, pulumi_cli, reproduce
-from infra.offline import capacity, controllers, stack_files
-from infra.offline import plan as offline_plan
-from policy import rules
+from ml_platform.infra import config, program
+from ml_platform.infra.delivery import aws_errors, backend, cleanup, cost, diff, doctor, preview, pulumi_cli, reproduce
+from ml_platform.infra.offline import capacity, controllers, stack_files
+from ml_platform.infra.offline import plan as offline_plan
+from ml_platform.policy import rules
 
 EXIT_POLICY = 1
 EXIT_FAILED = 1
@@ -277,8 +277,8 @@ def _preview_sweep(args: argparse.Namespace) -> int:
 def _project_dir_argument(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--project-dir",
-        default=str(stack_files.ROOT),
-        help="directory holding Pulumi.yaml and the stack files (default: this repository)",
+        help="directory holding Pulumi.yaml and the stack files (default: as the Pulumi CLI finds it, the working "
+        "directory or its nearest parent with a Pulumi.yaml)",
     )
 
 
@@ -421,6 +421,11 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
+        if "project_dir" in args and args.project_dir is None:
+            try:
+                args.project_dir = str(stack_files.find_project_dir())
+            except stack_files.StackFileError as err:
+                raise CommandError(str(err)) from None
         return args.handler(args)
     except CommandError as err:
         print(f"error: {err}", file=sys.stderr)

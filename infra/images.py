@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from components.helm import Chart
-from components.images import CHART_IMAGES, image_values, merge
-from infra import config, versions
+from ml_platform.components.helm import Chart
+from ml_platform.components.images import CHART_IMAGES, image_values, merge
+from ml_platform.infra import config, versions
 
 # The host a chart names for an upstream, where it differs from the one ECR's cache rule takes.
 _CHART_HOSTS = {"registry-1.docker.io": "docker.io"}

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from components import instance_types, quantity, scheduling
-from components.model_service import ModelSpec
-from components.monitoring import NAMESPACE as MONITORING_NAMESPACE
-from components.monitoring import PROMETHEUS_URL
-from components.resources import SMALL, STANDARD
-from infra import config, pools
-from infra.offline import capacity
+from ml_platform.components import instance_types, quantity, scheduling
+from ml_platform.components.model_service import ModelSpec
+from ml_platform.components.monitoring import NAMESPACE as MONITORING_NAMESPACE
+from ml_platform.components.monitoring import PROMETHEUS_URL
+from ml_platform.components.resources import SMALL, STANDARD
+from ml_platform.infra import config, pools
+from ml_platform.infra.offline import capacity
 
 # Models never run on the system pool: the capacity check reserves it for the platform's own pods, and a CPU
 # model there would take the room a controller's rolling update needs (no autoscaler grows managed pools).

@@ -6,10 +6,10 @@ what the scheduling contract reasons about is exactly what the nodes will carry.
 
 from __future__ import annotations
 
-from components import gpu, instance_types, scheduling
-from components.karpenter import KarpenterPool
-from components.node_pool import CPU_DISK_GIB, GPU_DISK_GIB
-from infra import config
+from ml_platform.components import gpu, instance_types, scheduling
+from ml_platform.components.karpenter import KarpenterPool
+from ml_platform.components.node_pool import CPU_DISK_GIB, GPU_DISK_GIB
+from ml_platform.infra import config
 
 GPU_BUDGET = [{"nodes": "1"}]  # one GPU node disrupted at a time: capacity for serving never drops by more
 CPU_BUDGET = [{"nodes": "10%"}]

@@ -10,24 +10,24 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.cluster_addons import ClusterAddons, ClusterAddonsArgs
-from components.eks_cluster import AccessGrant, EksCluster, EksClusterArgs
-from components.gpu import GPU_NODE_SELECTOR, GPU_TOLERATIONS, GpuSupport, GpuSupportArgs
-from components.karpenter import POLICY_CHART_VERSIONS as KARPENTER_POLICY_VERSIONS
-from components.karpenter import Karpenter, KarpenterArgs
-from components.kms import KmsKey, KmsKeyArgs
-from components.logging import Logging, LoggingArgs, log_group_prefix
-from components.model_service import ModelService, ModelServiceArgs
-from components.model_store import ModelStore, ModelStoreArgs
-from components.monitoring import Monitoring, MonitoringArgs, alertmanager_config
-from components.network import Network, NetworkArgs
-from components.node_pool import NodePool, NodePoolArgs
-from components.preview_namespace import PreviewNamespace, PreviewNamespaceArgs
-from components.registry import ContainerRegistry, ContainerRegistryArgs, PullThroughCache
-from components.resources import PROMETHEUS_CPU, SMALL, STANDARD, sized
-from components.scheduling import POOL_LABEL, device_plugin_gaps
-from components.serving_platform import ServingPlatform, ServingPlatformArgs, alb_policy_versions
-from infra import aliases, config, images, models, placeholders, pools, versions
+from ml_platform.components.cluster_addons import ClusterAddons, ClusterAddonsArgs
+from ml_platform.components.eks_cluster import AccessGrant, EksCluster, EksClusterArgs
+from ml_platform.components.gpu import GPU_NODE_SELECTOR, GPU_TOLERATIONS, GpuSupport, GpuSupportArgs
+from ml_platform.components.karpenter import POLICY_CHART_VERSIONS as KARPENTER_POLICY_VERSIONS
+from ml_platform.components.karpenter import Karpenter, KarpenterArgs
+from ml_platform.components.kms import KmsKey, KmsKeyArgs
+from ml_platform.components.logging import Logging, LoggingArgs, log_group_prefix
+from ml_platform.components.model_service import ModelService, ModelServiceArgs
+from ml_platform.components.model_store import ModelStore, ModelStoreArgs
+from ml_platform.components.monitoring import Monitoring, MonitoringArgs, alertmanager_config
+from ml_platform.components.network import Network, NetworkArgs
+from ml_platform.components.node_pool import NodePool, NodePoolArgs
+from ml_platform.components.preview_namespace import PreviewNamespace, PreviewNamespaceArgs
+from ml_platform.components.registry import ContainerRegistry, ContainerRegistryArgs, PullThroughCache
+from ml_platform.components.resources import PROMETHEUS_CPU, SMALL, STANDARD, sized
+from ml_platform.components.scheduling import POOL_LABEL, device_plugin_gaps
+from ml_platform.components.serving_platform import ServingPlatform, ServingPlatformArgs, alb_policy_versions
+from ml_platform.infra import aliases, config, images, models, placeholders, pools, versions
 
 
 def raw_config() -> dict[str, str]:

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, replace
 
 import botocore.session
 
-from components.helm import Chart
+from ml_platform.components.helm import Chart
 
 
 @dataclass(frozen=True)

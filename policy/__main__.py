@@ -6,7 +6,7 @@ against the engine's view and in `python -m infra plan` against the offline plan
 
 from pulumi_policy import EnforcementLevel, PolicyPack, StackValidationPolicy
 
-from policy.rules import POLICIES, Policy, Resource, StackView
+from ml_platform.policy.rules import POLICIES, Policy, Resource, StackView
 
 
 def to_view(args) -> StackView:

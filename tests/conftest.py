@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from infra.offline import plan as offline_plan
-from infra.offline import stack_files
+from ml_platform.infra.offline import plan as offline_plan
+from ml_platform.infra.offline import stack_files
 
 STACKS = ("dev", "staging", "prod")
 
@@ -27,8 +27,8 @@ def pulumi_mocks():
     import pulumi
     import pulumi.runtime.settings
 
-    from infra.config import PROJECT
-    from infra.offline.mocks import PlatformMocks, RecordingMonitor
+    from ml_platform.infra.config import PROJECT
+    from ml_platform.infra.offline.mocks import PlatformMocks, RecordingMonitor
     from tests.helpers import REGION
 
     mocks = PlatformMocks(REGION)

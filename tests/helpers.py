@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from components.images import CHART_IMAGES
-from infra.config import PROJECT
-from infra.offline import plan as offline_plan
-from infra.offline.stack_files import RawStackConfig
+from ml_platform.components.images import CHART_IMAGES
+from ml_platform.infra.config import PROJECT
+from ml_platform.infra.offline import plan as offline_plan
+from ml_platform.infra.offline.stack_files import RawStackConfig
 
 REGION = "us-west-2"
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,9 +60,7 @@ def minimal_sections(**overrides: Any) -> dict[str, Any]:
 
 
 # Prod runs every chart image whose chart takes a digest by digest (made-up ones here).
-PROD_IMAGE_DIGESTS = {
-    key: "sha256:" + "c" * 64 for key, image in CHART_IMAGES.items() if image.digest_key and image.chart != "karpenter"
-}
+PROD_IMAGE_DIGESTS = {key: "sha256:" + "c" * 64 for key, image in CHART_IMAGES.items() if image.digest_key and image.chart != "karpenter"}
 
 
 def prod_sections(**overrides: Any) -> dict[str, Any]:

@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from components import eks_cluster
-from infra import cli
+from ml_platform.components import eks_cluster
+from ml_platform.infra import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,7 +55,7 @@ def test_policy_violation_exits_1(monkeypatch, tmp_path, capsys):
 
 
 def test_a_plan_that_cannot_be_written_is_a_clear_error_and_keeps_the_earlier_one(tmp_path, capsys):
-    from infra import cli
+    from ml_platform.infra import cli
 
     assert cli.main(["plan", "--stack", "dev", "--out", "/proc/nope"]) == 2
     assert "--out /proc/nope: cannot write the plan there" in capsys.readouterr().err

@@ -10,12 +10,12 @@ from pathlib import Path
 import pulumi
 import pytest
 
-from infra import versions
-from infra.offline import plan as offline_plan
-from infra.offline import stack_files
-from infra.offline.mocks import plain
-from infra.offline.secrets import masked
-from policy import rules
+from ml_platform.infra import versions
+from ml_platform.infra.offline import plan as offline_plan
+from ml_platform.infra.offline import stack_files
+from ml_platform.infra.offline.mocks import plain
+from ml_platform.infra.offline.secrets import masked
+from ml_platform.policy import rules
 from tests.helpers import render
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
@@ -174,8 +174,8 @@ def test_summary_counts_resources_per_component(plans):
 
 
 def test_a_recorded_rename_aliases_the_component_and_its_children(monkeypatch):
-    from components.kms import KmsKey, KmsKeyArgs
-    from infra import aliases
+    from ml_platform.components.kms import KmsKey, KmsKeyArgs
+    from ml_platform.infra import aliases
 
     monkeypatch.setattr(aliases, "RENAMED", {"platform-data": ("data",)})
     plan = render(

@@ -22,13 +22,13 @@ ROOT = Path(__file__).resolve().parents[1]
 # Stands in for pulumi-language-python-exec: the engine's monitor replaced by the offline plan's mocks.
 LANGUAGE_HOST = textwrap.dedent(
     """
-    import json, os, runpy, sys
+    import json, os, pathlib, runpy, sys
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.environ["REPO_ROOT"]]
     import pulumi, pulumi.runtime.settings
-    from infra.offline.mocks import PlatformMocks, RecordingMonitor
-    from infra.offline.stack_files import read_stack
+    from ml_platform.infra.offline.mocks import PlatformMocks, RecordingMonitor
+    from ml_platform.infra.offline.stack_files import read_stack
 
-    raw = read_stack(os.environ["STACK"])
+    raw = read_stack(os.environ["STACK"], pathlib.Path(os.environ["REPO_ROOT"]))
     mocks = PlatformMocks(raw.values["aws:region"])
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_all_config(raw.values, raw.secret_keys)

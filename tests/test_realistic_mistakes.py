@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from infra import cli
+from ml_platform.infra import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra import config
-from infra.offline import stack_files
-from infra.offline.secrets import masked
+from ml_platform.infra import config
+from ml_platform.infra.offline import stack_files
+from ml_platform.infra.offline.secrets import masked
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -100,7 +100,7 @@ def project_dir(tmp_path):
 
 
 def plan_exit(project_dir, capsys, stack="dev") -> tuple[int, str]:
-    from infra import cli
+    from ml_platform.infra import cli
 
     code = cli.main(["plan", "--stack", stack, "--project-dir", str(project_dir), "--out", str(project_dir / "out")])
     captured = capsys.readouterr()

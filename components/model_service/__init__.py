@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.model_service.alerts import prometheus_rule, service_monitor, slo_rules
-from components.model_service.autoscaling import (
+from ml_platform.components.model_service.alerts import prometheus_rule, service_monitor, slo_rules
+from ml_platform.components.model_service.autoscaling import (
     FALLBACK_FAILURES,
     cpu_autoscaler,
     disruption_budget,
@@ -26,10 +26,16 @@ from components.model_service.autoscaling import (
     load_query,
     scaled_object,
 )
-from components.model_service.manifests import ingress, manifests, namespace, network_policy, service
-from components.model_service.pods import SHM_MIB, SHM_MIB_PER_TENSOR_PARALLEL_GPU, SHM_SHARE_OF_MEMORY, deployment, shared_memory_mib
-from components.model_service.spec import CACHE_DIR, DRAIN_SECONDS, HOME_DIR, MODELS_DIR, UID, ModelSpec, labels
-from components.pod_identity import pod_identity_role
+from ml_platform.components.model_service.manifests import ingress, manifests, namespace, network_policy, service
+from ml_platform.components.model_service.pods import (
+    SHM_MIB,
+    SHM_MIB_PER_TENSOR_PARALLEL_GPU,
+    SHM_SHARE_OF_MEMORY,
+    deployment,
+    shared_memory_mib,
+)
+from ml_platform.components.model_service.spec import CACHE_DIR, DRAIN_SECONDS, HOME_DIR, MODELS_DIR, UID, ModelSpec, labels
+from ml_platform.components.pod_identity import pod_identity_role
 
 TYPE = "mlplatform:k8s:ModelService"
 
@@ -89,6 +95,13 @@ class ModelServiceArgs:
 
 
 class ModelService(pulumi.ComponentResource):
+    """One served model. Its namespace, service account and AWS identity (Pod Identity, reading only its own S3
+    prefix), a Deployment from a runtime preset (vLLM, Triton, custom image), a Service, an optional ALB Ingress,
+    autoscaling (KEDA on the runtime's queue metric for GPU models, an HPA on CPU for CPU models), a
+    PodDisruptionBudget, a NetworkPolicy, a ServiceMonitor and the model's SLO alerts.
+
+    Arguments: ModelServiceArgs, documented field by field."""
+
     def __init__(self, name: str, args: ModelServiceArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(TYPE, name, None, opts)
         spec = args.spec

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from components.model_service.autoscaling import load_expression
-from components.model_service.spec import ModelSpec, meta
+from ml_platform.components.model_service.autoscaling import load_expression
+from ml_platform.components.model_service.spec import ModelSpec, meta
 
 
 def service_monitor(spec: ModelSpec) -> dict:

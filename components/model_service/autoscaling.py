@@ -3,7 +3,7 @@ never zero load), an HPA on CPU for CPU models, and a disruption budget."""
 
 from __future__ import annotations
 
-from components.model_service.spec import ModelSpec, meta
+from ml_platform.components.model_service.spec import ModelSpec, meta
 
 
 def load_expression(spec: ModelSpec) -> tuple[str, str]:

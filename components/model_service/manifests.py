@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from components.model_service.alerts import prometheus_rule, service_monitor
-from components.model_service.autoscaling import cpu_autoscaler, disruption_budget, scaled_object
-from components.model_service.pods import deployment, runtime
-from components.model_service.spec import TRITON_GRPC_PORT, TRITON_METRICS_PORT, ModelSpec, labels, meta
+from ml_platform.components.model_service.alerts import prometheus_rule, service_monitor
+from ml_platform.components.model_service.autoscaling import cpu_autoscaler, disruption_budget, scaled_object
+from ml_platform.components.model_service.pods import deployment, runtime
+from ml_platform.components.model_service.spec import TRITON_GRPC_PORT, TRITON_METRICS_PORT, ModelSpec, labels, meta
 
 
 def service(spec: ModelSpec) -> dict:

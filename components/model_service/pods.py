@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import math
 
-from components import quantity
-from components.model_service.spec import (
+from ml_platform.components import quantity
+from ml_platform.components.model_service.spec import (
     CACHE_DIR,
     DRAIN_SECONDS,
     HOME_DIR,
@@ -19,7 +19,7 @@ from components.model_service.spec import (
     labels,
     meta,
 )
-from components.scheduling import node_affinity
+from ml_platform.components.scheduling import node_affinity
 
 
 def _container_security() -> dict:

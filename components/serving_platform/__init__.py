@@ -13,10 +13,10 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components import iam
-from components.helm import Chart, release
-from components.options import inherited_depends_on
-from components.resources import STANDARD, sized
+from ml_platform.components import iam
+from ml_platform.components.helm import Chart, release
+from ml_platform.components.options import inherited_depends_on
+from ml_platform.components.resources import STANDARD, sized
 
 TYPE = "mlplatform:k8s:ServingPlatform"
 
@@ -112,6 +112,11 @@ class ServingPlatformArgs:
 
 
 class ServingPlatform(pulumi.ComponentResource):
+    """What model services share. KEDA (autoscaling on queue metrics, pinned chart) always; the AWS Load Balancer
+    Controller (pinned chart, its reference IAM policy through Pod Identity) when a model is exposed through an ALB.
+
+    Arguments: ServingPlatformArgs, documented field by field."""
+
     keda: k8s.helm.v3.Release
     alb_controller: k8s.helm.v3.Release | None
 

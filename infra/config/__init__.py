@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from infra.config.base import (
+from ml_platform.infra.config.base import (
     GPU_TAINT_KEY,
     INTERFACE_ENDPOINTS,
     LOG_RETENTION_DAYS,
@@ -34,18 +34,18 @@ from infra.config.base import (
     RESERVED_NAMESPACES,
     ConfigError,
 )
-from infra.config.checks import _cross_checks, _plain_secrets
-from infra.config.cluster import AdminAccess, ClusterConfig
-from infra.config.models import ALLOWED_UPSTREAM_IMAGES, ImageRef, ModelConfig
-from infra.config.monitoring import MonitoringConfig
-from infra.config.network import NetworkConfig
-from infra.config.pins import PinsConfig
-from infra.config.pools import POOL_MODELS, KarpenterPoolConfig, ManagedPoolConfig
-from infra.config.preview import PreviewConfig
-from infra.config.registries import ModelStoreConfig, PullThroughCacheRule, RegistriesConfig
-from infra.config.rendering import _describe_all
-from infra.config.serving import ServingConfig
-from infra.config.stack import StackConfig
+from ml_platform.infra.config.checks import _cross_checks, _plain_secrets
+from ml_platform.infra.config.cluster import AdminAccess, ClusterConfig
+from ml_platform.infra.config.models import ALLOWED_UPSTREAM_IMAGES, ImageRef, ModelConfig
+from ml_platform.infra.config.monitoring import MonitoringConfig
+from ml_platform.infra.config.network import NetworkConfig
+from ml_platform.infra.config.pins import PinsConfig
+from ml_platform.infra.config.pools import POOL_MODELS, KarpenterPoolConfig, ManagedPoolConfig
+from ml_platform.infra.config.preview import PreviewConfig
+from ml_platform.infra.config.registries import ModelStoreConfig, PullThroughCacheRule, RegistriesConfig
+from ml_platform.infra.config.rendering import _describe_all
+from ml_platform.infra.config.serving import ServingConfig
+from ml_platform.infra.config.stack import StackConfig
 
 # Config namespaces the program reads (its own, and those of the providers and Pulumi settings it uses).
 CONFIG_NAMESPACES = (PROJECT, "aws", "kubernetes", "random", "pulumi")

@@ -6,15 +6,15 @@ import ipaddress
 import re
 from collections.abc import Collection
 
-from components.images import CHART_IMAGES
-from infra import promql
-from infra.config.base import _ECR_HOST, _K8S_NAMESPACE, PROJECT, RESERVED_NAMESPACES
-from infra.config.models import ALLOWED_UPSTREAM_IMAGES, ModelConfig
-from infra.config.monitoring import SECRET_RECEIVER_FIELDS
-from infra.config.pools import KarpenterPoolConfig, ManagedPoolConfig
-from infra.config.preview import PreviewConfig
-from infra.config.stack import StackConfig
-from infra.offline.secrets import is_masked
+from ml_platform.components.images import CHART_IMAGES
+from ml_platform.infra import promql
+from ml_platform.infra.config.base import _ECR_HOST, _K8S_NAMESPACE, PROJECT, RESERVED_NAMESPACES
+from ml_platform.infra.config.models import ALLOWED_UPSTREAM_IMAGES, ModelConfig
+from ml_platform.infra.config.monitoring import SECRET_RECEIVER_FIELDS
+from ml_platform.infra.config.pools import KarpenterPoolConfig, ManagedPoolConfig
+from ml_platform.infra.config.preview import PreviewConfig
+from ml_platform.infra.config.stack import StackConfig
+from ml_platform.infra.offline.secrets import is_masked
 
 
 def _plain_secrets(cfg: StackConfig, secret_keys: Collection[str]) -> list[tuple[str, str]]:

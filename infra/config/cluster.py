@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import field_validator, model_validator
 
-from infra import versions
-from infra.config.base import _IAM_PRINCIPAL, _K8S_NAMESPACE, _check_cidr, _check_retention, _fail, _Model
+from ml_platform.infra import versions
+from ml_platform.infra.config.base import _IAM_PRINCIPAL, _K8S_NAMESPACE, _check_cidr, _check_retention, _fail, _Model
 
 _RFC1918 = tuple(ipaddress.IPv4Network(block) for block in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 

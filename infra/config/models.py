@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from croniter import CroniterBadDateError, croniter
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from infra.config.base import _check_cpu, _check_memory, _fail, _fail_all, _Model
+from ml_platform.infra.config.base import _check_cpu, _check_memory, _fail, _fail_all, _Model
 
 _DIGEST = r"^sha256:[0-9a-f]{64}$"
 # Upstream images a model may run straight from (anything else comes from the platform's registry).

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
 
-from infra.config.base import _K8S_NAMESPACE, _check_memory, _check_retention, _fail, _Model
+from ml_platform.infra.config.base import _K8S_NAMESPACE, _check_memory, _check_retention, _fail, _Model
 
 # Receiver fields that hold secrets: the stack file must keep them encrypted (`secure:`). `hubTokenSecret` of a
 # model names a Kubernetes Secret and is not itself one.

@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from infra.config.base import INTERFACE_ENDPOINTS, _check_cidr, _check_retention, _fail, _Model
-from infra.config.cluster import _RFC1918
+from ml_platform.infra.config.base import INTERFACE_ENDPOINTS, _check_cidr, _check_retention, _fail, _Model
+from ml_platform.infra.config.cluster import _RFC1918
 
 
 class NetworkConfig(_Model):

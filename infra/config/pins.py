@@ -6,10 +6,10 @@ from typing import Annotated
 
 from pydantic import Field, field_validator
 
-from components.images import CHART_IMAGES
-from infra import versions
-from infra.config.base import _fail, _Model
-from infra.config.models import _DIGEST
+from ml_platform.components.images import CHART_IMAGES
+from ml_platform.infra import versions
+from ml_platform.infra.config.base import _fail, _Model
+from ml_platform.infra.config.models import _DIGEST
 
 
 class PinsConfig(_Model):

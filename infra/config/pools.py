@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Discriminator, Field, Tag, field_validator, model_validator
 
-from components import instance_types
-from infra.config.base import _LABEL_VALUE, GPU_TAINT_KEY, PLATFORM_LABELS, _check_label_key, _fail, _Model
+from ml_platform.components import instance_types
+from ml_platform.infra.config.base import _LABEL_VALUE, GPU_TAINT_KEY, PLATFORM_LABELS, _check_label_key, _fail, _Model
 
 
 class Taint(_Model):

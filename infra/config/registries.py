@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from components.images import CHART_IMAGES
-from infra.config.base import _ECR_NAME, _SECRET_ARN, PULL_THROUGH_UPSTREAMS, _fail, _Model
+from ml_platform.components.images import CHART_IMAGES
+from ml_platform.infra.config.base import _ECR_NAME, _SECRET_ARN, PULL_THROUGH_UPSTREAMS, _fail, _Model
 
 
 class PullThroughCacheRule(_Model):

@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from infra.config.pools import POOL_MODELS
-from infra.config.stack import StackConfig
+from ml_platform.infra.config.pools import POOL_MODELS
+from ml_platform.infra.config.stack import StackConfig
 
 
 def _path(location: tuple[Any, ...]) -> str:

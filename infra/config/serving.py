@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pydantic import field_validator
 
-from infra import versions
-from infra.config.base import _ECR_NAME, _fail, _Model
-from infra.config.models import ImageRef
+from ml_platform.infra import versions
+from ml_platform.infra.config.base import _ECR_NAME, _fail, _Model
+from ml_platform.infra.config.models import ImageRef
 
 
 class ServingConfig(_Model):

@@ -7,17 +7,17 @@ from typing import Literal
 
 from pydantic import field_validator
 
-from infra import versions
-from infra.config.base import _POOL_NAME, MAX_USER_TAGS, RESERVED_TAG_KEYS, RESERVED_TAG_PREFIXES, _fail, _Model
-from infra.config.cluster import ClusterConfig
-from infra.config.models import ModelConfig
-from infra.config.monitoring import MonitoringConfig
-from infra.config.network import NetworkConfig
-from infra.config.pins import PinsConfig
-from infra.config.pools import NodePoolConfig
-from infra.config.preview import PreviewConfig
-from infra.config.registries import ModelStoreConfig, PullThroughCacheRule, RegistriesConfig
-from infra.config.serving import ServingConfig
+from ml_platform.infra import versions
+from ml_platform.infra.config.base import _POOL_NAME, MAX_USER_TAGS, RESERVED_TAG_KEYS, RESERVED_TAG_PREFIXES, _fail, _Model
+from ml_platform.infra.config.cluster import ClusterConfig
+from ml_platform.infra.config.models import ModelConfig
+from ml_platform.infra.config.monitoring import MonitoringConfig
+from ml_platform.infra.config.network import NetworkConfig
+from ml_platform.infra.config.pins import PinsConfig
+from ml_platform.infra.config.pools import NodePoolConfig
+from ml_platform.infra.config.preview import PreviewConfig
+from ml_platform.infra.config.registries import ModelStoreConfig, PullThroughCacheRule, RegistriesConfig
+from ml_platform.infra.config.serving import ServingConfig
 
 
 class StackConfig(_Model):

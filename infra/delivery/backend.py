@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
-from components.model_store import tls_only_policy
-from infra.delivery.aws_errors import region_problem
+from ml_platform.components.model_store import tls_only_policy
+from ml_platform.infra.delivery.aws_errors import region_problem
 
 DEFAULT_KEY_ALIAS = "alias/ml-platform-pulumi-secrets"
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import yaml
 
-from components import instance_types
-from infra.delivery import prices
+from ml_platform.components import instance_types
+from ml_platform.infra.delivery import prices
 
 H = prices.HOURS_PER_MONTH
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infra.delivery import cost, replacements
-from infra.offline.plan import component_of
+from ml_platform.infra.delivery import cost, replacements
+from ml_platform.infra.offline.plan import component_of
 
 MAX_ROWS = 60  # per section in markdown: a pull-request comment must stay readable
 MAX_VALUE = 60  # characters of an old or new value shown

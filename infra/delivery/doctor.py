@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from components import instance_types
-from infra import config
-from infra.delivery.aws_errors import explain
-from infra.placeholders import Placeholder
+from ml_platform.components import instance_types
+from ml_platform.infra import config
+from ml_platform.infra.delivery.aws_errors import explain
+from ml_platform.infra.placeholders import Placeholder
 
 # EC2 vCPU quotas (Service Quotas, service code ec2) for the GPU instance classes.
 QUOTAS = {

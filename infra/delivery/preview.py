@@ -21,11 +21,11 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from infra import config
-from infra.config import PROJECT
-from infra.delivery import cleanup, pulumi_cli
-from infra.delivery.reproduce import without_alert_receivers
-from infra.offline import stack_files
+from ml_platform.infra import config
+from ml_platform.infra.config import PROJECT
+from ml_platform.infra.delivery import cleanup, pulumi_cli
+from ml_platform.infra.delivery.reproduce import without_alert_receivers
+from ml_platform.infra.offline import stack_files
 
 TEMPLATE = stack_files.PREVIEW_TEMPLATE
 PREVIEW_STACK = re.compile(r"^pr-([1-9][0-9]*)$")

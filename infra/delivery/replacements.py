@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from policy.rules import STATEFUL_TYPES
+from ml_platform.policy.rules import STATEFUL_TYPES
 
 __all__ = ["API_REFUSES", "FORCE_NEW", "K8S_FORCE_NEW", "STATEFUL_TYPES", "forces_replacement", "refused_update"]
 

@@ -15,11 +15,11 @@ import pulumi
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from infra import config as stack_config
-from infra import program
-from infra.config import PROJECT
-from infra.offline import plan as offline_plan
-from infra.offline import stack_files
+from ml_platform.infra import config as stack_config
+from ml_platform.infra import program
+from ml_platform.infra.config import PROJECT
+from ml_platform.infra.offline import plan as offline_plan
+from ml_platform.infra.offline import stack_files
 
 _STACK_NAME = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
 

@@ -26,8 +26,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from components import quantity
-from components.scheduling import GPU_PRESENT_LABEL, POOL_LABEL
+from ml_platform.components import quantity
+from ml_platform.components.scheduling import GPU_PRESENT_LABEL, POOL_LABEL
 
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 SYSTEM_POOL = "system"
@@ -230,7 +230,7 @@ def allocatable(instance_type: str) -> tuple[int, int] | None:
 def node_overhead(size: str, gpu: bool) -> tuple[int, int]:
     """(CPU in millicores, memory in MiB) the DaemonSets take on every node of a pool, from the platform's sizes
     (components/resources.py) and the EKS add-ons' defaults: what a model's pod cannot have."""
-    from components.resources import PLATFORM  # the sizes table, not a chart's values
+    from ml_platform.components.resources import PLATFORM  # the sizes table, not a chart's values
 
     names = ["fluent-bit", "node-exporter"] + (["nvidia-device-plugin", "dcgm-exporter"] if gpu else [])
     cpu = sum(int(quantity.parse(PLATFORM[n][size].cpu) * 1000) for n in names)

@@ -35,7 +35,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from infra import promql
+from ml_platform.infra import promql
 
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 
@@ -248,7 +248,7 @@ def _check_query(objects: _Objects, ctl: Controllers, scaled: Mapping[str, Any],
     for metric, matchers in own:
         namespace = matchers.get("namespace")
         if namespace != _ns(scaled):
-            problems.append(f"{metric}: the query must select the model's own namespace (namespace=\"{_ns(scaled)}\"), not {namespace!r}")
+            problems.append(f'{metric}: the query must select the model\'s own namespace (namespace="{_ns(scaled)}"), not {namespace!r}')
             continue
         services = _scraped_services(objects, ctl, namespace)
         if "service" not in matchers and len({svc["metadata"]["name"] for _, svc in services}) > 1:

@@ -16,9 +16,9 @@ import pulumi
 from google.protobuf import json_format
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
 
-from components.eks_cluster import kubeconfig
-from infra import program
-from infra.offline.secrets import masked
+from ml_platform.components.eks_cluster import kubeconfig
+from ml_platform.infra import program
+from ml_platform.infra.offline.secrets import masked
 
 ACCOUNT_ID = "123456789012"
 PARTITION = "aws"

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import runpy
 import shutil
 from collections import Counter
 from collections.abc import Callable
@@ -21,11 +23,11 @@ import pulumi
 import pulumi.runtime.settings
 import yaml
 
-from infra.config import PROJECT
-from infra.offline import capacity
-from infra.offline.mocks import SECRET, PlatformMocks, RecordingMonitor, plain
-from infra.offline.secrets import is_masked, masked
-from infra.offline.stack_files import RawStackConfig
+from ml_platform.infra.config import PROJECT
+from ml_platform.infra.offline import capacity, stack_files
+from ml_platform.infra.offline.mocks import SECRET, PlatformMocks, RecordingMonitor, plain
+from ml_platform.infra.offline.secrets import is_masked, masked
+from ml_platform.infra.offline.stack_files import RawStackConfig
 
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 
@@ -36,9 +38,10 @@ class Plan:
     resources: list[dict[str, Any]]
     outputs: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+    project: str = PROJECT
 
     def to_json(self) -> str:
-        document = {"stack": self.stack, "project": PROJECT, "resources": self.resources, "outputs": self.outputs}
+        document = {"stack": self.stack, "project": self.project, "resources": self.resources, "outputs": self.outputs}
         return json.dumps(document, indent=2, sort_keys=True) + "\n"
 
     def by_type(self, type_token: str) -> list[dict[str, Any]]:
@@ -73,10 +76,11 @@ class _WarningLog(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def run(stack: str, raw: RawStackConfig, program: Callable[[], None] | None = None) -> Plan:
-    """Run `program` (default: the platform's) for `stack` under the mock runtime and return its plan."""
+def run(stack: str, raw: RawStackConfig, program: Callable[[], None] | None = None, project: str = PROJECT) -> Plan:
+    """Run `program` (default: the platform's) of Pulumi project `project` for `stack` under the mock runtime
+    (PlatformMocks: AWS answers as the real services shape them) and return its plan."""
     if program is None:
-        from infra.program import main as program
+        from ml_platform.infra.program import main as program
 
     region = raw.values.get("aws:region", "us-east-1")
     mocks = PlatformMocks(region)
@@ -89,7 +93,7 @@ def run(stack: str, raw: RawStackConfig, program: Callable[[], None] | None = No
     # A fresh root stack per run, so runs in one process never share outputs.
     pulumi.runtime.settings.ROOT.set(None)
     pulumi.runtime.set_all_config(dict(raw.values), list(raw.secret_keys))
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, logger=logger, monitor=monitor)
+    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, logger=logger, monitor=monitor)
     outputs: dict[str, Any] = {}
 
     async def collect() -> None:
@@ -110,7 +114,35 @@ def run(stack: str, raw: RawStackConfig, program: Callable[[], None] | None = No
         resources=resources,
         outputs=outputs,
         warnings=sorted({*handler.messages, *raw.notes, *(f"placeholder {p.line()}" for p in raw.placeholders)}),
+        project=project,
     )
+
+
+def plan_program(project_dir: Path, stack: str) -> Plan:
+    """The offline plan of any Pulumi Python program, such as one that uses ml_platform.components: its
+    Pulumi.yaml (`name`, and `main`, default the project directory) and Pulumi.<stack>.yaml are read as the
+    Pulumi CLI merges them, and its entry point runs as Pulumi's language host runs it (`__main__.py` with the
+    program directory first on sys.path, the project directory as working directory) under the mock runtime.
+
+    Raises StackFileError for a missing or unreadable Pulumi.yaml or stack file; whatever the program raises
+    (a pulumi.RunError for a failed resource) propagates."""
+    project_dir = project_dir.resolve()
+    project = stack_files.project_name(project_dir, expected=None)
+    raw = stack_files.read_stack(stack, project_dir, project=project)
+    main = stack_files.load_yaml(project_dir / "Pulumi.yaml").get("main") or "."
+    entry = (project_dir / main).resolve()
+    if not (entry / "__main__.py").is_file() and not entry.is_file():
+        raise stack_files.StackFileError(f"{project_dir / 'Pulumi.yaml'}: main {main!r} has no __main__.py")
+
+    def program() -> None:
+        previous = Path.cwd()
+        os.chdir(project_dir)
+        try:
+            runpy.run_path(str(entry), run_name="__main__")
+        finally:
+            os.chdir(previous)
+
+    return run(stack, raw, program, project=project)
 
 
 def write(plan: Plan, out_dir: Path) -> None:

@@ -17,15 +17,42 @@ from ruamel.yaml import YAML
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import YAMLError
 
-from infra import placeholders
-from infra.config import PROJECT
-from infra.offline.secrets import masked
-
-ROOT = Path(__file__).resolve().parents[2]
+from ml_platform.infra import placeholders
+from ml_platform.infra.config import PROJECT
+from ml_platform.infra.offline.secrets import masked
 
 
 class StackFileError(Exception):
     """A stack or project file that cannot be read."""
+
+
+def find_project_dir(start: Path | None = None) -> Path:
+    """The directory of the Pulumi.yaml the Pulumi CLI would use from `start` (default: the working directory):
+    `start` itself or its nearest parent holding one (the CLI's workspace.DetectProjectPathFrom). Works the same
+    in a checkout and for an installed copy, which has no repository to default to.
+
+    Raises StackFileError when there is none, or when the nearest is another Pulumi project's (an example's
+    or the team's own program): this platform's stack files use its project's config namespace."""
+    start = (start or Path.cwd()).resolve()
+    for directory in (start, *start.parents):
+        if (directory / "Pulumi.yaml").is_file():
+            project_name(directory)
+            return directory
+    raise StackFileError(f"no Pulumi.yaml in {start} or a parent; run from the platform's project directory or pass --project-dir")
+
+
+def project_name(root: Path, expected: str | None = PROJECT) -> str:
+    """The `name:` of root/Pulumi.yaml, which must be `expected` (default: this platform's, PROJECT; None: any):
+    its stack files' keys are read in that namespace. Raises StackFileError otherwise."""
+    name = load_yaml(root / "Pulumi.yaml").get("name")
+    if not isinstance(name, str) or not name:
+        raise StackFileError(f"{root / 'Pulumi.yaml'} has no project name ('name:')")
+    if expected is not None and name != expected:
+        raise StackFileError(
+            f"{root / 'Pulumi.yaml'} is the Pulumi project {name!r}, not {PROJECT!r}; run from the platform's project directory "
+            "or pass --project-dir"
+        )
+    return name
 
 
 @dataclass(frozen=True)
@@ -61,8 +88,8 @@ def load_yaml(path: Path) -> dict[str, Any]:
     return loaded
 
 
-def _full_key(key: str) -> str:
-    return key if ":" in key else f"{PROJECT}:{key}"
+def _full_key(key: str, project: str = PROJECT) -> str:
+    return key if ":" in key else f"{project}:{key}"
 
 
 def _to_wire(value: Any) -> str:
@@ -93,12 +120,15 @@ def mask_secure(value: Any, path: str) -> tuple[Any, list[str]]:
     return value, []
 
 
-def project_defaults(root: Path = ROOT) -> dict[str, Any]:
-    """Project-level config values and defaults declared in Pulumi.yaml."""
+def project_defaults(root: Path | None = None, project: str = PROJECT) -> dict[str, Any]:
+    """Project-level config values and defaults declared in Pulumi.yaml (root: default find_project_dir();
+    project: the name it must have, whose namespace its keys take)."""
+    root = root or find_project_dir()
+    project_name(root, project)
     declared = load_yaml(root / "Pulumi.yaml").get("config") or {}
     values: dict[str, Any] = {}
     for key, spec in declared.items():
-        full = _full_key(key)
+        full = _full_key(key, project)
         if isinstance(spec, dict) and ("default" in spec or "value" in spec):
             values[full] = spec["default"] if "default" in spec else spec["value"]
         elif not isinstance(spec, dict):
@@ -110,18 +140,22 @@ def project_defaults(root: Path = ROOT) -> dict[str, Any]:
 PREVIEW_TEMPLATE = "Pulumi.pr.yaml"
 
 
-def stack_names(root: Path = ROOT) -> list[str]:
+def stack_names(root: Path | None = None) -> list[str]:
+    root = root or find_project_dir()
     return sorted(path.name[len("Pulumi.") : -len(".yaml")] for path in root.glob("Pulumi.*.yaml") if path.name != PREVIEW_TEMPLATE)
 
 
-def read_stack(stack: str, root: Path = ROOT) -> RawStackConfig:
-    """The merged config of one stack, as the engine would pass it to the program."""
+def read_stack(stack: str, root: Path | None = None, project: str = PROJECT) -> RawStackConfig:
+    """The merged config of one stack, as the engine would pass it to the program (root: the project directory,
+    default find_project_dir(); project: its Pulumi.yaml's name, this platform's unless planning another program).
+    Raises StackFileError naming the file and key at fault."""
+    root = root or find_project_dir()
     path = root / f"Pulumi.{stack}.yaml"
     if path.name == PREVIEW_TEMPLATE:
         raise StackFileError(f"{path.name} is the template of preview stacks; use `python -m infra preview-stack create --pr N`")
     if not path.exists():
         raise StackFileError(f"no stack file {path.name}; stacks here: {', '.join(stack_names(root))}")
-    merged = project_defaults(root)
+    merged = project_defaults(root, project)
     secret_keys = []
     document = load_yaml(path)
     notes = []
@@ -134,7 +168,7 @@ def read_stack(stack: str, root: Path = ROOT) -> RawStackConfig:
     config = {} if config is None else config
     if not isinstance(config, dict):
         raise StackFileError(f"{path.name}: 'config' must be a mapping of keys to values, not a {type(config).__name__}")
-    given = {_full_key(key): value for key, value in config.items()}
+    given = {_full_key(key, project): value for key, value in config.items()}
     examples = tuple(placeholders.find(given))
     for full, value in given.items():
         value, secure = mask_secure(value, full)

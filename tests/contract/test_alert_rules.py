@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components import alerts
+from ml_platform.components import alerts
 
 
 def promtool() -> str:

@@ -14,14 +14,14 @@ from tests.contract.test_alert_rules import run_unit_test
 # and the load value the query must return for them at the evaluation time
 LOAD_SERIES = {
     "vllm": (
-        [("vllm:num_requests_waiting{{{labels}, pod=\"a\"}}", "3x30"), ("vllm:num_requests_waiting{{{labels}, pod=\"b\"}}", "4x30")],
+        [('vllm:num_requests_waiting{{{labels}, pod="a"}}', "3x30"), ('vllm:num_requests_waiting{{{labels}, pod="b"}}', "4x30")],
         7,
     ),
     # 60 requests a minute, each queued 0.5 s: 500 ms average queue time
     "triton": (
         [
-            ("nv_inference_queue_duration_us{{{labels}, pod=\"a\"}}", "0+30000000x30"),
-            ("nv_inference_request_success{{{labels}, pod=\"a\"}}", "0+60x30"),
+            ('nv_inference_queue_duration_us{{{labels}, pod="a"}}', "0+30000000x30"),
+            ('nv_inference_request_success{{{labels}, pod="a"}}', "0+60x30"),
         ],
         500,
     ),

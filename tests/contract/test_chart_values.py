@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from infra import versions
+from ml_platform.infra import versions
 from tests.helpers import SHARED
 
 CHARTS = SHARED / "charts"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra.offline import plan as offline_plan
+from ml_platform.infra.offline import plan as offline_plan
 from tests.helpers import tool
 
 ALLOWLIST = {

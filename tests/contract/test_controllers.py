@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from infra import cli
-from infra.offline import controllers, stack_files
-from infra.offline import plan as offline_plan
+from ml_platform.infra import cli
+from ml_platform.infra.offline import controllers, stack_files
+from ml_platform.infra.offline import plan as offline_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -169,7 +169,7 @@ BREAKS = {
     ),
     "HPA target without a CPU request": ("dev", strip_cpu_request, "utilisation of cpu needs a cpu request on every container"),
     "query of another namespace": ("dev", scale_on_another_namespace, "the query must select the model's own namespace"),
-    "query of every namespace": ("dev", scale_on_everything, "must select the model's own namespace (namespace=\"chat\"), not None"),
+    "query of every namespace": ("dev", scale_on_everything, 'must select the model\'s own namespace (namespace="chat"), not None'),
     "missing series read as zero": ("dev", invent_zero, "vector() makes a value out of missing series"),
     "a constant load": ("dev", constant_load, "the query reads no series of the scaled model"),
     "another Prometheus": ("dev", point_at_another_prometheus, "its Prometheus http://prometheus.monitoring:9090 is not one the plan runs"),

@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 from moto.iam.policy_validation import BaseIAMPolicyValidator
 
-from components import iam
+from ml_platform.components import iam
 
 RESOURCE_POLICIES = {
     "aws:sqs/queuePolicy:QueuePolicy": "policy",

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from infra import versions
-from infra.offline import plan as offline_plan
+from ml_platform.infra import versions
+from ml_platform.infra.offline import plan as offline_plan
 
 
 def validate(paths: list[Path], version: str) -> subprocess.CompletedProcess:

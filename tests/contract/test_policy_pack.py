@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pulumi_policy
 import pytest
 
-from policy import rules
+from ml_platform.policy import rules
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -52,7 +52,7 @@ def main(arguments):
         else:
             with tempfile.TemporaryDirectory() as out_dir:
                 plan = subprocess.run(
-                    [sys.executable, "-m", "infra", "plan", "--stack", stack, "--out", out_dir, "--project-dir", os.getcwd()],
+                    [sys.executable, "-m", "ml_platform.infra", "plan", "--stack", stack, "--out", out_dir, "--project-dir", os.getcwd()],
                     capture_output=True,
                     text=True,
                     check=False,

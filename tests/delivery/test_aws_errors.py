@@ -4,8 +4,8 @@ the commands as a user runs them against moto's server on loopback (no credentia
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, NoRegionError
 
-from infra import cli
-from infra.delivery import aws_errors
+from ml_platform.infra import cli
+from ml_platform.infra.delivery import aws_errors
 
 
 def client_error(code: str, message: str = "msg", operation: str = "DescribeInstances") -> ClientError:

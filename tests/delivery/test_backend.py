@@ -11,8 +11,8 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from infra import cli
-from infra.delivery import backend
+from ml_platform.infra import cli
+from ml_platform.infra.delivery import backend
 
 REGION = "eu-west-1"
 

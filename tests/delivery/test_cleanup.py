@@ -7,8 +7,8 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from infra import cli
-from infra.delivery import cleanup
+from ml_platform.infra import cli
+from ml_platform.infra.delivery import cleanup
 
 CLUSTER = "ml-platform-dev"
 REGION = "us-west-2"

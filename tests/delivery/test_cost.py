@@ -2,9 +2,9 @@
 
 import pytest
 
-from components import instance_types
-from infra import cli
-from infra.delivery import cost, prices
+from ml_platform.components import instance_types
+from ml_platform.infra import cli
+from ml_platform.infra.delivery import cost, prices
 
 H = prices.HOURS_PER_MONTH
 

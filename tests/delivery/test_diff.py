@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from infra import cli
-from infra.delivery import diff, replacements
+from ml_platform.infra import cli
+from ml_platform.infra.delivery import diff, replacements
 
 
 def document(plan) -> dict:
@@ -90,8 +90,8 @@ def test_cli_exit_codes(plans, tmp_path):
 
 @pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
 def test_committed_plans_are_stable_against_themselves_across_runs(plans, stack):
-    from infra.offline import plan as offline_plan
-    from infra.offline import stack_files
+    from ml_platform.infra.offline import plan as offline_plan
+    from ml_platform.infra.offline import stack_files
 
     again = json.loads(offline_plan.run(stack, stack_files.read_stack(stack)).to_json())
     assert diff.compare(document(plans[stack]), again) == []

@@ -14,11 +14,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from infra import aliases, cli, program
-from infra.delivery import diff, replacements
-from infra.offline import plan as offline_plan
-from infra.offline import stack_files
-from infra.offline.stack_files import RawStackConfig
+from ml_platform.infra import aliases, cli, program
+from ml_platform.infra.delivery import diff, replacements
+from ml_platform.infra.offline import plan as offline_plan
+from ml_platform.infra.offline import stack_files
+from ml_platform.infra.offline.stack_files import RawStackConfig
 
 KEY = "ml-platform:"
 

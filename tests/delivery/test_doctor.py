@@ -6,9 +6,9 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from infra import config
-from infra.delivery import doctor
-from infra.offline import stack_files
+from ml_platform.infra import config
+from ml_platform.infra.delivery import doctor
+from ml_platform.infra.offline import stack_files
 
 
 class Session:

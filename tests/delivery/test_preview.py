@@ -13,9 +13,9 @@ import pytest
 import yaml
 from moto import mock_aws
 
-from infra import cli
-from infra.offline import plan as offline_plan
-from infra.offline import stack_files
+from ml_platform.infra import cli
+from ml_platform.infra.offline import plan as offline_plan
+from ml_platform.infra.offline import stack_files
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = "2026-11-23T10:00:00Z"

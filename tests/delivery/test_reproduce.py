@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra import cli
-from infra.delivery import reproduce
-from infra.offline import plan as offline_plan
-from infra.offline import stack_files
+from ml_platform.infra import cli
+from ml_platform.infra.delivery import reproduce
+from ml_platform.infra.offline import plan as offline_plan
+from ml_platform.infra.offline import stack_files
 
 ROOT = Path(__file__).resolve().parents[2]
 

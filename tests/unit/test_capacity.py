@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from components import resources
-from infra import cli
-from infra.offline import capacity
+from ml_platform.components import resources
+from ml_platform.infra import cli
+from ml_platform.infra.offline import capacity
 
 ROOT = Path(__file__).resolve().parents[2]
 

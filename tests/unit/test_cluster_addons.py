@@ -2,8 +2,8 @@ import json
 
 import pulumi_kubernetes as k8s
 
-from components import cluster_addons
-from infra import versions
+from ml_platform.components import cluster_addons
+from ml_platform.infra import versions
 from tests.helpers import render, resource
 
 KEY = "arn:aws:kms:us-west-2:123456789012:key/k"

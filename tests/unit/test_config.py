@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra import config
+from ml_platform.infra import config
 from tests.helpers import ADMIN, minimal_sections, prod_sections, raw_config
 
 
@@ -745,7 +745,7 @@ def test_bad_model_config(sections, path, fragment):
 
 
 def test_a_gpu_model_no_pool_can_take_is_refused():
-    from infra import program
+    from ml_platform.infra import program
 
     cfg = config.parse(raw_config(**with_model(gpus=16)), "test")
     with pytest.raises(config.ConfigError) as caught:
@@ -879,7 +879,7 @@ def test_bad_preview_config(sections, path, fragment):
 
 
 def test_a_custom_gpu_model_scales_on_its_own_series_and_a_preview_on_its_own_service():
-    from infra import models
+    from ml_platform.infra import models
 
     query = 'sum(rate(queue_depth{namespace="chat"}[1m]))'
     cfg = config.parse(

@@ -2,7 +2,7 @@ import json
 
 import pulumi
 
-from components import eks_cluster, iam
+from ml_platform.components import eks_cluster, iam
 from tests.helpers import render, resource
 
 ADDONS = {"vpc-cni": "v1", "kube-proxy": "v2", "eks-pod-identity-agent": "v3"}

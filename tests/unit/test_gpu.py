@@ -1,8 +1,8 @@
 import pulumi_kubernetes as k8s
 import yaml
 
-from components import gpu
-from components.helm import Chart
+from ml_platform.components import gpu
+from ml_platform.components.helm import Chart
 from tests.helpers import render, resource
 
 DEVICE_PLUGIN = Chart("nvidia-device-plugin", "https://nvidia.github.io/k8s-device-plugin", "0.20.0")

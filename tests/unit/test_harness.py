@@ -3,7 +3,7 @@
 import pulumi
 import pytest
 
-from components.kms import KmsKey, KmsKeyArgs
+from ml_platform.components.kms import KmsKey, KmsKeyArgs
 
 
 def test_an_assertion_inside_apply_fails_the_test(pulumi_mocks):

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from components import images
-from components.helm import Chart
-from infra import config, versions
-from infra import images as sources
+from ml_platform.components import images
+from ml_platform.components.helm import Chart
+from ml_platform.infra import config, versions
+from ml_platform.infra import images as sources
 from tests.helpers import minimal_sections, prod_sections, raw_config
 
 HOST = "123456789012.dkr.ecr.us-west-2.amazonaws.com"
@@ -118,14 +118,12 @@ def test_a_moved_chart_pin_is_said_in_the_plan(tmp_path):
     import shutil
     from pathlib import Path
 
-    from infra.offline import plan as offline_plan
-    from infra.offline import stack_files
+    from ml_platform.infra.offline import plan as offline_plan
+    from ml_platform.infra.offline import stack_files
 
     root = Path(__file__).resolve().parents[2]
     for path in root.glob("Pulumi*.yaml"):
         shutil.copy(path, tmp_path / path.name)
-    (tmp_path / "Pulumi.dev.yaml").write_text(
-        (root / "Pulumi.dev.yaml").read_text() + "  ml-platform:pins:\n    charts: {keda: 2.20.1}\n"
-    )
+    (tmp_path / "Pulumi.dev.yaml").write_text((root / "Pulumi.dev.yaml").read_text() + "  ml-platform:pins:\n    charts: {keda: 2.20.1}\n")
     plan = offline_plan.run("dev", stack_files.read_stack("dev", tmp_path))
     assert any(w.startswith("pins.charts.keda is 2.20.1; the platform's facts about it") for w in plan.warnings)

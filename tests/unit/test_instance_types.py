@@ -1,6 +1,6 @@
 import pytest
 
-from components import instance_types
+from ml_platform.components import instance_types
 
 
 def test_known_types_come_from_botocore():

@@ -2,8 +2,8 @@ import json
 
 import pulumi_kubernetes as k8s
 
-from components import iam, karpenter
-from components.helm import Chart
+from ml_platform.components import iam, karpenter
+from ml_platform.components.helm import Chart
 from tests.helpers import render, resource
 
 POOL = karpenter.KarpenterPool(

@@ -2,7 +2,7 @@ import json
 
 import pulumi
 
-from components.kms import KmsKey, KmsKeyArgs
+from ml_platform.components.kms import KmsKey, KmsKeyArgs
 from tests.helpers import render, resource
 
 

@@ -3,8 +3,8 @@ import json
 import pulumi_kubernetes as k8s
 from moto.iam.policy_validation import IAMPolicyDocumentValidator
 
-from components import logging as platform_logging
-from components.helm import Chart
+from ml_platform.components import logging as platform_logging
+from ml_platform.components.helm import Chart
 from tests.helpers import render, resource
 
 CHART = Chart("aws-for-fluent-bit", "https://aws.github.io/eks-charts", "0.2.0")

@@ -3,8 +3,8 @@ import json
 import pulumi_kubernetes as k8s
 from moto.iam.policy_validation import IAMPolicyDocumentValidator
 
-from components import model_service
-from components.model_service import ModelSpec
+from ml_platform.components import model_service
+from ml_platform.components.model_service import ModelSpec
 from tests.helpers import render, resource
 
 BASE = dict(
@@ -113,8 +113,7 @@ def test_gpu_models_scale_on_queue_depth_and_wake_in_active_hours():
     )
     prometheus, cron = scaled["spec"]["triggers"]
     assert prometheus["metadata"]["query"] == (
-        'sum(vllm:num_requests_waiting{namespace="chat"})'
-        ' or on() (kube_deployment_spec_replicas{namespace="chat", deployment="chat"} == 0)'
+        'sum(vllm:num_requests_waiting{namespace="chat"}) or on() (kube_deployment_spec_replicas{namespace="chat", deployment="chat"} == 0)'
     )
     assert prometheus["metadata"]["threshold"] == "5" and prometheus["metricType"] == "AverageValue"
     # an empty result is an error (KEDA's default would read it as zero load)

@@ -2,7 +2,7 @@ import json
 
 import pulumi
 
-from components import model_store
+from ml_platform.components import model_store
 from tests.helpers import render, resource
 
 KEY = "arn:aws:kms:us-west-2:123456789012:key/k"

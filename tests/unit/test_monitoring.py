@@ -5,8 +5,8 @@ import subprocess
 import pulumi_kubernetes as k8s
 import yaml
 
-from components import alerts, dashboards, monitoring
-from components.helm import Chart
+from ml_platform.components import alerts, dashboards, monitoring
+from ml_platform.components.helm import Chart
 from tests.helpers import render, resource
 
 CHART = Chart("kube-prometheus-stack", "https://prometheus-community.github.io/helm-charts", "88.5.3")
@@ -164,7 +164,7 @@ def test_watchdog_goes_nowhere_and_criticals_page(tmp_path):
 
 
 def test_gpu_figures_say_what_a_time_sliced_gpu_means():
-    from components import dashboards
+    from ml_platform.components import dashboards
 
     panels = [p for board in dashboards.all_dashboards().values() for p in board["panels"]]
     for panel in panels:

@@ -4,7 +4,7 @@ import pulumi
 from hypothesis import given
 from hypothesis import strategies as st
 
-from components import network
+from ml_platform.components import network
 from tests.helpers import render, resource
 
 ZONES = ["us-west-2a", "us-west-2b", "us-west-2c"]

@@ -1,7 +1,7 @@
 import pulumi
 import pytest
 
-from components import node_pool, scheduling
+from ml_platform.components import node_pool, scheduling
 from tests.helpers import render, resource
 
 BASE = dict(

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from infra import placeholders
-from infra.offline import plan as offline_plan
-from infra.offline import stack_files
+from ml_platform.infra import placeholders
+from ml_platform.infra.offline import plan as offline_plan
+from ml_platform.infra.offline import stack_files
 
 
 @pytest.mark.parametrize(

@@ -2,9 +2,9 @@
 
 import pytest
 
-from components import model_service, scheduling
-from infra import config, pools, program
-from infra.offline import stack_files
+from ml_platform.components import model_service, scheduling
+from ml_platform.infra import config, pools, program
+from ml_platform.infra.offline import stack_files
 from tests.helpers import minimal_sections, raw_config
 
 SYSTEM = {"instanceTypes": ["m6i.large"], "maxSize": 2}
@@ -132,7 +132,7 @@ def test_committed_stacks_honour_the_contract(stack):
 
 
 def test_vllm_on_a_time_sliced_gpu_must_leave_memory_for_the_other_slices():
-    from infra import models
+    from ml_platform.infra import models
 
     vllm = {
         "runtime": "vllm",
@@ -156,7 +156,7 @@ def test_vllm_on_a_time_sliced_gpu_must_leave_memory_for_the_other_slices():
 
 
 def test_models_keep_off_the_system_pool_and_a_cpu_model_needs_another_pool():
-    from infra import models
+    from ml_platform.infra import models
 
     fraud = {
         "runtime": "custom",
@@ -186,7 +186,7 @@ def test_models_keep_off_the_system_pool_and_a_cpu_model_needs_another_pool():
     ],
 )
 def test_a_model_that_fits_no_node_is_refused(change, path, fragment):
-    from infra import models
+    from ml_platform.infra import models
 
     vllm = {
         "runtime": "vllm",
@@ -197,6 +197,7 @@ def test_a_model_that_fits_no_node_is_refused(change, path, fragment):
         "args": ["--gpu-memory-utilization", "0.2"],
     }
     small = {**GPU, "instanceFamilies": ["g5"], "limits": {"cpu": 4, "memoryGiB": 16, "gpus": 1}}
+
     def problems(model):
         sections = minimal_sections(nodePools={"system": SYSTEM, "gpu": small}, models={"chat": model})
         return models.placement_problems(config.parse(raw_config(**sections), "test"))
@@ -207,7 +208,7 @@ def test_a_model_that_fits_no_node_is_refused(change, path, fragment):
 
 
 def test_a_model_asking_more_gpus_than_the_pool_may_launch_is_refused():
-    from infra import models
+    from ml_platform.infra import models
 
     big = {
         "runtime": "vllm",

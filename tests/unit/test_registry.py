@@ -2,7 +2,7 @@ import json
 
 import pulumi
 
-from components import registry
+from ml_platform.components import registry
 from tests.helpers import render, resource
 
 NODE_ROLE = "arn:aws:iam::123456789012:role/nodes"

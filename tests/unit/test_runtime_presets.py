@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from components import model_service
+from ml_platform.components import model_service
 from tests.unit.test_model_service import spec
 
 # variable -> who reads it, and where that is written down

@@ -3,8 +3,8 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from components import gpu, scheduling
-from components.scheduling import Pool, Workload
+from ml_platform.components import gpu, scheduling
+from ml_platform.components.scheduling import Pool, Workload
 
 GPU_TAINT = scheduling.GPU_TAINT
 GPU_POOL = Pool("gpu", scheduling.node_labels("gpu", True, None, {}), scheduling.node_taints(True, []), gpus_per_node=4, gpu=True)

@@ -5,8 +5,8 @@ import json
 import pytest
 from moto.iam.policy_validation import IAMPolicyDocumentValidator
 
-from components import serving_platform
-from infra import config, program, versions
+from ml_platform.components import serving_platform
+from ml_platform.infra import config, program, versions
 from tests.helpers import minimal_sections, raw_config
 
 
@@ -35,7 +35,7 @@ def test_the_pinned_policy_passes_its_check():
 
 
 def test_karpenter_policies_belong_to_the_pinned_chart_version():
-    from components import karpenter
+    from ml_platform.components import karpenter
 
     assert versions.CHARTS["karpenter"].version in karpenter.POLICY_CHART_VERSIONS
     cfg = config.parse(raw_config(**minimal_sections(pins={"charts": {"karpenter": "1.15.0"}})), "test")
