@@ -267,14 +267,23 @@ class KarpenterPool:
     """Preference among pools (higher first)."""
 
 
-def node_class_spec(cluster_name: str, node_role_name: str, ami_alias: str, disk_size_gib: int, tags: Mapping[str, str]) -> dict:
-    """EC2NodeClass spec: pinned AMI alias, subnets and security group found by the discovery tag, IMDSv2
-    with hop limit 1, an encrypted gp3 root volume."""
+def node_class_spec(
+    cluster_name: str,
+    node_role_name: str,
+    ami_alias: str,
+    disk_size_gib: int,
+    tags: Mapping[str, str],
+    subnet_ids: Sequence[str] | None = None,
+) -> dict:
+    """EC2NodeClass spec: pinned AMI alias, subnets found by the discovery tag (or, in a VPC the platform does not
+    own, the given subnet IDs: one selector term per ID, ORed, and no tags needed on subnets it cannot tag), the
+    security group by the discovery tag, IMDSv2 with hop limit 1, an encrypted gp3 root volume."""
     discovery = {"tags": {DISCOVERY_TAG: cluster_name}}
+    subnets = [{"id": subnet} for subnet in subnet_ids] if subnet_ids else [discovery]
     return {
         "role": node_role_name,
         "amiSelectorTerms": [{"alias": ami_alias}],
-        "subnetSelectorTerms": [discovery],
+        "subnetSelectorTerms": subnets,
         "securityGroupSelectorTerms": [discovery],
         "metadataOptions": {
             "httpEndpoint": "enabled",
@@ -360,6 +369,9 @@ class KarpenterArgs:
     """The Karpenter pools."""
     partition: str = "aws"
     """AWS partition."""
+    subnet_ids: Sequence[str] | None = None
+    """Subnets of the nodes by ID (an existing VPC's private subnets); None: those tagged
+    karpenter.sh/discovery=<cluster_name> (the Network component tags its private subnets)."""
     controller_replicas: int = 2
     """Controller replicas (at most the system pool's node count: the chart spreads them one per node)."""
     controller_node_selector: Mapping[str, str] = field(default_factory=dict)
@@ -485,7 +497,9 @@ class Karpenter(pulumi.ComponentResource):
                 api_version="karpenter.k8s.aws/v1",
                 kind="EC2NodeClass",
                 metadata={"name": pool.name},
-                spec=self.node_role.name.apply(lambda role, p=pool: node_class_spec(cluster, role, args.ami_alias, p.disk_size_gib, tags)),
+                spec=self.node_role.name.apply(
+                    lambda role, p=pool: node_class_spec(cluster, role, args.ami_alias, p.disk_size_gib, tags, args.subnet_ids)
+                ),
                 opts=after_crds,
             )
             k8s.apiextensions.CustomResource(

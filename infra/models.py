@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ml_platform.components import instance_types, quantity, scheduling
 from ml_platform.components.model_service import ModelSpec
 from ml_platform.components.monitoring import NAMESPACE as MONITORING_NAMESPACE
@@ -159,8 +161,16 @@ def scale_query(name: str, query: str | None, shared_namespace: str | None) -> s
 
 
 def model_spec(
-    name: str, model: config.ModelConfig, cfg: config.StackConfig, registry: str, bucket: str, shared_namespace: str | None = None
+    name: str,
+    model: config.ModelConfig,
+    cfg: config.StackConfig,
+    registry: str,
+    bucket: str,
+    shared_namespace: str | None = None,
+    vpc_cidrs: Sequence[str] | None = None,
 ) -> ModelSpec:
+    """The ModelSpec of one model config. `vpc_cidrs`: the VPC's CIDRs (default: network.cidr of the VPC the
+    platform creates; an existing VPC's are looked up by the program)."""
     selector, tolerations, _ = scheduling.gpu_placement(model.gpus, pools.scheduling_pools(cfg), MODEL_EXCLUDED_POOLS)
     prefix = cfg.image_registry_prefix
     loader = cfg.serving.loaderImage
@@ -197,7 +207,9 @@ def model_spec(
         alb=model.exposure.type == "alb",
         alb_scheme=model.exposure.scheme,
         certificate_arn=model.exposure.certificateArn,
-        vpc_cidr=cfg.network.cidr,
+        vpc_cidrs=tuple(vpc_cidrs or (cfg.network.cidr,)),
+        # An existing VPC's load balancers use the given subnets: public ones for internet-facing, else private.
+        alb_subnet_ids=tuple(cfg.network.publicSubnetIds if model.exposure.scheme == "internet-facing" else cfg.network.privateSubnetIds),
         allowed_namespaces=tuple(model.allowedNamespaces),
         p99_latency_seconds=model.slo.p99LatencySeconds,
         error_ratio=model.slo.errorRatio,

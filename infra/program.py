@@ -27,7 +27,7 @@ from ml_platform.components.registry import ContainerRegistry, ContainerRegistry
 from ml_platform.components.resources import PROMETHEUS_CPU, SMALL, STANDARD, sized
 from ml_platform.components.scheduling import POOL_LABEL, device_plugin_gaps
 from ml_platform.components.serving_platform import ServingPlatform, ServingPlatformArgs, alb_policy_versions
-from ml_platform.infra import aliases, config, images, models, placeholders, pools, versions
+from ml_platform.infra import aliases, config, existing_network, images, models, placeholders, pools, versions
 
 
 def raw_config() -> dict[str, str]:
@@ -143,6 +143,44 @@ class Weights:
     key_arn: pulumi.Input[str]
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where the stack sits in its network, whether the platform created the VPC (Network) or was given one
+    (network.vpcId, looked up: infra/existing_network.py)."""
+
+    vpc_id: pulumi.Input[str]
+    private_subnet_ids: pulumi.Input[list[str]]
+    public_subnet_ids: pulumi.Input[list[str]]
+    zones: list[str]
+    """The private subnets' zones."""
+    cidrs: tuple[str, ...]
+    """The VPC's IPv4 CIDRs."""
+    egress: list[pulumi.Resource]
+    """What gives the private subnets their routes out, for what must be deleted before them (Karpenter)."""
+    given_subnet_ids: list[str] | None = None
+    """An existing VPC's private subnet IDs (selected by ID rather than the discovery tag); None when created."""
+
+
+def existing_placement(cfg: config.StackConfig) -> Placement:
+    """The placement in an existing VPC: its facts looked up and judged (existing_network.problems); errors end
+    the run as config errors do, warnings are logged. Raises pulumi.RunError."""
+    facts = existing_network.look_up(cfg)
+    errors, warnings = existing_network.problems(facts, cfg)
+    if errors:
+        raise pulumi.RunError(f"network.vpcId {facts.vpc_id}, as looked up:\n" + config.ConfigError(errors).render())
+    for warning in warnings:
+        pulumi.log.warn(warning)
+    return Placement(
+        vpc_id=facts.vpc_id,
+        private_subnet_ids=facts.private_subnet_ids,
+        public_subnet_ids=facts.public_subnet_ids,
+        zones=facts.zones,
+        cidrs=facts.cidrs,
+        egress=[],
+        given_subnet_ids=facts.private_subnet_ids,
+    )
+
+
 def base_weights(preview: config.PreviewConfig, base: pulumi.StackReference, account_id: str, partition: str) -> Weights:
     """A preview's models read the store of the stack it previews (same account): the preview's own, in full
     mode, starts empty."""
@@ -176,7 +214,10 @@ def build(cfg: config.StackConfig) -> None:
     charts, chart_images, direct_pulls = images.with_image_sources(charts, installed_charts(cfg), cfg, ecr_host)
     for warning in direct_pulls:
         pulumi.log.warn(warning)
-    zones = availability_zones(cfg)
+    # An existing VPC is looked up and judged before any resource is registered: a wrong subnet stops the run
+    # with nothing created.
+    given = existing_placement(cfg) if cfg.network.existing else None
+    zones = given.zones if given else availability_zones(cfg)
     # dev runs the platform on one small system node; staging and prod get the standard sizes.
     size = SMALL if cfg.environment == "dev" else STANDARD
     platform_resources = sized(size)
@@ -198,24 +239,30 @@ def build(cfg: config.StackConfig) -> None:
         opts=aliases.options("data"),
     )
 
-    network = Network(
-        "network",
-        NetworkArgs(
-            cluster_name=name,
-            cidr=cfg.network.cidr,
-            availability_zones=zones,
-            nat_per_az=cfg.network.natGateways == "perAz",
-            flow_logs=cfg.network.flowLogs,
-            flow_log_retention_days=cfg.network.flowLogRetentionDays,
-            flow_log_kms_key_arn=data_key.arn,
-            interface_endpoints=tuple(cfg.network.interfaceEndpoints),
-            region=cfg.region,
-            account_id=identity.account_id,
-            protect=protect,
-            tags=tags,
-        ),
-        opts=aliases.options("network"),
-    )
+    if given is not None:
+        network = given
+    else:
+        created = Network(
+            "network",
+            NetworkArgs(
+                cluster_name=name,
+                cidr=cfg.network.cidr,
+                availability_zones=zones,
+                nat_per_az=cfg.network.natGateways == "perAz",
+                flow_logs=cfg.network.flowLogs,
+                flow_log_retention_days=cfg.network.flowLogRetentionDays,
+                flow_log_kms_key_arn=data_key.arn,
+                interface_endpoints=tuple(cfg.network.interfaceEndpoints),
+                region=cfg.region,
+                account_id=identity.account_id,
+                protect=protect,
+                tags=tags,
+            ),
+            opts=aliases.options("network"),
+        )
+        network = Placement(
+            created.vpc_id, created.private_subnet_ids, created.public_subnet_ids, zones, (cfg.network.cidr,), created.egress
+        )
 
     cluster = EksCluster(
         "eks",
@@ -360,6 +407,7 @@ def build(cfg: config.StackConfig) -> None:
                 account_id=identity.account_id,
                 partition=partition,
                 pools=[pools.karpenter_pool(pool_name, pool, zones) for pool_name, pool in karpenter_pools.items()],
+                subnet_ids=network.given_subnet_ids,
                 # The chart keeps replicas on separate nodes: no more than the system pool always has.
                 controller_replicas=system_replicas,
                 controller_node_selector=system_nodes,
@@ -460,7 +508,7 @@ def build(cfg: config.StackConfig) -> None:
             ModelService(
                 f"model-{model_name}",
                 ModelServiceArgs(
-                    spec=models.model_spec(model_name, model, cfg, ecr_host, weights.bucket_name),
+                    spec=models.model_spec(model_name, model, cfg, ecr_host, weights.bucket_name, vpc_cidrs=network.cidrs),
                     cluster_name=cluster.name,
                     kubernetes_provider=cluster.provider,
                     bucket_arn=weights.bucket_arn,
@@ -509,6 +557,8 @@ def build_namespace_preview(cfg: config.StackConfig, preview: config.PreviewConf
     partition = aws.get_partition().partition
     base_cluster = cluster_name(preview.base_stack_name)
     weights = base_weights(preview, base, identity.account_id, partition)
+    # The base stack's network (a preview copies its network config): an existing VPC's CIDRs are looked up.
+    cidrs = existing_placement(cfg).cidrs if cfg.network.existing else (cfg.network.cidr,)
     ecr_host = registry_host(identity.account_id, cfg.region)
 
     space = PreviewNamespace(
@@ -527,7 +577,15 @@ def build_namespace_preview(cfg: config.StackConfig, preview: config.PreviewConf
         ModelService(
             f"model-{model_name}",
             ModelServiceArgs(
-                spec=models.model_spec(model_name, model, cfg, ecr_host, weights.bucket_name, shared_namespace=preview.namespace),
+                spec=models.model_spec(
+                    model_name,
+                    model,
+                    cfg,
+                    ecr_host,
+                    weights.bucket_name,
+                    shared_namespace=preview.namespace,
+                    vpc_cidrs=cidrs,
+                ),
                 cluster_name=base_cluster,
                 kubernetes_provider=space.provider,
                 bucket_arn=weights.bucket_arn,

@@ -135,8 +135,14 @@ def _eks_api_auth(stack: StackView) -> list[str]:
 
 def _node_groups_private(stack: StackView) -> list[str]:
     problems = []
+    owns_subnets = bool(stack.of_type(SUBNET))
     for group in stack.of_type(NODE_GROUP):
         subnets = stack.dependencies(group, "subnetIds")
+        given = group.props.get("subnetIds") or []
+        if not subnets and not owns_subnets and given and all(isinstance(s, str) and s.startswith("subnet-") for s in given):
+            # An existing VPC's subnets (network.vpcId): the program looked each up and refused a public one
+            # (public IPs on launch, a default route to an internet gateway) before registering anything.
+            continue
         if not subnets:
             problems.append(f"{group.name}: subnets cannot be traced to subnets of this stack")
         for subnet in subnets:
@@ -198,7 +204,11 @@ POLICIES: tuple[Policy, ...] = (
     Policy("eks-control-plane-logging", "EKS clusters send all five control-plane log types to CloudWatch.", _eks_logging),
     Policy("eks-endpoint-access", "EKS API: private endpoint on; public endpoint only from listed CIDRs, never in prod.", _eks_endpoint),
     Policy("eks-api-auth-mode", "EKS clusters use API authentication (access entries) with no implicit creator admin.", _eks_api_auth),
-    Policy("node-groups-private-subnets", "Node groups run only in private subnets.", _node_groups_private),
+    Policy(
+        "node-groups-private-subnets",
+        "Node groups run only in private subnets (this stack's, or an existing VPC's subnets the program checked by lookup).",
+        _node_groups_private,
+    ),
     Policy("nodes-imdsv2", "Nodes require IMDSv2 with hop limit 1 through their launch template.", _imdsv2),
     Policy("s3-private-encrypted-versioned", "S3 buckets block public access, use SSE-KMS and keep versions.", _s3_hardened),
     Policy("kms-rotation", "KMS keys rotate.", _kms_rotation),

@@ -34,6 +34,9 @@ def ingress(spec: ModelSpec) -> dict:
         # Long generations: the default 60 s idle timeout would cut streaming responses.
         "alb.ingress.kubernetes.io/load-balancer-attributes": "idle_timeout.timeout_seconds=600",
     }
+    if spec.alb_subnet_ids:
+        # Subnets the platform did not create carry no discovery tags: name them (at least two zones).
+        annotations["alb.ingress.kubernetes.io/subnets"] = ",".join(spec.alb_subnet_ids)
     if spec.certificate_arn:
         annotations.update(
             {
@@ -91,7 +94,7 @@ def network_policy(spec: ModelSpec) -> dict:
         )
     if spec.alb:
         # ALB targets are pod IPs (target type ip): the load balancer's nodes reach them from inside the VPC.
-        rules.append({"from": [{"ipBlock": {"cidr": spec.vpc_cidr}}], "ports": serving_ports})
+        rules.append({"from": [{"ipBlock": {"cidr": cidr}} for cidr in spec.vpc_cidrs], "ports": serving_ports})
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",

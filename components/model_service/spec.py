@@ -59,7 +59,11 @@ class ModelSpec:
     alb: bool = False
     alb_scheme: str = "internal"
     certificate_arn: str | None = None
-    vpc_cidr: str = "10.0.0.0/16"
+    vpc_cidrs: Sequence[str] = ("10.0.0.0/16",)
+    """The VPC's IPv4 CIDRs: an ALB's nodes reach the pods (target type ip) from inside them."""
+    alb_subnet_ids: Sequence[str] = ()
+    """Subnets an ALB is placed in (the `alb.ingress.kubernetes.io/subnets` annotation); empty: the controller
+    discovers them by their kubernetes.io/role/(internal-)elb tags, which the Network component sets."""
     allowed_namespaces: Sequence[str] = ()
     p99_latency_seconds: float = 10.0
     error_ratio: float = 0.01

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 from ml_platform.components.images import CHART_IMAGES
 from ml_platform.infra import promql
@@ -48,17 +48,9 @@ def _cross_checks(cfg: StackConfig) -> list[tuple[str, str]]:
             if not re.fullmatch(re.escape(cfg.region) + r"[a-z]", zone):
                 problems.append((f"network.availabilityZones[{index}]", f"'{zone}' is not an availability zone of {cfg.region}"))
 
-    vpc = ipaddress.ip_network(cfg.network.cidr)
-    for field in ("privateAccessCidrs", "publicAccessCidrs"):
-        for index, cidr in enumerate(getattr(cfg.cluster, field)):
-            if ipaddress.ip_network(cidr, strict=False).overlaps(vpc):
-                problems.append(
-                    (
-                        f"cluster.{field}[{index}]",
-                        f"{cidr} overlaps the VPC ({cfg.network.cidr}): these ranges are for networks outside it (CI runners, a "
-                        "VPN); the VPC's own nodes reach the endpoint already, and an overlap opens it to every pod",
-                    )
-                )
+    if not cfg.network.existing:
+        # An existing VPC's CIDRs are known only from a lookup: the program runs the same check then.
+        problems += access_cidr_overlaps(cfg, [cfg.network.cidr])
 
     if not any(admin.access == "cluster-admin" for admin in cfg.cluster.admins):
         problems.append(("cluster.admins", "needs at least one cluster-admin: the role that runs `pulumi up` applies in-cluster resources"))
@@ -109,6 +101,15 @@ def _cross_checks(cfg: StackConfig) -> list[tuple[str, str]]:
             owned = f"'{name}' is a namespace the platform or Kubernetes owns, and a model's name is its namespace"
             problems.append((f"models.{name}", owned))
         problems += _autoscaling_problems(name, model)
+        exposure = model.exposure
+        if cfg.network.existing and exposure.type == "alb" and exposure.scheme == "internet-facing" and not cfg.network.publicSubnetIds:
+            problems.append(
+                (
+                    f"models.{name}.exposure.scheme",
+                    "internet-facing needs public subnets: list them in network.publicSubnetIds (in an existing VPC the "
+                    "load balancers use the given subnets), or use 'internal'",
+                )
+            )
         image = model.image
         if image.upstream and not image.repository.startswith(ALLOWED_UPSTREAM_IMAGES) and not _ECR_HOST.match(image.repository):
             problems.append(
@@ -151,12 +152,21 @@ def _cross_checks(cfg: StackConfig) -> list[tuple[str, str]]:
             problems.append(("ephemeral", "prod cannot be ephemeral"))
         if cfg.cluster.publicAccessCidrs:
             problems.append(("cluster.publicAccessCidrs", "prod has a private API endpoint only; remove the public CIDRs"))
-        if cfg.network.azCount < 3:
-            problems.append(("network.azCount", f"prod spreads over at least 3 AZs, got {cfg.network.azCount}"))
-        if cfg.network.natGateways != "perAz":
-            problems.append(("network.natGateways", "prod needs one NAT gateway per AZ ('perAz')"))
-        if not cfg.network.flowLogs:
-            problems.append(("network.flowLogs", "prod must keep VPC flow logs (set true)"))
+        if cfg.network.existing:
+            # NAT and flow logs are the network team's in a VPC the platform does not own; the zones are still
+            # the platform's concern (the lookup checks that the subnets are in 3 different zones).
+            if len(cfg.network.privateSubnetIds) < 3:
+                count = len(cfg.network.privateSubnetIds)
+                problems.append(
+                    ("network.privateSubnetIds", f"prod spreads over at least 3 AZs: list a private subnet in each, got {count}")
+                )
+        else:
+            if cfg.network.azCount < 3:
+                problems.append(("network.azCount", f"prod spreads over at least 3 AZs, got {cfg.network.azCount}"))
+            if cfg.network.natGateways != "perAz":
+                problems.append(("network.natGateways", "prod needs one NAT gateway per AZ ('perAz')"))
+            if not cfg.network.flowLogs:
+                problems.append(("network.flowLogs", "prod must keep VPC flow logs (set true)"))
     if cfg.preview is not None:
         problems += _preview_checks(cfg, cfg.preview)
     return problems
@@ -214,4 +224,23 @@ def _preview_checks(cfg: StackConfig, preview: PreviewConfig) -> list[tuple[str,
         for name, pool in sorted(cfg.nodePools.items()):
             if pool.gpu is not None and isinstance(pool, ManagedPoolConfig) and pool.minSize > 0:
                 problems.append((f"nodePools.{name}.minSize", "a full preview keeps no idle GPU node: set 0"))
+    return problems
+
+
+def access_cidr_overlaps(cfg: StackConfig, vpc_cidrs: Sequence[str]) -> list[tuple[str, str]]:
+    """(key path, message) for each of the cluster's endpoint access CIDRs that overlaps one of the VPC's CIDRs:
+    those ranges are for networks outside the VPC. Run on config for a VPC the platform creates, and by the
+    program on the looked-up CIDRs of an existing one (infra/existing_network.py)."""
+    problems = []
+    for field in ("privateAccessCidrs", "publicAccessCidrs"):
+        for index, cidr in enumerate(getattr(cfg.cluster, field)):
+            for vpc in vpc_cidrs:
+                if ipaddress.ip_network(cidr, strict=False).overlaps(ipaddress.ip_network(vpc)):
+                    problems.append(
+                        (
+                            f"cluster.{field}[{index}]",
+                            f"{cidr} overlaps the VPC ({vpc}): these ranges are for networks outside it (CI runners, a "
+                            "VPN); the VPC's own nodes reach the endpoint already, and an overlap opens it to every pod",
+                        )
+                    )
     return problems

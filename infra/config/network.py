@@ -1,16 +1,31 @@
-"""`network`: the VPC the platform creates."""
+"""`network`: the VPC the platform creates, or an existing one it is given (vpcId and subnet IDs)."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ml_platform.infra.config.base import INTERFACE_ENDPOINTS, _check_cidr, _check_retention, _fail, _Model
+from ml_platform.infra.config.base import INTERFACE_ENDPOINTS, _check_cidr, _check_retention, _fail, _fail_all, _Model
 from ml_platform.infra.config.cluster import _RFC1918
+
+# EC2 resource IDs: a prefix and 8 (older) or 17 lowercase hex digits.
+_VPC_ID = re.compile(r"^vpc-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
+_SUBNET_ID = re.compile(r"^subnet-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
+# Fields that shape a VPC the platform creates; with vpcId the network team owns the VPC and they do not apply.
+CREATED_ONLY = ("cidr", "azCount", "availabilityZones", "natGateways", "flowLogs", "flowLogRetentionDays", "interfaceEndpoints")
 
 
 class NetworkConfig(_Model):
+    vpcId: str | None = None
+    """An existing VPC to place the cluster in (`vpc-...`) instead of creating one: nothing network-related is
+    created, and the VPC's CIDR, the subnets' zones and their routes are looked up when the program runs."""
+    privateSubnetIds: list[str] = []
+    """With vpcId: the private subnets of the cluster, node groups, Karpenter's nodes and internal load balancers
+    (at least two zones; three in prod)."""
+    publicSubnetIds: list[str] = []
+    """With vpcId: public subnets for internet-facing load balancers (only needed when a model has one)."""
     cidr: str = "10.0.0.0/16"
     """VPC IPv4 CIDR, private (RFC 1918), prefix /16 to /20."""
     azCount: Annotated[int, Field(ge=2, le=4)] = 2
@@ -40,6 +55,44 @@ class NetworkConfig(_Model):
     @classmethod
     def _retention(cls, value: int) -> int:
         return _check_retention(value)
+
+    @property
+    def existing(self) -> bool:
+        """True when the stack is given a VPC (vpcId) rather than creating one."""
+        return self.vpcId is not None
+
+    @model_validator(mode="after")
+    def _existing(self) -> NetworkConfig:
+        problems = []
+        if self.vpcId is None:
+            for field in ("privateSubnetIds", "publicSubnetIds"):
+                if getattr(self, field):
+                    problems.append((field, "names subnets of an existing VPC: set network.vpcId too, or remove it to create a VPC"))
+            if problems:
+                raise _fail_all(problems)
+            return self
+        if not _VPC_ID.match(self.vpcId):
+            problems.append(("vpcId", f"'{self.vpcId}' is not a VPC ID (vpc- and 8 or 17 hex digits)"))
+        for field in ("privateSubnetIds", "publicSubnetIds"):
+            ids = getattr(self, field)
+            for index, subnet in enumerate(ids):
+                if not _SUBNET_ID.match(subnet):
+                    problems.append((f"{field}[{index}]", f"'{subnet}' is not a subnet ID (subnet- and 8 or 17 hex digits)"))
+            if len(set(ids)) != len(ids):
+                problems.append((field, "lists a subnet twice"))
+        if len(set(self.privateSubnetIds)) < 2:
+            problems.append(("privateSubnetIds", "needs at least two private subnets, in different zones (EKS needs two)"))
+        both = sorted(set(self.privateSubnetIds) & set(self.publicSubnetIds))
+        if both:
+            problems.append(("publicSubnetIds", f"{', '.join(both)} is also listed as private; a subnet is one or the other"))
+        for field in CREATED_ONLY:
+            if field in self.model_fields_set:
+                problems.append(
+                    (field, "shapes a VPC the platform creates; with network.vpcId the VPC is not the platform's, so remove it")
+                )
+        if problems:
+            raise _fail_all(problems)
+        return self
 
     @model_validator(mode="after")
     def _zones(self) -> NetworkConfig:

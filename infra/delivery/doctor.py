@@ -1,5 +1,6 @@
 """`python -m infra doctor`: a preflight before `pulumi up`. No example values left in the stack file,
-credentials and account, each GPU instance type the stack may launch offered in its zones, the account's GPU
+credentials and account, an existing VPC's subnets, zones and routes (network.vpcId), each GPU instance
+type the stack may launch offered in its zones, the account's GPU
 vCPU quotas against what the pools may run, and the state backend bucket. Prints a pass/fail report."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ml_platform.components import instance_types
-from ml_platform.infra import config
+from ml_platform.infra import config, existing_network
 from ml_platform.infra.delivery.aws_errors import explain
 from ml_platform.infra.placeholders import Placeholder
 
@@ -51,6 +52,21 @@ def zones_of(cfg: config.StackConfig, ec2) -> list[str]:
         return list(cfg.network.availabilityZones)
     zones = ec2.describe_availability_zones(Filters=[{"Name": "state", "Values": ["available"]}])["AvailabilityZones"]
     return sorted(z["ZoneName"] for z in zones)[: cfg.network.azCount]
+
+
+def existing_network_check(cfg: config.StackConfig, ec2) -> tuple[Check, list[str]]:
+    """(the check of network.vpcId's VPC, its private subnets' zones): the same facts and judgement as the
+    program's lookups (infra/existing_network.py), read with boto3. Warnings pass but are shown."""
+    name = f"existing network {cfg.network.vpcId}"
+    try:
+        facts = existing_network.from_ec2(ec2, cfg)
+    except ClientError as err:
+        return Check(name, False, explain(err)), []
+    errors, warnings = existing_network.problems(facts, cfg)
+    if errors:
+        return Check(name, False, "; ".join(f"{path}: {message}" for path, message in errors)), facts.zones
+    detail = f"CIDRs {', '.join(facts.cidrs)}; private subnets in {', '.join(facts.zones)}"
+    return Check(name, True, detail + "".join(f"; warning: {w}" for w in warnings)), facts.zones
 
 
 def vcpus(ec2, types: list[str]) -> dict[str, int]:
@@ -97,7 +113,11 @@ def run(session, cfg: config.StackConfig, backend_bucket: str | None = None, exa
         return [*checks, Check("credentials", False, explain(err))]
 
     ec2 = session.client("ec2", region_name=cfg.region)
-    zones = zones_of(cfg, ec2)
+    if cfg.network.existing:
+        network_check, zones = existing_network_check(cfg, ec2)
+        checks.append(network_check)
+    else:
+        zones = zones_of(cfg, ec2)
     for name, pool in sorted(cfg.nodePools.items()):
         if pool.gpu is None:
             continue

@@ -18,6 +18,8 @@ from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mo
 
 from ml_platform.components.eks_cluster import kubeconfig
 from ml_platform.infra import program
+from ml_platform.infra.offline import ec2_estate
+from ml_platform.infra.offline.ec2_estate import Ec2Estate
 from ml_platform.infra.offline.secrets import masked
 
 ACCOUNT_ID = "123456789012"
@@ -63,8 +65,10 @@ _ID_PREFIX = {
 class PlatformMocks(Mocks):
     """Answers resource registrations and provider calls the way AWS would shape them."""
 
-    def __init__(self, region: str):
+    def __init__(self, region: str, estate: Ec2Estate | None = None):
         self.region = region
+        self.estate = estate
+        """The EC2 networking that lookups of an existing VPC are answered from (infra/offline/ec2_estate.py)."""
         self.identities: dict[tuple[str, str], str] = {}
         """(type, name) -> the name of the resource it was, for resources registered with an alias."""
 
@@ -88,6 +92,8 @@ class PlatformMocks(Mocks):
                 "zoneIds": [f"{self.region[:3]}{self.region.split('-')[-1]}-az{i + 1}" for i in range(len(letters))],
                 "id": self.region,
             }
+        if token in ec2_estate.TOKENS and self.estate is not None:
+            return self.estate.answer(token, args.args)
         raise NotImplementedError(f"the offline plan has no mock for the call {token}; add one in infra/offline/mocks.py")
 
     def new_resource(self, args: MockResourceArgs):

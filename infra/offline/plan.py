@@ -25,6 +25,7 @@ import yaml
 
 from ml_platform.infra.config import PROJECT
 from ml_platform.infra.offline import capacity, stack_files
+from ml_platform.infra.offline.ec2_estate import Ec2Estate
 from ml_platform.infra.offline.mocks import SECRET, PlatformMocks, RecordingMonitor, plain
 from ml_platform.infra.offline.secrets import is_masked, masked
 from ml_platform.infra.offline.stack_files import RawStackConfig
@@ -76,14 +77,19 @@ class _WarningLog(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def run(stack: str, raw: RawStackConfig, program: Callable[[], None] | None = None, project: str = PROJECT) -> Plan:
+def run(
+    stack: str, raw: RawStackConfig, program: Callable[[], None] | None = None, project: str = PROJECT, estate: Ec2Estate | None = None
+) -> Plan:
     """Run `program` (default: the platform's) of Pulumi project `project` for `stack` under the mock runtime
-    (PlatformMocks: AWS answers as the real services shape them) and return its plan."""
+    (PlatformMocks: AWS answers as the real services shape them) and return its plan. `estate`: the EC2
+    networking an existing VPC's lookups are answered from; default: one assumed from the stack's network
+    config (Ec2Estate.assumed), which the plan's warnings say."""
     if program is None:
         from ml_platform.infra.program import main as program
 
     region = raw.values.get("aws:region", "us-east-1")
-    mocks = PlatformMocks(region)
+    estate = estate or _assumed_estate(raw, region)
+    mocks = PlatformMocks(region, estate)
     monitor = RecordingMonitor(mocks)
     logger = logging.getLogger(f"ml-platform.plan.{stack}")
     logger.propagate = False
@@ -113,9 +119,29 @@ def run(stack: str, raw: RawStackConfig, program: Callable[[], None] | None = No
         stack=stack,
         resources=resources,
         outputs=outputs,
-        warnings=sorted({*handler.messages, *raw.notes, *(f"placeholder {p.line()}" for p in raw.placeholders)}),
+        warnings=sorted(
+            {*handler.messages, *raw.notes, *(estate.notes if estate else ()), *(f"placeholder {p.line()}" for p in raw.placeholders)}
+        ),
         project=project,
     )
+
+
+def _assumed_estate(raw: RawStackConfig, region: str) -> Ec2Estate | None:
+    """The VPC the offline plan assumes for a stack given an existing one (network.vpcId); None otherwise, or
+    when the config is too broken to read (the program then reports it)."""
+    try:
+        network = json.loads(raw.values.get(f"{PROJECT}:network", "{}"))
+        cluster = json.loads(raw.values.get(f"{PROJECT}:cluster", "{}"))
+    except ValueError:
+        return None
+    if not isinstance(network, dict) or not isinstance(network.get("vpcId"), str):
+        return None
+    cluster = cluster if isinstance(cluster, dict) else {}
+    avoid = [c for key in ("privateAccessCidrs", "publicAccessCidrs") for c in cluster.get(key) or [] if isinstance(c, str)]
+    try:
+        return Ec2Estate.assumed(network, region, avoid)
+    except (ValueError, TypeError):
+        return None
 
 
 def plan_program(project_dir: Path, stack: str) -> Plan:

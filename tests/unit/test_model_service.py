@@ -163,7 +163,7 @@ def test_disruption_budget_only_when_more_than_one_replica():
 
 
 def test_network_policy_admits_allowed_namespaces_monitoring_and_the_alb():
-    policy = model_service.network_policy(spec(allowed_namespaces=("apps",), alb=True, vpc_cidr="10.20.0.0/16"))
+    policy = model_service.network_policy(spec(allowed_namespaces=("apps",), alb=True, vpc_cidrs=("10.20.0.0/16",)))
     sources = [rule["from"][0] for rule in policy["spec"]["ingress"]]
     assert sources[0] == {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
     assert sources[1]["namespaceSelector"]["matchExpressions"][0]["values"] == ["apps"]

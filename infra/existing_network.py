@@ -1,0 +1,313 @@
+"""An existing VPC a stack is given (`network.vpcId`): what the program looks up about it, and what must hold
+for the platform to work in it.
+
+The platform creates nothing network-related in such a VPC, so it must learn what it would otherwise have
+decided: the VPC's CIDRs (network policies, the endpoint access-CIDR overlap check), each subnet's zone (EKS
+and EC2 need two; prod three; Karpenter pools' zones must have a subnet) and how the private subnets reach S3
+and ECR, where nodes pull images and weights: a default route through a NAT gateway, or VPC endpoints (an S3
+gateway endpoint on the subnet's route table, or an S3 interface endpoint; ECR's `ecr.api` and `ecr.dkr`
+interface endpoints). Egress through another target (a transit gateway, a firewall appliance) cannot be judged
+from the VPC alone and is reported as such, never passed silently.
+
+`look_up` reads the facts through the AWS provider's data sources (so `pulumi up` reads them with the stack's
+own credentials, and the offline plan's mocks answer them: infra/offline/ec2_estate.py); `doctor` reads the
+same facts with boto3 (`from_ec2`). `problems` judges them, one function for both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ml_platform.infra import config
+from ml_platform.infra.config.checks import access_cidr_overlaps
+
+# The services whose endpoints are looked up (suffix after com.amazonaws.<region>.). Without a default route,
+# nodes need S3 and ECR to start pods at all (errors); the others are what the platform's own pods call.
+REQUIRED_WITHOUT_EGRESS = ("s3", "ecr.api", "ecr.dkr")
+ALSO_CALLED = ("sts", "ec2", "eks-auth", "logs", "sqs", "elasticloadbalancing")
+SERVICES = (*REQUIRED_WITHOUT_EGRESS, *ALSO_CALLED)
+NAT, INTERNET_GATEWAY, OTHER, NO_ROUTE = "nat", "internet gateway", "other", "none"
+
+
+@dataclass(frozen=True)
+class Subnet:
+    id: str
+    vpc_id: str
+    zone: str
+    map_public_ip_on_launch: bool
+
+
+@dataclass(frozen=True)
+class NetworkFacts:
+    """What the program needs to know about an existing VPC, as looked up."""
+
+    vpc_id: str
+    cidrs: tuple[str, ...]
+    """The VPC's associated IPv4 CIDRs (primary first)."""
+    private: tuple[Subnet, ...]
+    public: tuple[Subnet, ...]
+    default_route: Mapping[str, tuple[str, str]]
+    """Private subnet ID -> (NAT, INTERNET_GATEWAY, OTHER or NO_ROUTE, the target's ID) of its 0.0.0.0/0 route,
+    from its route table (its explicit association, else the VPC's main table)."""
+    s3_gateway: Mapping[str, bool | None]
+    """Private subnet ID -> whether an S3 gateway endpoint serves its route table (None: could not tell)."""
+    interface_endpoints: frozenset[str] = field(default_factory=frozenset)
+    """SERVICES with an interface endpoint in the VPC."""
+
+    @property
+    def zones(self) -> list[str]:
+        """The private subnets' distinct zones, sorted."""
+        return sorted({subnet.zone for subnet in self.private})
+
+    @property
+    def private_subnet_ids(self) -> list[str]:
+        return [subnet.id for subnet in self.private]
+
+    @property
+    def public_subnet_ids(self) -> list[str]:
+        return [subnet.id for subnet in self.public]
+
+
+def route_kind(route: Mapping[str, Any]) -> tuple[str, str]:
+    """(kind, target ID) of a route given as the provider's route table data source lists it (camelCase keys)
+    or as DescribeRouteTables does (PascalCase)."""
+    get = {key[:1].lower() + key[1:]: value for key, value in route.items()}.get
+    if get("natGatewayId"):
+        return NAT, get("natGatewayId")
+    gateway = get("gatewayId") or ""
+    if gateway.startswith("igw-"):
+        return INTERNET_GATEWAY, gateway
+    for key in ("transitGatewayId", "networkInterfaceId", "instanceId", "vpcPeeringConnectionId", "vpcEndpointId", "coreNetworkArn"):
+        if get(key):
+            return OTHER, get(key)
+    return OTHER, gateway or "an unknown target"
+
+
+def default_routes(subnet_ids: list[str], tables: list[Mapping[str, Any]]) -> dict[str, tuple[str, str]]:
+    """Private subnet ID -> route_kind of its default route; `tables` as the provider's data source returns
+    them (routes, associations with subnetId and main). A subnet without an explicit association uses the
+    main table (DescribeRouteTables lists implicit associations under the main table only)."""
+    main = next((t for t in tables if any(a.get("main") for a in t.get("associations", []))), None)
+    found = {}
+    for subnet in subnet_ids:
+        table = next((t for t in tables if any(a.get("subnetId") == subnet for a in t.get("associations", []))), main)
+        routes = [] if table is None else [r for r in table.get("routes", []) if r.get("cidrBlock") == "0.0.0.0/0"]
+        found[subnet] = route_kind(routes[0]) if routes else (NO_ROUTE, "")
+    return found
+
+
+def table_of(subnet: str, tables: list[Mapping[str, Any]]) -> str | None:
+    """The ID of the route table a subnet uses (explicit association, else the main table)."""
+    main = next((t for t in tables if any(a.get("main") for a in t.get("associations", []))), None)
+    table = next((t for t in tables if any(a.get("subnetId") == subnet for a in t.get("associations", []))), main)
+    return None if table is None else table.get("routeTableId")
+
+
+def problems(facts: NetworkFacts, cfg: config.StackConfig) -> tuple[list[tuple[str, str]], list[str]]:
+    """(errors as (key path, message), warnings) about an existing VPC for this stack. Conservative: what
+    cannot be verified is a warning naming what to check, never a silent pass."""
+    errors: list[tuple[str, str]] = []
+    warnings: list[str] = []
+    network = cfg.network
+    for field_name, subnets in (("privateSubnetIds", facts.private), ("publicSubnetIds", facts.public)):
+        for index, subnet in enumerate(subnets):
+            if subnet.vpc_id != facts.vpc_id:
+                errors.append(
+                    (f"network.{field_name}[{index}]", f"{subnet.id} is in {subnet.vpc_id}, not in network.vpcId ({facts.vpc_id})")
+                )
+    for index, subnet in enumerate(facts.private):
+        if subnet.map_public_ip_on_launch:
+            errors.append(
+                (f"network.privateSubnetIds[{index}]", f"{subnet.id} gives instances public IPs on launch: it is not a private subnet")
+            )
+    zones = facts.zones
+    wanted = 3 if cfg.environment == "prod" else 2
+    if len(zones) < wanted:
+        where = f"only {', '.join(zones)}" if zones else "no zone"
+        errors.append(("network.privateSubnetIds", f"the private subnets cover {where}; {cfg.environment} needs {wanted} zones"))
+    internet_facing = [
+        name for name, model in sorted(cfg.models.items()) if model.exposure.type == "alb" and model.exposure.scheme == "internet-facing"
+    ]
+    if internet_facing and len({s.zone for s in facts.public}) < 2:
+        errors.append(
+            ("network.publicSubnetIds", f"an internet-facing ALB ({', '.join(internet_facing)}) needs public subnets in two zones")
+        )
+    for name, pool in sorted(cfg.nodePools.items()):
+        for index, zone in enumerate(getattr(pool, "zones", None) or []):
+            if zone not in zones:
+                errors.append((f"nodePools.{name}.zones[{index}]", f"'{zone}' has no private subnet in network.privateSubnetIds"))
+    errors += access_cidr_overlaps(cfg, facts.cidrs)
+
+    for index, subnet in enumerate(facts.private):
+        kind, target = facts.default_route.get(subnet.id, (NO_ROUTE, ""))
+        at = f"network.privateSubnetIds[{index}]"
+        if kind == INTERNET_GATEWAY:
+            errors.append((at, f"{subnet.id} routes 0.0.0.0/0 to {target}: a public subnet, where nodes without public IPs have no egress"))
+        elif kind == OTHER:
+            warnings.append(
+                f"{at}: {subnet.id} sends 0.0.0.0/0 to {target}, which the platform cannot see through: make sure it reaches S3, "
+                f"ECR and the AWS APIs ({', '.join(ALSO_CALLED)}), or nodes will not start pods"
+            )
+        elif kind == NAT and facts.s3_gateway.get(subnet.id) is False:
+            warnings.append(
+                f"{at}: {subnet.id} reaches S3 through {target}; an S3 gateway endpoint on its route table would keep model weights "
+                "and image layers off the NAT gateway (no per-GB charge)"
+            )
+        elif kind == NO_ROUTE:
+            missing = [
+                s
+                for s in REQUIRED_WITHOUT_EGRESS
+                if s not in facts.interface_endpoints and not (s == "s3" and facts.s3_gateway.get(subnet.id))
+            ]
+            if missing:
+                errors.append(
+                    (
+                        at,
+                        f"{subnet.id} has no default route and no VPC endpoint for {', '.join(missing)}: "
+                        "nodes could not pull images or weights",
+                    )
+                )
+            others = [s for s in ALSO_CALLED if s not in facts.interface_endpoints]
+            if others:
+                warnings.append(
+                    f"{at}: {subnet.id} has no default route and no interface endpoint for {', '.join(others)}, "
+                    "which the platform's pods call"
+                )
+    if network.publicSubnetIds and not internet_facing:
+        warnings.append("network.publicSubnetIds: no model is internet-facing, so the platform uses none of these subnets")
+    return errors, warnings
+
+
+def look_up(cfg: config.StackConfig) -> NetworkFacts:
+    """The facts of cfg.network's existing VPC through the AWS provider's data sources (aws.ec2.get_vpc,
+    get_subnet, get_route_tables, get_route_table, get_vpc_endpoint). A VPC or subnet that does not exist
+    raises pulumi.RunError naming the key."""
+    import pulumi
+    import pulumi_aws as aws
+
+    network = cfg.network
+    assert network.vpcId is not None
+
+    def lookup(path: str, what: str, call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except Exception as err:  # the provider's error, whatever its type: say which key it is about
+            raise pulumi.RunError(f"{path}: cannot look up {what} in {cfg.region}: {err}") from None
+
+    vpc = lookup("network.vpcId", network.vpcId, lambda: aws.ec2.get_vpc(id=network.vpcId))
+    cidrs = [a.cidr_block for a in vpc.cidr_block_associations if a.state == "associated"]
+    cidrs = [vpc.cidr_block, *[c for c in cidrs if c != vpc.cidr_block]]
+
+    def subnets(field_name: str) -> tuple[Subnet, ...]:
+        found = []
+        for index, subnet_id in enumerate(getattr(network, field_name)):
+            s = lookup(f"network.{field_name}[{index}]", subnet_id, lambda subnet_id=subnet_id: aws.ec2.get_subnet(id=subnet_id))
+            found.append(Subnet(subnet_id, s.vpc_id, s.availability_zone, bool(s.map_public_ip_on_launch)))
+        return tuple(found)
+
+    private, public = subnets("privateSubnetIds"), subnets("publicSubnetIds")
+    ids = lookup("network.vpcId", f"the route tables of {network.vpcId}", lambda: aws.ec2.get_route_tables(vpc_id=network.vpcId)).ids
+    tables = []
+    for table_id in sorted(ids):
+        table = lookup("network.vpcId", table_id, lambda table_id=table_id: aws.ec2.get_route_table(route_table_id=table_id))
+        tables.append(
+            {
+                "routeTableId": table.route_table_id,
+                "routes": [{"cidrBlock": r.cidr_block, **_route_targets(r)} for r in table.routes],
+                "associations": [{"subnetId": a.subnet_id, "main": a.main} for a in table.associations],
+            }
+        )
+
+    def endpoint(service: str, endpoint_type: str) -> Any:
+        name = f"com.amazonaws.{cfg.region}.{service}"
+        try:
+            return aws.ec2.get_vpc_endpoint(vpc_id=network.vpcId, service_name=name, vpc_endpoint_type=endpoint_type, state="available")
+        except Exception as err:
+            text = str(err).lower()
+            if "no matching" in text:
+                return None
+            if "multiple" in text:
+                return "several"
+            raise pulumi.RunError(f"network.vpcId: cannot look up the {name} endpoint of {network.vpcId}: {err}") from None
+
+    gateway = endpoint("s3", "Gateway")
+    s3_gateway: dict[str, bool | None] = {}
+    for subnet in private:
+        table = table_of(subnet.id, tables)
+        s3_gateway[subnet.id] = None if gateway == "several" else bool(gateway) and table in gateway.route_table_ids
+    interface = frozenset(service for service in SERVICES if endpoint(service, "Interface") is not None)
+    return NetworkFacts(
+        vpc_id=network.vpcId,
+        cidrs=tuple(cidrs),
+        private=private,
+        public=public,
+        default_route=default_routes([s.id for s in private], tables),
+        s3_gateway=s3_gateway,
+        interface_endpoints=interface,
+    )
+
+
+# The provider's route fields (snake_case in the Python SDK) by their API name, for route_kind.
+_ROUTE_TARGETS = {
+    "natGatewayId": "nat_gateway_id",
+    "gatewayId": "gateway_id",
+    "transitGatewayId": "transit_gateway_id",
+    "networkInterfaceId": "network_interface_id",
+    "instanceId": "instance_id",
+    "vpcPeeringConnectionId": "vpc_peering_connection_id",
+    "vpcEndpointId": "vpc_endpoint_id",
+    "coreNetworkArn": "core_network_arn",
+}
+
+
+def _route_targets(route: Any) -> dict[str, str]:
+    return {name: getattr(route, attribute) for name, attribute in _ROUTE_TARGETS.items() if getattr(route, attribute, None)}
+
+
+def from_ec2(ec2: Any, cfg: config.StackConfig) -> NetworkFacts:
+    """The same facts through boto3's EC2 client (doctor): DescribeVpcs, DescribeSubnets, DescribeRouteTables,
+    DescribeVpcEndpoints. Raises botocore's ClientError for a VPC or subnet that does not exist."""
+    network = cfg.network
+    vpc = ec2.describe_vpcs(VpcIds=[network.vpcId])["Vpcs"][0]
+    cidrs = [vpc["CidrBlock"]]
+    cidrs += [a["CidrBlock"] for a in vpc.get("CidrBlockAssociationSet", []) if a["CidrBlockState"]["State"] == "associated"]
+    described = {}
+    wanted = [*network.privateSubnetIds, *network.publicSubnetIds]
+    for subnet in ec2.describe_subnets(SubnetIds=wanted)["Subnets"]:
+        described[subnet["SubnetId"]] = Subnet(
+            subnet["SubnetId"], subnet["VpcId"], subnet["AvailabilityZone"], subnet["MapPublicIpOnLaunch"]
+        )
+    tables = [
+        {
+            "routeTableId": t["RouteTableId"],
+            "routes": [{**r, "cidrBlock": r.get("DestinationCidrBlock")} for r in t.get("Routes", [])],
+            "associations": [{"subnetId": a.get("SubnetId"), "main": a.get("Main", False)} for a in t.get("Associations", [])],
+        }
+        for page in ec2.get_paginator("describe_route_tables").paginate(Filters=[{"Name": "vpc-id", "Values": [network.vpcId]}])
+        for t in page["RouteTables"]
+    ]
+    endpoints = [
+        e
+        for page in ec2.get_paginator("describe_vpc_endpoints").paginate(Filters=[{"Name": "vpc-id", "Values": [network.vpcId]}])
+        for e in page["VpcEndpoints"]
+        if e.get("State", "").lower() == "available"
+    ]
+    prefix = f"com.amazonaws.{cfg.region}."
+    gateways = [e for e in endpoints if e["ServiceName"] == f"{prefix}s3" and e["VpcEndpointType"] == "Gateway"]
+    private = tuple(described[s] for s in network.privateSubnetIds)
+    return NetworkFacts(
+        vpc_id=network.vpcId,
+        cidrs=tuple(dict.fromkeys(cidrs)),
+        private=private,
+        public=tuple(described[s] for s in network.publicSubnetIds),
+        default_route=default_routes([s.id for s in private], tables),
+        s3_gateway={s.id: any(table_of(s.id, tables) in e.get("RouteTableIds", []) for e in gateways) for s in private},
+        interface_endpoints=frozenset(
+            e["ServiceName"].removeprefix(prefix)
+            for e in endpoints
+            if e["VpcEndpointType"] == "Interface" and e["ServiceName"].startswith(prefix)
+        )
+        & frozenset(SERVICES),
+    )
