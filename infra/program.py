@@ -5,6 +5,7 @@ Holds no resource logic of its own; every resource lives in a component under co
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
 
 import pulumi
@@ -206,6 +207,9 @@ def build(cfg: config.StackConfig) -> None:
     tags = stack_tags(cfg)
     release, charts = versions.resolve(cfg.cluster.version, cfg.pins.addons, cfg.pins.amiRelease, cfg.pins.charts)
     warn_moved_charts(cfg)
+    support = versions.support_warning(cfg.cluster.version, datetime.date.today())
+    if support:
+        pulumi.log.warn(support)
     identity = aws.get_caller_identity()
     partition = aws.get_partition().partition
     name = cluster_name(cfg.stack)

@@ -1,23 +1,26 @@
-"""Every pinned version the platform deploys, in one place, exported as the stack's `versions` output so a
-stack can be reproduced exactly. Nothing here floats: no `latest`, no `@latest` AMI alias.
+"""Every pinned version the platform deploys, exported as the stack's `versions` output so a stack can be
+reproduced exactly. Nothing here floats: no `latest`, no `@latest` AMI alias.
 
-Sources (checked 2026-11-23; re-check with `aws eks describe-addon-versions --kubernetes-version <v>
---addon-name <name>` and the amazon-eks-ami releases page before bumping):
-- Kubernetes 1.36 is in EKS standard support until 2027-08-02 (EKS "Kubernetes versions" page).
-- kube-proxy, coredns: the EKS user guide's per-version tables ("managing-kube-proxy", "managing-coredns").
-- vpc-cni, eks-pod-identity-agent, aws-ebs-csi-driver: the builds EKS resolved as default for 1.36.
-- AL2023 AMI release 1.36.3-20260903: amazon-eks-ami release v20260903 (standard and NVIDIA variants);
-  Karpenter selects the same release through the EC2NodeClass alias `al2023@v20260903`.
-- Charts: the versions whose default values are in ../shared/charts/<chart>/ (Chart.yaml), so every
+- Per Kubernetes version (add-on builds, AMI release, support dates): the data file
+  infra/kubernetes-versions.yaml, each pin with its source and the date it was read, validated on load
+  (KubernetesVersions) and by tests/unit/test_kubernetes_versions.py. Adding a version is a data change there.
+- Charts (below): the versions whose default values are in ../shared/charts/<chart>/ (Chart.yaml), so every
   values key the program sets is checked against the pinned chart's defaults.
 """
 
 from __future__ import annotations
 
+import datetime
 import functools
+import re
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
 
 import botocore.session
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
 
 from ml_platform.components.helm import Chart
 
@@ -52,21 +55,146 @@ CHARTS: dict[str, Chart] = {
 LOADER_IMAGE = ("public.ecr.aws/aws-cli/aws-cli", "2.37.11")
 
 
-EKS_RELEASES: dict[str, EksRelease] = {
-    "1.36": EksRelease(
-        kubernetes="1.36",
-        addons={
-            "vpc-cni": "v1.22.4-eksbuild.3",
-            "kube-proxy": "v1.36.0-eksbuild.14",
-            "eks-pod-identity-agent": "v1.3.10-eksbuild.3",
-            "coredns": "v1.14.3-eksbuild.3",
-            "aws-ebs-csi-driver": "v1.66.0-eksbuild.1",
-        },
-        ami_release="1.36.3-20260903",
-    ),
-}
+# The EKS add-ons the platform installs (components/eks_cluster.py, components/cluster_addons.py): every
+# Kubernetes version pins a build of each.
+ADDONS = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent", "coredns", "aws-ebs-csi-driver")
+VERSIONS_FILE = Path(__file__).with_name("kubernetes-versions.yaml")
+_ADDON_BUILD = re.compile(r"^v[0-9]+\.[0-9]+\.[0-9]+-eksbuild\.[0-9]+$")
 
-DEFAULT_KUBERNETES_VERSION = "1.36"
+
+class VersionsFileError(Exception):
+    """infra/kubernetes-versions.yaml is unreadable or breaks its schema; the message names the file and key."""
+
+
+class Pin(BaseModel):
+    """One pinned version, where it was read and when."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    version: str
+    source: str
+    """An https:// page or the `aws ...` command that gives the version."""
+    checked: datetime.date
+    """When the source was read (YYYY-MM-DD)."""
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: str) -> str:
+        if not value.startswith(("https://", "aws ")):
+            raise ValueError("must be an https:// page or the `aws ...` command that gives the version")
+        return value
+
+    @field_validator("checked")
+    @classmethod
+    def _checked(cls, value: datetime.date) -> datetime.date:
+        if value > datetime.date.today() + datetime.timedelta(days=1):
+            raise ValueError(f"{value} is in the future")
+        return value
+
+
+class KubernetesVersion(Pin):
+    """What EKS runs with one Kubernetes minor version (`version` is the key it is filed under)."""
+
+    version: str = ""
+    standardSupportUntil: datetime.date
+    extendedSupportUntil: datetime.date
+    amiRelease: Pin
+    """The AL2023 AMI release of managed node groups (`releaseVersion`): `<k8s>.<patch>-<YYYYMMDD>`."""
+    addons: dict[str, Pin]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KubernetesVersion:
+        problems = []
+        if self.extendedSupportUntil <= self.standardSupportUntil:
+            problems.append("extendedSupportUntil must come after standardSupportUntil")
+        if set(self.addons) != set(ADDONS):
+            missing, unknown = sorted(set(ADDONS) - set(self.addons)), sorted(set(self.addons) - set(ADDONS))
+            problems.append(f"addons must pin exactly {', '.join(ADDONS)} (missing: {missing or 'none'}, unknown: {unknown or 'none'})")
+        for name, pin in sorted(self.addons.items()):
+            if not _ADDON_BUILD.match(pin.version):
+                problems.append(f"addons.{name}.version '{pin.version}' is not an EKS add-on build (v<major>.<minor>.<patch>-eksbuild.<n>)")
+        release = re.fullmatch(r"([0-9]+\.[0-9]+)\.[0-9]+-([0-9]{8})", self.amiRelease.version)
+        if release is None:
+            problems.append(f"amiRelease.version '{self.amiRelease.version}' is not an AMI release (<k8s>.<patch>-<YYYYMMDD>)")
+        else:
+            try:
+                built = datetime.datetime.strptime(release.group(2), "%Y%m%d").date()
+                if built > self.amiRelease.checked:
+                    problems.append(f"amiRelease.version is dated {built}, after it was checked ({self.amiRelease.checked})")
+            except ValueError:
+                problems.append(f"amiRelease.version '{self.amiRelease.version}' has no valid date")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class KubernetesVersions(BaseModel):
+    """The whole data file: the default version and every pinned one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    default: str
+    versions: dict[str, KubernetesVersion]
+
+    @model_validator(mode="after")
+    def _named(self) -> KubernetesVersions:
+        problems = []
+        for key, entry in self.versions.items():
+            if not re.fullmatch(r"1\.[0-9]+", key):
+                problems.append(f"versions.{key}: a Kubernetes minor version is written '1.<minor>' (quoted)")
+                continue
+            if not entry.amiRelease.version.startswith(f"{key}."):
+                problems.append(f"versions.{key}.amiRelease.version '{entry.amiRelease.version}' is not a release of Kubernetes {key}")
+            proxy = entry.addons.get("kube-proxy")
+            if proxy is not None and not proxy.version.startswith(f"v{key}."):
+                # kube-proxy is built per Kubernetes version; a build of another one would not match the control plane.
+                problems.append(f"versions.{key}.addons.kube-proxy.version '{proxy.version}' is not a build for Kubernetes {key}")
+        if self.default not in self.versions:
+            problems.append(f"default '{self.default}' is not one of the versions ({', '.join(sorted(self.versions))})")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+def load_versions(path: Path = VERSIONS_FILE) -> KubernetesVersions:
+    """The data file, strictly read (ruamel.yaml: a key given twice is an error) and validated.
+    Raises VersionsFileError naming the file and each key at fault."""
+    try:
+        data: Any = YAML(typ="safe", pure=True).load(path.read_text())
+        return KubernetesVersions.model_validate(data)
+    except (OSError, YAMLError) as err:
+        raise VersionsFileError(f"{path.name}: {err}") from None
+    except ValidationError as err:
+        lines = [f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg'].removeprefix('Value error, ')}" for e in err.errors()]
+        raise VersionsFileError(f"{path.name} breaks its schema:\n  " + "\n  ".join(lines)) from None
+
+
+def releases(kubernetes: KubernetesVersions) -> dict[str, EksRelease]:
+    """The EksRelease of every version in the data file."""
+    return {
+        key: EksRelease(
+            kubernetes=key, addons={name: pin.version for name, pin in entry.addons.items()}, ami_release=entry.amiRelease.version
+        )
+        for key, entry in kubernetes.versions.items()
+    }
+
+
+KUBERNETES = load_versions()
+EKS_RELEASES: dict[str, EksRelease] = releases(KUBERNETES)
+DEFAULT_KUBERNETES_VERSION = KUBERNETES.default
+
+
+def support_warning(kubernetes_version: str, today: datetime.date) -> str | None:
+    """A warning when `kubernetes_version` is within 90 days of, or past, the end of EKS standard support: with
+    the cluster's upgrade policy STANDARD, EKS then upgrades the control plane by itself (EKS user guide,
+    "Cluster upgrade policy"). None otherwise."""
+    entry = KUBERNETES.versions[kubernetes_version]
+    left = (entry.standardSupportUntil - today).days
+    if left > 90:
+        return None
+    when = f"ended on {entry.standardSupportUntil}" if left < 0 else f"ends on {entry.standardSupportUntil} (in {left} days)"
+    return (
+        f"cluster.version {kubernetes_version}: EKS standard support {when}; with upgrade policy STANDARD EKS then "
+        "upgrades the control plane itself: add the next version to infra/kubernetes-versions.yaml and move cluster.version"
+    )
 
 
 @functools.cache

@@ -70,6 +70,7 @@ def test_the_wheel_installs_one_top_level_name_with_its_data(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     assert {name.split("/")[0] for name in names} == {"ml_platform", wheel.name.split("-py3")[0] + ".dist-info"}
     assert "ml_platform/components/serving_platform/aws-load-balancer-controller-3.5.0.iam-policy.json" in names
+    assert "ml_platform/infra/kubernetes-versions.yaml" in names
     installed = {name.removesuffix(".py").replace("/", ".").removesuffix(".__init__") for name in names if name.endswith(".py")}
     assert set(modules()) <= installed, sorted(set(modules()) - installed)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))

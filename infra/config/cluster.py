@@ -45,7 +45,7 @@ class AdminAccess(_Model):
 
 class ClusterConfig(_Model):
     version: str = versions.DEFAULT_KUBERNETES_VERSION
-    """Kubernetes version of the control plane; one of the versions pinned in infra/versions.py."""
+    """Kubernetes version of the control plane; one of the versions in infra/kubernetes-versions.yaml."""
     publicAccessCidrs: list[str] = []
     """CIDRs allowed to reach the public API endpoint; empty turns the public endpoint off (required in prod)."""
     privateAccessCidrs: list[str] = []
@@ -60,7 +60,11 @@ class ClusterConfig(_Model):
     @classmethod
     def _version(cls, value: str) -> str:
         if value not in versions.EKS_RELEASES:
-            raise _fail(f"'{value}' is not a pinned Kubernetes version; allowed: {', '.join(sorted(versions.EKS_RELEASES))}")
+            raise _fail(
+                f"'{value}' is not a pinned Kubernetes version; allowed: {', '.join(sorted(versions.EKS_RELEASES))}. To add it, add "
+                f"an entry '{value}' to infra/kubernetes-versions.yaml (its add-on builds, AMI release and support dates, each "
+                "with its source; README, 'Kubernetes versions')"
+            )
         return value
 
     @field_validator("publicAccessCidrs", "privateAccessCidrs")

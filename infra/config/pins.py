@@ -1,4 +1,4 @@
-"""`pins`: versions overriding infra/versions.py for one stack."""
+"""`pins`: versions overriding infra/kubernetes-versions.yaml (add-ons, AMI release) and infra/versions.py (charts) for one stack."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from ml_platform.infra.config.models import _DIGEST
 
 class PinsConfig(_Model):
     addons: dict[str, Annotated[str, Field(pattern=r"^v[0-9][0-9A-Za-z.+-]*-eksbuild\.[0-9]+$")]] = {}
-    """EKS add-on versions overriding infra/versions.py (written by `python -m infra reproduce`)."""
+    """EKS add-on versions overriding infra/kubernetes-versions.yaml (written by `python -m infra reproduce`)."""
     amiRelease: Annotated[str, Field(pattern=r"^[0-9]+\.[0-9]+\.[0-9]+-[0-9]{8}$")] | None = None
-    """AL2023 AMI release (e.g. 1.36.3-20260903) overriding infra/versions.py."""
+    """AL2023 AMI release (e.g. 1.36.3-20260903) overriding infra/kubernetes-versions.yaml."""
     charts: dict[str, Annotated[str, Field(pattern=r"^[0-9]+\.[0-9]+\.[0-9]+([.-][0-9A-Za-z.-]+)?$")]] = {}
     """Chart versions by chart key overriding infra/versions.py."""
     images: dict[str, Annotated[str, Field(pattern=_DIGEST)]] = {}
@@ -26,7 +26,7 @@ class PinsConfig(_Model):
     @field_validator("addons")
     @classmethod
     def _addons(cls, value: dict[str, str]) -> dict[str, str]:
-        known = set(versions.EKS_RELEASES[versions.DEFAULT_KUBERNETES_VERSION].addons)
+        known = set(versions.ADDONS)
         for name in value:
             if name not in known:
                 raise _fail(f"'{name}' is not an add-on the platform installs; known: {', '.join(sorted(known))}")
