@@ -85,24 +85,22 @@ def route_kind(route: Mapping[str, Any]) -> tuple[str, str]:
     return OTHER, gateway or "an unknown target"
 
 
+def table_of(subnet: str, tables: list[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The route table a subnet uses: its explicit association, else the VPC's main table (DescribeRouteTables
+    lists a subnet's implicit association with the main table nowhere). `tables` as default_routes takes them."""
+    main = next((t for t in tables if any(a.get("main") for a in t.get("associations", []))), None)
+    return next((t for t in tables if any(a.get("subnetId") == subnet for a in t.get("associations", []))), main)
+
+
 def default_routes(subnet_ids: list[str], tables: list[Mapping[str, Any]]) -> dict[str, tuple[str, str]]:
     """Private subnet ID -> route_kind of its default route; `tables` as the provider's data source returns
-    them (routes, associations with subnetId and main). A subnet without an explicit association uses the
-    main table (DescribeRouteTables lists implicit associations under the main table only)."""
-    main = next((t for t in tables if any(a.get("main") for a in t.get("associations", []))), None)
+    them (routeTableId, routes with cidrBlock, associations with subnetId and main)."""
     found = {}
     for subnet in subnet_ids:
-        table = next((t for t in tables if any(a.get("subnetId") == subnet for a in t.get("associations", []))), main)
+        table = table_of(subnet, tables)
         routes = [] if table is None else [r for r in table.get("routes", []) if r.get("cidrBlock") == "0.0.0.0/0"]
         found[subnet] = route_kind(routes[0]) if routes else (NO_ROUTE, "")
     return found
-
-
-def table_of(subnet: str, tables: list[Mapping[str, Any]]) -> str | None:
-    """The ID of the route table a subnet uses (explicit association, else the main table)."""
-    main = next((t for t in tables if any(a.get("main") for a in t.get("associations", []))), None)
-    table = next((t for t in tables if any(a.get("subnetId") == subnet for a in t.get("associations", []))), main)
-    return None if table is None else table.get("routeTableId")
 
 
 def problems(facts: NetworkFacts, cfg: config.StackConfig) -> tuple[list[tuple[str, str]], list[str]]:
@@ -236,7 +234,8 @@ def look_up(cfg: config.StackConfig) -> NetworkFacts:
     s3_gateway: dict[str, bool | None] = {}
     for subnet in private:
         table = table_of(subnet.id, tables)
-        s3_gateway[subnet.id] = None if gateway == "several" else bool(gateway) and table in gateway.route_table_ids
+        table_id = table and table["routeTableId"]
+        s3_gateway[subnet.id] = None if gateway == "several" else bool(gateway) and table_id in gateway.route_table_ids
     interface = frozenset(service for service in SERVICES if endpoint(service, "Interface") is not None)
     return NetworkFacts(
         vpc_id=network.vpcId,
@@ -303,7 +302,9 @@ def from_ec2(ec2: Any, cfg: config.StackConfig) -> NetworkFacts:
         private=private,
         public=tuple(described[s] for s in network.publicSubnetIds),
         default_route=default_routes([s.id for s in private], tables),
-        s3_gateway={s.id: any(table_of(s.id, tables) in e.get("RouteTableIds", []) for e in gateways) for s in private},
+        s3_gateway={
+            s.id: any((table_of(s.id, tables) or {}).get("routeTableId") in e.get("RouteTableIds", []) for e in gateways) for s in private
+        },
         interface_endpoints=frozenset(
             e["ServiceName"].removeprefix(prefix)
             for e in endpoints
