@@ -21,13 +21,19 @@ else (the modules, the pure functions they are built from) is internal and may c
   it deploys onto any EKS cluster given a Kubernetes provider (examples/model-service-on-existing-cluster).
 - PreviewNamespace (PreviewNamespaceArgs): a pull-request preview's namespace in another stack's cluster.
 
+Types some arguments take: Chart (a pinned Helm chart), KarpenterPool (one Karpenter NodePool), AccessGrant (an
+EKS access entry), PullThroughCache (an ECR pull-through cache rule). `help()` of any public class lists its
+fields with their documentation.
+
 Names resolve on first use (PEP 562 module __getattr__), so that importing one submodule, as the config checks
 do for `components.instance_types`, does not load every component and the AWS SDK behind it.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
+import inspect
 from typing import Any
 
 _MODULES = {
@@ -60,6 +66,10 @@ _MODULES = {
     "ModelSpec": "model_service",
     "PreviewNamespace": "preview_namespace",
     "PreviewNamespaceArgs": "preview_namespace",
+    "Chart": "helm",
+    "KarpenterPool": "karpenter",
+    "AccessGrant": "eks_cluster",
+    "PullThroughCache": "registry",
 }
 
 __all__ = sorted(_MODULES)
@@ -69,8 +79,25 @@ def __getattr__(name: str) -> Any:
     if name not in _MODULES:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(importlib.import_module(f"{__name__}.{_MODULES[name]}"), name)
+    value.__doc__ = _with_field_docs(value)
     globals()[name] = value
     return value
+
+
+def _with_field_docs(cls: type) -> str:
+    """The class's docstring followed by its fields' attribute docstrings (the string under each annotated
+    field), which Python keeps only in the source: so `help()` shows what each argument means."""
+    doc = cls.__doc__ or ""
+    title = "Outputs" if any(base.__name__ == "ComponentResource" for base in cls.__mro__) else "Fields"
+    if f"\n{title}:\n" in doc:
+        return doc
+    body = next(node for node in ast.parse(inspect.getsource(cls)).body if isinstance(node, ast.ClassDef))
+    lines = []
+    for field, after in zip(body.body, [*body.body[1:], None], strict=True):
+        if isinstance(field, ast.AnnAssign) and isinstance(field.target, ast.Name):
+            text = ast.get_docstring(ast.Module(body=[after], type_ignores=[])) if isinstance(after, ast.Expr) else None
+            lines.append(f"  {field.target.id}: {' '.join((text or '(undocumented)').split())}")
+    return doc + (f"\n\n{title}:\n" + "\n".join(lines) if lines else "")
 
 
 def __dir__() -> list[str]:

@@ -128,14 +128,23 @@ class EksCluster(pulumi.ComponentResource):
     Arguments: EksClusterArgs, documented field by field."""
 
     name: pulumi.Output[str]
+    """The cluster's name, as an output (what needs the cluster waits for it)."""
     endpoint: pulumi.Output[str]
+    """The API server's URL."""
     certificate_authority: pulumi.Output[str]
+    """The cluster CA, base64 PEM."""
     node_role: aws.iam.Role
+    """The IAM role of managed node groups."""
     oidc_provider_arn: pulumi.Output[str]
+    """The IAM OIDC provider of the cluster's service-account issuer."""
     kubeconfig: pulumi.Output[str]
+    """A kubeconfig (JSON) that gets its token from `aws eks get-token`; it holds no secret."""
     provider: k8s.Provider
+    """A Kubernetes provider for the cluster, which waits for the access entries."""
     cluster_security_group_id: pulumi.Output[str]
+    """The security group EKS creates for the cluster."""
     bootstrap_addons: list[aws.eks.Addon]
+    """The add-ons nodes need before they join (vpc-cni, kube-proxy, eks-pod-identity-agent)."""
 
     def __init__(self, name: str, args: EksClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(TYPE, name, None, opts)

@@ -21,9 +21,14 @@ class Chart:
     """A pinned Helm chart: where it comes from and which version."""
 
     name: str
-    repository: str  # an https chart repository, or "" when `name` is a full oci:// reference
+    """Chart name, or a full oci:// reference when `repository` is empty."""
+    repository: str
+    """An https chart repository, or "" for an oci:// name."""
     version: str
-    crd_chart: str = ""  # the chart's CRDs as their own chart, same version (Helm never upgrades a chart's crds/)
+    """The pinned chart version (never a range)."""
+    crd_chart: str = ""
+    """The chart's CRDs as their own chart of the same version, installed first and upgraded with it (Helm never
+    upgrades a chart's crds/); "" when none."""
     values: Mapping[str, Any] = field(default_factory=dict)
     """Values the stack lays over the component's (where the chart's images come from: components/images.py)."""
 

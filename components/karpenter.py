@@ -243,6 +243,7 @@ class KarpenterPool:
     """One Karpenter NodePool and its EC2NodeClass, in Kubernetes' terms."""
 
     name: str
+    """Pool name: the NodePool's and EC2NodeClass's name."""
     requirements: Sequence[Mapping]
     """NodeSelectorRequirements (instance family/category/generation, capacity type, arch, zone)."""
     labels: Mapping[str, str]
@@ -391,7 +392,9 @@ class Karpenter(pulumi.ComponentResource):
     Arguments: KarpenterArgs, documented field by field."""
 
     node_role: aws.iam.Role
+    """The IAM role of the nodes Karpenter launches."""
     release: k8s.helm.v3.Release
+    """The controller's Helm release."""
 
     def __init__(self, name: str, args: KarpenterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(TYPE, name, None, opts)

@@ -43,6 +43,7 @@ class KmsKey(pulumi.ComponentResource):
     Arguments: KmsKeyArgs, documented field by field."""
 
     arn: pulumi.Output[str]
+    """The key's ARN."""
 
     def __init__(self, name: str, args: KmsKeyArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(TYPE, name, None, opts)

@@ -53,7 +53,9 @@ class ModelStore(pulumi.ComponentResource):
     Arguments: ModelStoreArgs, documented field by field."""
 
     bucket_name: pulumi.Output[str]
+    """The bucket's name."""
     bucket_arn: pulumi.Output[str]
+    """The bucket's ARN."""
 
     def __init__(self, name: str, args: ModelStoreArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(TYPE, name, None, opts)

@@ -122,6 +122,9 @@ def values(
         }
     return {
         "fullnameOverride": FULLNAME,
+        # The operator's CRDs come from their own release (crd_values): this chart's copy sits in a crds/ folder,
+        # which Helm installs once and never upgrades. Existing CRDs stay (Helm never deletes crds/ content).
+        "crds": {"enabled": False},
         **{component: {"enabled": False} for component in HIDDEN_COMPONENTS},
         "defaultRules": {"rules": {rule: False for rule in HIDDEN_RULES}},
         "prometheus": {"prometheusSpec": prometheus_spec},
@@ -161,12 +164,22 @@ def values(
     }
 
 
+def crd_values() -> dict:
+    """Values of the prometheus-operator-crds release (keys checked against
+    ../shared/charts/prometheus-operator-crds/values.yaml): every CRD, kept when the release goes (Helm's
+    resource policy), since deleting a CRD deletes every ServiceMonitor, PrometheusRule and Prometheus with it."""
+    return {"crds": {"annotations": {"helm.sh/resource-policy": "keep"}}}
+
+
 @dataclass
 class MonitoringArgs:
     kubernetes_provider: k8s.Provider
     """Provider for the cluster's API."""
     chart: Chart
     """Pinned kube-prometheus-stack chart."""
+    crd_chart: Chart
+    """Pinned prometheus-operator-crds chart: the CRDs of the operator the kube-prometheus-stack chart runs, as
+    templates (so `helm upgrade` updates them)."""
     retention: str = "15d"
     """How long Prometheus keeps samples."""
     storage_gib: int | None = None
@@ -197,18 +210,35 @@ class MonitoringArgs:
 class Monitoring(pulumi.ComponentResource):
     """Kube-prometheus-stack (pinned chart) tuned for EKS: no scraping of, and no alerts about, the control-plane
     parts EKS hides; Prometheus selecting ServiceMonitors, PodMonitors and rules in every namespace; Grafana's admin
-    password a generated secret. The release also installs the Prometheus operator's CRDs, which every
-    ServiceMonitor and PrometheusRule of the platform waits for.
+    password a generated secret. The Prometheus operator's CRDs come first, in their own release (`crds`), which
+    is all that every ServiceMonitor and PrometheusRule of the platform waits for: it needs only the namespace,
+    not the nodes or the volume Prometheus needs (the component's depends_on reaches the chart, not the CRDs).
 
     Arguments: MonitoringArgs, documented field by field."""
 
     release: k8s.helm.v3.Release
+    """The kube-prometheus-stack release (Prometheus, Alertmanager, Grafana, the operator)."""
+    crds: k8s.helm.v3.Release
+    """The prometheus-operator-crds release: what a ServiceMonitor or PrometheusRule waits for."""
 
     def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(TYPE, name, None, opts)
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.kubernetes_provider)
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace", metadata={"name": NAMESPACE, "labels": {"ml-platform/component": "monitoring"}}, opts=k8s_opts
+        )
+        # A stack made before this release has the CRDs already, from kube-prometheus-stack's crds/ folder and
+        # without Helm's ownership metadata: take_ownership (Helm's --take-ownership, on install and upgrade)
+        # adopts them instead of failing with "invalid ownership metadata" (README, "CRDs in their own releases").
+        self.crds = release(
+            f"{name}-operator-crds",
+            args.crd_chart,
+            "prometheus-operator-crds",
+            NAMESPACE,
+            crd_values(),
+            pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[namespace])),
+            timeout=300,
+            take_ownership=True,
         )
         password = random.RandomPassword(f"{name}-grafana-admin", length=32, special=False, opts=pulumi.ResourceOptions(parent=self))
         admin = k8s.core.v1.Secret(
@@ -262,6 +292,7 @@ class Monitoring(pulumi.ComponentResource):
                 pulumi.ResourceOptions(
                     depends_on=[
                         namespace,
+                        self.crds,
                         admin,
                         alertmanager_secret,
                         *amp_identity,
@@ -271,7 +302,7 @@ class Monitoring(pulumi.ComponentResource):
             ),
             timeout=900,
         )
-        after_crds = pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[self.release]))
+        after_crds = pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[self.crds]))
         k8s.apiextensions.CustomResource(
             f"{name}-platform-rules",
             api_version="monitoring.coreos.com/v1",

@@ -95,9 +95,13 @@ class Network(pulumi.ComponentResource):
     Arguments: NetworkArgs, documented field by field."""
 
     vpc_id: pulumi.Output[str]
+    """The VPC's ID."""
     egress: list[pulumi.Resource]
+    """The private subnets' route table associations: what gives nodes their route out (delete after what needs it)."""
     private_subnet_ids: pulumi.Output[list[str]]
+    """The private subnets, one per zone."""
     public_subnet_ids: pulumi.Output[list[str]]
+    """The public subnets, one per zone."""
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(TYPE, name, None, opts)

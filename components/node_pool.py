@@ -77,6 +77,7 @@ class NodePool(pulumi.ComponentResource):
     Arguments: NodePoolArgs, documented field by field."""
 
     node_group_name: pulumi.Output[str]
+    """The managed node group's name."""
 
     def __init__(self, name: str, args: NodePoolArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(TYPE, name, None, opts)

@@ -42,7 +42,9 @@ class PreviewNamespace(pulumi.ComponentResource):
     Arguments: PreviewNamespaceArgs, documented field by field."""
 
     provider: k8s.Provider
+    """A Kubernetes provider for the base stack's cluster."""
     namespace: k8s.core.v1.Namespace
+    """The preview's namespace, shared by its models."""
 
     def __init__(self, name: str, args: PreviewNamespaceArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(TYPE, name, None, opts)

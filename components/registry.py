@@ -126,6 +126,7 @@ class ContainerRegistry(pulumi.ComponentResource):
     Arguments: ContainerRegistryArgs, documented field by field."""
 
     repository_urls: pulumi.Output[dict[str, str]]
+    """Repository URL by repository name (`<account>.dkr.ecr.<region>.amazonaws.com/<prefix>/<name>`)."""
 
     def __init__(self, name: str, args: ContainerRegistryArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(TYPE, name, None, opts)

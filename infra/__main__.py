@@ -8,11 +8,17 @@ import sys
 
 import pulumi.runtime.settings
 
+from ml_platform.infra.kubernetes_versions import VersionsFileError
+
 if pulumi.runtime.settings.get_monitor() is not None:
-    from ml_platform.infra.program import main
+    try:
+        from ml_platform.infra.program import main
+    except VersionsFileError as err:
+        # RunError ends the run with the message alone, no traceback.
+        raise pulumi.RunError(str(err)) from None
 
     main(real_engine=True)
 else:
-    from ml_platform.infra.cli import main
+    from ml_platform.infra.console import main
 
     sys.exit(main())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -288,7 +289,9 @@ def _stack_arguments(command: argparse.ArgumentParser) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="python -m infra", description="ml-platform: offline plans and platform tooling.")
+    # The installed command is `ml-platform`; in a checkout the same command line is `python -m infra`.
+    prog = "ml-platform" if os.path.basename(sys.argv[0]) == "ml-platform" else "python -m infra"
+    top = argparse.ArgumentParser(prog=prog, description="ml-platform: offline plans and platform tooling.")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     plan = commands.add_parser(
@@ -426,6 +429,9 @@ def main(argv: list[str] | None = None) -> int:
                 args.project_dir = str(stack_files.find_project_dir())
             except stack_files.StackFileError as err:
                 raise CommandError(str(err)) from None
+        elif "project_dir" in args and not (Path(args.project_dir) / "Pulumi.yaml").is_file():
+            what = "has no Pulumi.yaml" if Path(args.project_dir).is_dir() else "is not a directory"
+            raise CommandError(f"--project-dir {args.project_dir} {what}; give the directory holding Pulumi.yaml and the stack files")
         return args.handler(args)
     except CommandError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from ml_platform.components import instance_types, quantity, scheduling
 from ml_platform.components.model_service import ModelSpec
@@ -168,9 +168,11 @@ def model_spec(
     bucket: str,
     shared_namespace: str | None = None,
     vpc_cidrs: Sequence[str] | None = None,
+    alb_subnets: Mapping[str, Sequence[str]] | None = None,
 ) -> ModelSpec:
     """The ModelSpec of one model config. `vpc_cidrs`: the VPC's CIDRs (default: network.cidr of the VPC the
-    platform creates; an existing VPC's are looked up by the program)."""
+    platform creates; an existing VPC's are looked up by the program). `alb_subnets`: an existing VPC's ALB
+    subnets by scheme, one per zone (None: the controller finds a created VPC's subnets by their tags)."""
     selector, tolerations, _ = scheduling.gpu_placement(model.gpus, pools.scheduling_pools(cfg), MODEL_EXCLUDED_POOLS)
     prefix = cfg.image_registry_prefix
     loader = cfg.serving.loaderImage
@@ -209,7 +211,7 @@ def model_spec(
         certificate_arn=model.exposure.certificateArn,
         vpc_cidrs=tuple(vpc_cidrs or (cfg.network.cidr,)),
         # An existing VPC's load balancers use the given subnets: public ones for internet-facing, else private.
-        alb_subnet_ids=tuple(cfg.network.publicSubnetIds if model.exposure.scheme == "internet-facing" else cfg.network.privateSubnetIds),
+        alb_subnet_ids=tuple((alb_subnets or {}).get(model.exposure.scheme, ())),
         allowed_namespaces=tuple(model.allowedNamespaces),
         p99_latency_seconds=model.slo.p99LatencySeconds,
         error_ratio=model.slo.errorRatio,

@@ -160,6 +160,9 @@ class Placement:
     """What gives the private subnets their routes out, for what must be deleted before them (Karpenter)."""
     given_subnet_ids: list[str] | None = None
     """An existing VPC's private subnet IDs (selected by ID rather than the discovery tag); None when created."""
+    alb_subnets: dict[str, list[str]] | None = None
+    """An existing VPC's subnets for ALBs by scheme (`internal`, `internet-facing`), one per zone; None when
+    created (the controller finds the Network component's subnets by their tags)."""
 
 
 def existing_placement(cfg: config.StackConfig) -> Placement:
@@ -174,11 +177,12 @@ def existing_placement(cfg: config.StackConfig) -> Placement:
     return Placement(
         vpc_id=facts.vpc_id,
         private_subnet_ids=facts.private_subnet_ids,
-        public_subnet_ids=facts.public_subnet_ids,
+        public_subnet_ids=[subnet.id for subnet in facts.public],
         zones=facts.zones,
         cidrs=facts.cidrs,
         egress=[],
         given_subnet_ids=facts.private_subnet_ids,
+        alb_subnets={"internal": facts.one_per_zone(facts.private), "internet-facing": facts.one_per_zone(facts.public)},
     )
 
 
@@ -191,7 +195,7 @@ def base_weights(preview: config.PreviewConfig, base: pulumi.StackReference, acc
 
 def installed_charts(cfg: config.StackConfig) -> set[str]:
     """The charts this stack installs (keys of versions.CHARTS)."""
-    installed = {"kube-prometheus-stack", "aws-for-fluent-bit", "metrics-server"}
+    installed = {"kube-prometheus-stack", "prometheus-operator-crds", "aws-for-fluent-bit", "metrics-server"}
     if any(isinstance(pool, config.KarpenterPoolConfig) for pool in cfg.nodePools.values()):
         installed.add("karpenter")
     if any(pool.gpu is not None for pool in cfg.nodePools.values()):
@@ -222,6 +226,18 @@ def build(cfg: config.StackConfig) -> None:
     # with nothing created.
     given = existing_placement(cfg) if cfg.network.existing else None
     zones = given.zones if given else availability_zones(cfg)
+    outside = [
+        (
+            f"nodePools.{pool_name}.zones[{index}]",
+            f"'{zone}' is not one of the VPC's zones ({', '.join(zones)}): the pool could never launch a node",
+        )
+        for pool_name, pool in sorted(cfg.nodePools.items())
+        for index, zone in enumerate(getattr(pool, "zones", None) or [])
+        if zone not in zones and given is None
+    ]
+    if outside:
+        # With availabilityZones unset the zones are the region's first azCount, known only now.
+        raise pulumi.RunError(config.ConfigError(outside).render())
     # dev runs the platform on one small system node; staging and prod get the standard sizes.
     size = SMALL if cfg.environment == "dev" else STANDARD
     platform_resources = sized(size)
@@ -352,6 +368,7 @@ def build(cfg: config.StackConfig) -> None:
         MonitoringArgs(
             kubernetes_provider=cluster.provider,
             chart=charts["kube-prometheus-stack"],
+            crd_chart=charts["prometheus-operator-crds"],
             retention=observability.retention or ("3d" if cfg.environment == "dev" else "15d"),
             # Persistent gp3 storage outside dev, so metrics survive a Prometheus restart.
             storage_gib=observability.storageGiB or (None if cfg.environment == "dev" else 100),
@@ -391,8 +408,8 @@ def build(cfg: config.StackConfig) -> None:
             resources=platform_resources,
             tags=tags,
         ),
-        # Fluent Bit's ServiceMonitor needs the Prometheus operator's CRD.
-        opts=aliases.options("logging", depends_on=[monitoring.release]),
+        # Fluent Bit's ServiceMonitor needs the Prometheus operator's CRD (only that: not Prometheus itself).
+        opts=aliases.options("logging", depends_on=[monitoring.crds]),
     )
 
     node_roles = [cluster.node_role]
@@ -421,7 +438,7 @@ def build(cfg: config.StackConfig) -> None:
             ),
             # The controller runs on the managed system pool and needs the NAT routes to reach AWS, also while
             # a destroy has it terminate its nodes; its ServiceMonitor needs the Prometheus operator's CRD.
-            opts=aliases.options("karpenter", depends_on=[*node_groups, *network.egress, monitoring.release]),
+            opts=aliases.options("karpenter", depends_on=[*node_groups, *network.egress, monitoring.crds]),
         )
         node_roles.append(karpenter.node_role)
 
@@ -437,7 +454,7 @@ def build(cfg: config.StackConfig) -> None:
                 resources=platform_resources,
             ),
             # The exporter's ServiceMonitor needs the Prometheus operator's CRD.
-            opts=aliases.options("nvidia", depends_on=[monitoring.release]),
+            opts=aliases.options("nvidia", depends_on=[monitoring.crds]),
         )
 
     registry = ContainerRegistry(
@@ -512,14 +529,16 @@ def build(cfg: config.StackConfig) -> None:
             ModelService(
                 f"model-{model_name}",
                 ModelServiceArgs(
-                    spec=models.model_spec(model_name, model, cfg, ecr_host, weights.bucket_name, vpc_cidrs=network.cidrs),
+                    spec=models.model_spec(
+                        model_name, model, cfg, ecr_host, weights.bucket_name, vpc_cidrs=network.cidrs, alb_subnets=network.alb_subnets
+                    ),
                     cluster_name=cluster.name,
                     kubernetes_provider=cluster.provider,
                     bucket_arn=weights.bucket_arn,
                     s3_prefix=model.source.s3Prefix,
                     kms_key_arn=weights.key_arn,
                     region=cfg.region,
-                    crd_releases={"keda": serving.keda, "monitoring": monitoring.release},
+                    crd_releases={"keda": serving.keda, "monitoring": monitoring.crds},
                     alb_controller=serving.alb_controller,
                     tags=tags,
                 ),
@@ -562,7 +581,7 @@ def build_namespace_preview(cfg: config.StackConfig, preview: config.PreviewConf
     base_cluster = cluster_name(preview.base_stack_name)
     weights = base_weights(preview, base, identity.account_id, partition)
     # The base stack's network (a preview copies its network config): an existing VPC's CIDRs are looked up.
-    cidrs = existing_placement(cfg).cidrs if cfg.network.existing else (cfg.network.cidr,)
+    placement = existing_placement(cfg) if cfg.network.existing else None
     ecr_host = registry_host(identity.account_id, cfg.region)
 
     space = PreviewNamespace(
@@ -588,7 +607,8 @@ def build_namespace_preview(cfg: config.StackConfig, preview: config.PreviewConf
                     ecr_host,
                     weights.bucket_name,
                     shared_namespace=preview.namespace,
-                    vpc_cidrs=cidrs,
+                    vpc_cidrs=placement.cidrs if placement else None,
+                    alb_subnets=placement.alb_subnets if placement else None,
                 ),
                 cluster_name=base_cluster,
                 kubernetes_provider=space.provider,

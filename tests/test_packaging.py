@@ -74,7 +74,7 @@ def test_the_wheel_installs_one_top_level_name_with_its_data(wheel):
     installed = {name.removesuffix(".py").replace("/", ".").removesuffix(".__init__") for name in names if name.endswith(".py")}
     assert set(modules()) <= installed, sorted(set(modules()) - installed)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "ml-platform = ml_platform.infra.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "ml-platform = ml_platform.infra.console:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
 
 def test_every_module_imports_from_the_installed_copy(env):
@@ -121,3 +121,19 @@ def test_the_example_plans_from_the_installed_copy(env):
     result = run(env, "python", "-I", "-c", script, cwd=example)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "mlplatform:k8s:ModelService" in json.loads(result.stdout)
+
+
+def test_a_broken_versions_file_is_one_line_and_exit_2(env):
+    project = env / "project-broken"
+    project.mkdir()
+    for name in ("Pulumi.yaml", "Pulumi.dev.yaml"):
+        shutil.copy(ROOT / name, project / name)
+    (packaged,) = (env / "env").rglob("ml_platform/infra/kubernetes-versions.yaml")
+    original = packaged.read_text()
+    try:
+        packaged.write_text(original.replace("version: v1.22.4-eksbuild.3", "version: v1.22.4"))
+        result = run(env, "ml-platform", "plan", "--stack", "dev", cwd=project)
+    finally:
+        packaged.write_text(original)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "kubernetes-versions.yaml breaks its schema" in result.stderr and "addons.vpc-cni.version 'v1.22.4'" in result.stderr

@@ -3,6 +3,8 @@ the paths and identities its pods use."""
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -16,62 +18,131 @@ TRITON_METRICS_PORT = 8002
 DRAIN_SECONDS = 15  # time for endpoints to drop the pod before it stops taking requests
 
 
+RUNTIMES = ("vllm", "triton", "custom")
+ALB_SCHEMES = ("internal", "internet-facing")
+# Namespaces a model's name (its namespace) must not take: Kubernetes' own and the platform's.
+RESERVED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", "nvidia", "monitoring", "keda", "logging")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
+
+
 @dataclass(frozen=True)
 class ModelSpec:
-    """Everything a model's Kubernetes objects are made from, in Kubernetes' terms."""
+    """Everything a model's Kubernetes objects are made from, in Kubernetes' terms. Checked when made: a value
+    Kubernetes or the load balancer controller would refuse, or one that would make the model's objects take
+    over something it does not own (a reserved namespace), raises ValueError naming the field and what is
+    allowed (the platform's stack config reports the same mistakes at their config keys first)."""
 
     name: str
-    """Model name; also the app label, and its namespace unless it shares one."""
+    """Model name, 1-40 lowercase letters, digits and '-': the app label, and its namespace unless it shares one
+    (never one of RESERVED_NAMESPACES)."""
     runtime: str
-    """vllm, triton or custom."""
+    """One of RUNTIMES: vllm, triton or custom (the preset of args, probes, ports and metrics)."""
     image: str
-    """Full image reference (`repo:tag` or `repo@sha256:...`)."""
+    """Full image reference (`repo:tag` or `repo@sha256:...`), never `:latest`."""
     loader_image: str
     """AWS CLI image of the init step copying weights from the model store."""
     cpu: str
+    """CPU request per replica, a Kubernetes quantity (`2`, `500m`)."""
     memory: str
+    """Memory request and limit per replica, a Kubernetes quantity (`4Gi`)."""
     port: int
+    """The server's HTTP port, 1-65535."""
     health_path: str
+    """HTTP path of the readiness and liveness probes."""
     metrics_path: str
+    """HTTP path Prometheus scrapes."""
     startup_seconds: int
+    """Longest time from start to ready (the startup probe's budget), seconds."""
     min_replicas: int
+    """Fewest replicas, 0 (scale to zero, GPU models on KEDA) or more."""
     max_replicas: int
+    """Most replicas, at least 1 and at least min_replicas."""
     target: float
     """Autoscaling target per replica (queue depth, queue ms, or CPU percent)."""
     prometheus_url: str
+    """Prometheus's URL inside the cluster, which a GPU model's KEDA ScaledObject queries."""
     monitoring_namespace: str
+    """Namespace of Prometheus, whose scrapes the model's NetworkPolicy lets in."""
     region: str
+    """AWS region of the model store (the weight loader's S3 endpoint)."""
     model_uri: str | None = None
     """s3://bucket/prefix/ of the weights or Triton's model repository; None for a hub model."""
     hub_id: str | None = None
+    """A Hugging Face Hub model id, loaded by the server itself, instead of model_uri."""
     hub_token_secret: str | None = None
+    """Name of a Secret in the model's namespace holding the Hub token (key `token`), for gated models."""
     gpus: int = 0
+    """GPUs per replica (`nvidia.com/gpu`); 0 for a CPU model."""
     scale_query: str | None = None
     """PromQL of a custom GPU model's load."""
     active_hours: Mapping[str, str] | None = None
     """{start, end, timezone} cron window when a scale-to-zero model keeps one replica."""
     node_selector: Mapping[str, str] = field(default_factory=dict)
+    """Node labels the pods require (e.g. a GPU pool's)."""
     tolerations: Sequence[Mapping[str, str]] = ()
+    """Taints the pods tolerate (e.g. the GPU taint)."""
     excluded_pools: Sequence[str] = ()
     """Pools the model's pods keep off (the system pool, whose capacity the platform's own pods need)."""
     spread_zones: bool = False
+    """Spread replicas over zones (topologySpreadConstraints)."""
     args: Sequence[str] = ()
+    """Extra server arguments, after the runtime preset's."""
     alb: bool = False
+    """Expose through an ALB Ingress (the AWS Load Balancer Controller must run in the cluster)."""
     alb_scheme: str = "internal"
+    """One of ALB_SCHEMES."""
     certificate_arn: str | None = None
-    vpc_cidrs: Sequence[str] = ("10.0.0.0/16",)
-    """The VPC's IPv4 CIDRs: an ALB's nodes reach the pods (target type ip) from inside them."""
+    """ACM certificate of the ALB's HTTPS listener (required when internet-facing)."""
+    vpc_cidrs: Sequence[str] = ()
+    """The VPC's IPv4 CIDRs: an ALB's nodes reach the pods (target type ip) from inside them; required with alb."""
     alb_subnet_ids: Sequence[str] = ()
     """Subnets an ALB is placed in (the `alb.ingress.kubernetes.io/subnets` annotation); empty: the controller
     discovers them by their kubernetes.io/role/(internal-)elb tags, which the Network component sets."""
     allowed_namespaces: Sequence[str] = ()
+    """Namespaces whose pods may call the model (its NetworkPolicy); none: only Prometheus and the ALB."""
     p99_latency_seconds: float = 10.0
+    """SLO: the p99 latency above which the model's alert fires, seconds."""
     error_ratio: float = 0.01
+    """SLO: the share of failed requests above which the model's alert fires."""
     queue_backlog: int = 20
+    """Queued requests per replica above which the model's backlog alert fires."""
     pull_by_digest: bool = False
+    """The image is pinned by digest (so the pull policy can be IfNotPresent safely)."""
     shared_namespace: str | None = None
     """A namespace the model shares with others, made by the caller (a namespace preview); None: its own,
     named after the model."""
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not _DNS_LABEL.match(self.name):
+            problems.append(f"name '{self.name}' must be 1-40 lowercase letters, digits and '-' (it names the namespace)")
+        elif self.shared_namespace is None and self.name in RESERVED_NAMESPACES:
+            problems.append(f"name '{self.name}' is a namespace Kubernetes or the platform owns; the model would take it over")
+        if self.runtime not in RUNTIMES:
+            problems.append(f"runtime '{self.runtime}' is not one of {', '.join(RUNTIMES)}")
+        if self.image.endswith(":latest") or ("@" not in self.image and ":" not in self.image.rsplit("/", 1)[-1]):
+            problems.append(f"image '{self.image}' needs a fixed tag or a digest (not latest)")
+        if not 1 <= self.port <= 65535:
+            problems.append(f"port {self.port} is not 1-65535")
+        if self.gpus < 0:
+            problems.append(f"gpus {self.gpus} is negative")
+        if self.min_replicas < 0 or self.max_replicas < max(1, self.min_replicas):
+            problems.append(
+                f"replicas {self.min_replicas}..{self.max_replicas}: need 0 <= min_replicas <= max_replicas and max_replicas >= 1"
+            )
+        if self.alb_scheme not in ALB_SCHEMES:
+            problems.append(f"alb_scheme '{self.alb_scheme}' is not one of {', '.join(ALB_SCHEMES)}")
+        if self.alb and self.alb_scheme == "internet-facing" and not self.certificate_arn:
+            problems.append("an internet-facing ALB serves HTTPS only: give certificate_arn")
+        if self.alb and not self.vpc_cidrs:
+            problems.append("an ALB-exposed model needs vpc_cidrs (the VPC's CIDRs), or its network policy blocks the load balancer")
+        for cidr in self.vpc_cidrs:
+            try:
+                ipaddress.ip_network(cidr)
+            except ValueError:
+                problems.append(f"vpc_cidrs: '{cidr}' is not a CIDR")
+        if problems:
+            raise ValueError(f"ModelSpec {self.name!r}: " + "; ".join(problems))
 
     @property
     def namespace(self) -> str:

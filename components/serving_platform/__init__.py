@@ -118,7 +118,9 @@ class ServingPlatform(pulumi.ComponentResource):
     Arguments: ServingPlatformArgs, documented field by field."""
 
     keda: k8s.helm.v3.Release
+    """The KEDA release (its CRDs with it)."""
     alb_controller: k8s.helm.v3.Release | None
+    """The AWS Load Balancer Controller release; None when no model uses an ALB."""
 
     def __init__(self, name: str, args: ServingPlatformArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(TYPE, name, None, opts)

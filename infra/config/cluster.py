@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Literal
 
 from pydantic import field_validator, model_validator
@@ -59,11 +60,14 @@ class ClusterConfig(_Model):
     @field_validator("version")
     @classmethod
     def _version(cls, value: str) -> str:
+        allowed = ", ".join(sorted(versions.EKS_RELEASES))
+        if not re.fullmatch(r"1\.[0-9]+", value):
+            raise _fail(f"'{value}' is not a Kubernetes minor version: write it as '1.<minor>' (allowed: {allowed})")
         if value not in versions.EKS_RELEASES:
             raise _fail(
-                f"'{value}' is not a pinned Kubernetes version; allowed: {', '.join(sorted(versions.EKS_RELEASES))}. To add it, add "
-                f"an entry '{value}' to infra/kubernetes-versions.yaml (its add-on builds, AMI release and support dates, each "
-                "with its source; README, 'Kubernetes versions')"
+                f"'{value}' is not a pinned Kubernetes version; allowed: {allowed}. To add it, add an entry '{value}' to "
+                "infra/kubernetes-versions.yaml in the platform's repository (its add-on builds, AMI release and support "
+                "dates, each with its source; README, 'Kubernetes versions')"
             )
         return value
 

@@ -72,12 +72,12 @@ class NetworkConfig(_Model):
                 raise _fail_all(problems)
             return self
         if not _VPC_ID.match(self.vpcId):
-            problems.append(("vpcId", f"'{self.vpcId}' is not a VPC ID (vpc- and 8 or 17 hex digits)"))
+            problems.append(("vpcId", f"'{self.vpcId}' is not a VPC ID (vpc- and 8 or 17 lowercase hex digits)"))
         for field in ("privateSubnetIds", "publicSubnetIds"):
             ids = getattr(self, field)
             for index, subnet in enumerate(ids):
                 if not _SUBNET_ID.match(subnet):
-                    problems.append((f"{field}[{index}]", f"'{subnet}' is not a subnet ID (subnet- and 8 or 17 hex digits)"))
+                    problems.append((f"{field}[{index}]", f"'{subnet}' is not a subnet ID (subnet- and 8 or 17 lowercase hex digits)"))
             if len(set(ids)) != len(ids):
                 problems.append((field, "lists a subnet twice"))
         if len(set(self.privateSubnetIds)) < 2:

@@ -66,8 +66,12 @@ def estimate(resources: list[Mapping[str, Any]], log_gb_per_day: float = 5.0) ->
     clusters = len(_of_type(resources, "aws:eks/cluster:Cluster"))
     items.append(Item("EKS control plane", clusters * prices.EKS_CONTROL_PLANE * H, clusters * prices.EKS_CONTROL_PLANE * H))
     nats = len(_of_type(resources, "aws:ec2/natGateway:NatGateway"))
-    nat = nats * (prices.NAT_GATEWAY + prices.PUBLIC_IPV4) * H
-    items.append(Item(f"NAT gateways ({nats})", nat, nat, "plus $0.045/GB processed"))
+    if not _of_type(resources, "aws:ec2/vpc:Vpc") and _of_type(resources, "aws:eks/cluster:Cluster"):
+        # An existing VPC (network.vpcId): its NAT gateways and endpoints are its owner's, billed there.
+        items.append(Item("network (existing VPC)", 0, 0, "not priced: its NAT gateways, endpoints and traffic are billed to its owner"))
+    else:
+        nat = nats * (prices.NAT_GATEWAY + prices.PUBLIC_IPV4) * H
+        items.append(Item(f"NAT gateways ({nats})", nat, nat, "plus $0.045/GB processed"))
     endpoint_azs = sum(
         len(r["inputs"].get("subnetIds", []))
         for r in _of_type(resources, "aws:ec2/vpcEndpoint:VpcEndpoint")

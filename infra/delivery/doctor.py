@@ -61,7 +61,8 @@ def existing_network_check(cfg: config.StackConfig, ec2) -> tuple[Check, list[st
     try:
         facts = existing_network.from_ec2(ec2, cfg)
     except ClientError as err:
-        return Check(name, False, explain(err)), []
+        where = f"network.vpcId {cfg.network.vpcId} and its subnets (network.privateSubnetIds, publicSubnetIds) in {cfg.region}"
+        return Check(name, False, f"{where}: {explain(err)}"), []
     errors, warnings = existing_network.problems(facts, cfg)
     if errors:
         return Check(name, False, "; ".join(f"{path}: {message}" for path, message in errors)), facts.zones

@@ -27,7 +27,8 @@ GET_SUBNET = "aws:ec2/getSubnet:getSubnet"
 GET_ROUTE_TABLES = "aws:ec2/getRouteTables:getRouteTables"
 GET_ROUTE_TABLE = "aws:ec2/getRouteTable:getRouteTable"
 GET_VPC_ENDPOINT = "aws:ec2/getVpcEndpoint:getVpcEndpoint"
-TOKENS = (GET_VPC, GET_SUBNET, GET_ROUTE_TABLES, GET_ROUTE_TABLE, GET_VPC_ENDPOINT)
+GET_NAT_GATEWAY = "aws:ec2/getNatGateway:getNatGateway"
+TOKENS = (GET_VPC, GET_SUBNET, GET_ROUTE_TABLES, GET_ROUTE_TABLE, GET_VPC_ENDPOINT, GET_NAT_GATEWAY)
 
 # The route fields of the provider's route table data source, by the API's field name.
 _ROUTE_FIELDS = {
@@ -63,21 +64,29 @@ class Ec2Estate:
     subnets: list[dict[str, Any]] = field(default_factory=list)
     route_tables: list[dict[str, Any]] = field(default_factory=list)
     endpoints: list[dict[str, Any]] = field(default_factory=list)
+    nat_gateways: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     """What the plan's warnings should say about this estate (an assumed one says so)."""
 
     @classmethod
     def from_client(cls, ec2: Any) -> Ec2Estate:
-        """Everything an EC2 client describes in its region (paginated)."""
+        """Everything an EC2 client describes in its region (paginated), with each VPC's DNS attributes
+        (DescribeVpcs leaves them out; the provider's data source has them)."""
 
         def every(operation: str, key: str) -> list[dict[str, Any]]:
             return [item for page in ec2.get_paginator(operation).paginate() for item in page[key]]
 
+        vpcs = every("describe_vpcs", "Vpcs")
+        for vpc in vpcs:
+            for attribute in ("enableDnsSupport", "enableDnsHostnames"):
+                answer = ec2.describe_vpc_attribute(VpcId=vpc["VpcId"], Attribute=attribute)
+                vpc[attribute[0].upper() + attribute[1:]] = answer[attribute[0].upper() + attribute[1:]]["Value"]
         return cls(
-            vpcs=every("describe_vpcs", "Vpcs"),
+            vpcs=vpcs,
             subnets=every("describe_subnets", "Subnets"),
             route_tables=every("describe_route_tables", "RouteTables"),
             endpoints=every("describe_vpc_endpoints", "VpcEndpoints"),
+            nat_gateways=every("describe_nat_gateways", "NatGateways"),
         )
 
     @classmethod
@@ -89,12 +98,12 @@ class Ec2Estate:
         an internet gateway."""
         vpc_id = network["vpcId"]
         blocked = [ipaddress.ip_network(c, strict=False) for c in avoid]
-        candidates = ("10.0.0.0/16", "10.100.0.0/16", "172.16.0.0/16", "192.168.0.0/16")
+        # RFC 1918 first; 100.64.0.0/16 (shared address space) is a valid VPC range too, often a secondary one.
+        candidates = ("10.0.0.0/16", "10.100.0.0/16", "172.16.0.0/16", "192.168.0.0/16", "100.64.0.0/16")
         cidr = next((c for c in candidates if not any(ipaddress.ip_network(c).overlaps(b) for b in blocked)), candidates[0])
         slices = list(ipaddress.ip_network(cidr).subnets(new_prefix=20))
-        estate = cls(
-            vpcs=[{"VpcId": vpc_id, "CidrBlock": cidr, "CidrBlockAssociationSet": [_association(vpc_id, cidr)], "State": "available"}]
-        )
+        vpc = {"VpcId": vpc_id, "CidrBlock": cidr, "CidrBlockAssociationSet": [_association(vpc_id, cidr)], "State": "available"}
+        estate = cls(vpcs=[{**vpc, "EnableDnsSupport": True, "EnableDnsHostnames": True}])
         igw = _id("igw", vpc_id)
         main = _id("rtb", vpc_id, "main")
         estate.route_tables.append(
@@ -118,7 +127,10 @@ class Ec2Estate:
             )
             if is_private:
                 table = _id("rtb", subnet)
-                route = {"DestinationCidrBlock": "0.0.0.0/0", "NatGatewayId": _id("nat", vpc_id, zone)}
+                nat = _id("nat", vpc_id, zone)
+                if not any(n["NatGatewayId"] == nat for n in estate.nat_gateways):
+                    estate.nat_gateways.append({"NatGatewayId": nat, "VpcId": vpc_id, "State": "available", "ConnectivityType": "public"})
+                route = {"DestinationCidrBlock": "0.0.0.0/0", "NatGatewayId": nat}
                 estate.route_tables.append(
                     _table(table, vpc_id, cidr, [route], [{"Main": False, "SubnetId": subnet, "RouteTableId": table}])
                 )
@@ -155,6 +167,18 @@ class Ec2Estate:
                     for a in associations
                 ],
                 "state": vpc.get("State", "available"),
+                "enableDnsSupport": bool(vpc.get("EnableDnsSupport", True)),
+                "enableDnsHostnames": bool(vpc.get("EnableDnsHostnames", False)),
+            }
+        if token == GET_NAT_GATEWAY:
+            nat = next((n for n in self.nat_gateways if n["NatGatewayId"] == args.get("id")), None)
+            if nat is None:
+                return _not_found("EC2 NAT Gateway")
+            return {
+                "id": nat["NatGatewayId"],
+                "vpcId": nat.get("VpcId", ""),
+                "state": nat["State"],
+                "connectivityType": nat.get("ConnectivityType", "public"),
             }
         if token == GET_SUBNET:
             subnet = next((s for s in self.subnets if s["SubnetId"] == args.get("id")), None)

@@ -11,7 +11,7 @@ CRD_RELEASES = {
     "karpenter.sh": "karpenter-crd",
     "karpenter.k8s.aws": "karpenter-crd",
     "keda.sh": "keda",
-    "monitoring.coreos.com": "kube-prometheus-stack",
+    "monitoring.coreos.com": "prometheus-operator-crds",
 }
 
 

@@ -161,6 +161,8 @@ class Vpc:
     def __init__(self, ec2, cidr="10.42.0.0/16"):
         self.ec2 = ec2
         self.id = ec2.create_vpc(CidrBlock=cidr)["Vpc"]["VpcId"]
+        # A new VPC has DNS hostnames off (AWS and moto alike); EKS needs them on.
+        ec2.modify_vpc_attribute(VpcId=self.id, EnableDnsHostnames={"Value": True})
         self.main = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [self.id]}])["RouteTables"][0]["RouteTableId"]
         self.count = 0
 
@@ -266,12 +268,12 @@ def test_no_route_out_needs_s3_and_ecr_endpoints(ec2):
     private = [vpc.subnet("a"), vpc.subnet("b")]
     table = vpc.table(private)
     message = failure(ec2, {"vpcId": vpc.id, "privateSubnetIds": private})
-    assert "has no default route and no VPC endpoint for s3, ecr.api, ecr.dkr" in message
+    assert "has no default route and no VPC endpoint (with private DNS) for s3, ecr.api, ecr.dkr, ec2, eks-auth" in message
     vpc.endpoint("s3", "Gateway", [table])
-    vpc.endpoint("ecr.api")
-    vpc.endpoint("ecr.dkr")
+    for service in ("ecr.api", "ecr.dkr", "ec2", "eks-auth"):
+        vpc.endpoint(service)
     plan = run_in(ec2, {"vpcId": vpc.id, "privateSubnetIds": private})
-    assert any("no interface endpoint for sts, ec2, eks-auth, logs, sqs, elasticloadbalancing" in w for w in plan.warnings)
+    assert any("no interface endpoint for sts, logs, sqs, ssm, eks, elasticloadbalancing" in w for w in plan.warnings)
 
 
 def test_egress_through_a_transit_gateway_is_said_to_be_unverified(ec2):
@@ -308,7 +310,11 @@ def test_doctor_judges_the_real_vpc_the_same_way(ec2):
     vpc.table(private)
     cfg = config.parse(raw_config(**minimal_sections(network={"vpcId": vpc.id, "privateSubnetIds": private})), "test")
     check, zones = doctor.existing_network_check(cfg, ec2)
-    assert not check.ok and "no VPC endpoint for s3, ecr.api, ecr.dkr" in check.detail and zones == ["us-west-2a", "us-west-2b"]
+    assert (
+        not check.ok
+        and "no VPC endpoint (with private DNS) for s3, ecr.api, ecr.dkr" in check.detail
+        and zones == ["us-west-2a", "us-west-2b"]
+    )
     vpc.table([], NatGatewayId=vpc.nat())
     for subnet in private:
         association = ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id", "Values": [subnet]}])["RouteTables"][0]
@@ -352,3 +358,83 @@ def test_moving_a_stack_into_a_given_vpc_is_stopped_by_the_replacement_guard(pla
     assert cli.main(["diff", "--base", str(tmp_path / "base"), "--head", str(tmp_path / "head"), "--fail-on-replace"]) == 3
     out = capsys.readouterr().out
     assert "aws:ec2/vpc:Vpc network-vpc: deleted" in out and "aws:eks/cluster:Cluster eks-cluster" in out
+
+
+def test_dns_off_a_deleted_nat_and_endpoints_without_private_dns_are_refused(ec2):
+    vpc = Vpc(ec2)
+    ec2.modify_vpc_attribute(VpcId=vpc.id, EnableDnsHostnames={"Value": False})
+    private = [vpc.subnet("a"), vpc.subnet("b")]
+    nat = vpc.nat()
+    vpc.table(private[:1], NatGatewayId=nat)
+    table = vpc.table(private[1:])
+    vpc.endpoint("s3", "Gateway", [table])
+    for service in ("ecr.api", "ecr.dkr", "ec2", "eks-auth"):
+        ec2.create_vpc_endpoint(
+            VpcId=vpc.id, ServiceName=f"com.amazonaws.{REGION}.{service}", VpcEndpointType="Interface", PrivateDnsEnabled=False
+        )
+    ec2.delete_nat_gateway(NatGatewayId=nat)
+    message = failure(ec2, {"vpcId": vpc.id, "privateSubnetIds": private})
+    assert f"network.vpcId: {vpc.id} has DNS hostnames off; EKS needs both on" in message
+    assert f"network.privateSubnetIds[0]: {private[0]} routes 0.0.0.0/0 to {nat}, which is deleted" in message
+    assert "network.privateSubnetIds[1]" in message and "(with private DNS) for ecr.api, ecr.dkr, ec2, eks-auth" in message
+
+
+def test_an_alb_gets_one_subnet_per_zone_and_internet_facing_needs_an_internet_gateway(ec2):
+    vpc = Vpc(ec2)
+    private = [vpc.subnet("a"), vpc.subnet("a"), vpc.subnet("b")]
+    vpc.table(private, NatGatewayId=vpc.nat())
+    public = [vpc.subnet("a"), vpc.subnet("b")]
+    vpc.table(public, NatGatewayId=vpc.nat())
+    network = {"vpcId": vpc.id, "privateSubnetIds": private, "publicSubnetIds": public}
+    facing = {**ALB_MODEL, "exposure": {"type": "alb", "scheme": "internet-facing", "certificateArn": CERT}}
+    models = {"ranker": ALB_MODEL, "edge": {**facing, "source": {"s3Prefix": "edge/v1/"}}}
+    message = failure(ec2, network, models=models, registries=REGISTRIES, nodePools=POOLS)
+    assert f"network.publicSubnetIds[0]: {public[0]} routes 0.0.0.0/0 to nat-" in message and "not to an internet gateway" in message
+    gateway = vpc.igw()
+    for subnet in public:
+        table = ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id", "Values": [subnet]}])["RouteTables"][0]
+        ec2.replace_route(RouteTableId=table["RouteTableId"], DestinationCidrBlock="0.0.0.0/0", GatewayId=gateway)
+    plan = run_in(ec2, network, models=models, registries=REGISTRIES, nodePools=POOLS)
+    subnets = {
+        r["inputs"]["metadata"]["namespace"]: r["inputs"]["metadata"]["annotations"]["alb.ingress.kubernetes.io/subnets"]
+        for r in plan.by_type("kubernetes:networking.k8s.io/v1:Ingress")
+    }
+    assert subnets == {"ranker": f"{private[0]},{private[2]}", "edge": f"{public[0]},{public[1]}"}
+
+
+def test_a_local_zone_subnet_is_refused_and_a_private_nat_is_unverified(ec2):
+    vpc = Vpc(ec2)
+    private = [vpc.subnet("a"), vpc.subnet("b"), vpc.subnet("c")]
+    private_nat = ec2.create_nat_gateway(SubnetId=private[2], ConnectivityType="private")["NatGateway"]["NatGatewayId"]
+    vpc.table(private, NatGatewayId=private_nat)
+    estate = Ec2Estate.from_client(ec2)
+    # moto has no Local Zones: the network team's subnet in us-west-2-lax-1a, as DescribeSubnets would show it.
+    next(s for s in estate.subnets if s["SubnetId"] == private[2])["AvailabilityZone"] = "us-west-2-lax-1a"
+    with pytest.raises(Exception) as caught:
+        plan_of(minimal_sections(network={"vpcId": vpc.id, "privateSubnetIds": private}), estate)
+    assert f"{private[2]} is in us-west-2-lax-1a, a Local Zone or Wavelength Zone" in str(caught.value)
+    plan = plan_of(minimal_sections(network={"vpcId": vpc.id, "privateSubnetIds": private[:2]}), estate)
+    assert any(f"{private_nat} (a private NAT gateway, no internet egress of its own)" in w for w in plan.warnings)
+
+
+def test_several_s3_gateway_endpoints_are_a_warning_in_the_plan_and_judged_by_doctor(ec2):
+    vpc = Vpc(ec2)
+    private = [vpc.subnet("a"), vpc.subnet("b")]
+    first, second = vpc.table(private[:1]), vpc.table(private[1:])
+    vpc.endpoint("s3", "Gateway", [first])
+    vpc.endpoint("s3", "Gateway", [second])
+    for service in ("ecr.api", "ecr.dkr", "ec2", "eks-auth"):
+        vpc.endpoint(service)
+    network = {"vpcId": vpc.id, "privateSubnetIds": private}
+    plan = run_in(ec2, network)
+    assert sum("several S3 gateway endpoints" in w for w in plan.warnings) == 2
+    check, _ = doctor.existing_network_check(config.parse(raw_config(**minimal_sections(network=network)), "test"), ec2)
+    assert check.ok, check.detail
+
+
+def test_karpenter_zones_outside_a_created_vpcs_zones_are_refused():
+    pools = {**POOLS, "cpu": {**KARPENTER_CPU, "zones": ["us-west-2c"]}}
+    with pytest.raises(
+        Exception, match=r"nodePools\.cpu\.zones\[0\]: 'us-west-2c' is not one of the VPC's zones \(us-west-2a, us-west-2b\)"
+    ):
+        plan_of(minimal_sections(nodePools=pools))

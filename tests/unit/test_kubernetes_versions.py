@@ -47,8 +47,31 @@ def test_the_repository_file_passes_and_is_what_the_program_runs():
 MISTAKES = [
     (
         "a version written as a number",
-        lambda v, d: d["versions"].update({1.37: d["versions"][d["default"]]}),
-        "versions.1.37.[key]: Input should be a valid string",
+        lambda v, d: d["versions"].update({1.3: d["versions"][d["default"]]}),
+        "the key 1.3 is a number: quote",
+    ),
+    ("a default written as a number", lambda v, d: d.update(default=1.36), "1.36 is a number: quote it"),
+    (
+        "a source asking for another version",
+        lambda v, d: v["addons"]["vpc-cni"].update(source=v["addons"]["vpc-cni"]["source"].replace("1.36", "1.35")),
+        "versions.1.36.addons.vpc-cni.source asks for Kubernetes 1.35",
+    ),
+    (
+        "a source naming another add-on",
+        lambda v, d: v["addons"]["vpc-cni"].update(source="aws eks describe-addon-versions --kubernetes-version 1.36 --addon-name coredns"),
+        "addons.vpc-cni.source names the add-on coredns",
+    ),
+    (
+        "an AMI source of another release",
+        lambda v, d: v["amiRelease"].update(version="1.36.3-20260901"),
+        "amiRelease.source is the release v20260903, not the version's v20260901",
+    ),
+    ("a bare https source", lambda v, d: v["addons"]["coredns"].update(source="https://"), "must be an https:// page (with a path)"),
+    ("an aws command that gives nothing", lambda v, d: v["addons"]["coredns"].update(source="aws help"), "must be an https:// page"),
+    (
+        "an entry added after its support ended",
+        lambda v, d: v.update(standardSupportUntil=datetime.date(2026, 1, 1), extendedSupportUntil=datetime.date(2027, 1, 1)),
+        "is not after checked",
     ),
     (
         "a floating add-on",
@@ -84,12 +107,27 @@ def test_each_rule_rejects_its_mistake(tmp_path, mistake, change, message):
     assert message in str(caught.value) and "kubernetes-versions.yaml" in str(caught.value)
 
 
-def test_a_key_given_twice_is_an_error(tmp_path):
-    text = versions.VERSIONS_FILE.read_text().replace('default: "1.36"', 'default: "1.36"\ndefault: "1.36"')
+def test_a_key_given_twice_and_an_impossible_date_are_named(tmp_path):
     path = tmp_path / "kubernetes-versions.yaml"
-    path.write_text(text)
-    with pytest.raises(versions.VersionsFileError, match="duplicate key"):
+    path.write_text(versions.VERSIONS_FILE.read_text().replace('default: "1.36"', 'default: "1.36"\ndefault: "1.36"'))
+    with pytest.raises(versions.VersionsFileError, match=r"line \d+: found duplicate key \"default\"; keep one"):
         versions.load_versions(path)
+    path.write_text(versions.VERSIONS_FILE.read_text().replace("checked: 2026-11-23", "checked: 2026-11-31", 1))
+    with pytest.raises(versions.VersionsFileError, match=r"kubernetes-versions\.yaml: day is out of range"):
+        versions.load_versions(path)
+
+
+def test_a_copied_entry_keeps_its_old_support_dates_is_refused(tmp_path):
+    def add(current, document):
+        new = copy.deepcopy(current)
+        new["amiRelease"].update(version="1.37.1-20261101", source="https://github.com/awslabs/amazon-eks-ami/releases/tag/v20261101")
+        new["addons"]["kube-proxy"].update(version="v1.37.0-eksbuild.2")
+        for pin in new["addons"].values():
+            pin["source"] = pin["source"].replace("1.36", "1.37")
+        document["versions"]["1.37"] = new
+
+    with pytest.raises(versions.VersionsFileError, match=r"versions\.1\.37\.standardSupportUntil is not after that of 1\.36"):
+        load(tmp_path, edited(add))
 
 
 def test_an_unknown_version_says_how_to_add_one():
@@ -99,13 +137,18 @@ def test_an_unknown_version_says_how_to_add_one():
         )
     (problem,) = caught.value.problems
     assert problem[0] == "cluster.version" and "add an entry '1.37' to infra/kubernetes-versions.yaml" in problem[1]
+    with pytest.raises(config.ConfigError) as caught:
+        config.parse(raw_config(**minimal_sections(cluster={"version": "v1.36", "admins": minimal_sections()["cluster"]["admins"]})), "t")
+    assert "'v1.36' is not a Kubernetes minor version: write it as '1.<minor>'" in caught.value.problems[0][1]
 
 
 def test_adding_a_version_is_a_data_change(tmp_path, monkeypatch):
     def add(current, document):
         new = copy.deepcopy(current)
-        new["amiRelease"].update(version="1.37.1-20261101")
+        new["amiRelease"].update(version="1.37.1-20261101", source="https://github.com/awslabs/amazon-eks-ami/releases/tag/v20261101")
         new["addons"]["kube-proxy"].update(version="v1.37.0-eksbuild.2")
+        for pin in new["addons"].values():
+            pin["source"] = pin["source"].replace("1.36", "1.37")
         new.update(standardSupportUntil=datetime.date(2028, 1, 15), extendedSupportUntil=datetime.date(2029, 1, 15))
         document["versions"]["1.37"] = new
 

@@ -1,6 +1,8 @@
 import json
+import re
 
 import pulumi_kubernetes as k8s
+import pytest
 from moto.iam.policy_validation import IAMPolicyDocumentValidator
 
 from ml_platform.components import model_service
@@ -171,7 +173,9 @@ def test_network_policy_admits_allowed_namespaces_monitoring_and_the_alb():
 
 
 def test_alb_ingress_https_when_certificate():
-    ingress = model_service.ingress(spec(alb=True, alb_scheme="internet-facing", certificate_arn="arn:aws:acm:us-west-2:1:certificate/x"))
+    ingress = model_service.ingress(
+        spec(alb=True, vpc_cidrs=("10.0.0.0/16",), alb_scheme="internet-facing", certificate_arn="arn:aws:acm:us-west-2:1:certificate/x")
+    )
     annotations = ingress["metadata"]["annotations"]
     assert annotations["alb.ingress.kubernetes.io/scheme"] == "internet-facing"
     assert annotations["alb.ingress.kubernetes.io/listen-ports"] == '[{"HTTPS": 443}]'
@@ -230,7 +234,7 @@ def test_pods_come_after_their_identity_and_get_time_to_start():
         alb = k8s.helm.v3.Release("alb", chart="aws-load-balancer-controller", version="3.5.0")
         model_service.ModelService(
             "model-chat",
-            service_args(spec(alb=True), provider, alb_controller=alb),
+            service_args(spec(alb=True, vpc_cidrs=("10.0.0.0/16",)), provider, alb_controller=alb),
         )
 
     plan = render(program)
@@ -277,3 +281,25 @@ def test_a_shared_namespace_is_waited_for_and_not_created():
     assert namespace in resource(plan, "kubernetes:apps/v1:Deployment", "model-chat-deployment")["dependencies"]
     association = resource(plan, "aws:eks/podIdentityAssociation:PodIdentityAssociation", "model-chat-model-reader")["inputs"]
     assert (association["namespace"], association["serviceAccount"]) == ("pr-12", "chat")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"name": "kube-system"}, "a namespace Kubernetes or the platform owns"),
+        ({"name": "Scorer_1"}, "must be 1-40 lowercase letters"),
+        ({"runtime": "tgi"}, "runtime 'tgi' is not one of vllm, triton, custom"),
+        ({"image": "repo/model:latest"}, "needs a fixed tag or a digest"),
+        ({"image": "repo/model"}, "needs a fixed tag or a digest"),
+        ({"gpus": -1}, "gpus -1 is negative"),
+        ({"min_replicas": 5, "max_replicas": 2}, "need 0 <= min_replicas <= max_replicas"),
+        ({"port": 0}, "port 0 is not 1-65535"),
+        ({"alb": True, "vpc_cidrs": ("10.0.0.0/16",), "alb_scheme": "public"}, "alb_scheme 'public' is not one of"),
+        ({"alb": True, "vpc_cidrs": ("10.0.0.0/16",), "alb_scheme": "internet-facing"}, "serves HTTPS only: give certificate_arn"),
+        ({"alb": True}, "needs vpc_cidrs"),
+        ({"vpc_cidrs": ("10.0.0.0/33",)}, "'10.0.0.0/33' is not a CIDR"),
+    ],
+)
+def test_a_model_spec_refuses_what_kubernetes_or_the_controller_would(change, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        spec(**change)

@@ -10,11 +10,17 @@ from ml_platform.components.helm import Chart
 from tests.helpers import render, resource
 
 CHART = Chart("kube-prometheus-stack", "https://prometheus-community.github.io/helm-charts", "88.5.3")
+CRD_CHART = Chart("prometheus-operator-crds", "https://prometheus-community.github.io/helm-charts", "31.0.1")
 
 
 def build(**overrides):
     def program():
-        args = dict(kubernetes_provider=k8s.Provider("k8s", kubeconfig="{}"), chart=CHART, node_selector={"ml-platform/pool": "system"})
+        args = dict(
+            kubernetes_provider=k8s.Provider("k8s", kubeconfig="{}"),
+            chart=CHART,
+            crd_chart=CRD_CHART,
+            node_selector={"ml-platform/pool": "system"},
+        )
         args.update(overrides)
         monitoring.Monitoring("monitoring", monitoring.MonitoringArgs(**args))
 
@@ -112,10 +118,25 @@ def test_amp_remote_write_through_pod_identity():
     assert policy["Statement"][0]["Action"] == "aps:RemoteWrite" and policy["Statement"][0]["Resource"].startswith("arn:aws:aps:")
 
 
-def test_dashboards_and_rules_wait_for_the_chart():
+def test_the_operator_crds_come_first_in_their_own_release_that_adopts_and_keeps_them():
     plan = render(build())
-    release = resource(plan, "kubernetes:helm.sh/v3:Release", "monitoring-kube-prometheus-stack")["urn"]
-    assert release in resource(plan, "kubernetes:monitoring.coreos.com/v1:PrometheusRule", "monitoring-platform-rules")["dependencies"]
+    crds = resource(plan, "kubernetes:helm.sh/v3:Release", "monitoring-operator-crds")
+    chart = resource(plan, "kubernetes:helm.sh/v3:Release", "monitoring-kube-prometheus-stack")
+    assert crds["inputs"]["chart"] == "prometheus-operator-crds" and crds["inputs"]["version"] == "31.0.1"
+    # Stacks made before this release hold the CRDs from the chart's crds/ folder, without Helm's ownership metadata.
+    assert crds["inputs"]["takeOwnership"] is True
+    assert crds["inputs"]["values"] == {"crds": {"annotations": {"helm.sh/resource-policy": "keep"}}}
+    assert chart["inputs"]["values"]["crds"] == {"enabled": False}
+    assert crds["urn"] in chart["dependencies"]
+    namespace = resource(plan, "kubernetes:core/v1:Namespace", "monitoring-namespace")["urn"]
+    assert crds["dependencies"] == [namespace], "the CRDs wait for nothing but the namespace"
+
+
+def test_dashboards_and_rules_wait_for_the_crds_only():
+    plan = render(build())
+    crds = resource(plan, "kubernetes:helm.sh/v3:Release", "monitoring-operator-crds")["urn"]
+    rule = resource(plan, "kubernetes:monitoring.coreos.com/v1:PrometheusRule", "monitoring-platform-rules")
+    assert crds in rule["dependencies"] and not any("kube-prometheus-stack" in d for d in rule["dependencies"])
     maps = plan.by_type("kubernetes:core/v1:ConfigMap")
     assert {m["inputs"]["metadata"]["name"] for m in maps} == {"dashboard-gpu", "dashboard-model-serving", "dashboard-platform"}
     assert all(m["inputs"]["metadata"]["labels"] == {"grafana_dashboard": "1"} for m in maps)
