@@ -122,6 +122,11 @@ class ClusterAddons(pulumi.ComponentResource):
 
     Arguments: ClusterAddonsArgs, documented field by field."""
 
+    storage: list[pulumi.Resource]
+    """The EBS CSI driver and the gp3 StorageClass: what a pod with a persistent volume waits for."""
+    metrics_server: k8s.helm.v3.Release
+    """The metrics-server release (the resource metrics API)."""
+
     def __init__(self, name: str, args: ClusterAddonsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(TYPE, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -172,7 +177,7 @@ class ClusterAddons(pulumi.ComponentResource):
         manifest = pulumi.Output.from_input(args.volume_kms_key_arn).apply(
             lambda arn: storage_class(arn, "Retain" if args.retain_volumes else "Delete")
         )
-        k8s.storage.v1.StorageClass(
+        gp3 = k8s.storage.v1.StorageClass(
             f"{name}-gp3",
             metadata=manifest["metadata"],
             provisioner=manifest["provisioner"],
@@ -192,6 +197,7 @@ class ClusterAddons(pulumi.ComponentResource):
             ),
         )
 
+        self.storage = [ebs, gp3]
         self.metrics_server = release(
             f"{name}-metrics-server",
             args.metrics_server_chart,

@@ -304,37 +304,38 @@ def build(cfg: config.StackConfig) -> None:
         opts=aliases.options("eks"),
     )
 
-    node_groups = []
+    managed: dict[str, NodePool] = {}
     for pool_name, pool in sorted(cfg.nodePools.items()):
         if not isinstance(pool, config.ManagedPoolConfig):
             continue
         labels, taints = pools.labels_and_taints(pool_name, pool)
-        node_groups.append(
-            NodePool(
-                pool_name,
-                NodePoolArgs(
-                    cluster_name=cluster.name,
-                    node_role_arn=cluster.node_role.arn,
-                    subnet_ids=network.private_subnet_ids,
-                    instance_types=tuple(pool.instanceTypes),
-                    architecture=pool.architecture,
-                    gpu=pool.gpu is not None,
-                    release_version=release.ami_release,
-                    min_size=pool.minSize,
-                    max_size=pool.maxSize,
-                    desired_size=pool.desiredSize,
-                    capacity_type=pool.capacityType,
-                    disk_size_gib=pool.diskSizeGiB,
-                    labels=labels,
-                    taints=taints,
-                    max_unavailable=pool.maxUnavailable,
-                    protect=protect,
-                    tags=tags,
-                ),
-                # Nodes join only once networking and Pod Identity are there.
-                opts=aliases.options(pool_name, depends_on=cluster.bootstrap_addons),
-            )
+        managed[pool_name] = NodePool(
+            pool_name,
+            NodePoolArgs(
+                cluster_name=cluster.name,
+                node_role_arn=cluster.node_role.arn,
+                subnet_ids=network.private_subnet_ids,
+                instance_types=tuple(pool.instanceTypes),
+                architecture=pool.architecture,
+                gpu=pool.gpu is not None,
+                release_version=release.ami_release,
+                min_size=pool.minSize,
+                max_size=pool.maxSize,
+                desired_size=pool.desiredSize,
+                capacity_type=pool.capacityType,
+                disk_size_gib=pool.diskSizeGiB,
+                labels=labels,
+                taints=taints,
+                max_unavailable=pool.maxUnavailable,
+                protect=protect,
+                tags=tags,
+            ),
+            # Nodes join only once networking and Pod Identity are there.
+            opts=aliases.options(pool_name, depends_on=cluster.bootstrap_addons),
         )
+    node_groups = list(managed.values())
+    # The platform's controllers run on the system pool: they wait for its nodes, not for the other pools'.
+    system_group = [managed["system"]]
 
     addons = ClusterAddons(
         "addons",
@@ -358,6 +359,7 @@ def build(cfg: config.StackConfig) -> None:
 
     system_nodes = {POOL_LABEL: "system"}
     observability = cfg.monitoring
+    storage_gib = observability.storageGiB or (None if cfg.environment == "dev" else 100)
     routing = alertmanager_config(
         [r.model_dump(exclude_none=True) for r in observability.receivers],
         [r.model_dump() for r in observability.routes],
@@ -371,7 +373,7 @@ def build(cfg: config.StackConfig) -> None:
             crd_chart=charts["prometheus-operator-crds"],
             retention=observability.retention or ("3d" if cfg.environment == "dev" else "15d"),
             # Persistent gp3 storage outside dev, so metrics survive a Prometheus restart.
-            storage_gib=observability.storageGiB or (None if cfg.environment == "dev" else 100),
+            storage_gib=storage_gib,
             memory=observability.prometheusMemory,
             cpu=PROMETHEUS_CPU[size],
             resources=platform_resources,
@@ -384,8 +386,9 @@ def build(cfg: config.StackConfig) -> None:
             region=cfg.region,
             tags=tags,
         ),
-        # Prometheus's volume needs the EBS CSI driver and the gp3 StorageClass.
-        opts=aliases.options("monitoring", depends_on=[addons]),
+        # The chart's pods need nodes, and Prometheus's volume (outside dev) the EBS CSI driver and the gp3
+        # StorageClass: nothing else (not CoreDNS or metrics-server, which would lengthen a first deploy).
+        opts=aliases.options("monitoring", depends_on=[*system_group, *(addons.storage if storage_gib else [])]),
     )
 
     Logging(
@@ -438,7 +441,7 @@ def build(cfg: config.StackConfig) -> None:
             ),
             # The controller runs on the managed system pool and needs the NAT routes to reach AWS, also while
             # a destroy has it terminate its nodes; its ServiceMonitor needs the Prometheus operator's CRD.
-            opts=aliases.options("karpenter", depends_on=[*node_groups, *network.egress, monitoring.crds]),
+            opts=aliases.options("karpenter", depends_on=[*system_group, *network.egress, monitoring.crds]),
         )
         node_roles.append(karpenter.node_role)
 
@@ -511,6 +514,7 @@ def build(cfg: config.StackConfig) -> None:
             "serving",
             ServingPlatformArgs(
                 kubernetes_provider=cluster.provider,
+                kubeconfig=cluster.kubeconfig,
                 cluster_name=name,
                 cluster=cluster.name,
                 region=cfg.region,
@@ -523,7 +527,7 @@ def build(cfg: config.StackConfig) -> None:
                 resources=platform_resources,
                 tags=tags,
             ),
-            opts=aliases.options("serving", depends_on=node_groups),
+            opts=aliases.options("serving", depends_on=system_group),
         )
         for model_name, model in sorted(cfg.models.items()):
             ModelService(

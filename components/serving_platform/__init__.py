@@ -82,10 +82,25 @@ def alb_values(
     }
 
 
+# The controller's CRDs at a chart version (its appVersion tag; the chart's crds/ holds the same files, which
+# Helm installs once and never upgrades). Source: kubernetes-sigs/aws-load-balancer-controller, tag v3.5.0,
+# helm/aws-load-balancer-controller/crds/ (the same git blobs as aws/eks-charts' chart 3.5.0).
+ALB_CRD_URL = "https://raw.githubusercontent.com/kubernetes-sigs/aws-load-balancer-controller/v{version}/helm/aws-load-balancer-controller/crds/{file}"
+ALB_CRD_FILES = ("crds.yaml", "gateway-crds.yaml")
+
+
+def alb_crd_urls(chart_version: str) -> list[str]:
+    """The load balancer controller's CRD files at a chart version (chart and controller versions are equal
+    from 3.0 on), applied by Pulumi so that a chart bump updates them (Helm never upgrades a chart's crds/)."""
+    return [ALB_CRD_URL.format(version=chart_version, file=file) for file in ALB_CRD_FILES]
+
+
 @dataclass
 class ServingPlatformArgs:
     kubernetes_provider: k8s.Provider
     """Provider for the cluster's API."""
+    kubeconfig: pulumi.Input[str]
+    """The cluster's kubeconfig, for the provider that applies the load balancer controller's CRDs."""
     cluster_name: str
     """EKS cluster name."""
     cluster: pulumi.Input[str]
@@ -161,6 +176,28 @@ class ServingPlatform(pulumi.ComponentResource):
                 tags=dict(args.tags),
                 opts=child,
             )
+            # The CRDs from the controller's release files at the pinned version, applied by Pulumi (server-side):
+            # a chart bump changes the URLs and so updates them, which the chart's crds/ never would. Their own
+            # provider adopts the CRDs a stack already has from an earlier Helm install (upsert, forcing the
+            # fields Helm set) without letting any other resource adopt what it finds. When the last ALB model
+            # goes, its Ingress goes first (the controller removes its TargetGroupBindings), then the release,
+            # then the CRDs.
+            crd_provider = k8s.Provider(
+                f"{name}-alb-crds-k8s",
+                kubeconfig=args.kubeconfig,
+                enable_server_side_apply=True,
+                upsert_existing_objects=True,
+                enable_patch_force=True,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[args.kubernetes_provider]),
+            )
+            crds = [
+                k8s.yaml.v2.ConfigFile(
+                    f"{name}-alb-crds-{file.removesuffix('.yaml')}",
+                    file=url,
+                    opts=pulumi.ResourceOptions(parent=self, provider=crd_provider),
+                )
+                for file, url in zip(ALB_CRD_FILES, alb_crd_urls(args.alb_chart.version), strict=True)
+            ]
             self.alb_controller = release(
                 f"{name}-alb-controller",
                 args.alb_chart,
@@ -169,6 +206,7 @@ class ServingPlatform(pulumi.ComponentResource):
                 pulumi.Output.from_input(args.vpc_id).apply(
                     lambda vpc: alb_values(args.cluster_name, args.region, vpc, args.node_selector, args.alb_replicas, args.resources)
                 ),
-                pulumi.ResourceOptions(parent=self, provider=args.kubernetes_provider, depends_on=[identity, attachment, *waits]),
+                pulumi.ResourceOptions(parent=self, provider=args.kubernetes_provider, depends_on=[identity, attachment, *crds, *waits]),
+                skip_crds=True,
             )
         self.register_outputs({})

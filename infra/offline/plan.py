@@ -24,7 +24,7 @@ import pulumi.runtime.settings
 import yaml
 
 from ml_platform.infra.config import PROJECT
-from ml_platform.infra.offline import capacity, stack_files
+from ml_platform.infra.offline import capacity, deploy_time, stack_files
 from ml_platform.infra.offline.ec2_estate import Ec2Estate
 from ml_platform.infra.offline.mocks import SECRET, PlatformMocks, RecordingMonitor, plain
 from ml_platform.infra.offline.secrets import is_masked, masked
@@ -204,14 +204,16 @@ def component_of(resource: dict[str, Any], by_urn: dict[str, dict[str, Any]]) ->
 
 
 def summary(plan: Plan, violations: list[str], contract_gaps: list[str] = (), pools: list[capacity.PoolCapacity] = ()) -> str:
-    """The terminal summary: resources per component, protected resources, warnings, policy results, the
+    """The terminal summary: the first deploy's estimated time and critical path (deploy_time), resources per
+    component, protected resources, warnings, policy results, the
     managed pools' capacity against the platform's pods (infra/offline/capacity.py), and the problems that
     fail the plan: the controller contract's gaps and pools too small."""
     by_urn = {r["urn"]: r for r in plan.resources}
     custom = [r for r in plan.resources if r["custom"] and not r["type"].startswith("pulumi:providers:")]
     counts = Counter(component_of(r, by_urn) for r in custom)
     width = max((len(name) for name in counts), default=10)
-    lines = [f"Offline plan of stack '{plan.stack}': {len(custom)} resources", "", f"{'component':<{width}}  resources"]
+    lines = [f"Offline plan of stack '{plan.stack}': {len(custom)} resources", deploy_time.estimate(plan.resources).line()]
+    lines += ["", f"{'component':<{width}}  resources"]
     lines += [f"{name:<{width}}  {count:>9}" for name, count in sorted(counts.items())]
     protected = [f"{r['type']}  {r['name']}" for r in custom if r["protect"]]
     lines += _section("protected", protected) + _section("warnings", plan.warnings) + _section("policy violations", violations)

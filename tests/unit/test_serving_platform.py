@@ -42,3 +42,21 @@ def test_karpenter_policies_belong_to_the_pinned_chart_version():
     with pytest.raises(config.ConfigError) as caught:
         program.check_pins(cfg)
     assert caught.value.problems[0][0] == "pins.charts.karpenter"
+
+
+def test_the_load_balancer_controllers_crds_follow_its_chart_version(plans):
+    """Helm installs a chart's crds/ once and never upgrades them: Pulumi applies the controller's CRD files at
+    the pinned version instead (a chart bump changes their URLs), through a provider that adopts the CRDs an
+    earlier Helm install left, and the release skips its own copy."""
+    plan = plans["staging"]
+    (release,) = [r for r in plan.by_type("kubernetes:helm.sh/v3:Release") if r["inputs"]["name"] == "aws-load-balancer-controller"]
+    files = plan.by_type("kubernetes:yaml/v2:ConfigFile")
+    version = versions.CHARTS["aws-load-balancer-controller"].version
+    assert sorted(f["inputs"]["file"] for f in files) == sorted(serving_platform.alb_crd_urls(version))
+    assert all(f"/v{version}/helm/aws-load-balancer-controller/crds/" in f["inputs"]["file"] for f in files)
+    assert release["inputs"]["skipCrds"] is True and {f["urn"] for f in files} <= set(release["dependencies"])
+    (provider,) = {f["provider"] for f in files}
+    crd_provider = next(r for r in plan.resources if r["urn"] == provider)
+    assert crd_provider["inputs"]["upsertExistingObjects"] == "true" and crd_provider["inputs"]["enablePatchForce"] == "true"
+    others = {r["provider"] for r in plan.resources if r["type"].startswith("kubernetes:") and r not in files}
+    assert provider not in others, "only the CRDs go through the adopting provider"

@@ -1,0 +1,62 @@
+"""The first-deploy estimate: the critical path of a plan's dependency graph under the duration table, and the
+shape of the platform's graph that keeps it within 1.1x the essential chain (nothing waits for a chart it does
+not need at run time)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ml_platform.infra.offline import deploy_time
+
+
+def resource(name, token, deps=(), provider="", custom=True, **inputs):
+    return {
+        "urn": f"urn:{name}",
+        "name": name,
+        "type": token,
+        "custom": custom,
+        "dependencies": [f"urn:{d}" for d in deps],
+        "provider": f"urn:{provider}" if provider else "",
+        "inputs": inputs,
+    }
+
+
+def test_the_critical_path_is_the_longest_chain_through_dependencies_and_providers():
+    graph = [
+        resource("cluster", "aws:eks/cluster:Cluster"),
+        resource("k8s", "pulumi:providers:kubernetes", ["cluster"]),
+        resource("vpc-cni", "aws:eks/addon:Addon", ["cluster"], addonName="vpc-cni"),
+        resource("nodes", "aws:eks/nodeGroup:NodeGroup", ["vpc-cni"]),
+        resource("crds", "kubernetes:helm.sh/v3:Release", provider="k8s", chart="prometheus-operator-crds"),
+        resource("kps", "kubernetes:helm.sh/v3:Release", ["nodes", "crds"], provider="k8s", chart="kube-prometheus-stack"),
+        resource("rule", "kubernetes:monitoring.coreos.com/v1:PrometheusRule", ["crds"], provider="k8s"),
+    ]
+    estimate = deploy_time.estimate(graph)
+    assert estimate.seconds == 600 + 105 + 240 + 240
+    assert [name for name, _ in estimate.path] == ["cluster", "vpc-cni", "nodes", "kps"]
+    assert estimate.essential == 600 + 105 + 240 + 240 and estimate.ratio == 1.0
+    waiting = [
+        *graph[:-2],
+        resource("kps", "kubernetes:helm.sh/v3:Release", ["nodes", "metrics"], provider="k8s", chart="kube-prometheus-stack"),
+        resource("metrics", "kubernetes:helm.sh/v3:Release", ["nodes"], provider="k8s", chart="metrics-server"),
+    ]
+    assert deploy_time.estimate(waiting).seconds == 600 + 105 + 240 + 90 + 240
+
+
+def test_a_cycle_is_refused():
+    with pytest.raises(ValueError, match="dependency cycle"):
+        deploy_time.estimate([resource("a", "aws:iam/role:Role", ["b"]), resource("b", "aws:iam/role:Role", ["a"])])
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_each_stack_deploys_within_a_tenth_of_the_essential_chain(plans, stack):
+    estimate = deploy_time.estimate(plans[stack].resources)
+    assert estimate.ratio <= 1.1, estimate.line()
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_no_release_waits_for_the_monitoring_chart(plans, stack):
+    """Karpenter, Fluent Bit, the NVIDIA charts and every model need the Prometheus operator's CRDs only."""
+    chart = next(r["urn"] for r in plans[stack].by_type("kubernetes:helm.sh/v3:Release") if r["inputs"]["name"] == "kube-prometheus-stack")
+    waiting = [r["name"] for r in plans[stack].resources if chart in r["dependencies"]]
+    assert waiting == [], waiting
