@@ -15,7 +15,7 @@ import runpy
 import shutil
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ import pulumi.runtime.settings
 import yaml
 
 from ml_platform.infra.config import PROJECT
-from ml_platform.infra.offline import capacity, deploy_time, stack_files
+from ml_platform.infra.offline import capacity, deploy_time, plan_cache, stack_files
 from ml_platform.infra.offline.ec2_estate import Ec2Estate
 from ml_platform.infra.offline.mocks import SECRET, PlatformMocks, RecordingMonitor, plain
 from ml_platform.infra.offline.secrets import is_masked, masked
@@ -83,7 +83,21 @@ def run(
     """Run `program` (default: the platform's) of Pulumi project `project` for `stack` under the mock runtime
     (PlatformMocks: AWS answers as the real services shape them) and return its plan. `estate`: the EC2
     networking an existing VPC's lookups are answered from; default: one assumed from the stack's network
-    config (Ec2Estate.assumed), which the plan's warnings say."""
+    config (Ec2Estate.assumed), which the plan's warnings say. With $ML_PLATFORM_PLAN_CACHE set, a plan of the
+    platform's own program with an assumed estate is read from, or written to, the on-disk cache (plan_cache)."""
+    cache = plan_cache.directory() if program is None and estate is None else None
+    if cache is not None:
+        name = plan_cache.key(stack, project, raw)
+        cached = plan_cache.load(cache, name)
+        if cached is not None:
+            return Plan(**cached)
+        fresh = _run(stack, raw, None, project, None)
+        plan_cache.store(cache, name, asdict(fresh))
+        return fresh
+    return _run(stack, raw, program, project, estate)
+
+
+def _run(stack: str, raw: RawStackConfig, program: Callable[[], None] | None, project: str, estate: Ec2Estate | None) -> Plan:
     if program is None:
         from ml_platform.infra.program import main as program
 

@@ -1,0 +1,94 @@
+"""An on-disk cache of offline plans, opt-in through $ML_PLATFORM_PLAN_CACHE (a directory): a plan of the
+platform's own program is stored under a key of everything it is made from, and a later run with the same key
+(in any process, such as a test suite's parallel workers, or a CI job's second command) reads it back instead
+of running the program again.
+
+The key: the stack and project names, the stack's config as the engine would pass it (values, secret keys, and
+what the reader noticed: notes, placeholders), today's date (the program's support-window warning reads it), and
+a fingerprint of the platform's own files (every .py, .yaml and .json under the installed infra/, components/ and
+policy/ folders). Plans made with a custom program or a given EC2 estate are never cached. What the key cannot
+see is code changed at run time (a test that monkeypatches the program): such callers unset the variable.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+ENVIRONMENT = "ML_PLATFORM_PLAN_CACHE"
+PACKAGE_ROOTS = ("infra", "components", "policy")
+MAX_AGE_SECONDS = 24 * 3600
+
+
+def directory() -> Path | None:
+    """The cache directory, or None when caching is off."""
+    value = os.environ.get(ENVIRONMENT)
+    return Path(value) if value else None
+
+
+@functools.cache
+def code_fingerprint() -> str:
+    """A digest of the platform's own source and data files, as installed."""
+    import ml_platform.components
+    import ml_platform.infra
+    import ml_platform.policy
+
+    digest = hashlib.sha256()
+    for package in (ml_platform.infra, ml_platform.components, ml_platform.policy):
+        root = Path(package.__file__).parent
+        for path in sorted(p for p in root.rglob("*") if p.suffix in (".py", ".yaml", ".json") and "__pycache__" not in p.parts):
+            digest.update(str(path.relative_to(root)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def key(stack: str, project: str, raw: Any) -> str:
+    """The cache key of one plan (`raw`: a RawStackConfig)."""
+    material = {
+        "stack": stack,
+        "project": project,
+        "values": raw.values,
+        "secret_keys": sorted(raw.secret_keys),
+        "notes": list(raw.notes),
+        "placeholders": [p.line() for p in raw.placeholders],
+        "date": datetime.date.today().isoformat(),
+        "code": code_fingerprint(),
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+
+def load(cache: Path, name: str) -> dict[str, Any] | None:
+    path = cache / f"{name}.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def store(cache: Path, name: str, document: dict[str, Any]) -> None:
+    """Write atomically (a temporary file renamed into place), so a parallel reader sees all or nothing; a cache
+    that cannot be written is skipped, never an error."""
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        temporary = cache / f".{name}.{os.getpid()}.tmp"
+        temporary.write_text(json.dumps(document))
+        os.replace(temporary, cache / f"{name}.json")
+    except OSError:
+        return
+
+
+def prune(cache: Path, now: float | None = None) -> None:
+    """Remove entries older than a day (their code or date has moved on)."""
+    now = now or time.time()
+    for path in cache.glob("*.json") if cache.is_dir() else ():
+        try:
+            if now - path.stat().st_mtime > MAX_AGE_SECONDS:
+                path.unlink()
+        except OSError:
+            continue
