@@ -1,7 +1,7 @@
 """ClusterAddons: what every cluster needs once it has nodes. CoreDNS and the EBS CSI driver (EKS add-ons, the
 driver with its Pod Identity role), the encrypted gp3 default StorageClass, and metrics-server, which serves
 the resource metrics API (`metrics.k8s.io`) that every HPA on CPU or memory reads and EKS does not install
-(EKS user guide, "View resource usage with the Kubernetes Metrics Server"). Created after the node pools."""
+(EKS user guide, "View resource usage with the Kubernetes Metrics Server"). Created after the system pool."""
 
 from __future__ import annotations
 
@@ -118,10 +118,13 @@ class ClusterAddons(pulumi.ComponentResource):
     """What every cluster needs once it has nodes. CoreDNS and the EBS CSI driver (EKS add-ons, the driver with its
     Pod Identity role), the encrypted gp3 default StorageClass, and metrics-server, which serves the resource
     metrics API (`metrics.k8s.io`) that every HPA on CPU or memory reads and EKS does not install (EKS user guide,
-    "View resource usage with the Kubernetes Metrics Server"). Created after the node pools.
+    "View resource usage with the Kubernetes Metrics Server"). Created after the system pool.
 
     Arguments: ClusterAddonsArgs, documented field by field."""
 
+    coredns: aws.eks.Addon
+    """The CoreDNS add-on: what a controller resolving names through the cluster's DNS waits for (and, on
+    destroy, is deleted after)."""
     storage: list[pulumi.Resource]
     """The EBS CSI driver and the gp3 StorageClass: what a pod with a persistent volume waits for."""
     metrics_server: k8s.helm.v3.Release
@@ -134,7 +137,7 @@ class ClusterAddons(pulumi.ComponentResource):
         after = pulumi.ResourceOptions(parent=self, depends_on=inherited_depends_on(opts))
         tags = dict(args.tags)
 
-        aws.eks.Addon(
+        self.coredns = aws.eks.Addon(
             f"{name}-coredns",
             cluster_name=args.cluster_name,
             addon_name="coredns",

@@ -304,6 +304,8 @@ class EksCluster(pulumi.ComponentResource):
             f"{name}-k8s",
             kubeconfig=self.kubeconfig,
             enable_server_side_apply=True,
+            # Never adopt what exists, whatever PULUMI_K8S_UPSERT_EXISTING_OBJECTS says: a name clash must fail.
+            upsert_existing_objects=False,
             # The deployer's own access comes from these associations: nothing can be applied before them.
             opts=pulumi.ResourceOptions(parent=self, depends_on=associations),
         )

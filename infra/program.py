@@ -207,6 +207,20 @@ def installed_charts(cfg: config.StackConfig) -> set[str]:
     return installed
 
 
+def model_capacity(
+    model: config.ModelConfig, managed: dict[str, NodePool], karpenter: Karpenter | None, gpu_support: GpuSupport | None
+) -> list[pulumi.Resource]:
+    """What gives a model nodes: Karpenter (its controller and NodePools) and the managed pools other than the
+    system pool (models keep off it), plus the device plugin for a GPU model (a GPU node advertises no GPU
+    without it)."""
+    capacity: list[pulumi.Resource] = [group for name, group in managed.items() if name != "system"]
+    if karpenter is not None:
+        capacity.append(karpenter)
+    if model.gpus and gpu_support is not None:
+        capacity.append(gpu_support)
+    return capacity
+
+
 def build(cfg: config.StackConfig) -> None:
     tags = stack_tags(cfg)
     release, charts = versions.resolve(cfg.cluster.version, cfg.pins.addons, cfg.pins.amiRelease, cfg.pins.charts)
@@ -333,7 +347,6 @@ def build(cfg: config.StackConfig) -> None:
             # Nodes join only once networking and Pod Identity are there.
             opts=aliases.options(pool_name, depends_on=cluster.bootstrap_addons),
         )
-    node_groups = list(managed.values())
     # The platform's controllers run on the system pool: they wait for its nodes, not for the other pools'.
     system_group = [managed["system"]]
 
@@ -353,8 +366,9 @@ def build(cfg: config.StackConfig) -> None:
             retain_volumes=protect,
             tags=tags,
         ),
-        # CoreDNS and the EBS CSI controller are Deployments: they need nodes to become healthy.
-        opts=aliases.options("addons", depends_on=node_groups),
+        # CoreDNS and the EBS CSI controller are Deployments: they need nodes (the system pool's suffice) to
+        # become healthy, not every pool's.
+        opts=aliases.options("addons", depends_on=system_group),
     )
 
     system_nodes = {POOL_LABEL: "system"}
@@ -416,6 +430,7 @@ def build(cfg: config.StackConfig) -> None:
     )
 
     node_roles = [cluster.node_role]
+    karpenter: Karpenter | None = None
     karpenter_pools = {name: pool for name, pool in sorted(cfg.nodePools.items()) if isinstance(pool, config.KarpenterPoolConfig)}
     if karpenter_pools:
         karpenter = Karpenter(
@@ -445,8 +460,9 @@ def build(cfg: config.StackConfig) -> None:
         )
         node_roles.append(karpenter.node_role)
 
+    gpu_support: GpuSupport | None = None
     if any(pool.gpu is not None for pool in cfg.nodePools.values()):
-        GpuSupport(
+        gpu_support = GpuSupport(
             "nvidia",
             GpuSupportArgs(
                 kubernetes_provider=cluster.provider,
@@ -527,7 +543,9 @@ def build(cfg: config.StackConfig) -> None:
                 resources=platform_resources,
                 tags=tags,
             ),
-            opts=aliases.options("serving", depends_on=system_group),
+            # The controllers resolve AWS endpoints and Prometheus through CoreDNS (dnsPolicy ClusterFirst): they
+            # wait for it, and a destroy removes them (and the load balancers they delete) before it.
+            opts=aliases.options("serving", depends_on=[*system_group, addons.coredns]),
         )
         for model_name, model in sorted(cfg.models.items()):
             ModelService(
@@ -544,6 +562,7 @@ def build(cfg: config.StackConfig) -> None:
                     region=cfg.region,
                     crd_releases={"keda": serving.keda, "monitoring": monitoring.crds},
                     alb_controller=serving.alb_controller,
+                    capacity=model_capacity(model, managed, karpenter, gpu_support),
                     tags=tags,
                 ),
                 opts=aliases.options(f"model-{model_name}"),

@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import os
 
+import pytest
+
 from ml_platform.infra.offline import plan as offline_plan
 from ml_platform.infra.offline import plan_cache, stack_files
 from ml_platform.infra.offline.stack_files import RawStackConfig
@@ -41,17 +43,32 @@ def test_a_custom_program_is_never_cached(tmp_path, monkeypatch):
     assert not list(tmp_path.glob("*.json"))
 
 
-def test_a_test_taking_monkeypatch_runs_uncached(monkeypatch):
+@pytest.fixture
+def patched_program(monkeypatch):
+    """Patches the program from a fixture, as a test's helper would."""
+    from ml_platform.components import eks_cluster
+
+    monkeypatch.setattr(eks_cluster, "CONTROL_PLANE_LOG_TYPES", ("api",))
+
+
+def test_a_patch_made_in_a_fixture_turns_the_cache_off_for_that_test(patched_program):
     assert plan_cache.ENVIRONMENT not in os.environ
+    (cluster,) = offline_plan.run("dev", stack_files.read_stack("dev")).by_type("aws:eks/cluster:Cluster")
+    assert cluster["inputs"]["enabledClusterLogTypes"] == ["api"]
 
 
-def test_other_tests_run_cached():
+def test_the_next_test_gets_the_real_plan_from_the_cache():
+    assert os.environ.get(plan_cache.ENVIRONMENT)
+    (cluster,) = offline_plan.run("dev", stack_files.read_stack("dev")).by_type("aws:eks/cluster:Cluster")
+    assert len(cluster["inputs"]["enabledClusterLogTypes"]) == 5
+
+
+def test_setting_environment_variables_keeps_the_cache(monkeypatch):
+    monkeypatch.setenv("SOME_VARIABLE", "1")
     assert os.environ.get(plan_cache.ENVIRONMENT)
 
 
-def test_old_entries_are_pruned(tmp_path):
-    (tmp_path / "old.json").write_text("{}")
-    (tmp_path / "new.json").write_text("{}")
-    os.utime(tmp_path / "old.json", (0, 0))
-    plan_cache.prune(tmp_path)
-    assert [p.name for p in tmp_path.glob("*.json")] == ["new.json"]
+def test_clear_empties_the_cache(tmp_path):
+    (tmp_path / "a.json").write_text("{}")
+    plan_cache.clear(tmp_path)
+    assert not list(tmp_path.glob("*.json"))

@@ -10,7 +10,7 @@ exactly what the component applies.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
@@ -90,6 +90,9 @@ class ModelServiceArgs:
     """The load balancer controller's release, which the Ingress waits for (its webhooks must answer)."""
     shared_namespace: pulumi.Resource | None = None
     """The namespace resource of `spec.shared_namespace`, which everything here waits for."""
+    capacity: Sequence[pulumi.Resource] = ()
+    """What gives the model nodes to run on (Karpenter and its NodePools, node groups, the GPU device plugin):
+    the Deployment is created after them, so Pulumi's wait for its readiness starts when a pod can be placed."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Tags for AWS resources."""
 
@@ -151,7 +154,7 @@ class ModelService(pulumi.ComponentResource):
                 waits: list[pulumi.Resource] = []
                 extra = pulumi.ResourceOptions()
                 if kind == "Deployment":
-                    waits = identity
+                    waits = [*identity, *args.capacity]
                     # A GPU replica may need a new node, a multi-GB image and the weights before it is ready;
                     # the provider's default 10-minute wait would fail the update.
                     wait = f"{spec.startup_seconds // 60 + 20}m"

@@ -190,14 +190,13 @@ class ServingPlatform(pulumi.ComponentResource):
                 enable_patch_force=True,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[args.kubernetes_provider]),
             )
-            crds = [
-                k8s.yaml.v2.ConfigFile(
-                    f"{name}-alb-crds-{file.removesuffix('.yaml')}",
-                    file=url,
-                    opts=pulumi.ResourceOptions(parent=self, provider=crd_provider),
-                )
-                for file, url in zip(ALB_CRD_FILES, alb_crd_urls(args.alb_chart.version), strict=True)
-            ]
+            # One group for both files: a CRD that moves from one file to the other in a later release keeps its
+            # URN, so a chart bump never deletes and recreates it (which would delete its custom resources).
+            crds = k8s.yaml.v2.ConfigGroup(
+                f"{name}-alb-crds",
+                files=alb_crd_urls(args.alb_chart.version),
+                opts=pulumi.ResourceOptions(parent=self, provider=crd_provider),
+            )
             self.alb_controller = release(
                 f"{name}-alb-controller",
                 args.alb_chart,
@@ -206,7 +205,7 @@ class ServingPlatform(pulumi.ComponentResource):
                 pulumi.Output.from_input(args.vpc_id).apply(
                     lambda vpc: alb_values(args.cluster_name, args.region, vpc, args.node_selector, args.alb_replicas, args.resources)
                 ),
-                pulumi.ResourceOptions(parent=self, provider=args.kubernetes_provider, depends_on=[identity, attachment, *crds, *waits]),
+                pulumi.ResourceOptions(parent=self, provider=args.kubernetes_provider, depends_on=[identity, attachment, crds, *waits]),
                 skip_crds=True,
             )
         self.register_outputs({})

@@ -2,15 +2,18 @@
 when everything it waits for has finished (its dependencies, as the engine receives them, and its provider),
 and takes its type's typical create time (DURATIONS). The longest chain is the critical path; the plan summary
 prints it, and `make bench` compares it with the essential chain, the part no ordering can avoid: the cluster,
-the add-ons nodes need, the system nodes, then the slowest chart (behind the EBS CSI driver and the gp3
-StorageClass where Prometheus has a volume).
+the add-ons nodes need, the system nodes, then the longer of the slowest chart (behind the EBS CSI driver and
+the gp3 StorageClass where Prometheus has a volume) and the slowest model (behind Karpenter's CRDs, controller
+and NodePools when Karpenter gives it nodes): Pulumi waits for a model's Deployment to be ready.
 
 Durations (seconds), in one place with their sources. Typical create times measured on EKS 1.3x deployments as
 the issue that asked for this estimate reports them (EKS cluster ~10 min; managed node group ~4 min; EKS add-on
 1.5-2 min; kube-prometheus-stack ~4 min; other Helm releases ~1.5 min); a NAT gateway takes 1-2 minutes to become
 available (Amazon VPC user guide, "NAT gateway basics": state `pending` until `available`); a chart of CRDs only
-(nothing to wait for but the API server) well under a minute. Anything else (IAM, KMS, S3, Kubernetes objects)
-is seconds.
+(nothing to wait for but the API server) well under a minute. A model server's Deployment with replicas is ready
+after a node is launched (about a minute) and the server has started: for a GPU model the published breakdown in
+issue #16 (Llama-3.1-8B on one L40S: 294 s from start to serving, the image pull on top), so 6 minutes; a CPU
+model 2 minutes. Anything else (IAM, KMS, S3, other Kubernetes objects, a Deployment scaled to zero) is seconds.
 """
 
 from __future__ import annotations
@@ -34,8 +37,11 @@ CHART_DURATIONS: dict[str, float] = {
     "prometheus-operator-crds": 30,
     "oci://public.ecr.aws/karpenter/karpenter-crd": 30,
 }
+MODEL_GPU = 360.0
+MODEL_CPU = 120.0
 AWS_DEFAULT = 10.0
 KUBERNETES_DEFAULT = 5.0
+KARPENTER_CHARTS = ("oci://public.ecr.aws/karpenter/karpenter-crd", "oci://public.ecr.aws/karpenter/karpenter")
 ADDON_BOOTSTRAP = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
 
 
@@ -48,7 +54,22 @@ def duration(resource: Mapping[str, Any]) -> float:
         return CHART_DURATIONS.get(resource["inputs"].get("chart", ""), DURATIONS[HELM_RELEASE])
     if token in DURATIONS:
         return DURATIONS[token]
+    if _is_model(resource):
+        spec = resource["inputs"]["spec"]
+        if spec.get("replicas", 1) == 0:  # absent: Kubernetes makes one
+            return KUBERNETES_DEFAULT
+        containers = spec["template"]["spec"]["containers"]
+        gpus = any("nvidia.com/gpu" in (c.get("resources", {}).get("limits") or {}) for c in containers)
+        return MODEL_GPU if gpus else MODEL_CPU
     return KUBERNETES_DEFAULT if token.startswith("kubernetes:") else AWS_DEFAULT
+
+
+def _is_model(resource: Mapping[str, Any]) -> bool:
+    """A model server's Deployment (components/model_service: app.kubernetes.io/component=model-server)."""
+    if resource["type"] != "kubernetes:apps/v1:Deployment":
+        return False
+    labels = (resource["inputs"].get("metadata") or {}).get("labels") or {}
+    return labels.get("app.kubernetes.io/component") == "model-server"
 
 
 @dataclass(frozen=True)
@@ -113,12 +134,15 @@ def estimate(resources: Sequence[Mapping[str, Any]]) -> DeployTime:
 
 
 def essential_chain(resources: Sequence[Mapping[str, Any]]) -> float:
-    """The cluster, the bootstrap add-ons, the system nodes, and the slowest chart (behind the EBS CSI driver and
-    the gp3 StorageClass where Prometheus keeps its data on a volume), in seconds."""
-    cluster = DURATIONS["aws:eks/cluster:Cluster"]
+    """The part of a first deploy no ordering avoids, in seconds: the cluster, the bootstrap add-ons and the system
+    nodes (each where the plan has one), then the longer of the slowest chart (behind the EBS CSI driver and the gp3
+    StorageClass where Prometheus keeps its data on a volume) and the slowest model (behind Karpenter's CRD chart,
+    controller and a NodePool where the plan runs Karpenter)."""
+    has = {r["type"] for r in resources}
+    cluster = DURATIONS["aws:eks/cluster:Cluster"] if "aws:eks/cluster:Cluster" in has else 0.0
     addons = [r for r in resources if r["type"] == "aws:eks/addon:Addon"]
     bootstrap = max((duration(r) for r in addons if r["inputs"].get("addonName") in ADDON_BOOTSTRAP), default=0.0)
-    nodes = DURATIONS["aws:eks/nodeGroup:NodeGroup"] if any(r["type"] == "aws:eks/nodeGroup:NodeGroup" for r in resources) else 0.0
+    nodes = DURATIONS["aws:eks/nodeGroup:NodeGroup"] if "aws:eks/nodeGroup:NodeGroup" in has else 0.0
     releases = [r for r in resources if r["type"] == HELM_RELEASE]
     slowest = max((duration(r) for r in releases), default=0.0)
     volume = any(((r["inputs"].get("values") or {}).get("prometheus") or {}).get("prometheusSpec", {}).get("storageSpec") for r in releases)
@@ -126,4 +150,7 @@ def essential_chain(resources: Sequence[Mapping[str, Any]]) -> float:
     if volume:
         csi = max((duration(r) for r in addons if r["inputs"].get("addonName") == "aws-ebs-csi-driver"), default=0.0)
         storage = csi + KUBERNETES_DEFAULT  # the StorageClass
-    return cluster + bootstrap + nodes + storage + slowest
+    karpenter = [r for r in releases if r["inputs"].get("chart") in KARPENTER_CHARTS]
+    capacity = sum(duration(r) for r in karpenter) + (KUBERNETES_DEFAULT if karpenter else 0.0)  # CRDs, controller, NodePool
+    model = max((duration(r) for r in resources if _is_model(r)), default=0.0)
+    return cluster + bootstrap + nodes + max(storage + slowest, capacity + model if model else 0.0)

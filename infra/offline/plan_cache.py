@@ -5,9 +5,11 @@ of running the program again.
 
 The key: the stack and project names, the stack's config as the engine would pass it (values, secret keys, and
 what the reader noticed: notes, placeholders), today's date (the program's support-window warning reads it), and
-a fingerprint of the platform's own files (every .py, .yaml and .json under the installed infra/, components/ and
-policy/ folders). Plans made with a custom program or a given EC2 estate are never cached. What the key cannot
-see is code changed at run time (a test that monkeypatches the program): such callers unset the variable.
+a fingerprint of the code: every .py, .yaml and .json under the installed infra/, components/ and policy/
+folders, and the name and version of every installed distribution (the SDKs, botocore's data). Plans made with a
+custom program or a given EC2 estate are never cached. What the key cannot see is code changed at run time (a
+test that monkeypatches the program): the test suite unsets the variable for any test that patches
+(tests/conftest.py), and empties the cache when a run starts.
 """
 
 from __future__ import annotations
@@ -17,13 +19,11 @@ import functools
 import hashlib
 import json
 import os
-import time
 from pathlib import Path
 from typing import Any
 
 ENVIRONMENT = "ML_PLATFORM_PLAN_CACHE"
 PACKAGE_ROOTS = ("infra", "components", "policy")
-MAX_AGE_SECONDS = 24 * 3600
 
 
 def directory() -> Path | None:
@@ -34,12 +34,17 @@ def directory() -> Path | None:
 
 @functools.cache
 def code_fingerprint() -> str:
-    """A digest of the platform's own source and data files, as installed."""
+    """A digest of the platform's own source and data files, as installed, and of every installed
+    distribution's name and version."""
+    import importlib.metadata
+
     import ml_platform.components
     import ml_platform.infra
     import ml_platform.policy
 
     digest = hashlib.sha256()
+    for name, version in sorted((d.metadata["Name"] or "", d.version) for d in importlib.metadata.distributions()):
+        digest.update(f"{name}=={version}\n".encode())
     for package in (ml_platform.infra, ml_platform.components, ml_platform.policy):
         root = Path(package.__file__).parent
         for path in sorted(p for p in root.rglob("*") if p.suffix in (".py", ".yaml", ".json") and "__pycache__" not in p.parts):
@@ -83,12 +88,7 @@ def store(cache: Path, name: str, document: dict[str, Any]) -> None:
         return
 
 
-def prune(cache: Path, now: float | None = None) -> None:
-    """Remove entries older than a day (their code or date has moved on)."""
-    now = now or time.time()
+def clear(cache: Path) -> None:
+    """Remove every entry (a test run starts from an empty cache)."""
     for path in cache.glob("*.json") if cache.is_dir() else ():
-        try:
-            if now - path.stat().st_mtime > MAX_AGE_SECONDS:
-                path.unlink()
-        except OSError:
-            continue
+        path.unlink(missing_ok=True)

@@ -60,3 +60,46 @@ def test_no_release_waits_for_the_monitoring_chart(plans, stack):
     chart = next(r["urn"] for r in plans[stack].by_type("kubernetes:helm.sh/v3:Release") if r["inputs"]["name"] == "kube-prometheus-stack")
     waiting = [r["name"] for r in plans[stack].resources if chart in r["dependencies"]]
     assert waiting == [], waiting
+
+
+def model(name, deps, gpus=0, replicas=None):
+    spec = {"template": {"spec": {"containers": [{"resources": {"limits": {"nvidia.com/gpu": str(gpus)} if gpus else {}}}]}}}
+    if replicas is not None:
+        spec["replicas"] = replicas
+    return resource(
+        name, "kubernetes:apps/v1:Deployment", deps, metadata={"labels": {"app.kubernetes.io/component": "model-server"}}, spec=spec
+    )
+
+
+def test_a_model_is_awaited_behind_the_capacity_it_needs_and_counts_in_the_essential_chain():
+    graph = [
+        resource("cluster", "aws:eks/cluster:Cluster"),
+        resource("vpc-cni", "aws:eks/addon:Addon", ["cluster"], addonName="vpc-cni"),
+        resource("nodes", "aws:eks/nodeGroup:NodeGroup", ["vpc-cni"]),
+        resource("karpenter-crds", "kubernetes:helm.sh/v3:Release", ["nodes"], chart="oci://public.ecr.aws/karpenter/karpenter-crd"),
+        resource("karpenter", "kubernetes:helm.sh/v3:Release", ["karpenter-crds"], chart="oci://public.ecr.aws/karpenter/karpenter"),
+        resource("nodepool", "kubernetes:karpenter.sh/v1:NodePool", ["karpenter"]),
+        model("chat", ["nodepool"], gpus=1),
+        model("idle", ["nodepool"], gpus=1, replicas=0),
+    ]
+    estimate = deploy_time.estimate(graph)
+    assert estimate.seconds == 600 + 105 + 240 + 30 + 90 + 5 + 360
+    assert estimate.path[-1] == ("chat", 360)
+    assert estimate.essential == estimate.seconds
+    assert deploy_time.duration(graph[-1]) == deploy_time.KUBERNETES_DEFAULT, "a Deployment scaled to zero is ready at once"
+
+
+def test_a_plan_without_a_cluster_counts_none():
+    namespace_preview = [resource("k8s", "pulumi:providers:kubernetes"), model("chat", [], gpus=1)]
+    assert deploy_time.essential_chain(namespace_preview) == 360
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_models_wait_for_their_capacity_and_the_controllers_for_the_system_pool_only(plans, stack):
+    by_name = {r["name"]: r for r in plans[stack].resources}
+    deployment = by_name["model-chat-deployment"]
+    assert any("Karpenter" in d for d in deployment["dependencies"]) or any("NodePool" in d for d in deployment["dependencies"])
+    gpu_pools = [r["urn"] for r in plans[stack].by_type("aws:eks/nodeGroup:NodeGroup") if r["name"] != "system-ng"]
+    for name in ("addons-aws-ebs-csi-driver", "addons-coredns", "monitoring-kube-prometheus-stack", "karpenter-controller", "serving-keda"):
+        assert not set(gpu_pools) & set(by_name[name]["dependencies"]), name
+    assert by_name["addons-coredns"]["urn"] in by_name["serving-keda"]["dependencies"]

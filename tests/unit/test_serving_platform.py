@@ -50,13 +50,15 @@ def test_the_load_balancer_controllers_crds_follow_its_chart_version(plans):
     earlier Helm install left, and the release skips its own copy."""
     plan = plans["staging"]
     (release,) = [r for r in plan.by_type("kubernetes:helm.sh/v3:Release") if r["inputs"]["name"] == "aws-load-balancer-controller"]
-    files = plan.by_type("kubernetes:yaml/v2:ConfigFile")
+    (group,) = plan.by_type("kubernetes:yaml/v2:ConfigGroup")
     version = versions.CHARTS["aws-load-balancer-controller"].version
-    assert sorted(f["inputs"]["file"] for f in files) == sorted(serving_platform.alb_crd_urls(version))
-    assert all(f"/v{version}/helm/aws-load-balancer-controller/crds/" in f["inputs"]["file"] for f in files)
-    assert release["inputs"]["skipCrds"] is True and {f["urn"] for f in files} <= set(release["dependencies"])
-    (provider,) = {f["provider"] for f in files}
+    assert group["inputs"]["files"] == serving_platform.alb_crd_urls(version)
+    assert all(f"/v{version}/helm/aws-load-balancer-controller/crds/" in url for url in group["inputs"]["files"])
+    assert release["inputs"]["skipCrds"] is True and group["urn"] in release["dependencies"]
+    provider = group["provider"]
     crd_provider = next(r for r in plan.resources if r["urn"] == provider)
     assert crd_provider["inputs"]["upsertExistingObjects"] == "true" and crd_provider["inputs"]["enablePatchForce"] == "true"
-    others = {r["provider"] for r in plan.resources if r["type"].startswith("kubernetes:") and r not in files}
+    others = {r["provider"] for r in plan.resources if r["type"].startswith("kubernetes:") and r is not group}
+    main = next(r for r in plan.resources if r["type"] == "pulumi:providers:kubernetes" and r["name"] == "eks-k8s")
+    assert main["inputs"]["upsertExistingObjects"] == "false", "the cluster's provider never adopts what it finds"
     assert provider not in others, "only the CRDs go through the adopting provider"
