@@ -19,7 +19,7 @@ import boto3
 import pulumi
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ml_platform.infra import config, program
+from ml_platform.infra import coldstart, config, program
 from ml_platform.infra.delivery import aws_errors, backend, cleanup, cost, diff, doctor, preview, pulumi_cli, reproduce
 from ml_platform.infra.offline import capacity, controllers, stack_files
 from ml_platform.infra.offline import plan as offline_plan
@@ -146,6 +146,17 @@ def _cost(args: argparse.Namespace) -> int:
     plan = _planned(args.stack, args.project_dir)
     print(f"estimated monthly cost of stack '{args.stack}':\n")
     print(cost.render(cost.estimate(plan.resources, args.log_gb_per_day), markdown=args.format == "markdown"))
+    return 0
+
+
+def _coldstart(args: argparse.Namespace) -> int:
+    cfg = _stack_config(args.stack, args.project_dir)
+    if not cfg.models:
+        print(f"stack '{args.stack}' serves no model")
+        return 0
+    starts = [coldstart.estimate(name, model) for name, model in sorted(cfg.models.items())]
+    print(f"cold start of each model of stack '{args.stack}', from a pending pod on a new node to serving (estimates):\n")
+    print(coldstart.render(starts, {name: model.startupSeconds for name, model in cfg.models.items()}))
     return 0
 
 
@@ -348,6 +359,15 @@ def parser() -> argparse.ArgumentParser:
     price.add_argument("--format", choices=("text", "markdown"), default="text")
     price.add_argument("--log-gb-per-day", type=float, default=5.0, help="assumed log volume (default 5)")
     price.set_defaults(handler=_cost)
+
+    start = commands.add_parser(
+        "coldstart",
+        help="estimated time from a pending pod to a serving model, term by term, per model",
+        description="For each model of the stack: node launch, image pull, weights, load, compile and initialisation "
+        "from documented figures (infra/coldstart.py), the total, and the startup probe's budget it gives.",
+    )
+    _stack_arguments(start)
+    start.set_defaults(handler=_coldstart)
 
     compare = commands.add_parser(
         "diff",

@@ -9,7 +9,7 @@ from ml_platform.components.model_service import ModelSpec
 from ml_platform.components.monitoring import NAMESPACE as MONITORING_NAMESPACE
 from ml_platform.components.monitoring import PROMETHEUS_URL
 from ml_platform.components.resources import SMALL, STANDARD
-from ml_platform.infra import config, pools
+from ml_platform.infra import coldstart, config, pools
 from ml_platform.infra.offline import capacity
 
 # Models never run on the system pool: the capacity check reserves it for the platform's own pods, and a CPU
@@ -188,7 +188,8 @@ def model_spec(
         port=model.serving_port,
         health_path=model.healthPath or "/health",
         metrics_path=model.metricsPath,
-        startup_seconds=model.startupSeconds or (900 if model.gpus else 120),
+        startup_seconds=model.startupSeconds or coldstart.estimate(name, model).probe_budget,
+        weights_gib=coldstart.weights_gib(model),
         min_replicas=model.replicas.min,
         max_replicas=model.replicas.max,
         target=model.autoscaling.target or default_target,

@@ -112,6 +112,25 @@ def shared_memory_mib(spec: ModelSpec) -> int:
     return min(base, quantity.mebibytes(spec.memory) // SHM_SHARE_OF_MEMORY)
 
 
+HOME_GIB = 1
+TMP_GIB = 4
+CACHE_GIB = {"gpu": 8, "cpu": 2}  # compile, CUDA and kernel caches
+WEIGHTS_HEADROOM = 1.1
+
+
+def volume_sizes(spec: ModelSpec) -> tuple[int, int]:
+    """(the weights volume's size limit, the cache volume's) in GiB, from spec.weights_gib with 10% headroom: an
+    S3 model's weights go to /models, a hub model's into the cache (HF_HOME). (0, 0) when the weights are unsized.
+    A weights volume past its limit gets the pod evicted, loudly, rather than filling the node's disk."""
+    if not spec.weights_gib:
+        return 0, 0
+    weights = math.ceil(spec.weights_gib * WEIGHTS_HEADROOM)
+    cache = CACHE_GIB["gpu" if spec.gpus else "cpu"]
+    if spec.model_uri:
+        return weights, cache
+    return 1, weights + cache
+
+
 def deployment(spec: ModelSpec) -> dict:
     command, args, ports, env, live_path, ready_path = runtime(spec)
     gpu = {"nvidia.com/gpu": str(spec.gpus)} if spec.gpus else {}
@@ -122,12 +141,18 @@ def deployment(spec: ModelSpec) -> dict:
         {"name": "home", "mountPath": HOME_DIR},
         {"name": "tmp", "mountPath": "/tmp"},
     ]
+    models_gib, cache_gib = volume_sizes(spec)
     volumes = [
-        {"name": "models", "emptyDir": {}},
-        {"name": "cache", "emptyDir": {}},
-        {"name": "home", "emptyDir": {"sizeLimit": "1Gi"}},
-        {"name": "tmp", "emptyDir": {"sizeLimit": "4Gi"}},
+        {"name": "models", "emptyDir": {"sizeLimit": f"{models_gib}Gi"} if models_gib else {}},
+        {"name": "cache", "emptyDir": {"sizeLimit": f"{cache_gib}Gi"} if cache_gib else {}},
+        {"name": "home", "emptyDir": {"sizeLimit": f"{HOME_GIB}Gi"}},
+        {"name": "tmp", "emptyDir": {"sizeLimit": f"{TMP_GIB}Gi"}},
     ]
+    if models_gib:
+        # emptyDirs live on the node's disk: request their sum, so the scheduler places the pod where it fits and
+        # the kubelet's eviction under disk pressure picks pods that exceed what they asked for.
+        storage = f"{models_gib + cache_gib + HOME_GIB + TMP_GIB}Gi"
+        resources["requests"]["ephemeral-storage"] = storage
     shm = shared_memory_mib(spec)
     if shm:
         mounts.append({"name": "dshm", "mountPath": "/dev/shm"})

@@ -108,6 +108,10 @@ class ModelSpec:
     """Queued requests per replica above which the model's backlog alert fires."""
     pull_by_digest: bool = False
     """The image is pinned by digest (so the pull policy can be IfNotPresent safely)."""
+    weights_gib: float = 0
+    """Size of the weights in GiB: sizes the weights volume (10% headroom) and the pod's ephemeral-storage request,
+    so the scheduler picks a node with room and the kubelet evicts nothing else for it; 0: unsized (no limit, no
+    request)."""
     shared_namespace: str | None = None
     """A namespace the model shares with others, made by the caller (a namespace preview); None: its own,
     named after the model."""
@@ -136,6 +140,8 @@ class ModelSpec:
             problems.append("an internet-facing ALB serves HTTPS only: give certificate_arn")
         if self.alb and not self.vpc_cidrs:
             problems.append("an ALB-exposed model needs vpc_cidrs (the VPC's CIDRs), or its network policy blocks the load balancer")
+        if self.weights_gib < 0:
+            problems.append(f"weights_gib {self.weights_gib} is negative")
         for cidr in self.vpc_cidrs:
             try:
                 ipaddress.ip_network(cidr)

@@ -26,6 +26,8 @@ class ImageRef(_Model):
     """Image tag (never `latest`)."""
     digest: Annotated[str, Field(pattern=_DIGEST)] | None = None
     """Image digest `sha256:...`; required in prod, so what runs is exactly what was tested."""
+    sizeGiB: Annotated[float, Field(gt=0, le=200)] | None = None
+    """Compressed size of the image in GiB, for the cold-start estimate (infra/coldstart.py); default by runtime."""
 
     @model_validator(mode="after")
     def _pinned(self) -> ImageRef:
@@ -47,6 +49,9 @@ class ModelSource(_Model):
     """Hugging Face model id, downloaded at start (not in prod: pods must not depend on an outside hub)."""
     hubTokenSecret: str | None = None
     """Kubernetes Secret (key `token`) in the model's namespace holding the hub token, mounted as a file."""
+    sizeGiB: Annotated[float, Field(gt=0, le=4000)] | None = None
+    """Size of the weights (or model repository) in GiB: the pod's ephemeral-storage request and the weights
+    volume's size limit are made from it, and the cold-start estimate; default 20 for GPU models, 2 for CPU."""
 
     @model_validator(mode="after")
     def _one(self) -> ModelSource:
@@ -183,7 +188,8 @@ class ModelConfig(_Model):
     replicas: Replicas = Replicas()
     autoscaling: Autoscaling = Autoscaling()
     startupSeconds: Annotated[int, Field(ge=30, le=7200)] | None = None
-    """Longest expected start (image pull, weights, load); default 900 for GPU models, 120 for CPU models."""
+    """Longest expected start, the startup probe's budget; default: the cold-start estimate (node launch, image
+    pull, weights, load, compile, initialisation; `python -m infra coldstart`) with half again as margin."""
     exposure: Exposure = Exposure()
     resources: Resources
     port: Annotated[int, Field(ge=1024, le=65535)] | None = None

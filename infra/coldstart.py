@@ -1,0 +1,111 @@
+"""How long a new replica of a model takes from a pending pod to serving, term by term, from documented figures:
+the cold-start estimate `python -m infra coldstart` prints, and the default of a model's `startupSeconds`. That is
+the startup probe's budget, which starts with the server container, after the node, the image pull and the weights'
+init container: the server's own terms (load, compile, initialisation) with half again as margin, rounded up to
+30 s and at least MIN_BUDGET, so a slow load does not get the pod killed.
+
+Terms (seconds), for a replica that needs a new node (the worst case autoscaling meets):
+- node launch: Karpenter's launch to a Ready node, longer for GPU nodes whose NVIDIA driver and device plugin
+  start first (NODE_LAUNCH);
+- image pull: the image's compressed size (`image.sizeGiB`, default by runtime, IMAGE_GIB) over the pull rate,
+  download and unpack on the node's root volume (PULL_GIB_PER_S);
+- weights: their size (`source.sizeGiB`, default WEIGHTS_GIB) over the copy rate into an emptyDir on the root
+  volume: S3 is faster than the gp3 root volume's baseline 125 MiB/s (Amazon EBS user guide, "gp3 volumes"), so
+  the volume bounds it (COPY_GIB_PER_S); a hub model downloads at the same rate at best;
+- load: the weights read into GPU or host memory (LOAD_GIB_PER_S: 16 GB in 33 s in the breakdown below);
+- compile and CUDA-graph capture: vLLM only, about 100 s per replica without a kept cache (COMPILE);
+- initialisation: the rest of the server's start (INIT).
+The published breakdown these come from (issue #16's reference): Llama-3.1-8B on one L40S, 294 s from start to
+serving (download 61 s, load 33 s, compilation and CUDA-graph capture about 100 s, the rest initialisation).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ml_platform.infra import config
+
+NODE_LAUNCH = {"gpu": 120.0, "cpu": 60.0}
+IMAGE_GIB = {"vllm": 10.0, "triton": 12.0, "custom": 2.0}
+WEIGHTS_GIB = {"gpu": 20.0, "cpu": 2.0}
+PULL_GIB_PER_S = 0.1
+COPY_GIB_PER_S = 125 / 1024
+LOAD_GIB_PER_S = 0.5
+COMPILE = {"vllm": 100.0}
+INIT = {"vllm": 100.0, "triton": 30.0, "custom": 10.0}
+MARGIN = 1.5
+MIN_BUDGET = 120
+"""The startup probe's budget is never below the old default for CPU models: a custom server's start is a guess."""
+
+
+@dataclass(frozen=True)
+class Term:
+    name: str
+    seconds: float
+    basis: str
+    """How the figure is made (sizes and rates), for the printout."""
+
+
+SERVER_TERMS = ("load", "compile", "initialisation")
+"""What the startup probe sees: the server container's own start."""
+
+
+@dataclass(frozen=True)
+class ColdStart:
+    model: str
+    terms: tuple[Term, ...]
+
+    @property
+    def seconds(self) -> float:
+        return sum(term.seconds for term in self.terms)
+
+    @property
+    def server_seconds(self) -> float:
+        """The server container's start (SERVER_TERMS), which the startup probe's budget must cover."""
+        return sum(term.seconds for term in self.terms if term.name in SERVER_TERMS)
+
+    @property
+    def probe_budget(self) -> int:
+        """The startup probe's budget this estimate gives: the server's start and half again, rounded up to 30 s."""
+        return max(MIN_BUDGET, int(math.ceil(self.server_seconds * MARGIN / 30) * 30))
+
+
+def weights_gib(model: config.ModelConfig) -> float:
+    """The weights' size in GiB: `source.sizeGiB`, or the default for GPU or CPU models."""
+    return model.source.sizeGiB or WEIGHTS_GIB["gpu" if model.gpus else "cpu"]
+
+
+def estimate(name: str, model: config.ModelConfig) -> ColdStart:
+    """The cold start of one model, term by term."""
+    kind = "gpu" if model.gpus else "cpu"
+    image = model.image.sizeGiB or IMAGE_GIB[model.runtime]
+    weights = weights_gib(model)
+    image_from = "image.sizeGiB" if model.image.sizeGiB else f"default for {model.runtime}"
+    weights_from = "source.sizeGiB" if model.source.sizeGiB else f"default for {kind} models"
+    terms = [
+        Term("node launch", NODE_LAUNCH[kind], f"a new {kind.upper()} node to Ready"),
+        Term("image pull", image / PULL_GIB_PER_S, f"{image:g} GiB ({image_from}) at {PULL_GIB_PER_S * 1024:.0f} MiB/s"),
+        Term("weights", weights / COPY_GIB_PER_S, f"{weights:g} GiB ({weights_from}) at {COPY_GIB_PER_S * 1024:.0f} MiB/s (gp3 root)"),
+        Term("load", weights / LOAD_GIB_PER_S, f"{weights:g} GiB at {LOAD_GIB_PER_S * 1024:.0f} MiB/s"),
+        Term("compile", COMPILE.get(model.runtime, 0.0), "torch.compile, CUDA graphs, per replica" if model.runtime in COMPILE else "none"),
+        Term("initialisation", INIT[model.runtime], f"the rest of a {model.runtime} server's start"),
+    ]
+    return ColdStart(name, tuple(terms))
+
+
+def render(starts: list[ColdStart], configured: dict[str, int | None]) -> str:
+    """The printout: per model, each term with its basis, the total, and the startup probe's budget (the
+    configured startupSeconds, or the estimate's) against the server's start it must cover."""
+    lines = []
+    for start in starts:
+        budget = configured.get(start.model)
+        given = (
+            f"{budget} s (startupSeconds)" if budget else f"{start.probe_budget} s (the server's start x {MARGIN:g}, at least {MIN_BUDGET})"
+        )
+        lines.append(f"{start.model}: {start.seconds:.0f} s from a pending pod to serving")
+        lines += [f"  {term.name:<15} {term.seconds:6.0f} s  {term.basis}" for term in start.terms]
+        lines.append(f"  startup probe budget {given}, for the server's own {start.server_seconds:.0f} s ({', '.join(SERVER_TERMS)})")
+        if budget and budget < start.server_seconds:
+            lines.append(f"  warning: startupSeconds {budget} is below the server's estimated start: a cold replica may be killed first")
+    return "\n".join(lines)

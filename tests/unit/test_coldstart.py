@@ -1,0 +1,92 @@
+"""The cold-start estimate (infra/coldstart.py): each term from its documented figure, the sizes a stack gives,
+the startup probe's budget it yields, the `coldstart` command, and the storage a model's pod asks for."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from ml_platform.components.model_service import pods
+from ml_platform.infra import cli, coldstart, config, models
+from tests.helpers import minimal_sections, raw_config
+
+GPU_MODEL = {
+    "runtime": "vllm",
+    "image": {"repository": "docker.io/vllm/vllm-openai", "tag": "v0.31.0"},
+    "source": {"s3Prefix": "chat/v1/"},
+    "gpus": 1,
+    "resources": {"cpu": "4", "memory": "24Gi"},
+}
+
+
+def parsed(**model):
+    return config.ModelConfig.model_validate({**GPU_MODEL, **model})
+
+
+def test_each_term_is_its_figure():
+    start = coldstart.estimate("chat", parsed())
+    terms = {term.name: term.seconds for term in start.terms}
+    weights, image = coldstart.WEIGHTS_GIB["gpu"], coldstart.IMAGE_GIB["vllm"]
+    assert terms == {
+        "node launch": coldstart.NODE_LAUNCH["gpu"],
+        "image pull": image / coldstart.PULL_GIB_PER_S,
+        "weights": weights / coldstart.COPY_GIB_PER_S,
+        "load": weights / coldstart.LOAD_GIB_PER_S,
+        "compile": coldstart.COMPILE["vllm"],
+        "initialisation": coldstart.INIT["vllm"],
+    }
+    assert start.seconds == pytest.approx(sum(terms.values()))
+    server = terms["load"] + terms["compile"] + terms["initialisation"]
+    assert start.server_seconds == pytest.approx(server)
+    assert start.probe_budget == max(coldstart.MIN_BUDGET, math.ceil(server * coldstart.MARGIN / 30) * 30)
+
+
+def test_the_stacks_sizes_replace_the_defaults():
+    start = coldstart.estimate("big", parsed(image={**GPU_MODEL["image"], "sizeGiB": 4}, source={"s3Prefix": "big/", "sizeGiB": 140}))
+    terms = {term.name: term for term in start.terms}
+    assert terms["weights"].seconds == pytest.approx(140 / coldstart.COPY_GIB_PER_S) and "source.sizeGiB" in terms["weights"].basis
+    assert terms["image pull"].seconds == pytest.approx(4 / coldstart.PULL_GIB_PER_S) and "image.sizeGiB" in terms["image pull"].basis
+    assert start.probe_budget > coldstart.estimate("chat", parsed()).probe_budget
+
+
+def test_startup_seconds_defaults_to_the_estimate_and_a_given_one_is_kept():
+    cfg = config.parse(raw_config(**minimal_sections()), "t")
+    spec = models.model_spec("chat", parsed(), cfg, "r", "b")
+    assert spec.startup_seconds == coldstart.estimate("chat", parsed()).probe_budget
+    assert models.model_spec("chat", parsed(startupSeconds=1200), cfg, "r", "b").startup_seconds == 1200
+    assert spec.weights_gib == coldstart.WEIGHTS_GIB["gpu"]
+
+
+def test_weights_size_the_volumes_and_the_ephemeral_storage_request():
+    cfg = config.parse(raw_config(**minimal_sections()), "t")
+    spec = models.model_spec("chat", parsed(source={"s3Prefix": "chat/", "sizeGiB": 30}), cfg, "r", "b")
+    deployment = pods.deployment(spec)
+    volumes = {v["name"]: v["emptyDir"].get("sizeLimit") for v in deployment["spec"]["template"]["spec"]["volumes"] if "emptyDir" in v}
+    assert volumes["models"] == "33Gi" and volumes["cache"] == "8Gi"
+    (server,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert server["resources"]["requests"]["ephemeral-storage"] == f"{33 + 8 + pods.HOME_GIB + pods.TMP_GIB}Gi"
+    hub = models.model_spec("hub", parsed(source={"hubId": "org/model", "sizeGiB": 10}), cfg, "r", "b")
+    hub_volumes = {v["name"]: v["emptyDir"].get("sizeLimit") for v in pods.deployment(hub)["spec"]["template"]["spec"]["volumes"]}
+    assert hub_volumes["models"] == "1Gi" and hub_volumes["cache"] == "19Gi", "a hub model's weights go into HF_HOME, in the cache"
+
+
+@pytest.mark.parametrize("size", [0, -1, 5000])
+def test_a_size_out_of_range_is_a_config_error(size):
+    with pytest.raises(Exception, match="sizeGiB"):
+        config.ModelConfig.model_validate({**GPU_MODEL, "source": {"s3Prefix": "chat/", "sizeGiB": size}})
+
+
+def test_the_command_prints_each_model_term_by_term(capsys):
+    assert cli.main(["coldstart", "--stack", "prod"]) == 0
+    out = capsys.readouterr().out
+    for term in ("node launch", "image pull", "weights", "load", "compile", "initialisation", "startup probe budget"):
+        assert term in out
+    assert "chat:" in out and "fraud:" in out
+    assert cli.main(["coldstart", "--stack", "nope"]) == 2
+
+
+def test_a_budget_below_the_servers_start_is_warned_about():
+    start = coldstart.estimate("chat", parsed())
+    assert "warning: startupSeconds 60 is below" in coldstart.render([start], {"chat": 60})
+    assert "warning" not in coldstart.render([start], {"chat": None})
