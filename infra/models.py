@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from ml_platform.components import instance_types, quantity, scheduling
-from ml_platform.components.model_service import ModelSpec
+from ml_platform.components.model_service import ModelSpec, pods
 from ml_platform.components.monitoring import NAMESPACE as MONITORING_NAMESPACE
 from ml_platform.components.monitoring import PROMETHEUS_URL
+from ml_platform.components.node_pool import CPU_DISK_GIB, GPU_DISK_GIB
 from ml_platform.components.resources import SMALL, STANDARD
 from ml_platform.infra import coldstart, config, pools
 from ml_platform.infra.offline import capacity
@@ -97,6 +98,44 @@ def placement_problems(cfg: config.StackConfig) -> list[tuple[str, str]]:
                     )
                 )
     problems += fit_problems(cfg, contract_pools)
+    problems += disk_problems(cfg, contract_pools)
+    return problems
+
+
+# What a node's root volume holds besides a model's pod: the kubelet keeps nodefs.available above 10% (its hard
+# eviction threshold), EKS's AL2023 kubelet config reserves 1 GiB of ephemeral storage for the system, and images
+# share the volume (imagefs is nodefs on EKS AMIs): the model's own (unpacked, about twice its compressed size) and
+# the DaemonSets' (DAEMONSET_IMAGES_GIB).
+EVICTION_SHARE = 0.10
+RESERVED_GIB = 1
+DAEMONSET_IMAGES_GIB = 10
+
+
+def disk_problems(cfg: config.StackConfig, contract_pools: list[scheduling.Pool]) -> list[tuple[str, str]]:
+    """Models whose pod's storage (the ephemeral-storage request made from `source.sizeGiB`) cannot fit the root
+    volume of any pool that can run them, beside the images: such a pod would stay pending, or be evicted when
+    its weights land."""
+    problems = []
+    for name, model in sorted(cfg.models.items()):
+        spec_gpus = model.gpus
+        weights = coldstart.weights_gib(model)
+        image = (model.image.sizeGiB or coldstart.IMAGE_GIB[model.runtime]) * 2
+        asked = pods.storage_request_gib(weights, bool(spec_gpus), model.source.s3Prefix is not None)
+        candidates = scheduling.gpu_placement(spec_gpus, contract_pools, MODEL_EXCLUDED_POOLS)[2]
+        room = {}
+        for pool_name in candidates:
+            pool = cfg.nodePools[pool_name]
+            disk = pool.diskSizeGiB or (GPU_DISK_GIB if pool.gpu is not None else CPU_DISK_GIB)
+            room[pool_name] = disk * (1 - EVICTION_SHARE) - RESERVED_GIB - DAEMONSET_IMAGES_GIB - image
+        if room and max(room.values()) < asked:
+            best = max(room, key=room.__getitem__)
+            problems.append(
+                (
+                    f"models.{name}.source.sizeGiB",
+                    f"the pod needs {asked} GiB of node storage for {weights:g} GiB of weights, and the largest root volume of "
+                    f"the pools that can run it ({best}) leaves {room[best]:.0f} GiB beside the images: raise that pool's diskSizeGiB",
+                )
+            )
     return problems
 
 

@@ -118,17 +118,21 @@ CACHE_GIB = {"gpu": 8, "cpu": 2}  # compile, CUDA and kernel caches
 WEIGHTS_HEADROOM = 1.1
 
 
-def volume_sizes(spec: ModelSpec) -> tuple[int, int]:
-    """(the weights volume's size limit, the cache volume's) in GiB, from spec.weights_gib with 10% headroom: an
+def volume_sizes(weights_gib: float, gpu: bool, from_store: bool) -> tuple[int, int]:
+    """(the weights volume's size limit, the cache volume's) in GiB, from the weights' size with 10% headroom: an
     S3 model's weights go to /models, a hub model's into the cache (HF_HOME). (0, 0) when the weights are unsized.
     A weights volume past its limit gets the pod evicted, loudly, rather than filling the node's disk."""
-    if not spec.weights_gib:
+    if not weights_gib:
         return 0, 0
-    weights = math.ceil(spec.weights_gib * WEIGHTS_HEADROOM)
-    cache = CACHE_GIB["gpu" if spec.gpus else "cpu"]
-    if spec.model_uri:
-        return weights, cache
-    return 1, weights + cache
+    weights = math.ceil(weights_gib * WEIGHTS_HEADROOM)
+    cache = CACHE_GIB["gpu" if gpu else "cpu"]
+    return (weights, cache) if from_store else (1, weights + cache)
+
+
+def storage_request_gib(weights_gib: float, gpu: bool, from_store: bool) -> int:
+    """The ephemeral-storage the server asks for: its volumes' sizes together (0 when the weights are unsized)."""
+    models, cache = volume_sizes(weights_gib, gpu, from_store)
+    return models + cache + HOME_GIB + TMP_GIB if models else 0
 
 
 def deployment(spec: ModelSpec) -> dict:
@@ -141,7 +145,7 @@ def deployment(spec: ModelSpec) -> dict:
         {"name": "home", "mountPath": HOME_DIR},
         {"name": "tmp", "mountPath": "/tmp"},
     ]
-    models_gib, cache_gib = volume_sizes(spec)
+    models_gib, cache_gib = volume_sizes(spec.weights_gib, bool(spec.gpus), spec.model_uri is not None)
     volumes = [
         {"name": "models", "emptyDir": {"sizeLimit": f"{models_gib}Gi"} if models_gib else {}},
         {"name": "cache", "emptyDir": {"sizeLimit": f"{cache_gib}Gi"} if cache_gib else {}},
@@ -151,8 +155,9 @@ def deployment(spec: ModelSpec) -> dict:
     if models_gib:
         # emptyDirs live on the node's disk: request their sum, so the scheduler places the pod where it fits and
         # the kubelet's eviction under disk pressure picks pods that exceed what they asked for.
-        storage = f"{models_gib + cache_gib + HOME_GIB + TMP_GIB}Gi"
-        resources["requests"]["ephemeral-storage"] = storage
+        resources["requests"]["ephemeral-storage"] = (
+            f"{storage_request_gib(spec.weights_gib, bool(spec.gpus), spec.model_uri is not None)}Gi"
+        )
     shm = shared_memory_mib(spec)
     if shm:
         mounts.append({"name": "dshm", "mountPath": "/dev/shm"})

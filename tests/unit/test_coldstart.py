@@ -3,6 +3,7 @@ the startup probe's budget it yields, the `coldstart` command, and the storage a
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -90,3 +91,23 @@ def test_a_budget_below_the_servers_start_is_warned_about():
     start = coldstart.estimate("chat", parsed())
     assert "warning: startupSeconds 60 is below" in coldstart.render([start], {"chat": 60})
     assert "warning" not in coldstart.render([start], {"chat": None})
+
+
+def test_weights_that_no_pools_root_volume_can_hold_are_a_config_error():
+    from ml_platform.infra.offline import stack_files
+
+    raw = dict(stack_files.read_stack("dev").values)
+    models_config = json.loads(raw["ml-platform:models"])
+    models_config["chat"]["source"]["sizeGiB"] = 300
+    raw["ml-platform:models"] = json.dumps(models_config)
+    (problem,) = [p for p in models.placement_problems(config.parse(raw, "dev")) if p[0] == "models.chat.source.sizeGiB"]
+    assert (
+        f"needs {pods.storage_request_gib(300, True, True)} GiB of node storage for 300 GiB of weights" in problem[1]
+        and "raise that pool's diskSizeGiB" in problem[1]
+    )
+    pools_config = json.loads(raw["ml-platform:nodePools"])
+    for pool in pools_config.values():
+        if pool.get("kind") == "karpenter":
+            pool["diskSizeGiB"] = 500
+    raw["ml-platform:nodePools"] = json.dumps(pools_config)
+    assert not [p for p in models.placement_problems(config.parse(raw, "dev")) if p[0] == "models.chat.source.sizeGiB"]
