@@ -123,3 +123,29 @@ def family_gpu_counts(family: str) -> frozenset[int]:
     if family not in _NVIDIA_FAMILIES:
         return frozenset()
     return frozenset(gpu_info(t).count for t in known_instance_types() if family_of(t) == family)  # type: ignore[union-attr]
+
+
+# GPU families with local NVMe instance store, and the smallest total size of any of their sizes, in GB
+# (DescribeInstanceTypes InstanceStorageInfo.TotalSizeInGB, which botocore's model does not carry per type).
+# Sources: Amazon EC2 user guide, "Instance store volumes" (g4dn, g5, p3dn, p4d, p4de); Karpenter v1.14.1's
+# instance-types reference, label karpenter.k8s.aws/instance-local-nvme (g6, g6e, gr6, p5, p5e, p5en). Families
+# not listed (g5g, p3, CPU families) have none as far as the platform knows.
+LOCAL_NVME_MIN_GB = {
+    "g4dn": 125,
+    "g5": 250,
+    "g6": 250,
+    "g6e": 250,
+    "g6f": 100,
+    "gr6": 600,
+    "p3dn": 1800,
+    "p4d": 8000,
+    "p4de": 8000,
+    "p5": 3800,
+    "p5e": 30400,
+    "p5en": 30400,
+}
+
+
+def local_nvme_gb(family: str) -> int | None:
+    """The smallest local NVMe instance store of a family's sizes, in GB; None when it has none."""
+    return LOCAL_NVME_MIN_GB.get(family)

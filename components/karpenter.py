@@ -264,6 +264,9 @@ class KarpenterPool:
     """Longest drain before a node is removed anyway."""
     disk_size_gib: int
     """Root volume size."""
+    local_nvme: bool = False
+    """Put the container runtime, the kubelet's pod storage and pod logs on the nodes' local NVMe, striped
+    (EC2NodeClass `instanceStorePolicy: RAID0`; nodeadm's localStorage strategy on AL2023)."""
     weight: int | None = None
     """Preference among pools (higher first)."""
 
@@ -275,13 +278,16 @@ def node_class_spec(
     disk_size_gib: int,
     tags: Mapping[str, str],
     subnet_ids: Sequence[str] | None = None,
+    local_nvme: bool = False,
 ) -> dict:
     """EC2NodeClass spec: pinned AMI alias, subnets found by the discovery tag (or, in a VPC the platform does not
     own, the given subnet IDs: one selector term per ID, ORed, and no tags needed on subnets it cannot tag), the
     security group by the discovery tag, IMDSv2 with hop limit 1, an encrypted gp3 root volume."""
     discovery = {"tags": {DISCOVERY_TAG: cluster_name}}
     subnets = [{"id": subnet} for subnet in subnet_ids] if subnet_ids else [discovery]
+    store = {"instanceStorePolicy": "RAID0"} if local_nvme else {}
     return {
+        **store,
         "role": node_role_name,
         "amiSelectorTerms": [{"alias": ami_alias}],
         "subnetSelectorTerms": subnets,
@@ -501,7 +507,9 @@ class Karpenter(pulumi.ComponentResource):
                 kind="EC2NodeClass",
                 metadata={"name": pool.name},
                 spec=self.node_role.name.apply(
-                    lambda role, p=pool: node_class_spec(cluster, role, args.ami_alias, p.disk_size_gib, tags, args.subnet_ids)
+                    lambda role, p=pool: node_class_spec(
+                        cluster, role, args.ami_alias, p.disk_size_gib, tags, args.subnet_ids, p.local_nvme
+                    )
                 ),
                 opts=after_crds,
             )

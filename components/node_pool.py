@@ -3,6 +3,7 @@ labels and taints; GPU pools get the NVIDIA AMI."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -31,6 +32,23 @@ def eks_taint_effect(effect: str) -> str:
     return _EKS_TAINT_EFFECTS[effect]
 
 
+def local_storage_user_data() -> str:
+    """Base64 MIME multi-part user data holding one nodeadm NodeConfig that stripes the local NVMe instance store
+    (RAID0) and moves containerd, the kubelet's directory and pod logs onto it (amazon-eks-ami nodeadm,
+    `spec.instance.localStorage`; a node without NVMe disks boots on its root volume as before)."""
+    boundary = "MLPLATFORM"
+    node_config = "apiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec:\n  instance:\n    localStorage:\n      strategy: RAID0\n"
+    document = (
+        "MIME-Version: 1.0\n"
+        f'Content-Type: multipart/mixed; boundary="{boundary}"\n\n'
+        f"--{boundary}\n"
+        "Content-Type: application/node.eks.aws\n\n"
+        f"{node_config}\n"
+        f"--{boundary}--\n"
+    )
+    return base64.b64encode(document.encode()).decode()
+
+
 @dataclass
 class NodePoolArgs:
     cluster_name: pulumi.Input[str]
@@ -55,6 +73,10 @@ class NodePoolArgs:
     """Initial size (default min_size); the autoscaler owns it afterwards."""
     capacity_type: str = "ON_DEMAND"
     """`ON_DEMAND` or `SPOT`."""
+    local_nvme: bool = False
+    """Put the container runtime, the kubelet's pod storage and pod logs on the nodes' local NVMe, striped: a
+    nodeadm NodeConfig (`spec.instance.localStorage.strategy: RAID0`) in the launch template's MIME user data,
+    which EKS merges with its own (EKS user guide, "Customize managed nodes with launch templates")."""
     disk_size_gib: int | None = None
     """Root volume size; default CPU_DISK_GIB or GPU_DISK_GIB."""
     labels: Mapping[str, str] = field(default_factory=dict)
@@ -112,6 +134,7 @@ class NodePool(pulumi.ComponentResource):
                 for kind in ("instance", "volume", "network-interface")
             ],
             update_default_version=True,
+            user_data=local_storage_user_data() if args.local_nvme else None,
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -19,7 +19,7 @@ import boto3
 import pulumi
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ml_platform.infra import coldstart, config, program
+from ml_platform.infra import coldstart, config, models, program
 from ml_platform.infra.delivery import aws_errors, backend, cleanup, cost, diff, doctor, preview, pulumi_cli, reproduce
 from ml_platform.infra.offline import capacity, controllers, stack_files
 from ml_platform.infra.offline import plan as offline_plan
@@ -154,7 +154,7 @@ def _coldstart(args: argparse.Namespace) -> int:
     if not cfg.models:
         print(f"stack '{args.stack}' serves no model")
         return 0
-    starts = [coldstart.estimate(name, model) for name, model in sorted(cfg.models.items())]
+    starts = [coldstart.estimate(name, model, models.on_local_nvme(cfg, model)) for name, model in sorted(cfg.models.items())]
     print(f"cold start of each model of stack '{args.stack}', from a pending pod on a new node to serving (estimates):\n")
     print(coldstart.render(starts, {name: model.startupSeconds for name, model in cfg.models.items()}))
     return 0

@@ -5,18 +5,21 @@ init container: the server's own terms (load, compile, initialisation) with half
 30 s and at least MIN_BUDGET, so a slow load does not get the pod killed.
 
 Terms (seconds), for a replica that needs a new node (the worst case autoscaling meets):
-- node launch: Karpenter's launch to a Ready node, longer for GPU nodes whose NVIDIA driver and device plugin
-  start first (NODE_LAUNCH);
+- node launch: Karpenter's launch to a Ready node, "about 30-40s" on standard AMIs (a maintainer,
+  aws/karpenter-provider-aws#6165); a GPU node loads the NVIDIA driver and starts the device plugin before it
+  advertises GPUs, so 2 minutes are assumed for GPU nodes and 1 for CPU nodes (NODE_LAUNCH);
 - image pull: the image's compressed size (`image.sizeGiB`, default by runtime, IMAGE_GIB) over the pull rate,
-  download and unpack on the node's root volume (PULL_GIB_PER_S);
+  download and unpack (PULL_GIB_PER_S: "standard pulls of 15-20 GB can take 4-6 minutes per instance", AWS
+  Machine Learning blog on SOCI indexes for DLCs, about 65 MB/s);
 - weights: their size (`source.sizeGiB`, default WEIGHTS_GIB) over the copy rate into an emptyDir on the root
   volume: S3 is faster than the gp3 root volume's baseline 125 MiB/s (Amazon EBS user guide, "gp3 volumes"), so
   the volume bounds it (COPY_GIB_PER_S); a hub model downloads at the same rate at best;
 - load: the weights read into GPU or host memory (LOAD_GIB_PER_S: 16 GB in 33 s in the breakdown below);
 - compile and CUDA-graph capture: vLLM only, about 100 s per replica without a kept cache (COMPILE);
 - initialisation: the rest of the server's start (INIT).
-The published breakdown these come from (issue #16's reference): Llama-3.1-8B on one L40S, 294 s from start to
-serving (download 61 s, load 33 s, compilation and CUDA-graph capture about 100 s, the rest initialisation).
+The published breakdown these come from (issue #16's reference; Tensorfuse, "Reducing GPU cold start time when
+using vLLM", 2025-09-01): Llama-3.1-8B on one L40S, 294 s from start to serving (download 61 s, load 33 s, dynamo
+10 s, compile 42 s, CUDA-graph capture 54 s, engine start and imports 94 s).
 """
 
 from __future__ import annotations
@@ -29,8 +32,11 @@ from ml_platform.infra import config
 NODE_LAUNCH = {"gpu": 120.0, "cpu": 60.0}
 IMAGE_GIB = {"vllm": 10.0, "triton": 12.0, "custom": 2.0}
 WEIGHTS_GIB = {"gpu": 20.0, "cpu": 2.0}
-PULL_GIB_PER_S = 0.1
+PULL_GIB_PER_S = 65e6 / 2**30
 COPY_GIB_PER_S = 125 / 1024
+NVME_COPY_GIB_PER_S = 375e6 / 2**30
+"""On local NVMe the disk no longer bounds the copy; the AWS CLI does: about 375 MB/s (the s5cmd README's
+measurement of aws-cli against S3)."""
 LOAD_GIB_PER_S = 0.5
 COMPILE = {"vllm": 100.0}
 INIT = {"vllm": 100.0, "triton": 30.0, "custom": 10.0}
@@ -76,17 +82,19 @@ def weights_gib(model: config.ModelConfig) -> float:
     return model.source.sizeGiB or WEIGHTS_GIB["gpu" if model.gpus else "cpu"]
 
 
-def estimate(name: str, model: config.ModelConfig) -> ColdStart:
-    """The cold start of one model, term by term."""
+def estimate(name: str, model: config.ModelConfig, local_nvme: bool = False) -> ColdStart:
+    """The cold start of one model, term by term; `local_nvme`: every pool that can run it keeps container storage
+    on local NVMe (the pools' localStorage), so the weights' copy is bound by S3, not by the gp3 root volume."""
     kind = "gpu" if model.gpus else "cpu"
     image = model.image.sizeGiB or IMAGE_GIB[model.runtime]
     weights = weights_gib(model)
     image_from = "image.sizeGiB" if model.image.sizeGiB else f"default for {model.runtime}"
     weights_from = "source.sizeGiB" if model.source.sizeGiB else f"default for {kind} models"
+    copy, bound = (NVME_COPY_GIB_PER_S, "local NVMe, S3 bound") if local_nvme else (COPY_GIB_PER_S, "gp3 root")
     terms = [
         Term("node launch", NODE_LAUNCH[kind], f"a new {kind.upper()} node to Ready"),
         Term("image pull", image / PULL_GIB_PER_S, f"{image:g} GiB ({image_from}) at {PULL_GIB_PER_S * 1024:.0f} MiB/s"),
-        Term("weights", weights / COPY_GIB_PER_S, f"{weights:g} GiB ({weights_from}) at {COPY_GIB_PER_S * 1024:.0f} MiB/s (gp3 root)"),
+        Term("weights", weights / copy, f"{weights:g} GiB ({weights_from}) at {copy * 1024:.0f} MiB/s ({bound})"),
         Term("load", weights / LOAD_GIB_PER_S, f"{weights:g} GiB at {LOAD_GIB_PER_S * 1024:.0f} MiB/s"),
         Term("compile", COMPILE.get(model.runtime, 0.0), "torch.compile, CUDA graphs, per replica" if model.runtime in COMPILE else "none"),
         Term("initialisation", INIT[model.runtime], f"the rest of a {model.runtime} server's start"),

@@ -111,6 +111,17 @@ RESERVED_GIB = 1
 DAEMONSET_IMAGES_GIB = 10
 
 
+def candidate_pools(cfg: config.StackConfig, model: config.ModelConfig) -> list[str]:
+    """The pools that can run a model (the scheduling contract's placement)."""
+    return list(scheduling.gpu_placement(model.gpus, pools.scheduling_pools(cfg), MODEL_EXCLUDED_POOLS)[2])
+
+
+def on_local_nvme(cfg: config.StackConfig, model: config.ModelConfig) -> bool:
+    """Whether every pool that can run the model keeps container storage on local NVMe."""
+    names = candidate_pools(cfg, model)
+    return bool(names) and all(cfg.nodePools[name].local_nvme for name in names)
+
+
 def disk_problems(cfg: config.StackConfig, contract_pools: list[scheduling.Pool]) -> list[tuple[str, str]]:
     """Models whose pod's storage (the ephemeral-storage request made from `source.sizeGiB`) cannot fit the root
     volume of any pool that can run them, beside the images: such a pod would stay pending, or be evicted when
@@ -126,14 +137,17 @@ def disk_problems(cfg: config.StackConfig, contract_pools: list[scheduling.Pool]
         for pool_name in candidates:
             pool = cfg.nodePools[pool_name]
             disk = pool.diskSizeGiB or (GPU_DISK_GIB if pool.gpu is not None else CPU_DISK_GIB)
+            if pool.local_nvme_min_gb:
+                disk = pool.local_nvme_min_gb * 1e9 / 2**30  # containerd and the kubelet live on the NVMe array
             room[pool_name] = disk * (1 - EVICTION_SHARE) - RESERVED_GIB - DAEMONSET_IMAGES_GIB - image
         if room and max(room.values()) < asked:
             best = max(room, key=room.__getitem__)
             problems.append(
                 (
                     f"models.{name}.source.sizeGiB",
-                    f"the pod needs {asked} GiB of node storage for {weights:g} GiB of weights, and the largest root volume of "
-                    f"the pools that can run it ({best}) leaves {room[best]:.0f} GiB beside the images: raise that pool's diskSizeGiB",
+                    f"the pod needs {asked} GiB of node storage for {weights:g} GiB of weights, and the largest node storage of "
+                    f"the pools that can run it ({best}) leaves {room[best]:.0f} GiB beside the images: raise that pool's diskSizeGiB "
+                    "or use families with more local NVMe",
                 )
             )
     return problems
@@ -227,7 +241,7 @@ def model_spec(
         port=model.serving_port,
         health_path=model.healthPath or "/health",
         metrics_path=model.metricsPath,
-        startup_seconds=model.startupSeconds or coldstart.estimate(name, model).probe_budget,
+        startup_seconds=model.startupSeconds or coldstart.estimate(name, model, on_local_nvme(cfg, model)).probe_budget,
         weights_gib=coldstart.weights_gib(model),
         min_replicas=model.replicas.min,
         max_replicas=model.replicas.max,

@@ -159,5 +159,6 @@ def karpenter_pool(name: str, pool: config.KarpenterPoolConfig, zones: list[str]
         expire_after=pool.expireAfter or ("Never" if is_gpu else "720h"),
         termination_grace_period=pool.terminationGracePeriod,
         disk_size_gib=pool.diskSizeGiB or (GPU_DISK_GIB if is_gpu else CPU_DISK_GIB),
+        local_nvme=pool.local_nvme,
         weight=pool.weight,
     )

@@ -338,6 +338,7 @@ def build(cfg: config.StackConfig) -> None:
                 desired_size=pool.desiredSize,
                 capacity_type=pool.capacityType,
                 disk_size_gib=pool.diskSizeGiB,
+                local_nvme=pool.local_nvme,
                 labels=labels,
                 taints=taints,
                 max_unavailable=pool.maxUnavailable,

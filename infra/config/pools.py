@@ -51,6 +51,10 @@ class _PoolBase(_Model):
     """Extra taints; GPU pools always get nvidia.com/gpu=true:NoSchedule."""
     gpuSharing: GpuSharing | None = None
     """Share each GPU between pods (time-slicing or MIG); GPU pools only."""
+    localStorage: Literal["raid0", "none"] | None = None
+    """`raid0`: the nodes' local NVMe instance store, striped, holds the container runtime, the kubelet's pod storage
+    and pod logs (images, weights and caches land on NVMe instead of the gp3 root volume). Default: raid0 for GPU
+    pools whose every family has NVMe (components/instance_types.LOCAL_NVME_MIN_GB), else none."""
 
     @field_validator("labels")
     @classmethod
@@ -86,6 +90,33 @@ class _PoolBase(_Model):
     @property
     def gpu(self) -> instance_types.GpuInfo | None:  # pragma: no cover - overridden
         raise NotImplementedError
+
+    @property
+    def families(self) -> list[str]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    @property
+    def local_nvme(self) -> bool:
+        """Whether the nodes' container storage goes on local NVMe (localStorage, or its default)."""
+        if self.localStorage is not None:
+            return self.localStorage == "raid0"
+        return self.gpu is not None and bool(self.families) and all(instance_types.local_nvme_gb(f) for f in self.families)
+
+    @property
+    def local_nvme_min_gb(self) -> int | None:
+        """The smallest local NVMe of the pool's families, in GB (None when not on NVMe)."""
+        sizes = [instance_types.local_nvme_gb(f) for f in self.families]
+        return min(s for s in sizes if s) if self.local_nvme and any(sizes) else None
+
+    @model_validator(mode="after")
+    def _local_storage(self) -> _PoolBase:
+        if self.localStorage == "raid0":
+            missing = sorted(f for f in self.families if not instance_types.local_nvme_gb(f))
+            if missing:
+                raise _fail(
+                    f"localStorage raid0 needs local NVMe, which {', '.join(missing)} lacks; use none, or families with an instance store"
+                )
+        return self
 
 
 class ManagedPoolConfig(_PoolBase):
@@ -139,6 +170,10 @@ class ManagedPoolConfig(_PoolBase):
         """GPUs of the pool's largest instance type."""
         infos = [info for t in self.instanceTypes if (info := instance_types.gpu_info(t))]
         return max(infos, key=lambda info: info.count) if infos else None
+
+    @property
+    def families(self) -> list[str]:
+        return sorted({instance_types.family_of(t) for t in self.instanceTypes})
 
     @property
     def architecture(self) -> str:
@@ -268,6 +303,10 @@ class KarpenterPoolConfig(_PoolBase):
         """GPUs of the pool's largest node (most GPUs over its families)."""
         infos = [info for f in self.instanceFamilies if (info := instance_types.family_gpu(f))]
         return max(infos, key=lambda info: info.count) if infos else None
+
+    @property
+    def families(self) -> list[str]:
+        return list(self.instanceFamilies)
 
     @property
     def gpu_families(self) -> list[instance_types.GpuInfo]:

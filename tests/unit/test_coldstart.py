@@ -108,6 +108,50 @@ def test_weights_that_no_pools_root_volume_can_hold_are_a_config_error():
     pools_config = json.loads(raw["ml-platform:nodePools"])
     for pool in pools_config.values():
         if pool.get("kind") == "karpenter":
-            pool["diskSizeGiB"] = 500
+            # On local NVMe the smallest size's instance store bounds it: back to a large root volume instead.
+            pool.update(diskSizeGiB=500, localStorage="none")
     raw["ml-platform:nodePools"] = json.dumps(pools_config)
     assert not [p for p in models.placement_problems(config.parse(raw, "dev")) if p[0] == "models.chat.source.sizeGiB"]
+
+
+def test_gpu_pools_of_nvme_families_keep_container_storage_on_it():
+    from ml_platform.infra.offline import stack_files
+
+    cfg = config.parse(stack_files.read_stack("prod").values, "prod")
+    assert cfg.nodePools["gpu"].local_nvme and cfg.nodePools["gpu-large"].local_nvme
+    assert not cfg.nodePools["system"].local_nvme and not cfg.nodePools["cpu"].local_nvme
+    with pytest.raises(Exception, match="localStorage raid0 needs local NVMe, which g5g lacks"):
+        config.KarpenterPoolConfig.model_validate(
+            {
+                "kind": "karpenter",
+                "instanceFamilies": ["g5g"],
+                "capacityTypes": ["spot"],
+                "limits": {"cpu": 8, "memoryGiB": 32, "gpus": 1},
+                "localStorage": "raid0",
+            }
+        )
+    off = config.KarpenterPoolConfig.model_validate(
+        {
+            "kind": "karpenter",
+            "instanceFamilies": ["g5"],
+            "capacityTypes": ["spot"],
+            "limits": {"cpu": 8, "memoryGiB": 32, "gpus": 1},
+            "localStorage": "none",
+        }
+    )
+    assert not off.local_nvme
+
+
+def test_nvme_pools_render_raid0_and_speed_the_weights(plans):
+    import base64
+
+    by_name = {r["name"]: r for r in plans["prod"].resources}
+    assert by_name["karpenter-gpu-large-nodeclass"]["inputs"]["spec"]["instanceStorePolicy"] == "RAID0"
+    assert "instanceStorePolicy" not in by_name["karpenter-cpu-nodeclass"]["inputs"]["spec"]
+    user_data = base64.b64decode(by_name["gpu-lt"]["inputs"]["userData"]).decode()
+    assert "Content-Type: application/node.eks.aws" in user_data and "strategy: RAID0" in user_data
+    assert "userData" not in by_name["system-lt"]["inputs"]
+    slow, fast = coldstart.estimate("chat", parsed()), coldstart.estimate("chat", parsed(), local_nvme=True)
+    weights = {t.name: t for t in fast.terms}["weights"]
+    assert weights.seconds == pytest.approx(coldstart.WEIGHTS_GIB["gpu"] / coldstart.NVME_COPY_GIB_PER_S) and "local NVMe" in weights.basis
+    assert fast.seconds < slow.seconds
