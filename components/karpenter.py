@@ -22,6 +22,7 @@ import pulumi_kubernetes as k8s
 from ml_platform.components import iam
 from ml_platform.components.eks_cluster import node_role
 from ml_platform.components.helm import Chart, release
+from ml_platform.components.node_pool import node_config
 from ml_platform.components.options import inherited_depends_on
 from ml_platform.components.resources import STANDARD, sized
 
@@ -267,6 +268,9 @@ class KarpenterPool:
     local_nvme: bool = False
     """Put the container runtime, the kubelet's pod storage and pod logs on the nodes' local NVMe, striped
     (EC2NodeClass `instanceStorePolicy: RAID0`; nodeadm's localStorage strategy on AL2023)."""
+    fast_image_pull: bool = False
+    """nodeadm's FastImagePull on the nodes, through the EC2NodeClass's userData (its `kubelet` field has no
+    such setting; Karpenter appends its own NodeConfig after it)."""
     weight: int | None = None
     """Preference among pools (higher first)."""
 
@@ -279,6 +283,7 @@ def node_class_spec(
     tags: Mapping[str, str],
     subnet_ids: Sequence[str] | None = None,
     local_nvme: bool = False,
+    fast_image_pull: bool = False,
 ) -> dict:
     """EC2NodeClass spec: pinned AMI alias, subnets found by the discovery tag (or, in a VPC the platform does not
     own, the given subnet IDs: one selector term per ID, ORed, and no tags needed on subnets it cannot tag), the
@@ -286,6 +291,9 @@ def node_class_spec(
     discovery = {"tags": {DISCOVERY_TAG: cluster_name}}
     subnets = [{"id": subnet} for subnet in subnet_ids] if subnet_ids else [discovery]
     store = {"instanceStorePolicy": "RAID0"} if local_nvme else {}
+    user_data = node_config(False, fast_image_pull)
+    if user_data:
+        store["userData"] = user_data
     return {
         **store,
         "role": node_role_name,
@@ -508,7 +516,7 @@ class Karpenter(pulumi.ComponentResource):
                 metadata={"name": pool.name},
                 spec=self.node_role.name.apply(
                     lambda role, p=pool: node_class_spec(
-                        cluster, role, args.ami_alias, p.disk_size_gib, tags, args.subnet_ids, p.local_nvme
+                        cluster, role, args.ami_alias, p.disk_size_gib, tags, args.subnet_ids, p.local_nvme, p.fast_image_pull
                     )
                 ),
                 opts=after_crds,

@@ -154,7 +154,7 @@ def _coldstart(args: argparse.Namespace) -> int:
     if not cfg.models:
         print(f"stack '{args.stack}' serves no model")
         return 0
-    starts = [coldstart.estimate(name, model, models.on_local_nvme(cfg, model)) for name, model in sorted(cfg.models.items())]
+    starts = [models.cold_start(name, model, cfg) for name, model in sorted(cfg.models.items())]
     print(f"cold start of each model of stack '{args.stack}', from a pending pod on a new node to serving (estimates):\n")
     print(coldstart.render(starts, {name: model.startupSeconds for name, model in cfg.models.items()}))
     return 0

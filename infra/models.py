@@ -122,6 +122,17 @@ def on_local_nvme(cfg: config.StackConfig, model: config.ModelConfig) -> bool:
     return bool(names) and all(cfg.nodePools[name].local_nvme for name in names)
 
 
+def on_fast_pull(cfg: config.StackConfig, model: config.ModelConfig) -> bool:
+    """Whether every pool that can run the model pulls images with FastImagePull."""
+    names = candidate_pools(cfg, model)
+    return bool(names) and all(cfg.nodePools[name].fastImagePull for name in names)
+
+
+def cold_start(name: str, model: config.ModelConfig, cfg: config.StackConfig) -> coldstart.ColdStart:
+    """The model's cold-start estimate on the pools that can run it."""
+    return coldstart.estimate(name, model, on_local_nvme(cfg, model), on_fast_pull(cfg, model))
+
+
 def disk_problems(cfg: config.StackConfig, contract_pools: list[scheduling.Pool]) -> list[tuple[str, str]]:
     """Models whose pod's storage (the ephemeral-storage request made from `source.sizeGiB`) cannot fit the root
     volume of any pool that can run them, beside the images: such a pod would stay pending, or be evicted when
@@ -241,7 +252,7 @@ def model_spec(
         port=model.serving_port,
         health_path=model.healthPath or "/health",
         metrics_path=model.metricsPath,
-        startup_seconds=model.startupSeconds or coldstart.estimate(name, model, on_local_nvme(cfg, model)).probe_budget,
+        startup_seconds=model.startupSeconds or cold_start(name, model, cfg).probe_budget,
         weights_gib=coldstart.weights_gib(model),
         min_replicas=model.replicas.min,
         max_replicas=model.replicas.max,

@@ -160,5 +160,6 @@ def karpenter_pool(name: str, pool: config.KarpenterPoolConfig, zones: list[str]
         termination_grace_period=pool.terminationGracePeriod,
         disk_size_gib=pool.diskSizeGiB or (GPU_DISK_GIB if is_gpu else CPU_DISK_GIB),
         local_nvme=pool.local_nvme,
+        fast_image_pull=pool.fastImagePull,
         weight=pool.weight,
     )

@@ -339,6 +339,7 @@ def build(cfg: config.StackConfig) -> None:
                 capacity_type=pool.capacityType,
                 disk_size_gib=pool.diskSizeGiB,
                 local_nvme=pool.local_nvme,
+                fast_image_pull=pool.fastImagePull,
                 labels=labels,
                 taints=taints,
                 max_unavailable=pool.maxUnavailable,

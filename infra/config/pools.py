@@ -51,6 +51,9 @@ class _PoolBase(_Model):
     """Extra taints; GPU pools always get nvidia.com/gpu=true:NoSchedule."""
     gpuSharing: GpuSharing | None = None
     """Share each GPU between pods (time-slicing or MIG); GPU pools only."""
+    fastImagePull: bool = False
+    """nodeadm's FastImagePull feature gate (containerd's SOCI parallel pull and unpack of one large image;
+    experimental upstream, needs 4 vCPUs and 7 GiB of memory per node): off unless set."""
     localStorage: Literal["raid0", "none"] | None = None
     """`raid0`: the nodes' local NVMe instance store, striped, holds the container runtime, the kubelet's pod storage
     and pod logs (images, weights and caches land on NVMe instead of the gp3 root volume). Default: raid0 for GPU

@@ -155,3 +155,21 @@ def test_nvme_pools_render_raid0_and_speed_the_weights(plans):
     weights = {t.name: t for t in fast.terms}["weights"]
     assert weights.seconds == pytest.approx(coldstart.WEIGHTS_GIB["gpu"] / coldstart.NVME_COPY_GIB_PER_S) and "local NVMe" in weights.basis
     assert fast.seconds < slow.seconds
+
+
+def test_fast_image_pull_goes_into_the_node_configuration_and_the_estimate():
+    from ml_platform.components import karpenter, node_pool
+
+    user_data = node_pool.node_config(local_nvme=True, fast_image_pull=True)
+    assert "featureGates:\n    FastImagePull: true" in user_data and "strategy: RAID0" in user_data
+    assert node_pool.node_config(False, False) is None
+    spec = karpenter.node_class_spec("c", "role", "al2023@v20260903", 200, {}, None, local_nvme=True, fast_image_pull=True)
+    assert spec["instanceStorePolicy"] == "RAID0" and "FastImagePull: true" in spec["userData"] and "localStorage" not in spec["userData"]
+    from tests.contract import crd_schemas
+
+    body = {"apiVersion": "karpenter.k8s.aws/v1", "kind": "EC2NodeClass", "metadata": {"name": "gpu"}, "spec": spec}
+    assert crd_schemas.errors(body) == []
+    plain, fast = coldstart.estimate("chat", parsed()), coldstart.estimate("chat", parsed(), fast_pull=True)
+    pull = {t.name: t for t in fast.terms}["image pull"]
+    assert pull.seconds == pytest.approx(coldstart.IMAGE_GIB["vllm"] / (coldstart.PULL_GIB_PER_S * coldstart.FAST_PULL_SPEEDUP))
+    assert "FastImagePull" in pull.basis and fast.seconds < plain.seconds
