@@ -85,12 +85,17 @@ def weights_gib(model: config.ModelConfig) -> float:
     return model.source.sizeGiB or WEIGHTS_GIB["gpu" if model.gpus else "cpu"]
 
 
+def image_gib(model: config.ModelConfig) -> float:
+    """The image's compressed size in GiB: `image.sizeGiB`, or the default for its runtime."""
+    return model.image.sizeGiB or IMAGE_GIB[model.runtime]
+
+
 def estimate(name: str, model: config.ModelConfig, local_nvme: bool = False, fast_pull: bool = False) -> ColdStart:
     """The cold start of one model, term by term; `local_nvme`: every pool that can run it keeps container storage
     on local NVMe (the pools' localStorage), so the weights' copy is bound by S3, not by the gp3 root volume;
     `fast_pull`: every such pool runs FastImagePull."""
     kind = "gpu" if model.gpus else "cpu"
-    image = model.image.sizeGiB or IMAGE_GIB[model.runtime]
+    image = image_gib(model)
     weights = weights_gib(model)
     image_from = "image.sizeGiB" if model.image.sizeGiB else f"default for {model.runtime}"
     weights_from = "source.sizeGiB" if model.source.sizeGiB else f"default for {kind} models"

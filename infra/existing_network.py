@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ml_platform.infra import config
+from ml_platform.infra import config, pools
 from ml_platform.infra.config.checks import access_cidr_overlaps
 
 # The services whose endpoints are looked up (suffix after com.amazonaws.<region>.). Without a default route,
@@ -156,10 +156,7 @@ def problems(facts: NetworkFacts, cfg: config.StackConfig) -> tuple[list[tuple[s
     if len(zones) < wanted:
         where = f"only {', '.join(zones)}" if zones else "no zone"
         errors.append(("network.privateSubnetIds", f"the private subnets cover {where}; {cfg.environment} needs {wanted} zones"))
-    for name, pool in sorted(cfg.nodePools.items()):
-        for index, zone in enumerate(getattr(pool, "zones", None) or []):
-            if zone not in zones:
-                errors.append((f"nodePools.{name}.zones[{index}]", f"'{zone}' has no private subnet in network.privateSubnetIds"))
+    errors += [(path, f"'{zone}' has no private subnet in network.privateSubnetIds") for path, zone in pools.zones_outside(cfg, zones)]
     errors += access_cidr_overlaps(cfg, facts.cidrs)
     errors += _public_problems(facts, cfg, warnings)
     for index, subnet in enumerate(facts.private):

@@ -187,9 +187,9 @@ def load_versions(path: Path = VERSIONS_FILE) -> KubernetesVersions:
     except DuplicateKeyError as err:
         line = err.problem_mark.line + 1 if err.problem_mark else "?"
         raise VersionsFileError(f"{path.name}: line {line}: {str(err.problem).split(' with ')[0]}; keep one") from None
+    except ValidationError as err:
+        lines = [f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg'].removeprefix('Value error, ')}" for e in err.errors()]
+        raise VersionsFileError(f"{path.name} breaks its schema:\n  " + "\n  ".join(lines)) from None
     except (OSError, YAMLError, ValueError) as err:
-        if isinstance(err, ValidationError):
-            lines = [f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg'].removeprefix('Value error, ')}" for e in err.errors()]
-            raise VersionsFileError(f"{path.name} breaks its schema:\n  " + "\n  ".join(lines)) from None
         # ruamel.yaml raises ValueError itself for an impossible date (2026-11-31).
         raise VersionsFileError(f"{path.name}: {err}") from None

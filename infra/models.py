@@ -8,7 +8,6 @@ from ml_platform.components import instance_types, quantity, scheduling
 from ml_platform.components.model_service import ModelSpec, pods
 from ml_platform.components.monitoring import NAMESPACE as MONITORING_NAMESPACE
 from ml_platform.components.monitoring import PROMETHEUS_URL
-from ml_platform.components.node_pool import CPU_DISK_GIB, GPU_DISK_GIB
 from ml_platform.components.resources import SMALL, STANDARD
 from ml_platform.infra import coldstart, config, pools
 from ml_platform.infra.offline import capacity
@@ -111,26 +110,20 @@ RESERVED_GIB = 1
 DAEMONSET_IMAGES_GIB = 10
 
 
-def candidate_pools(cfg: config.StackConfig, model: config.ModelConfig) -> list[str]:
-    """The pools that can run a model (the scheduling contract's placement)."""
-    return list(scheduling.gpu_placement(model.gpus, pools.scheduling_pools(cfg), MODEL_EXCLUDED_POOLS)[2])
-
-
-def on_local_nvme(cfg: config.StackConfig, model: config.ModelConfig) -> bool:
-    """Whether every pool that can run the model keeps container storage on local NVMe."""
-    names = candidate_pools(cfg, model)
-    return bool(names) and all(cfg.nodePools[name].local_nvme for name in names)
-
-
-def on_fast_pull(cfg: config.StackConfig, model: config.ModelConfig) -> bool:
-    """Whether every pool that can run the model pulls images with FastImagePull."""
-    names = candidate_pools(cfg, model)
-    return bool(names) and all(cfg.nodePools[name].fastImagePull for name in names)
+def candidate_pools(cfg: config.StackConfig, model: config.ModelConfig, contract_pools: list[scheduling.Pool] | None = None) -> list[str]:
+    """The pools that can run a model (the scheduling contract's placement; `contract_pools`: the stack's, when
+    the caller has them already)."""
+    contract_pools = contract_pools if contract_pools is not None else pools.scheduling_pools(cfg)
+    return list(scheduling.gpu_placement(model.gpus, contract_pools, MODEL_EXCLUDED_POOLS)[2])
 
 
 def cold_start(name: str, model: config.ModelConfig, cfg: config.StackConfig) -> coldstart.ColdStart:
-    """The model's cold-start estimate on the pools that can run it."""
-    return coldstart.estimate(name, model, on_local_nvme(cfg, model), on_fast_pull(cfg, model))
+    """The model's cold-start estimate on the pools that can run it: local NVMe and FastImagePull count only
+    where every one of them has it."""
+    candidates = [cfg.nodePools[pool_name] for pool_name in candidate_pools(cfg, model)]
+    local_nvme = bool(candidates) and all(pool.local_nvme for pool in candidates)
+    fast_pull = bool(candidates) and all(pool.fastImagePull for pool in candidates)
+    return coldstart.estimate(name, model, local_nvme, fast_pull)
 
 
 def disk_problems(cfg: config.StackConfig, contract_pools: list[scheduling.Pool]) -> list[tuple[str, str]]:
@@ -139,15 +132,13 @@ def disk_problems(cfg: config.StackConfig, contract_pools: list[scheduling.Pool]
     its weights land."""
     problems = []
     for name, model in sorted(cfg.models.items()):
-        spec_gpus = model.gpus
         weights = coldstart.weights_gib(model)
-        image = (model.image.sizeGiB or coldstart.IMAGE_GIB[model.runtime]) * 2
-        asked = pods.storage_request_gib(weights, bool(spec_gpus), model.source.s3Prefix is not None)
-        candidates = scheduling.gpu_placement(spec_gpus, contract_pools, MODEL_EXCLUDED_POOLS)[2]
+        image = coldstart.image_gib(model) * 2  # unpacked
+        asked = pods.storage_request_gib(weights, bool(model.gpus), model.source.s3Prefix is not None)
         room = {}
-        for pool_name in candidates:
+        for pool_name in candidate_pools(cfg, model, contract_pools):
             pool = cfg.nodePools[pool_name]
-            disk = pool.diskSizeGiB or (GPU_DISK_GIB if pool.gpu is not None else CPU_DISK_GIB)
+            disk = pools.root_disk_gib(pool)
             if pool.local_nvme_min_gb:
                 disk = pool.local_nvme_min_gb * 1e9 / 2**30  # containerd and the kubelet live on the NVMe array
             room[pool_name] = disk * (1 - EVICTION_SHARE) - RESERVED_GIB - DAEMONSET_IMAGES_GIB - image

@@ -102,6 +102,21 @@ def candidate_types(pool: config.ManagedPoolConfig | config.KarpenterPoolConfig)
     return chosen
 
 
+def zones_outside(cfg: config.StackConfig, zones: list[str]) -> list[tuple[str, str]]:
+    """(key path, zone) of each Karpenter pool zone that is not one of `zones` (the VPC's)."""
+    return [
+        (f"nodePools.{name}.zones[{index}]", zone)
+        for name, pool in sorted(cfg.nodePools.items())
+        for index, zone in enumerate(getattr(pool, "zones", None) or [])
+        if zone not in zones
+    ]
+
+
+def root_disk_gib(pool: config.ManagedPoolConfig | config.KarpenterPoolConfig) -> int:
+    """A pool's root volume size: diskSizeGiB, or the default for GPU or CPU pools."""
+    return pool.diskSizeGiB or (GPU_DISK_GIB if pool.gpu is not None else CPU_DISK_GIB)
+
+
 def karpenter_pool(name: str, pool: config.KarpenterPoolConfig, zones: list[str]) -> KarpenterPool:
     """The Karpenter NodePool of one pool config."""
     is_gpu = pool.gpu is not None
@@ -158,7 +173,7 @@ def karpenter_pool(name: str, pool: config.KarpenterPoolConfig, zones: list[str]
         budgets=budgets,
         expire_after=pool.expireAfter or ("Never" if is_gpu else "720h"),
         termination_grace_period=pool.terminationGracePeriod,
-        disk_size_gib=pool.diskSizeGiB or (GPU_DISK_GIB if is_gpu else CPU_DISK_GIB),
+        disk_size_gib=root_disk_gib(pool),
         local_nvme=pool.local_nvme,
         fast_image_pull=pool.fastImagePull,
         weight=pool.weight,

@@ -158,8 +158,6 @@ class Placement:
     """The VPC's IPv4 CIDRs."""
     egress: list[pulumi.Resource]
     """What gives the private subnets their routes out, for what must be deleted before them (Karpenter)."""
-    given_subnet_ids: list[str] | None = None
-    """An existing VPC's private subnet IDs (selected by ID rather than the discovery tag); None when created."""
     alb_subnets: dict[str, list[str]] | None = None
     """An existing VPC's subnets for ALBs by scheme (`internal`, `internet-facing`), one per zone; None when
     created (the controller finds the Network component's subnets by their tags)."""
@@ -181,7 +179,6 @@ def existing_placement(cfg: config.StackConfig) -> Placement:
         zones=facts.zones,
         cidrs=facts.cidrs,
         egress=[],
-        given_subnet_ids=facts.private_subnet_ids,
         alb_subnets={"internal": facts.one_per_zone(facts.private), "internet-facing": facts.one_per_zone(facts.public)},
     )
 
@@ -240,18 +237,15 @@ def build(cfg: config.StackConfig) -> None:
     # with nothing created.
     given = existing_placement(cfg) if cfg.network.existing else None
     zones = given.zones if given else availability_zones(cfg)
-    outside = [
-        (
-            f"nodePools.{pool_name}.zones[{index}]",
-            f"'{zone}' is not one of the VPC's zones ({', '.join(zones)}): the pool could never launch a node",
-        )
-        for pool_name, pool in sorted(cfg.nodePools.items())
-        for index, zone in enumerate(getattr(pool, "zones", None) or [])
-        if zone not in zones and given is None
-    ]
-    if outside:
-        # With availabilityZones unset the zones are the region's first azCount, known only now.
-        raise pulumi.RunError(config.ConfigError(outside).render())
+    if given is None:
+        # With availabilityZones unset the zones are the region's first azCount, known only now (an existing
+        # VPC's pool zones are judged with its subnets, in existing_placement).
+        outside = [
+            (path, f"'{zone}' is not one of the VPC's zones ({', '.join(zones)}): the pool could never launch a node")
+            for path, zone in pools.zones_outside(cfg, zones)
+        ]
+        if outside:
+            raise pulumi.RunError(config.ConfigError(outside).render())
     # dev runs the platform on one small system node; staging and prod get the standard sizes.
     size = SMALL if cfg.environment == "dev" else STANDARD
     platform_resources = sized(size)
@@ -448,7 +442,8 @@ def build(cfg: config.StackConfig) -> None:
                 account_id=identity.account_id,
                 partition=partition,
                 pools=[pools.karpenter_pool(pool_name, pool, zones) for pool_name, pool in karpenter_pools.items()],
-                subnet_ids=network.given_subnet_ids,
+                # An existing VPC's subnets by ID; a created one's by the discovery tag the Network component sets.
+                subnet_ids=given.private_subnet_ids if given else None,
                 # The chart keeps replicas on separate nodes: no more than the system pool always has.
                 controller_replicas=system_replicas,
                 controller_node_selector=system_nodes,
