@@ -10,6 +10,9 @@ import pulumi
 import pulumi_aws as aws
 
 TYPE = "mlplatform:aws:ModelStore"
+COMPILE_CACHE_PREFIX = "compile-cache/"
+"""Where models keep vLLM's compile cache (`compile-cache/<namespace>/<model>/`): a cache, not a record, so its
+objects expire (compile_cache_expiry_days) and a replica that misses one compiles and saves it again."""
 
 
 def tls_only_policy(bucket_arn: str) -> dict:
@@ -39,6 +42,9 @@ class ModelStoreArgs:
     """Superseded object versions are deleted after this many days."""
     abort_incomplete_upload_days: int = 7
     """Unfinished multipart uploads are aborted after this many days."""
+    compile_cache_expiry_days: int = 30
+    """Objects under COMPILE_CACHE_PREFIX expire this many days after they were written, and their noncurrent
+    versions a day later: entries of old images and configs, which no replica reads again, go away."""
     force_destroy: bool = False
     """Delete the bucket with its objects: only for ephemeral stacks."""
     protect: bool = False
@@ -118,7 +124,14 @@ class ModelStore(pulumi.ComponentResource):
                     abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
                         days_after_initiation=args.abort_incomplete_upload_days
                     ),
-                )
+                ),
+                aws.s3.BucketLifecycleConfigurationRuleArgs(
+                    id="expire-compile-caches",
+                    status="Enabled",
+                    filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=COMPILE_CACHE_PREFIX),
+                    expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=args.compile_cache_expiry_days),
+                    noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(noncurrent_days=1),
+                ),
             ],
             # S3 rejects lifecycle rules on noncurrent versions until versioning is on.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]),

@@ -11,11 +11,16 @@ Terms (seconds), for a replica that needs a new node (the worst case autoscaling
 - image pull: the image's compressed size (`image.sizeGiB`, default by runtime, IMAGE_GIB) over the pull rate,
   download and unpack (PULL_GIB_PER_S: "standard pulls of 15-20 GB can take 4-6 minutes per instance", AWS
   Machine Learning blog on SOCI indexes for DLCs, about 65 MB/s);
-- weights: their size (`source.sizeGiB`, default WEIGHTS_GIB) over the copy rate into an emptyDir on the root
-  volume: S3 is faster than the gp3 root volume's baseline 125 MiB/s (Amazon EBS user guide, "gp3 volumes"), so
-  the volume bounds it (COPY_GIB_PER_S); a hub model downloads at the same rate at best;
-- load: the weights read into GPU or host memory (LOAD_GIB_PER_S: 16 GB in 33 s in the breakdown below);
-- compile and CUDA-graph capture: vLLM only, about 100 s per replica without a kept cache (COMPILE);
+- weights: their size (`source.sizeGiB`, default WEIGHTS_GIB) over the copy rate into an emptyDir: on the gp3
+  root volume its baseline 125 MiB/s bounds it whatever the client (Amazon EBS user guide, "gp3 volumes";
+  COPY_GIB_PER_S); on local NVMe the AWS CLI does (NVME_COPY_GIB_PER_S, measured for its classic client; its crt
+  client, `serving.loaderTransferClient`, is faster but has no published figure, so none is claimed); a hub
+  model downloads at the gp3 rate at best. With
+  `source.loadFormat: runai_streamer` nothing is copied: the server streams the weights during load;
+- load: the weights read into GPU or host memory (LOAD_GIB_PER_S: 16 GB in 33 s in the breakdown below), or
+  streamed from S3 by the Run:ai Model Streamer (STREAM_GIB_PER_S);
+- compile and CUDA-graph capture: vLLM only, about 100 s per replica without a kept cache (COMPILE), WARM_COMPILE
+  with `compileCache: modelStore` once a first replica has saved it; none with `--enforce-eager`;
 - initialisation: the rest of the server's start (INIT).
 The published breakdown these come from (issue #16's reference; Tensorfuse, "Reducing GPU cold start time when
 using vLLM", 2025-09-01): Llama-3.1-8B on one L40S, 294 s from start to serving (download 61 s, load 33 s, dynamo
@@ -25,9 +30,10 @@ using vLLM", 2025-09-01): Llama-3.1-8B on one L40S, 294 s from start to serving 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ml_platform.infra import config
+from ml_platform.infra.config.models import ENFORCE_EAGER
 
 NODE_LAUNCH = {"gpu": 120.0, "cpu": 60.0}
 IMAGE_GIB = {"vllm": 10.0, "triton": 12.0, "custom": 2.0}
@@ -38,14 +44,37 @@ FAST_PULL_SPEEDUP = 1.14
 """FastImagePull (SOCI parallel pull and unpack): "14-50% faster" on 20 GB+ images (awslabs/soci-snapshotter,
 commit f1fcd05); the low end, since smaller images gain less."""
 NVME_COPY_GIB_PER_S = 375e6 / 2**30
-"""On local NVMe the disk no longer bounds the copy; the AWS CLI does: about 375 MB/s (the s5cmd README's
-measurement of aws-cli against S3)."""
+"""On local NVMe the disk no longer bounds the copy; the AWS CLI's classic client does: about 375 MB/s (the s5cmd
+README's measurement of aws-cli against S3)."""
+STREAM_GIB_PER_S = 15e9 / 8.45 / 2**30
+"""The Run:ai Model Streamer from S3 into GPU memory: Llama 3 8B (15 GB) in 8.45 s at concurrency 16 on a
+g5.12xlarge, S3 in the same region (run-ai/runai-model-streamer docs/src/benchmarks.md, the whitepaper the NVIDIA
+blog "Reducing cold start latency for LLM inference with NVIDIA Run:ai Model Streamer" quotes; 4.88 s at 32).
+The pods set that concurrency (RUNAI_STREAMER_CONCURRENCY). A node whose network is slower than that
+g5.12xlarge's 40 Gb/s streams slower."""
 LOAD_GIB_PER_S = 0.5
 COMPILE = {"vllm": 100.0}
+WARM_COMPILE = 30.0
+"""vLLM's start with its compile cache kept: dynamo 10 s, compile 13 s (loaded from the cache), CUDA-graph capture
+7 s (graphs are captured at every start), against 10 + 42 + 54 s cold (the breakdown below, "persisted" row)."""
 INIT = {"vllm": 100.0, "triton": 30.0, "custom": 10.0}
 MARGIN = 1.5
 MIN_BUDGET = 120
 """The startup probe's budget is never below the old default for CPU models: a custom server's start is a guess."""
+
+
+@dataclass(frozen=True)
+class Options:
+    """What speeds a cold start, as configured for one model (or as an alternative to compare with)."""
+
+    local_nvme: bool = False
+    """Every pool that can run the model keeps container storage on local NVMe (the pools' localStorage)."""
+    fast_pull: bool = False
+    """Every such pool runs FastImagePull (the pools' fastImagePull)."""
+    stream: bool = False
+    """vLLM streams the weights from S3 (source.loadFormat runai_streamer): no copy."""
+    compile_cache: bool = False
+    """vLLM's compile cache is kept in the model store (compileCache modelStore), warm after a first replica."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +93,8 @@ SERVER_TERMS = ("load", "compile", "initialisation")
 class ColdStart:
     model: str
     terms: tuple[Term, ...]
+    alternatives: tuple[tuple[str, float], ...] = ()
+    """(an option turned the other way, the total it gives), for the printout's before and after."""
 
     @property
     def seconds(self) -> float:
@@ -90,33 +121,56 @@ def image_gib(model: config.ModelConfig) -> float:
     return model.image.sizeGiB or IMAGE_GIB[model.runtime]
 
 
-def estimate(name: str, model: config.ModelConfig, local_nvme: bool = False, fast_pull: bool = False) -> ColdStart:
-    """The cold start of one model, term by term; `local_nvme`: every pool that can run it keeps container storage
-    on local NVMe (the pools' localStorage), so the weights' copy is bound by S3, not by the gp3 root volume;
-    `fast_pull`: every such pool runs FastImagePull."""
+def estimate(name: str, model: config.ModelConfig, options: Options = Options()) -> ColdStart:
+    """The cold start of one model with `options`, term by term (seconds, each with its basis)."""
     kind = "gpu" if model.gpus else "cpu"
     image = image_gib(model)
     weights = weights_gib(model)
     image_from = "image.sizeGiB" if model.image.sizeGiB else f"default for {model.runtime}"
     weights_from = "source.sizeGiB" if model.source.sizeGiB else f"default for {kind} models"
-    copy, bound = (NVME_COPY_GIB_PER_S, "local NVMe, S3 bound") if local_nvme else (COPY_GIB_PER_S, "gp3 root")
-    pull = PULL_GIB_PER_S * (FAST_PULL_SPEEDUP if fast_pull else 1)
+    pull = PULL_GIB_PER_S * (FAST_PULL_SPEEDUP if options.fast_pull else 1)
+    if options.stream:
+        copy = Term("weights", 0.0, "none: streamed from S3 during load (source.loadFormat runai_streamer)")
+        load = Term(
+            "load", weights / STREAM_GIB_PER_S, f"{weights:g} GiB ({weights_from}) streamed from S3 at {STREAM_GIB_PER_S * 1024:.0f} MiB/s"
+        )
+    else:
+        rate, bound = (NVME_COPY_GIB_PER_S, "local NVMe, the AWS CLI's pace") if options.local_nvme else (COPY_GIB_PER_S, "gp3 root volume")
+        copy = Term("weights", weights / rate, f"{weights:g} GiB ({weights_from}) at {rate * 1024:.0f} MiB/s ({bound})")
+        load = Term("load", weights / LOAD_GIB_PER_S, f"{weights:g} GiB at {LOAD_GIB_PER_S * 1024:.0f} MiB/s")
+    if model.runtime not in COMPILE:
+        compile_term = Term("compile", 0.0, "none")
+    elif ENFORCE_EAGER in model.args:
+        compile_term = Term("compile", 0.0, f"none ({ENFORCE_EAGER})")
+    elif options.compile_cache:
+        compile_term = Term("compile", WARM_COMPILE, "from the compile cache in the model store; CUDA graphs captured anew")
+    else:
+        compile_term = Term("compile", COMPILE[model.runtime], "torch.compile, CUDA graphs, per replica")
     terms = [
         Term("node launch", NODE_LAUNCH[kind], f"a new {kind.upper()} node to Ready"),
         Term(
-            "image pull", image / pull, f"{image:g} GiB ({image_from}) at {pull * 1024:.0f} MiB/s{' (FastImagePull)' if fast_pull else ''}"
+            "image pull",
+            image / pull,
+            f"{image:g} GiB ({image_from}) at {pull * 1024:.0f} MiB/s{' (FastImagePull)' if options.fast_pull else ''}",
         ),
-        Term("weights", weights / copy, f"{weights:g} GiB ({weights_from}) at {copy * 1024:.0f} MiB/s ({bound})"),
-        Term("load", weights / LOAD_GIB_PER_S, f"{weights:g} GiB at {LOAD_GIB_PER_S * 1024:.0f} MiB/s"),
-        Term("compile", COMPILE.get(model.runtime, 0.0), "torch.compile, CUDA graphs, per replica" if model.runtime in COMPILE else "none"),
+        copy,
+        load,
+        compile_term,
         Term("initialisation", INIT[model.runtime], f"the rest of a {model.runtime} server's start"),
     ]
     return ColdStart(name, tuple(terms))
 
 
+def compare(name: str, model: config.ModelConfig, options: Options, alternatives: dict[str, Options]) -> ColdStart:
+    """The estimate with `options`, carrying the totals of `alternatives` ({label: options}) for the printout."""
+    start = estimate(name, model, options)
+    return replace(start, alternatives=tuple((label, estimate(name, model, other).seconds) for label, other in alternatives.items()))
+
+
 def render(starts: list[ColdStart], configured: dict[str, int | None]) -> str:
-    """The printout: per model, each term with its basis, the total, and the startup probe's budget (the
-    configured startupSeconds, or the estimate's) against the server's start it must cover."""
+    """The printout: per model, each term with its basis, the total, the startup probe's budget (the configured
+    startupSeconds, or the estimate's) against the server's start it must cover, and the total each option
+    turned the other way would give."""
     lines = []
     for start in starts:
         budget = configured.get(start.model)
@@ -128,4 +182,6 @@ def render(starts: list[ColdStart], configured: dict[str, int | None]) -> str:
         lines.append(f"  startup probe budget {given}, for the server's own {start.server_seconds:.0f} s ({', '.join(SERVER_TERMS)})")
         if budget and budget < start.server_seconds:
             lines.append(f"  warning: startupSeconds {budget} is below the server's estimated start: a cold replica may be killed first")
+        for label, seconds in start.alternatives:
+            lines.append(f"  with {label}: {seconds:.0f} s ({seconds - start.seconds:+.0f} s)")
     return "\n".join(lines)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from ml_platform.components import instance_types, quantity, scheduling
 from ml_platform.components.model_service import ModelSpec, pods
+from ml_platform.components.model_service.spec import weights_location
+from ml_platform.components.model_store import COMPILE_CACHE_PREFIX
 from ml_platform.components.monitoring import NAMESPACE as MONITORING_NAMESPACE
 from ml_platform.components.monitoring import PROMETHEUS_URL
 from ml_platform.components.resources import SMALL, STANDARD
@@ -118,12 +121,35 @@ def candidate_pools(cfg: config.StackConfig, model: config.ModelConfig, contract
 
 
 def cold_start(name: str, model: config.ModelConfig, cfg: config.StackConfig) -> coldstart.ColdStart:
-    """The model's cold-start estimate on the pools that can run it: local NVMe and FastImagePull count only
-    where every one of them has it."""
+    """The model's cold-start estimate as configured, on the pools that can run it (local NVMe and FastImagePull
+    count only where every one of them has it), with the total each option that applies to it would give turned
+    the other way: localStorage (where the pools' families have NVMe), fastImagePull, source.loadFormat (vLLM,
+    weights in the store) and compileCache (vLLM, compiling)."""
     candidates = [cfg.nodePools[pool_name] for pool_name in candidate_pools(cfg, model)]
-    local_nvme = bool(candidates) and all(pool.local_nvme for pool in candidates)
-    fast_pull = bool(candidates) and all(pool.fastImagePull for pool in candidates)
-    return coldstart.estimate(name, model, local_nvme, fast_pull)
+    nvme_capable = bool(candidates) and all(pool.nvme_capable for pool in candidates)
+    options = coldstart.Options(
+        local_nvme=bool(candidates) and all(pool.local_nvme for pool in candidates),
+        fast_pull=bool(candidates) and all(pool.fastImagePull for pool in candidates),
+        stream=model.source.loadFormat == "runai_streamer",
+        compile_cache=model.compileCache != "none",
+    )
+    # Each option that applies to this model: (its Options field, its config key, the value that turns it on, off).
+    toggles = []
+    if nvme_capable:
+        toggles.append(("local_nvme", "localStorage", "raid0", "none"))
+    if candidates:
+        toggles.append(("fast_pull", "fastImagePull", "true", "false"))
+    if model.runtime == "vllm" and model.source.s3Prefix is not None:
+        toggles.append(("stream", "source.loadFormat", "runai_streamer", "auto"))
+    if model.runtime == "vllm" and coldstart.ENFORCE_EAGER not in model.args:
+        toggles.append(("compile_cache", "compileCache", "modelStore", "none"))
+    alternatives = {}
+    for field, key, on, off in toggles:
+        now = getattr(options, field)
+        alternatives[f"{key} {off if now else on}"] = replace(options, **{field: not now})
+    if sum(not getattr(options, field) for field, *_ in toggles) > 1:
+        alternatives["every option above that speeds it"] = replace(options, **{field: True for field, *_ in toggles})
+    return coldstart.compare(name, model, options, alternatives)
 
 
 def disk_problems(cfg: config.StackConfig, contract_pools: list[scheduling.Pool]) -> list[tuple[str, str]]:
@@ -134,7 +160,9 @@ def disk_problems(cfg: config.StackConfig, contract_pools: list[scheduling.Pool]
     for name, model in sorted(cfg.models.items()):
         weights = coldstart.weights_gib(model)
         image = coldstart.image_gib(model) * 2  # unpacked
-        asked = pods.storage_request_gib(weights, bool(model.gpus), model.source.s3Prefix is not None)
+        asked = pods.storage_request_gib(
+            weights, bool(model.gpus), weights_location(model.source.loadFormat, model.source.s3Prefix is not None)
+        )
         room = {}
         for pool_name in candidate_pools(cfg, model, contract_pools):
             pool = cfg.nodePools[pool_name]
@@ -165,6 +193,9 @@ def fit_problems(cfg: config.StackConfig, contract_pools: list[scheduling.Pool])
     for name, model in sorted(cfg.models.items()):
         cpu_m = int(quantity.parse(model.resources.cpu) * 1000)
         memory_mi = quantity.mebibytes(model.resources.memory)
+        if model.compileCache != "none":  # the save sidecar runs beside the server, and its requests add up
+            cpu_m += int(quantity.parse(pods.SIDECAR_REQUESTS["cpu"]) * 1000)
+            memory_mi += quantity.mebibytes(pods.SIDECAR_REQUESTS["memory"])
         largest: tuple[int, int, str] | None = None
         fits = sized = False
         for pool_name in scheduling.gpu_placement(model.gpus, contract_pools, MODEL_EXCLUDED_POOLS)[2]:
@@ -197,7 +228,9 @@ def fit_problems(cfg: config.StackConfig, contract_pools: list[scheduling.Pool])
             problems.append(
                 (
                     f"models.{name}.resources",
-                    f"{model.resources.cpu} CPU and {model.resources.memory} fit no node of the pools that can run this model: the "
+                    f"{model.resources.cpu} CPU and {model.resources.memory}"
+                    + (" (and the compile cache's sidecar)" if model.compileCache != "none" else "")
+                    + " fit no node of the pools that can run this model: the "
                     f"largest ({largest[2]}) leaves pods {largest[0]}m CPU and {largest[1]}Mi after kube-reserved, eviction and "
                     "the DaemonSets (and within the pools' limits); request less or add a pool with larger types",
                 )
@@ -273,5 +306,10 @@ def model_spec(
         error_ratio=model.slo.errorRatio,
         queue_backlog=model.slo.queueBacklog,
         pull_by_digest=model.image.digest is not None,
+        load_format=model.source.loadFormat,
+        compile_cache_uri=(
+            f"s3://{bucket}/{COMPILE_CACHE_PREFIX}{shared_namespace or name}/{name}/" if model.compileCache == "modelStore" else None
+        ),
+        transfer_client=cfg.serving.loaderTransferClient,
         shared_namespace=shared_namespace,
     )

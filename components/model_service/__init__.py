@@ -40,28 +40,43 @@ from ml_platform.components.pod_identity import pod_identity_role
 TYPE = "mlplatform:k8s:ModelService"
 
 
-def s3_read_policy(bucket_arn: str, prefix: str, kms_key_arn: str, region: str) -> dict:
-    """Read only this model's prefix of the model store, and decrypt with the store's key through S3."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Sid": "ReadModelObjects", "Effect": "Allow", "Action": "s3:GetObject", "Resource": f"{bucket_arn}/{prefix}*"},
+def model_store_policy(bucket_arn: str, kms_key_arn: str, region: str, read_prefix: str | None, cache_prefix: str | None) -> dict:
+    """The model's access to the model store: read only its own `read_prefix` (its weights; None: none), read and
+    write only its own `cache_prefix` (its compile cache; None: none), and the store's key through S3 (decrypt to
+    read, data keys to write). A compile cache can run code when loaded (vLLM docs/usage/security.md), so no
+    other model, nor a preview of this one (another namespace), may write the prefix this model reads."""
+    statements: list[dict] = []
+    prefixes = [prefix for prefix in (read_prefix, cache_prefix) if prefix is not None]
+    if read_prefix is not None:
+        statements.append(
+            {"Sid": "ReadModelObjects", "Effect": "Allow", "Action": "s3:GetObject", "Resource": f"{bucket_arn}/{read_prefix}*"}
+        )
+    if cache_prefix is not None:
+        statements.append(
             {
-                "Sid": "ListModelPrefix",
+                "Sid": "ReadWriteCompileCache",
                 "Effect": "Allow",
-                "Action": "s3:ListBucket",
-                "Resource": bucket_arn,
-                "Condition": {"StringLike": {"s3:prefix": [f"{prefix}*"]}},
-            },
-            {
-                "Sid": "DecryptThroughS3",
-                "Effect": "Allow",
-                "Action": "kms:Decrypt",
-                "Resource": kms_key_arn,
-                "Condition": {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}},
-            },
-        ],
-    }
+                "Action": ["s3:GetObject", "s3:PutObject"],
+                "Resource": f"{bucket_arn}/{cache_prefix}*",
+            }
+        )
+    statements += [
+        {
+            "Sid": "ListModelPrefixes",
+            "Effect": "Allow",
+            "Action": "s3:ListBucket",
+            "Resource": bucket_arn,
+            "Condition": {"StringLike": {"s3:prefix": [f"{prefix}*" for prefix in prefixes]}},
+        },
+        {
+            "Sid": "UseKeyThroughS3",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"] if cache_prefix is not None else "kms:Decrypt",
+            "Resource": kms_key_arn,
+            "Condition": {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}},
+        },
+    ]
+    return {"Version": "2012-10-17", "Statement": statements}
 
 
 # Which CRD-installing release a custom resource waits for, by API group.
@@ -79,7 +94,8 @@ class ModelServiceArgs:
     bucket_arn: pulumi.Input[str]
     """Model store bucket."""
     s3_prefix: str | None
-    """The model's prefix in the store; None for a hub model (no AWS access at all)."""
+    """The model's prefix in the store; None for a hub model (no AWS access at all, unless it keeps a compile
+    cache in the store: spec.compile_cache_uri)."""
     kms_key_arn: pulumi.Input[str]
     """Key of the model store."""
     region: str
@@ -121,14 +137,16 @@ class ModelService(pulumi.ComponentResource):
         in_namespace = pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[namespace]))
 
         identity: list[pulumi.Resource] = []
-        if args.s3_prefix is not None:
+        if args.s3_prefix is not None or spec.compile_cache_prefix is not None:
             identity = pod_identity_role(
                 f"{name}-model-reader",
                 args.cluster_name,
                 spec.namespace,
                 spec.name,
                 pulumi.Output.all(args.bucket_arn, args.kms_key_arn).apply(
-                    lambda values: json.dumps(s3_read_policy(values[0], str(args.s3_prefix), values[1], args.region))
+                    lambda values: json.dumps(
+                        model_store_policy(values[0], values[1], args.region, args.s3_prefix, spec.compile_cache_prefix)
+                    )
                 ),
                 parent=self,
                 tags=args.tags,
@@ -210,10 +228,10 @@ __all__ = [
     "load_expression",
     "load_query",
     "manifests",
+    "model_store_policy",
     "namespace",
     "network_policy",
     "prometheus_rule",
-    "s3_read_policy",
     "scaled_object",
     "service",
     "service_monitor",

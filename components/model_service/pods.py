@@ -37,7 +37,7 @@ def _probe(path: str, port: int, period: int, failures: int, timeout: int = 5) -
 
 def runtime(spec: ModelSpec) -> tuple[list[str] | None, list[str], list[dict], dict[str, str], str, str]:
     """(command, args, ports, env, liveness path, readiness path) of the runtime preset."""
-    weights = MODELS_DIR if spec.model_uri else spec.hub_id
+    weights = {"models": MODELS_DIR, "cache": spec.hub_id, "none": spec.model_uri}[spec.weights_at]
     env = {"HOME": HOME_DIR, "USER": "app", "LOGNAME": "app", "TMPDIR": "/tmp"}
     http = [{"name": "http", "containerPort": spec.port, "protocol": "TCP"}]
     if spec.runtime == "vllm":
@@ -65,7 +65,10 @@ def runtime(spec: ModelSpec) -> tuple[list[str] | None, list[str], list[dict], d
             DO_NOT_TRACK="1",
         )
         if spec.model_uri:
-            env["HF_HUB_OFFLINE"] = "1"  # weights are local: never reach for a hub
+            env["HF_HUB_OFFLINE"] = "1"  # weights are local or in the store: never reach for a hub
+        if spec.load_format == "runai_streamer":
+            args += ["--load-format", "runai_streamer"]
+            env.update(streamer_env(spec))
         if spec.hub_token_secret:
             env["HF_TOKEN_PATH"] = f"{HUB_TOKEN_DIR}/token"
         return None, args, http, env, spec.health_path, spec.health_path
@@ -112,27 +115,138 @@ def shared_memory_mib(spec: ModelSpec) -> int:
     return min(base, quantity.mebibytes(spec.memory) // SHM_SHARE_OF_MEMORY)
 
 
+def streamer_env(spec: ModelSpec) -> dict[str, str]:
+    """Environment of vLLM's Run:ai Model Streamer. Its credentials come from boto3's default chain, which reads the
+    Pod Identity agent's variables (botocore >= 1.34.41; run-ai/runai-model-streamer docs/src/usage.md, "S3
+    authentication"); the region of the store is given, not discovered. Its CPU buffer defaults to the size of
+    the whole safetensors file (RUNAI_STREAMER_MEMORY_LIMIT -1, docs/src/usage.md "CPU Memory Capping"), which
+    would take a large model's container past its memory limit: a quarter of the limit (STREAMER_SHARE_OF_MEMORY)
+    caps it, which must exceed the largest tensor (a config check keeps it at least STREAMER_MIN_MIB)."""
+    limit = quantity.mebibytes(spec.memory) // STREAMER_SHARE_OF_MEMORY * 2**20
+    return {
+        "AWS_REGION": spec.region,
+        "AWS_DEFAULT_REGION": spec.region,
+        "RUNAI_STREAMER_MEMORY_LIMIT": str(limit),
+        # 16 threads: the measured point infra/coldstart.py's rate comes from (the default for S3 is 8).
+        "RUNAI_STREAMER_CONCURRENCY": "16",
+    }
+
+
+STREAMER_SHARE_OF_MEMORY = 4
+STREAMER_MIN_MIB = 4096  # above a 70B model's largest tensor, its 128k x 8192 bf16 embeddings (2 GiB)
+
+
 HOME_GIB = 1
 TMP_GIB = 4
 CACHE_GIB = {"gpu": 8, "cpu": 2}  # compile, CUDA and kernel caches
 WEIGHTS_HEADROOM = 1.1
 
 
-def volume_sizes(weights_gib: float, gpu: bool, from_store: bool) -> tuple[int, int]:
-    """(the weights volume's size limit, the cache volume's) in GiB, from the weights' size with 10% headroom: an
-    S3 model's weights go to /models, a hub model's into the cache (HF_HOME). (0, 0) when the weights are unsized.
-    A weights volume past its limit gets the pod evicted, loudly, rather than filling the node's disk."""
+def volume_sizes(weights_gib: float, gpu: bool, weights_at: str) -> tuple[int, int]:
+    """(the weights volume's size limit, the cache volume's) in GiB, from the weights' size with 10% headroom and
+    where they land (ModelSpec.weights_at): a copy from the store goes to /models, a hub model's download into the
+    cache (HF_HOME), streamed weights nowhere. (0, 0) when the weights are unsized. A volume past its limit gets
+    the pod evicted, loudly, rather than filling the node's disk."""
     if not weights_gib:
         return 0, 0
     weights = math.ceil(weights_gib * WEIGHTS_HEADROOM)
     cache = CACHE_GIB["gpu" if gpu else "cpu"]
-    return (weights, cache) if from_store else (1, weights + cache)
+    return {"models": (weights, cache), "cache": (1, weights + cache), "none": (1, cache)}[weights_at]
 
 
-def storage_request_gib(weights_gib: float, gpu: bool, from_store: bool) -> int:
+def storage_request_gib(weights_gib: float, gpu: bool, weights_at: str) -> int:
     """The ephemeral-storage the server asks for: its volumes' sizes together (0 when the weights are unsized)."""
-    models, cache = volume_sizes(weights_gib, gpu, from_store)
+    models, cache = volume_sizes(weights_gib, gpu, weights_at)
     return models + cache + HOME_GIB + TMP_GIB if models else 0
+
+
+# The AWS CLI image (aws/aws-cli docker/Dockerfile: Amazon Linux 2, entrypoint aws) has a POSIX shell: the
+# transfer client is set in the CLI's config file under HOME (/tmp here) before the copy, since no environment
+# variable selects it (awscli/topics/s3-config.rst). crt's buffer pool grows with the target bandwidth it
+# detects from the instance type (2 GiB below 25 Gb/s, 4, 8, up to 24 GiB at 200 Gb/s: awslabs/aws-c-s3
+# s3_client.c); capping the target at 24 Gb/s (3 GB/s, beyond what one node's disks take) keeps it at 2 GiB
+# inside the container's limit.
+SYNC_SCRIPT = (
+    'aws configure set default.s3.preferred_transfer_client "$0" && aws configure set default.s3.target_bandwidth 24Gb/s '
+    '&& exec aws s3 sync "$1" "$2" --only-show-errors --no-progress'
+)
+# Restoring the compile cache may fail (a first replica finds nothing, S3 may refuse): the server then compiles
+# anew, which costs minutes, never the model; the failure is said in the container's log. The cache is small,
+# so the classic client moves it (crt would size its buffers for the whole node's bandwidth).
+RESTORE_SCRIPT = (
+    "aws configure set default.s3.preferred_transfer_client classic; "
+    'aws s3 sync "$0" "$1" --only-show-errors --no-progress || echo "compile cache: restore from $0 failed; the server compiles anew" >&2'
+)
+# The save sidecar uploads what vLLM has written (its entries are written whole, then renamed: vllm
+# compilation/compiler_interface.py) every SAVE_SECONDS and once more when the pod stops. An upload that fails is
+# logged and retried at the next round; it never stops the pod.
+SAVE_SECONDS = 120
+SAVE_SCRIPT = (
+    'dir="$0"; dest="$1"; every="$2"; '
+    "aws configure set default.s3.preferred_transfer_client classic; "
+    'save() { if [ -d "$dir" ]; then aws s3 sync "$dir" "$dest" --only-show-errors --no-progress '
+    '|| echo "compile cache: upload to $dest failed; retrying in $every s" >&2; fi; }; '
+    "trap 'save; exit 0' TERM; "
+    'while true; do sleep "$every" & wait $!; save; done'
+)
+LOADER_RESOURCES = {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "3Gi"}}
+SIDECAR_REQUESTS = {"cpu": "100m", "memory": "256Mi"}
+"""What the compile cache's save sidecar adds to the pod's requests (a sidecar runs beside the server)."""
+COMPILE_CACHE_DIR = f"{CACHE_DIR}/vllm/torch_compile_cache"
+"""VLLM_CACHE_ROOT's torch_compile_cache, which vLLM's docs say to copy whole (docs/design/torch_compile.md)."""
+
+
+def _aws_container(spec: ModelSpec, name: str, script: str, args: list[str], mounts: list[dict], resources: dict) -> dict:
+    return {
+        "name": name,
+        "image": spec.loader_image,
+        "imagePullPolicy": "IfNotPresent" if "@sha256:" in spec.loader_image else "Always",
+        "command": ["/bin/sh", "-c", script],
+        "args": args,
+        # Each container its own CLI config file: they share /tmp, and each sets its own transfer client.
+        "env": [
+            {"name": "AWS_REGION", "value": spec.region},
+            {"name": "HOME", "value": "/tmp"},
+            {"name": "AWS_CONFIG_FILE", "value": f"/tmp/{name}/aws-config"},
+        ],
+        "resources": resources,
+        "volumeMounts": [*mounts, {"name": "tmp", "mountPath": "/tmp"}],
+        "securityContext": _container_security(),
+    }
+
+
+def init_containers(spec: ModelSpec) -> list[dict]:
+    """The containers before the server: the compile cache's restore, the weights' copy, and the cache's save
+    sidecar (a native sidecar, `restartPolicy: Always`, which runs beside the server and stops after it)."""
+    cache_mount = [{"name": "cache", "mountPath": CACHE_DIR}]
+    init = []
+    if spec.compile_cache_uri:
+        small = {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
+        init.append(
+            _aws_container(spec, "restore-compile-cache", RESTORE_SCRIPT, [spec.compile_cache_uri, COMPILE_CACHE_DIR], cache_mount, small)
+        )
+    if spec.weights_at == "models":
+        init.append(
+            _aws_container(
+                spec,
+                "load-weights",
+                SYNC_SCRIPT,
+                [spec.transfer_client, str(spec.model_uri), MODELS_DIR],
+                [{"name": "models", "mountPath": MODELS_DIR}],
+                LOADER_RESOURCES,
+            )
+        )
+    if spec.compile_cache_uri:
+        sidecar = _aws_container(
+            spec,
+            "save-compile-cache",
+            SAVE_SCRIPT,
+            [COMPILE_CACHE_DIR, spec.compile_cache_uri, str(SAVE_SECONDS)],
+            [{**cache_mount[0], "readOnly": True}],
+            {"requests": dict(SIDECAR_REQUESTS), "limits": {"cpu": "1", "memory": "1Gi"}},
+        )
+        init.append({**sidecar, "restartPolicy": "Always"})
+    return init
 
 
 def deployment(spec: ModelSpec) -> dict:
@@ -145,7 +259,7 @@ def deployment(spec: ModelSpec) -> dict:
         {"name": "home", "mountPath": HOME_DIR},
         {"name": "tmp", "mountPath": "/tmp"},
     ]
-    models_gib, cache_gib = volume_sizes(spec.weights_gib, bool(spec.gpus), spec.model_uri is not None)
+    models_gib, cache_gib = volume_sizes(spec.weights_gib, bool(spec.gpus), spec.weights_at)
     volumes = [
         {"name": "models", "emptyDir": {"sizeLimit": f"{models_gib}Gi"} if models_gib else {}},
         {"name": "cache", "emptyDir": {"sizeLimit": f"{cache_gib}Gi"} if cache_gib else {}},
@@ -155,9 +269,7 @@ def deployment(spec: ModelSpec) -> dict:
     if models_gib:
         # emptyDirs live on the node's disk: request their sum, so the scheduler places the pod where it fits and
         # the kubelet's eviction under disk pressure picks pods that exceed what they asked for.
-        resources["requests"]["ephemeral-storage"] = (
-            f"{storage_request_gib(spec.weights_gib, bool(spec.gpus), spec.model_uri is not None)}Gi"
-        )
+        resources["requests"]["ephemeral-storage"] = f"{storage_request_gib(spec.weights_gib, bool(spec.gpus), spec.weights_at)}Gi"
     shm = shared_memory_mib(spec)
     if shm:
         mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
@@ -186,21 +298,6 @@ def deployment(spec: ModelSpec) -> dict:
     if command:
         server["command"] = command
 
-    init = []
-    if spec.model_uri:
-        init.append(
-            {
-                "name": "load-weights",
-                "image": spec.loader_image,
-                "imagePullPolicy": "IfNotPresent" if "@sha256:" in spec.loader_image else "Always",
-                "args": ["s3", "sync", spec.model_uri, MODELS_DIR, "--only-show-errors", "--no-progress"],
-                "env": [{"name": "AWS_REGION", "value": spec.region}, {"name": "HOME", "value": "/tmp"}],
-                "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "2Gi"}},
-                "volumeMounts": [{"name": "models", "mountPath": MODELS_DIR}, {"name": "tmp", "mountPath": "/tmp"}],
-                "securityContext": _container_security(),
-            }
-        )
-
     pod_annotations = {}
     if spec.gpus:
         # Karpenter consolidation must never take a GPU node from under a model mid-request.
@@ -220,7 +317,7 @@ def deployment(spec: ModelSpec) -> dict:
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "terminationGracePeriodSeconds": DRAIN_SECONDS + (120 if spec.gpus else 45),
-        "initContainers": init,
+        "initContainers": init_containers(spec),
         "containers": [server],
         "volumes": volumes,
         "nodeSelector": dict(spec.node_selector),

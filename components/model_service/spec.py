@@ -19,6 +19,8 @@ DRAIN_SECONDS = 15  # time for endpoints to drop the pod before it stops taking 
 
 
 RUNTIMES = ("vllm", "triton", "custom")
+LOAD_FORMATS = ("auto", "runai_streamer")
+TRANSFER_CLIENTS = ("crt", "classic", "auto")
 ALB_SCHEMES = ("internal", "internet-facing")
 # Namespaces a model's name (its namespace) must not take: Kubernetes' own and the platform's.
 RESERVED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", "nvidia", "monitoring", "keda", "logging")
@@ -112,6 +114,14 @@ class ModelSpec:
     """Size of the weights in GiB: sizes the weights volume (10% headroom) and the pod's ephemeral-storage request,
     so the scheduler picks a node with room and the kubelet evicts nothing else for it; 0: unsized (no limit, no
     request)."""
+    load_format: str = "auto"
+    """One of LOAD_FORMATS. `auto`: an init container copies model_uri to the node and the server reads it there;
+    `runai_streamer` (vLLM): the server streams the safetensors from model_uri into GPU memory, no copy."""
+    compile_cache_uri: str | None = None
+    """s3://bucket/prefix/ where vLLM's torch.compile cache is restored from before the server starts and saved to
+    while it runs (the model's identity may write there, and only there); None: every replica compiles anew."""
+    transfer_client: str = "crt"
+    """One of TRANSFER_CLIENTS: the AWS CLI's `preferred_transfer_client` for the weights' copy and the cache."""
     shared_namespace: str | None = None
     """A namespace the model shares with others, made by the caller (a namespace preview); None: its own,
     named after the model."""
@@ -140,6 +150,14 @@ class ModelSpec:
             problems.append("an internet-facing ALB serves HTTPS only: give certificate_arn")
         if self.alb and not self.vpc_cidrs:
             problems.append("an ALB-exposed model needs vpc_cidrs (the VPC's CIDRs), or its network policy blocks the load balancer")
+        if self.load_format not in LOAD_FORMATS:
+            problems.append(f"load_format '{self.load_format}' is not one of {', '.join(LOAD_FORMATS)}")
+        elif self.load_format == "runai_streamer" and (self.runtime != "vllm" or not self.model_uri):
+            problems.append("load_format runai_streamer is vLLM's loader for weights in S3: runtime vllm with model_uri")
+        if self.compile_cache_uri is not None and (self.runtime != "vllm" or not self.compile_cache_uri.startswith("s3://")):
+            problems.append("compile_cache_uri is vLLM's compile cache in S3 (s3://bucket/prefix/): runtime vllm")
+        if self.transfer_client not in TRANSFER_CLIENTS:
+            problems.append(f"transfer_client '{self.transfer_client}' is not one of {', '.join(TRANSFER_CLIENTS)}")
         if self.weights_gib < 0:
             problems.append(f"weights_gib {self.weights_gib} is negative")
         for cidr in self.vpc_cidrs:
@@ -155,10 +173,28 @@ class ModelSpec:
         return self.shared_namespace or self.name
 
     @property
+    def weights_at(self) -> str:
+        """Where the weights land on the node (weights_location)."""
+        return weights_location(self.load_format, self.model_uri is not None)
+
+    @property
+    def compile_cache_prefix(self) -> str | None:
+        """The key prefix of compile_cache_uri in its bucket (what the model's identity may write)."""
+        return self.compile_cache_uri.split("/", 3)[3] if self.compile_cache_uri else None
+
+    @property
     def selector(self) -> str:
         """PromQL label matchers of the model's series: its namespace, and its Service when the namespace is shared."""
         matchers = f'namespace="{self.namespace}"'
         return matchers + (f', service="{self.name}"' if self.shared_namespace else "")
+
+
+def weights_location(load_format: str, from_store: bool) -> str:
+    """Where a model's weights land on its node: `models` (copied from the store to /models), `cache` (a hub
+    download into HF_HOME) or `none` (streamed from the store into GPU memory, load_format runai_streamer)."""
+    if load_format == "runai_streamer":
+        return "none"
+    return "models" if from_store else "cache"
 
 
 def labels(spec: ModelSpec) -> dict[str, str]:

@@ -11,12 +11,16 @@ from typing import Annotated, Literal
 from croniter import CroniterBadDateError, croniter
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from ml_platform.components import quantity
+from ml_platform.components.model_service.pods import STREAMER_MIN_MIB, STREAMER_SHARE_OF_MEMORY
 from ml_platform.infra.config.base import _check_cpu, _check_memory, _fail, _fail_all, _Model
 
 _DIGEST = r"^sha256:[0-9a-f]{64}$"
 # Upstream images a model may run straight from (anything else comes from the platform's registry).
 ALLOWED_UPSTREAM_IMAGES = ("docker.io/vllm/vllm-openai", "nvcr.io/nvidia/tritonserver", "public.ecr.aws/aws-cli/aws-cli")
 RUNTIME_PORTS = {"vllm": 8000, "triton": 8000}
+ENFORCE_EAGER = "--enforce-eager"
+LOAD_FORMAT = "--load-format"
 
 
 class ImageRef(_Model):
@@ -52,6 +56,11 @@ class ModelSource(_Model):
     sizeGiB: Annotated[float, Field(gt=0, le=4000)] | None = None
     """Size of the weights (or model repository) in GiB: the pod's ephemeral-storage request and the weights
     volume's size limit are made from it, and the cold-start estimate; default 20 for GPU models, 2 for CPU."""
+    loadFormat: Literal["auto", "runai_streamer"] = "auto"
+    """vLLM's load format for `s3Prefix` weights. `auto`: an init container copies them to the node, and vLLM's
+    default loader reads them from there. `runai_streamer`: no copy; vLLM streams the safetensors from S3 into GPU
+    memory with the Run:ai Model Streamer (`--load-format runai_streamer`; in the official vLLM images, else
+    `pip install vllm[runai]`), authenticating with the pod's Pod Identity credentials through boto3."""
 
     @model_validator(mode="after")
     def _one(self) -> ModelSource:
@@ -203,6 +212,11 @@ class ModelConfig(_Model):
     allowedNamespaces: list[str] = []
     """Namespaces whose pods may call the model (the monitoring namespace always may scrape it)."""
     slo: Slo = Slo()
+    compileCache: Literal["none", "modelStore"] = "none"
+    """vLLM's torch.compile cache. `modelStore`: restored from the stack's model store (`compile-cache/<namespace>/
+    <model>/`) before the server starts, and saved there while it runs, so replicas and restarts after the first
+    skip most of the compile; vLLM keys each entry by its version, the model and its config, the GPU and the
+    torch build, so a changed image or model misses and compiles anew. `none`: every replica compiles."""
 
     @model_validator(mode="after")
     def _runtime(self, info: ValidationInfo) -> ModelConfig:
@@ -218,6 +232,28 @@ class ModelConfig(_Model):
             problems.append(("", f"port and healthPath are fixed by the {self.runtime} preset; remove them"))
         if self.runtime == "custom" and self.gpus > 0 and self.autoscaling.query is None:
             problems.append(("autoscaling.query", "a custom GPU model scales on a queue metric: set autoscaling.query"))
+        if self.source.loadFormat == "runai_streamer" and (self.runtime != "vllm" or self.source.s3Prefix is None):
+            problems.append(
+                ("source.loadFormat", "runai_streamer is vLLM's loader for weights in the model store: runtime vllm with s3Prefix")
+            )
+        if (
+            self.source.loadFormat == "runai_streamer"
+            and quantity.mebibytes(self.resources.memory) // STREAMER_SHARE_OF_MEMORY < STREAMER_MIN_MIB
+        ):
+            problems.append(
+                (
+                    "resources.memory",
+                    f"the streamer's buffer is a quarter of the memory limit and must hold the largest tensor: runai_streamer needs "
+                    f"at least {STREAMER_MIN_MIB * STREAMER_SHARE_OF_MEMORY // 1024}Gi",
+                )
+            )
+        if self.compileCache != "none" and self.runtime != "vllm":
+            problems.append(("compileCache", f"the compile cache is vLLM's; a {self.runtime} model has none: use none"))
+        if self.compileCache != "none" and ENFORCE_EAGER in self.args:
+            problems.append(("compileCache", f"{ENFORCE_EAGER} turns torch.compile off, so there is nothing to cache: use none"))
+        if self.source.loadFormat == "runai_streamer" and any(arg == LOAD_FORMAT or arg.startswith(LOAD_FORMAT + "=") for arg in self.args):
+            # Given twice, vLLM takes the last: the args' format would silently replace the streamer.
+            problems.append(("args", f"{LOAD_FORMAT} comes from source.loadFormat runai_streamer; remove it from args"))
         prod = (info.context or {}).get("environment") == "prod"
         if prod:
             if self.image.digest is None:

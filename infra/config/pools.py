@@ -99,11 +99,16 @@ class _PoolBase(_Model):
         raise NotImplementedError
 
     @property
+    def nvme_capable(self) -> bool:
+        """Whether every family of the pool has a local NVMe instance store (localStorage raid0 is possible)."""
+        return bool(self.families) and all(instance_types.local_nvme_gb(f) for f in self.families)
+
+    @property
     def local_nvme(self) -> bool:
         """Whether the nodes' container storage goes on local NVMe (localStorage, or its default)."""
         if self.localStorage is not None:
             return self.localStorage == "raid0"
-        return self.gpu is not None and bool(self.families) and all(instance_types.local_nvme_gb(f) for f in self.families)
+        return self.gpu is not None and self.nvme_capable
 
     @property
     def local_nvme_min_gb(self) -> int | None:

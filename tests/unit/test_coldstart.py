@@ -102,7 +102,7 @@ def test_weights_that_no_pools_root_volume_can_hold_are_a_config_error():
     raw["ml-platform:models"] = json.dumps(models_config)
     (problem,) = [p for p in models.placement_problems(config.parse(raw, "dev")) if p[0] == "models.chat.source.sizeGiB"]
     assert (
-        f"needs {pods.storage_request_gib(300, True, True)} GiB of node storage for 300 GiB of weights" in problem[1]
+        f"needs {pods.storage_request_gib(300, True, 'models')} GiB of node storage for 300 GiB of weights" in problem[1]
         and "raise that pool's diskSizeGiB" in problem[1]
     )
     pools_config = json.loads(raw["ml-platform:nodePools"])
@@ -151,7 +151,7 @@ def test_nvme_pools_render_raid0_and_speed_the_weights(plans):
     user_data = base64.b64decode(by_name["gpu-lt"]["inputs"]["userData"]).decode()
     assert "Content-Type: application/node.eks.aws" in user_data and "strategy: RAID0" in user_data
     assert "userData" not in by_name["system-lt"]["inputs"]
-    slow, fast = coldstart.estimate("chat", parsed()), coldstart.estimate("chat", parsed(), local_nvme=True)
+    slow, fast = coldstart.estimate("chat", parsed()), coldstart.estimate("chat", parsed(), coldstart.Options(local_nvme=True))
     weights = {t.name: t for t in fast.terms}["weights"]
     assert weights.seconds == pytest.approx(coldstart.WEIGHTS_GIB["gpu"] / coldstart.NVME_COPY_GIB_PER_S) and "local NVMe" in weights.basis
     assert fast.seconds < slow.seconds
@@ -169,7 +169,76 @@ def test_fast_image_pull_goes_into_the_node_configuration_and_the_estimate():
 
     body = {"apiVersion": "karpenter.k8s.aws/v1", "kind": "EC2NodeClass", "metadata": {"name": "gpu"}, "spec": spec}
     assert crd_schemas.errors(body) == []
-    plain, fast = coldstart.estimate("chat", parsed()), coldstart.estimate("chat", parsed(), fast_pull=True)
+    plain, fast = coldstart.estimate("chat", parsed()), coldstart.estimate("chat", parsed(), coldstart.Options(fast_pull=True))
     pull = {t.name: t for t in fast.terms}["image pull"]
     assert pull.seconds == pytest.approx(coldstart.IMAGE_GIB["vllm"] / (coldstart.PULL_GIB_PER_S * coldstart.FAST_PULL_SPEEDUP))
     assert "FastImagePull" in pull.basis and fast.seconds < plain.seconds
+
+
+def test_streaming_replaces_the_copy_with_a_load_at_the_streamers_pace():
+    model = parsed(source={"s3Prefix": "chat/", "sizeGiB": 30, "loadFormat": "runai_streamer"})
+    start = coldstart.estimate("chat", model, coldstart.Options(stream=True))
+    terms = {term.name: term for term in start.terms}
+    assert terms["weights"].seconds == 0 and "streamed" in terms["weights"].basis
+    assert terms["load"].seconds == pytest.approx(30 / coldstart.STREAM_GIB_PER_S)
+    assert start.seconds < coldstart.estimate("chat", parsed(source={"s3Prefix": "chat/", "sizeGiB": 30})).seconds
+
+
+def test_a_kept_compile_cache_and_enforce_eager_change_the_compile_term():
+    warm = {t.name: t for t in coldstart.estimate("chat", parsed(compileCache="modelStore"), coldstart.Options(compile_cache=True)).terms}
+    assert warm["compile"].seconds == coldstart.WARM_COMPILE < coldstart.COMPILE["vllm"]
+    eager = {t.name: t for t in coldstart.estimate("chat", parsed(args=["--enforce-eager"])).terms}
+    assert eager["compile"].seconds == 0 and "--enforce-eager" in eager["compile"].basis
+
+
+def test_the_command_prints_each_option_turned_the_other_way():
+    from ml_platform.infra.offline import stack_files
+
+    cfg = config.parse(stack_files.read_stack("prod").values, "prod")
+    start = models.cold_start("chat", cfg.models["chat"], cfg)
+    alternatives = dict(start.alternatives)
+    # prod's chat: NVMe pools, no FastImagePull, copied weights, no compile cache
+    options = coldstart.Options(local_nvme=True)
+    model = cfg.models["chat"]
+    assert start.seconds == pytest.approx(coldstart.estimate("chat", model, options).seconds)
+    assert alternatives == pytest.approx(
+        {
+            "localStorage none": coldstart.estimate("chat", model, coldstart.Options()).seconds,
+            "fastImagePull true": coldstart.estimate("chat", model, coldstart.Options(local_nvme=True, fast_pull=True)).seconds,
+            "source.loadFormat runai_streamer": coldstart.estimate("chat", model, coldstart.Options(local_nvme=True, stream=True)).seconds,
+            "compileCache modelStore": coldstart.estimate("chat", model, coldstart.Options(local_nvme=True, compile_cache=True)).seconds,
+            "every option above that speeds it": coldstart.estimate("chat", model, coldstart.Options(True, True, True, True)).seconds,
+        }
+    )
+    text = coldstart.render([start], {})
+    assert f"with compileCache modelStore: {alternatives['compileCache modelStore']:.0f} s (-" in text
+    fraud = dict(models.cold_start("fraud", cfg.models["fraud"], cfg).alternatives)
+    assert set(fraud) == {"fastImagePull true"}, "a CPU model on gp3 pools has no vLLM options and no NVMe to turn on"
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "message"),
+    [
+        ({"runtime": "triton", "source": {"s3Prefix": "t/", "loadFormat": "runai_streamer"}}, "source.loadFormat", "runtime vllm"),
+        ({"source": {"hubId": "org/m", "loadFormat": "runai_streamer"}}, "source.loadFormat", "s3Prefix"),
+        ({"source": {"s3Prefix": "c/", "loadFormat": "runai_streamer"}, "args": ["--load-format=safetensors"]}, "args", "remove it"),
+        (
+            {"source": {"s3Prefix": "c/", "loadFormat": "runai_streamer"}, "resources": {"cpu": "4", "memory": "12Gi"}},
+            "resources.memory",
+            "16Gi",
+        ),
+        ({"runtime": "triton", "compileCache": "modelStore"}, "compileCache", "triton model has none"),
+        ({"compileCache": "modelStore", "args": ["--enforce-eager"]}, "compileCache", "nothing to cache"),
+        ({"source": {"s3Prefix": "c/", "loadFormat": "safetensors"}}, "loadFormat", "auto"),
+        ({"compileCache": "hostPath"}, "compileCache", "modelStore"),
+    ],
+)
+def test_cold_start_options_that_cannot_work_are_config_errors(change, key, message):
+    with pytest.raises(Exception, match=message) as caught:
+        config.ModelConfig.model_validate({**GPU_MODEL, **change})
+    assert key in str(caught.value)
+
+
+def test_a_bad_transfer_client_is_a_config_error():
+    with pytest.raises(Exception, match="crt"):
+        config.ServingConfig.model_validate({"loaderTransferClient": "fast"})

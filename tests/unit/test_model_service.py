@@ -7,6 +7,7 @@ from moto.iam.policy_validation import IAMPolicyDocumentValidator
 
 from ml_platform.components import model_service
 from ml_platform.components.model_service import ModelSpec
+from ml_platform.components.model_service import pods as pods_module
 from tests.helpers import render, resource
 
 BASE = dict(
@@ -66,7 +67,8 @@ def test_vllm_preset():
     assert {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "4Gi"}} in pod["volumes"]
     # weights come from the model store, before the server starts
     (loader,) = pod["initContainers"]
-    assert loader["args"][:4] == ["s3", "sync", "s3://bucket/llama/", "/models"]
+    assert loader["command"] == ["/bin/sh", "-c", model_service.pods.SYNC_SCRIPT]
+    assert loader["args"] == ["crt", "s3://bucket/llama/", "/models"]
 
 
 def test_startup_budget_comes_from_the_expected_startup_time():
@@ -197,12 +199,27 @@ def test_slo_alerts_carry_severity_summary_and_runbook():
 
 
 def test_s3_policy_reads_only_the_models_prefix():
-    policy = model_service.s3_read_policy("arn:aws:s3:::store", "llama/", "arn:aws:kms:us-west-2:1:key/k", "us-west-2")
+    policy = model_service.model_store_policy("arn:aws:s3:::store", "arn:aws:kms:us-west-2:1:key/k", "us-west-2", "llama/", None)
     IAMPolicyDocumentValidator(json.dumps(policy)).validate()
     get, listing, decrypt = policy["Statement"]
-    assert get["Resource"] == "arn:aws:s3:::store/llama/*"
+    assert get["Resource"] == "arn:aws:s3:::store/llama/*" and get["Action"] == "s3:GetObject"
     assert listing["Condition"] == {"StringLike": {"s3:prefix": ["llama/*"]}}
+    assert decrypt["Action"] == "kms:Decrypt"
     assert decrypt["Condition"] == {"StringEquals": {"kms:ViaService": "s3.us-west-2.amazonaws.com"}}
+
+
+def test_s3_policy_writes_only_the_models_own_compile_cache():
+    cache = "compile-cache/chat/chat/"
+    policy = model_service.model_store_policy("arn:aws:s3:::store", "arn:aws:kms:us-west-2:1:key/k", "us-west-2", "llama/", cache)
+    IAMPolicyDocumentValidator(json.dumps(policy)).validate()
+    by_sid = {statement["Sid"]: statement for statement in policy["Statement"]}
+    writes = [s for s in policy["Statement"] if "s3:PutObject" in s["Action"]]
+    assert [w["Resource"] for w in writes] == [f"arn:aws:s3:::store/{cache}*"], "the model writes its own cache prefix and nothing else"
+    assert by_sid["ReadModelObjects"]["Action"] == "s3:GetObject", "the weights stay read-only"
+    assert by_sid["ListModelPrefixes"]["Condition"] == {"StringLike": {"s3:prefix": ["llama/*", f"{cache}*"]}}
+    assert by_sid["UseKeyThroughS3"]["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
+    hub = model_service.model_store_policy("arn:aws:s3:::store", "arn:aws:kms:us-west-2:1:key/k", "us-west-2", None, cache)
+    assert "ReadModelObjects" not in {s["Sid"] for s in hub["Statement"]}
 
 
 def test_component_creates_identity_and_waits_for_crd_releases():
@@ -303,3 +320,30 @@ def test_a_shared_namespace_is_waited_for_and_not_created():
 def test_a_model_spec_refuses_what_kubernetes_or_the_controller_would(change, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         spec(**change)
+
+
+def test_streamed_weights_skip_the_copy_and_the_disk():
+    pod = model_service.deployment(spec(load_format="runai_streamer", weights_gib=16))["spec"]["template"]["spec"]
+    (server,) = pod["containers"]
+    assert server["args"][0] == "s3://bucket/llama/" and server["args"][-2:] == ["--load-format", "runai_streamer"]
+    env = {e["name"]: e["value"] for e in server["env"]}
+    # a quarter of the 24Gi limit for the streamer's CPU buffer, the store's region, the measured concurrency
+    assert env["RUNAI_STREAMER_MEMORY_LIMIT"] == str(6 * 2**30) and env["AWS_REGION"] == "us-west-2"
+    assert env["RUNAI_STREAMER_CONCURRENCY"] == "16" and env["HF_HUB_OFFLINE"] == "1"
+    assert pod["initContainers"] == [], "nothing to copy"
+    sizes = {v["name"]: v["emptyDir"].get("sizeLimit") for v in pod["volumes"]}
+    assert (
+        sizes["models"] == "1Gi"
+        and server["resources"]["requests"]["ephemeral-storage"] == f"{1 + 8 + pods_module.HOME_GIB + pods_module.TMP_GIB}Gi"
+    )
+    with pytest.raises(ValueError, match="runai_streamer is vLLM's loader"):
+        spec(runtime="triton", load_format="runai_streamer")
+
+
+def test_a_kept_compile_cache_restores_before_and_saves_beside_the_server():
+    model = spec(compile_cache_uri="s3://bucket/compile-cache/chat/chat/")
+    assert model.compile_cache_prefix == "compile-cache/chat/chat/"
+    names = [c["name"] for c in model_service.deployment(model)["spec"]["template"]["spec"]["initContainers"]]
+    assert names == ["restore-compile-cache", "load-weights", "save-compile-cache"]
+    with pytest.raises(ValueError, match="compile_cache_uri"):
+        spec(runtime="triton", compile_cache_uri="s3://bucket/c/")

@@ -1,0 +1,160 @@
+"""What the model pods' AWS CLI containers do, run for real: each script of components/model_service/pods.py in
+/bin/sh with the real AWS CLI (from venv-tools/) against moto's S3 server, with the container's environment from
+the rendered Deployment. The weights' copy lands every object; the compile cache's restore never stops the pod
+(an empty or unreadable cache means a compile, not an outage); its save sidecar uploads while the server runs and
+once more when the pod stops, and exits at once on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from ml_platform.components.model_service import ModelSpec, pods
+from tests.helpers import tool
+
+BUCKET = "store"
+
+
+def spec(**overrides) -> ModelSpec:
+    values = dict(
+        name="chat",
+        runtime="vllm",
+        image="docker.io/vllm/vllm-openai:v0.31.0",
+        loader_image="public.ecr.aws/aws-cli/aws-cli:2.37.11",
+        cpu="4",
+        memory="24Gi",
+        port=8000,
+        health_path="/health",
+        metrics_path="/metrics",
+        startup_seconds=600,
+        min_replicas=1,
+        max_replicas=2,
+        target=5,
+        prometheus_url="http://prometheus:9090",
+        monitoring_namespace="monitoring",
+        region="us-west-2",
+        model_uri=f"s3://{BUCKET}/llama/",
+        gpus=1,
+        compile_cache_uri=f"s3://{BUCKET}/compile-cache/chat/chat/",
+    )
+    values.update(overrides)
+    return ModelSpec(**values)
+
+
+def containers(model: ModelSpec) -> dict[str, dict]:
+    return {c["name"]: c for c in pods.init_containers(model)}
+
+
+def run(container: dict, tmp: Path, paths: dict[str, Path], background: bool = False):
+    """Run a container's command and args in /bin/sh here: its paths under `tmp`, its env from the manifest (HOME,
+    AWS_CONFIG_FILE moved under `tmp`), the AWS CLI on PATH, and moto's endpoint and test credentials."""
+    args = [str(paths.get(arg, arg)) for arg in container["args"]]
+    env = {**os.environ, "PATH": f"{Path(tool('aws')).parent}:{os.environ['PATH']}"}
+    for item in container["env"]:
+        env[item["name"]] = item["value"].replace("/tmp", str(tmp))
+    command = [*container["command"], *args]
+    if background:
+        return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def s3(aws_server):
+    client = aws_server("s3", "us-west-2")
+    client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    return client
+
+
+def keys(s3, prefix: str) -> set[str]:
+    return {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])}
+
+
+@pytest.mark.parametrize("client", ["classic", "crt"])
+def test_the_weights_copy_lands_every_object(s3, tmp_path, client):
+    for key, body in {"llama/config.json": b"{}", "llama/model-00001.safetensors": os.urandom(9 * 2**20), "llama/sub/t.json": b"t"}.items():
+        s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+    models = tmp_path / "models"
+    models.mkdir()
+    loader = containers(spec(transfer_client=client))["load-weights"]
+    assert loader["args"][0] == client
+    done = run(loader, tmp_path, {pods.MODELS_DIR: models})
+    assert done.returncode == 0, done.stderr
+    assert sorted(str(p.relative_to(models)) for p in models.rglob("*") if p.is_file()) == [
+        "config.json",
+        "model-00001.safetensors",
+        "sub/t.json",
+    ]
+    assert (models / "model-00001.safetensors").stat().st_size == 9 * 2**20
+    config = (tmp_path / "load-weights" / "aws-config").read_text()
+    assert f"preferred_transfer_client = {client}" in config and "target_bandwidth = 24Gb/s" in config
+
+
+def test_a_failed_weights_copy_fails_the_pod(s3, tmp_path):
+    models = tmp_path / "models"
+    models.mkdir()
+    loader = containers(spec(model_uri="s3://no-such-bucket/llama/"))["load-weights"]
+    assert run(loader, tmp_path, {pods.MODELS_DIR: models}).returncode != 0, "a pod must never serve without its weights"
+
+
+def test_the_cache_restore_brings_back_a_saved_cache_and_never_stops_the_pod(s3, tmp_path):
+    cache = tmp_path / "cache"
+    restore = containers(spec())["restore-compile-cache"]
+    first = run(restore, tmp_path, {pods.COMPILE_CACHE_DIR: cache})
+    assert first.returncode == 0 and first.stderr == "", "a first replica finds no cache and goes on"
+    s3.put_object(Bucket=BUCKET, Key="compile-cache/chat/chat/abc123/rank_0_0/backbone/artifact", Body=b"graph")
+    again = run(restore, tmp_path, {pods.COMPILE_CACHE_DIR: cache})
+    assert again.returncode == 0 and (cache / "abc123/rank_0_0/backbone/artifact").read_bytes() == b"graph"
+    denied = containers(spec(compile_cache_uri="s3://no-such-bucket/c/"))["restore-compile-cache"]
+    failed = run(denied, tmp_path, {pods.COMPILE_CACHE_DIR: tmp_path / "other"})
+    assert failed.returncode == 0 and "compile cache: restore from s3://no-such-bucket/c/ failed; the server compiles anew" in failed.stderr
+
+
+def wait_for(condition, seconds: float = 30) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_the_save_sidecar_uploads_while_running_and_once_more_on_sigterm(s3, tmp_path):
+    cache = tmp_path / "cache"
+    sidecar = containers(spec())["save-compile-cache"]
+    assert sidecar["restartPolicy"] == "Always" and sidecar["volumeMounts"][0]["readOnly"] is True
+    sidecar = {**sidecar, "args": [*sidecar["args"][:2], "1"]}  # a round a second, not SAVE_SECONDS
+    process = run(sidecar, tmp_path, {pods.COMPILE_CACHE_DIR: cache}, background=True)
+    try:
+        time.sleep(1.5)  # a round with no cache directory yet: nothing to upload, nothing said
+        (cache / "abc/rank_0_0").mkdir(parents=True)
+        (cache / "abc/rank_0_0/first").write_bytes(b"1")
+        assert wait_for(lambda: "compile-cache/chat/chat/abc/rank_0_0/first" in keys(s3, "compile-cache/"))
+        (cache / "abc/rank_0_0/last").write_bytes(b"2")
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr
+    assert stderr == ""
+    assert keys(s3, "compile-cache/") == {"compile-cache/chat/chat/abc/rank_0_0/first", "compile-cache/chat/chat/abc/rank_0_0/last"}
+
+
+def test_a_failed_upload_is_said_and_the_sidecar_goes_on(s3, tmp_path):
+    cache = tmp_path / "cache"
+    (cache / "abc").mkdir(parents=True)
+    (cache / "abc/entry").write_bytes(b"1")
+    sidecar = containers(spec(compile_cache_uri="s3://no-such-bucket/c/"))["save-compile-cache"]
+    process = run({**sidecar, "args": [*sidecar["args"][:2], "1"]}, tmp_path, {pods.COMPILE_CACHE_DIR: cache}, background=True)
+    try:
+        time.sleep(3)
+        assert process.poll() is None, "a failed upload never stops the pod"
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert "compile cache: upload to s3://no-such-bucket/c/ failed; retrying in 1 s" in stderr and process.returncode == 0
