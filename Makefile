@@ -24,7 +24,7 @@ $(VENV)/.installed: requirements.txt infra/requirements.txt requirements-dev.txt
 	$(STEP) "$(VENV)/ ready"
 
 $(TOOLS)/.installed: requirements-tools.txt
-	$(STEP) "creating $(TOOLS)/ and installing checkov, check-jsonschema and zizmor (requirements-tools.txt)"
+	$(STEP) "creating $(TOOLS)/ and installing checkov, check-jsonschema, zizmor and the AWS CLI (requirements-tools.txt)"
 	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/python $(PIP_INSTALL) --quiet --upgrade pip
 	$(TOOLS)/bin/python $(PIP_INSTALL) -r requirements-tools.txt

@@ -1,6 +1,8 @@
-"""`make bench`: the speeds issue #15 sets goals for, each printed with its goal. Benchmarks print figures;
-no test times anything.
+"""`make bench`: the speeds issues #15 and #16 ask for, each printed (with its goal where one is set).
+Benchmarks print figures; no test times anything.
 
+- Cold start: per committed stack and model, the estimated time from a pending pod to serving as configured,
+  and with each option that applies turned the other way (infra/coldstart.py's documented figures).
 - First deploy: per committed stack, the estimated critical path of a first `pulumi up` against the essential
   chain (infra/offline/deploy_time.py). Goal: within 1.1x.
 - Offline plan: `python -m infra plan --stack prod` in a fresh process against the floor, a fresh process that
@@ -25,7 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from ml_platform.infra.offline import deploy_time
+from ml_platform.infra import coldstart, config, models
+from ml_platform.infra.offline import deploy_time, stack_files
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,6 +56,20 @@ def first_deploy(work: Path) -> None:
         minutes = f"{estimate.seconds / 60:5.1f} min  essential {estimate.essential / 60:5.1f} min"
         print(f"  {stack:8} {minutes}  {estimate.ratio:.2f}x  {verdict(estimate.ratio <= 1.1)}")
         print(f"           {path}")
+
+
+def cold_starts() -> None:
+    print("cold start per model (estimates from documented figures; `python -m infra coldstart` explains each term)")
+    for stack in STACKS:
+        cfg = config.parse(stack_files.read_stack(stack).values, stack)
+        for name, model in sorted(cfg.models.items()):
+            start = models.cold_start(name, model, cfg)
+            options = "; ".join(f"{label} {seconds:.0f} s" for label, seconds in start.alternatives)
+            print(f"  {stack:8} {name:10} {start.seconds:5.0f} s  (probe budget {start.probe_budget} s)  {options}")
+    print(
+        f"  figures: pull {coldstart.PULL_GIB_PER_S * 1024:.0f} MiB/s, gp3 copy {coldstart.COPY_GIB_PER_S * 1024:.0f} MiB/s, "
+        f"NVMe copy {coldstart.NVME_COPY_GIB_PER_S * 1024:.0f} MiB/s, stream {coldstart.STREAM_GIB_PER_S * 1024:.0f} MiB/s"
+    )
 
 
 def plan_time(work: Path, runs: int) -> None:
@@ -92,6 +109,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.runs < 1 or args.suite_runs < 0:
         parser.error("--runs must be at least 1 and --suite-runs at least 0")
+    cold_starts()
     with tempfile.TemporaryDirectory() as work:
         first_deploy(Path(work))
         plan_time(Path(work), args.runs)

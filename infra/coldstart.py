@@ -95,6 +95,9 @@ class ColdStart:
     terms: tuple[Term, ...]
     alternatives: tuple[tuple[str, float], ...] = ()
     """(an option turned the other way, the total it gives), for the printout's before and after."""
+    cold_cache_server_seconds: float = 0.0
+    """The server's start when a kept compile cache misses (the first replica after a new image, model or flag):
+    the probe's budget must cover it too."""
 
     @property
     def seconds(self) -> float:
@@ -107,8 +110,10 @@ class ColdStart:
 
     @property
     def probe_budget(self) -> int:
-        """The startup probe's budget this estimate gives: the server's start and half again, rounded up to 30 s."""
-        return max(MIN_BUDGET, int(math.ceil(self.server_seconds * MARGIN / 30) * 30))
+        """The startup probe's budget this estimate gives: the server's start (with a cold compile cache, the
+        slower) and half again, rounded up to 30 s."""
+        server = max(self.server_seconds, self.cold_cache_server_seconds)
+        return max(MIN_BUDGET, int(math.ceil(server * MARGIN / 30) * 30))
 
 
 def weights_gib(model: config.ModelConfig) -> float:
@@ -164,7 +169,12 @@ def estimate(name: str, model: config.ModelConfig, options: Options = Options())
 def compare(name: str, model: config.ModelConfig, options: Options, alternatives: dict[str, Options]) -> ColdStart:
     """The estimate with `options`, carrying the totals of `alternatives` ({label: options}) for the printout."""
     start = estimate(name, model, options)
-    return replace(start, alternatives=tuple((label, estimate(name, model, other).seconds) for label, other in alternatives.items()))
+    cold = estimate(name, model, replace(options, compile_cache=False)).server_seconds if options.compile_cache else 0.0
+    return replace(
+        start,
+        alternatives=tuple((label, estimate(name, model, other).seconds) for label, other in alternatives.items()),
+        cold_cache_server_seconds=cold,
+    )
 
 
 def render(starts: list[ColdStart], configured: dict[str, int | None]) -> str:
@@ -179,8 +189,9 @@ def render(starts: list[ColdStart], configured: dict[str, int | None]) -> str:
         )
         lines.append(f"{start.model}: {start.seconds:.0f} s from a pending pod to serving")
         lines += [f"  {term.name:<15} {term.seconds:6.0f} s  {term.basis}" for term in start.terms]
-        lines.append(f"  startup probe budget {given}, for the server's own {start.server_seconds:.0f} s ({', '.join(SERVER_TERMS)})")
-        if budget and budget < start.server_seconds:
+        cold = f", {start.cold_cache_server_seconds:.0f} s when the compile cache misses" if start.cold_cache_server_seconds else ""
+        lines.append(f"  startup probe budget {given}, for the server's own {start.server_seconds:.0f} s ({', '.join(SERVER_TERMS)}{cold})")
+        if budget and budget < max(start.server_seconds, start.cold_cache_server_seconds):
             lines.append(f"  warning: startupSeconds {budget} is below the server's estimated start: a cold replica may be killed first")
         for label, seconds in start.alternatives:
             lines.append(f"  with {label}: {seconds:.0f} s ({seconds - start.seconds:+.0f} s)")

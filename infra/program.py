@@ -510,6 +510,7 @@ def build(cfg: config.StackConfig) -> None:
             bucket_name=bucket_name,
             kms_key_arn=data_key.arn,
             noncurrent_version_expiry_days=cfg.modelStore.noncurrentVersionExpiryDays,
+            compile_cache_expiry_days=cfg.modelStore.compileCacheExpiryDays,
             abort_incomplete_upload_days=cfg.modelStore.abortIncompleteUploadDays,
             force_destroy=cfg.ephemeral,
             protect=protect,

@@ -93,3 +93,6 @@ class ModelStoreConfig(_Model):
     """Superseded model artifact versions are deleted after this many days."""
     abortIncompleteUploadDays: Annotated[int, Field(ge=1, le=365)] = 7
     """Unfinished multipart uploads (large weights) are cleaned up after this many days."""
+    compileCacheExpiryDays: Annotated[int, Field(ge=1, le=3650)] = 30
+    """vLLM compile caches (`compile-cache/`, models' `compileCache: modelStore`) expire this many days after they
+    were written; a replica that misses one compiles and saves it again."""

@@ -242,3 +242,18 @@ def test_cold_start_options_that_cannot_work_are_config_errors(change, key, mess
 def test_a_bad_transfer_client_is_a_config_error():
     with pytest.raises(Exception, match="crt"):
         config.ServingConfig.model_validate({"loaderTransferClient": "fast"})
+
+
+def test_the_probe_budget_covers_a_compile_cache_miss():
+    from ml_platform.infra.offline import stack_files
+
+    cfg = config.parse(stack_files.read_stack("staging").values, "staging")
+    chat = cfg.models["chat"]
+    start = models.cold_start("chat", chat, cfg)
+    warm = coldstart.estimate("chat", chat, coldstart.Options(stream=True, compile_cache=True))
+    cold = coldstart.estimate("chat", chat, coldstart.Options(stream=True))
+    assert start.server_seconds == pytest.approx(warm.server_seconds) and warm.server_seconds < cold.server_seconds
+    # the first replica after a new image or flag compiles cold: the budget is the cold start's, not the warm one's
+    assert start.probe_budget == cold.probe_budget > warm.probe_budget
+    assert models.model_spec("chat", chat, cfg, "r", "b").startup_seconds == cold.probe_budget
+    assert f"{cold.server_seconds:.0f} s when the compile cache misses" in coldstart.render([start], {})
