@@ -273,6 +273,8 @@ class KarpenterPool:
     such setting; Karpenter appends its own NodeConfig after it)."""
     weight: int | None = None
     """Preference among pools (higher first)."""
+    gpu: bool = False
+    """The pool launches GPU nodes: their kubelet pulls images in parallel (node_pool.node_config)."""
 
 
 def node_class_spec(
@@ -284,6 +286,7 @@ def node_class_spec(
     subnet_ids: Sequence[str] | None = None,
     local_nvme: bool = False,
     fast_image_pull: bool = False,
+    gpu: bool = False,
 ) -> dict:
     """EC2NodeClass spec: pinned AMI alias, subnets found by the discovery tag (or, in a VPC the platform does not
     own, the given subnet IDs: one selector term per ID, ORed, and no tags needed on subnets it cannot tag), the
@@ -291,7 +294,7 @@ def node_class_spec(
     discovery = {"tags": {DISCOVERY_TAG: cluster_name}}
     subnets = [{"id": subnet} for subnet in subnet_ids] if subnet_ids else [discovery]
     store = {"instanceStorePolicy": "RAID0"} if local_nvme else {}
-    user_data = node_config(False, fast_image_pull)
+    user_data = node_config(False, fast_image_pull, gpu)
     if user_data:
         store["userData"] = user_data
     return {
@@ -516,7 +519,7 @@ class Karpenter(pulumi.ComponentResource):
                 metadata={"name": pool.name},
                 spec=self.node_role.name.apply(
                     lambda role, p=pool: node_class_spec(
-                        cluster, role, args.ami_alias, p.disk_size_gib, tags, args.subnet_ids, p.local_nvme, p.fast_image_pull
+                        cluster, role, args.ami_alias, p.disk_size_gib, tags, args.subnet_ids, p.local_nvme, p.fast_image_pull, p.gpu
                     )
                 ),
                 opts=after_crds,

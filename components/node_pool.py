@@ -32,16 +32,22 @@ def eks_taint_effect(effect: str) -> str:
     return _EKS_TAINT_EFFECTS[effect]
 
 
-def node_config(local_nvme: bool, fast_image_pull: bool) -> str | None:
+def node_config(local_nvme: bool, fast_image_pull: bool, gpu: bool = False) -> str | None:
     """MIME multi-part user data holding one nodeadm NodeConfig (amazon-eks-ami, node.eks.aws/v1alpha1), or None
     when there is nothing to set. `local_nvme`: stripe the NVMe instance store (RAID0) and move containerd, the
     kubelet's directory and pod logs onto it (`spec.instance.localStorage`; a node without NVMe disks boots on its
     root volume as before). `fast_image_pull`: the FastImagePull feature gate, containerd's SOCI parallel pull and
     unpack of one large image (experimental in nodeadm; needs 4 vCPUs and 7 GiB of memory, which GPU nodes have).
-    EKS (managed node groups) and Karpenter merge it with their own NodeConfig, theirs last."""
-    if not (local_nvme or fast_image_pull):
+    `gpu`: the kubelet pulls images in parallel (`serializeImagePulls: false`, no `maxParallelImagePulls` limit),
+    so a model's multi-GB image and the GPU DaemonSets' images on a fresh node do not queue behind each other.
+    AL2023's nodeadm sets the same today (amazon-eks-ami nodeadm/internal/kubelet/config.go); the upstream
+    kubelet's default is serial, so GPU nodes say it rather than rely on the AMI's choice. EKS (managed node
+    groups) and Karpenter merge it with their own NodeConfig, theirs last; neither sets this field."""
+    if not (local_nvme or fast_image_pull or gpu):
         return None
     spec = ""
+    if gpu:
+        spec += "  kubelet:\n    config:\n      serializeImagePulls: false\n"
     if fast_image_pull:
         spec += "  featureGates:\n    FastImagePull: true\n"
     if local_nvme:
@@ -118,7 +124,7 @@ class NodePool(pulumi.ComponentResource):
         tags = dict(args.tags)
         disk = args.disk_size_gib or (GPU_DISK_GIB if args.gpu else CPU_DISK_GIB)
 
-        user_data = node_config(args.local_nvme, args.fast_image_pull)
+        user_data = node_config(args.local_nvme, args.fast_image_pull, args.gpu)
         template = aws.ec2.LaunchTemplate(
             f"{name}-lt",
             description=f"EKS node pool {name}",

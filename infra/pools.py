@@ -176,5 +176,6 @@ def karpenter_pool(name: str, pool: config.KarpenterPoolConfig, zones: list[str]
         disk_size_gib=root_disk_gib(pool),
         local_nvme=pool.local_nvme,
         fast_image_pull=pool.fastImagePull,
+        gpu=is_gpu,
         weight=pool.weight,
     )

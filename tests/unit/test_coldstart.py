@@ -257,3 +257,39 @@ def test_the_probe_budget_covers_a_compile_cache_miss():
     assert start.probe_budget == cold.probe_budget > warm.probe_budget
     assert models.model_spec("chat", chat, cfg, "r", "b").startup_seconds == cold.probe_budget
     assert f"{cold.server_seconds:.0f} s when the compile cache misses" in coldstart.render([start], {})
+
+
+def test_gpu_nodes_pull_images_in_parallel_whatever_the_amis_default():
+    import yaml
+
+    from ml_platform.components import node_pool
+
+    def node_config_of(user_data: str) -> dict:
+        part = user_data.split("Content-Type: application/node.eks.aws\n\n", 1)[1].split("\n--MLPLATFORM--", 1)[0]
+        return yaml.safe_load(part)
+
+    config_ = node_config_of(node_pool.node_config(local_nvme=False, fast_image_pull=False, gpu=True))
+    assert config_["apiVersion"] == "node.eks.aws/v1alpha1" and config_["kind"] == "NodeConfig"
+    assert config_["spec"] == {"kubelet": {"config": {"serializeImagePulls": False}}}
+    both = node_config_of(node_pool.node_config(local_nvme=True, fast_image_pull=True, gpu=True))["spec"]
+    assert both["kubelet"]["config"]["serializeImagePulls"] is False and both["instance"]["localStorage"]["strategy"] == "RAID0"
+    assert both["featureGates"] == {"FastImagePull": True}
+    assert node_pool.node_config(False, False, gpu=False) is None, "CPU nodes keep the AMI's user data untouched"
+
+
+def test_every_gpu_pool_of_the_plans_says_parallel_pulls(plans):
+    import base64
+
+    seen = {True: 0, False: 0}
+    for stack, plan in plans.items():
+        for r in plan.resources:
+            if r["type"] == "aws:ec2/launchTemplate:LaunchTemplate":
+                text = base64.b64decode(r["inputs"].get("userData", "")).decode()
+            elif r["type"] == "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass":
+                text = r["inputs"]["spec"].get("userData", "")
+            else:
+                continue
+            gpu = r["name"].startswith("gpu") or "-gpu" in r["name"]
+            seen[gpu] += 1
+            assert ("serializeImagePulls: false" in text) == gpu, (stack, r["name"])
+    assert seen[True] >= 4 and seen[False] >= 4, seen
