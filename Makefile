@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV := venv
 TOOLS := venv-tools
+MLFLOW := venv-mlflow
 PY := $(VENV)/bin/python
 STACK ?= dev
 
@@ -30,6 +31,13 @@ $(TOOLS)/.installed: requirements-tools.txt
 	$(TOOLS)/bin/python $(PIP_INSTALL) -r requirements-tools.txt
 	touch $@
 
+$(MLFLOW)/.installed: requirements-mlflow.txt
+	$(STEP) "creating $(MLFLOW)/ and installing the MLflow server the registry tests run (requirements-mlflow.txt)"
+	test -x $(MLFLOW)/bin/python || $(PYTHON) -m venv $(MLFLOW)
+	$(MLFLOW)/bin/python $(PIP_INSTALL) --quiet --upgrade pip
+	$(MLFLOW)/bin/python $(PIP_INSTALL) -r requirements-mlflow.txt
+	touch $@
+
 venv: $(VENV)/.installed
 
 plan: $(VENV)/.installed
@@ -47,10 +55,10 @@ promtool:
 	command -v promtool >/dev/null && command -v amtool >/dev/null || \
 		(apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager)
 
-test: $(VENV)/.installed $(TOOLS)/.installed promtool
+test: $(VENV)/.installed $(TOOLS)/.installed $(MLFLOW)/.installed promtool
 	$(STEP) "ruff, then pytest on every core (about a minute)"
 	$(PY) -m ruff check .
-	TOOLS_BIN=$(abspath $(TOOLS))/bin $(PY) -m pytest -n auto --dist loadfile
+	TOOLS_BIN=$(abspath $(TOOLS))/bin MLFLOW_BIN=$(abspath $(MLFLOW))/bin $(PY) -m pytest -n auto --dist loadfile
 
 # Speeds against their goals (issue #15): first-deploy critical path, offline plan time, suite time (~4 min).
 bench: $(VENV)/.installed $(TOOLS)/.installed promtool
@@ -58,4 +66,4 @@ bench: $(VENV)/.installed $(TOOLS)/.installed promtool
 	$(PY) bench/bench.py
 
 clean:
-	rm -rf build $(VENV) $(TOOLS)
+	rm -rf build $(VENV) $(TOOLS) $(MLFLOW)

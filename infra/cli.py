@@ -21,6 +21,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ml_platform.infra import coldstart, config, models, program
 from ml_platform.infra.delivery import aws_errors, backend, cleanup, cost, diff, doctor, preview, pulumi_cli, reproduce
+from ml_platform.infra.model_registry import commands as registry_commands
+from ml_platform.infra.model_registry import lockfile
 from ml_platform.infra.offline import capacity, controllers, stack_files
 from ml_platform.infra.offline import plan as offline_plan
 from ml_platform.policy import rules
@@ -45,17 +47,35 @@ def _planned(stack: str, project_dir: str) -> offline_plan.Plan:
         raise CommandError(f"in stack '{stack}':\n{err}") from None
 
 
-def _read_config(stack: str, project_dir: str) -> tuple[config.StackConfig, stack_files.RawStackConfig]:
-    """The stack's typed config and the stack file as read (its placeholders, notes), from one reading."""
+def _read_config(stack: str, project_dir: str, locked: bool = True) -> tuple[config.StackConfig, stack_files.RawStackConfig]:
+    """The stack's typed config and the stack file as read (its placeholders, notes), from one reading; `locked`:
+    with its registry models resolved from the lock file, as the program serves them."""
     try:
         raw = stack_files.read_stack(stack, Path(project_dir))
-        return config.parse(raw.values, stack), raw
+        parsed = config.parse(raw.values, stack)
+        return (lockfile.resolve(parsed, Path(project_dir)) if locked else parsed), raw
     except (stack_files.StackFileError, config.ConfigError) as err:
         raise CommandError(str(err)) from None
 
 
-def _stack_config(stack: str, project_dir: str) -> config.StackConfig:
-    return _read_config(stack, project_dir)[0]
+def _stack_config(stack: str, project_dir: str, locked: bool = True) -> config.StackConfig:
+    return _read_config(stack, project_dir, locked)[0]
+
+
+def _models(args: argparse.Namespace) -> int:
+    """models lock|verify|sync (infra/model_registry/commands.py)."""
+    cfg = _stack_config(args.stack, args.project_dir, locked=False)
+    project_dir = Path(args.project_dir)
+    try:
+        if args.action == "lock":
+            return registry_commands.lock(cfg, project_dir, args.tracking_uri)
+        if args.action == "verify":
+            return registry_commands.verify(cfg, project_dir, args.tracking_uri)
+        return registry_commands.sync(cfg, project_dir, args.bucket, args.dry_run)
+    except (registry_commands.ModelsCommandError, lockfile.LockFileError) as err:
+        raise CommandError(str(err)) from None
+    except config.ConfigError as err:
+        raise CommandError(f"in stack '{args.stack}':\n{err.render()}") from None
 
 
 def _checked(plan: offline_plan.Plan, project_dir: str) -> tuple[list[str], list[str], list[capacity.PoolCapacity]]:
@@ -368,6 +388,28 @@ def parser() -> argparse.ArgumentParser:
     )
     _stack_arguments(start)
     start.set_defaults(handler=_coldstart)
+
+    registry = commands.add_parser(
+        "models",
+        help="registry models: lock aliases to versions, verify the lock, sync versions into the store",
+        description="Models whose source is a registry alias (source.registry): `lock` resolves each alias to a version "
+        "and writes models.<stack>.lock.yaml beside the stack file; `verify` exits 1 when an alias moved since; `sync` "
+        "copies the locked versions into the stack's model store under registry/<model>/<version>/.",
+    )
+    registry_actions = registry.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action, text in (
+        ("lock", "resolve every registry alias to a version and write the lock file"),
+        ("verify", "exit 1 naming each model whose alias moved since the lock; 0 when current"),
+        ("sync", "copy each locked version's files into the stack's model store"),
+    ):
+        sub = registry_actions.add_parser(action, help=text, description=text[0].upper() + text[1:] + ".")
+        _stack_arguments(sub)
+        if action in ("lock", "verify"):
+            sub.add_argument("--tracking-uri", help="the registry's URL (default: modelRegistry.trackingUri)")
+        else:
+            sub.add_argument("--bucket", help="copy into this bucket instead of the stack's model store")
+            sub.add_argument("--dry-run", action="store_true", help="say what would be copied; copy nothing")
+        sub.set_defaults(handler=_models)
 
     compare = commands.add_parser(
         "diff",

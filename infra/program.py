@@ -29,6 +29,7 @@ from ml_platform.components.resources import PROMETHEUS_CPU, SMALL, STANDARD, si
 from ml_platform.components.scheduling import POOL_LABEL, device_plugin_gaps
 from ml_platform.components.serving_platform import ServingPlatform, ServingPlatformArgs, alb_policy_versions
 from ml_platform.infra import aliases, config, existing_network, images, models, placeholders, pools, versions
+from ml_platform.infra.model_registry import lockfile
 
 
 def raw_config() -> dict[str, str]:
@@ -41,7 +42,7 @@ def load_config() -> config.StackConfig:
     raw = raw_config()
     try:
         secret = [key for key in raw if pulumi.runtime.is_config_secret(key)]
-        cfg = config.parse(raw, pulumi.get_stack(), secret)
+        cfg = lockfile.resolve(config.parse(raw, pulumi.get_stack(), secret))
         check_pins(cfg)
         check_scheduling(cfg)
         return cfg

@@ -50,7 +50,20 @@ from ml_platform.infra.config.stack import StackConfig
 # Config namespaces the program reads (its own, and those of the providers and Pulumi settings it uses).
 CONFIG_NAMESPACES = (PROJECT, "aws", "kubernetes", "random", "pulumi")
 # Top-level config keys, in the `ml-platform` namespace, and whether Pulumi hands them over as JSON objects.
-OBJECT_KEYS = ("network", "cluster", "registries", "modelStore", "nodePools", "tags", "models", "serving", "monitoring", "pins", "preview")
+OBJECT_KEYS = (
+    "network",
+    "cluster",
+    "registries",
+    "modelStore",
+    "modelRegistry",
+    "nodePools",
+    "tags",
+    "models",
+    "serving",
+    "monitoring",
+    "pins",
+    "preview",
+)
 SCALAR_KEYS = ("environment", "protectStatefulResources", "ephemeral")
 BOOLEAN_KEYS = ("protectStatefulResources", "ephemeral")
 
@@ -151,8 +164,8 @@ def parse(raw: Mapping[str, str], stack: str, secret_keys: Collection[str] = ())
             except json.JSONDecodeError:
                 problems.append((key, f"expected an object, got the string {text!r}"))
                 continue
-            if key == "preview" and data[key] == {}:
-                del data[key]  # Pulumi.yaml's default: not a preview stack
+            if key in ("preview", "modelRegistry") and data[key] == {}:
+                del data[key]  # Pulumi.yaml's default: not a preview stack, no model registry
         elif key in BOOLEAN_KEYS:
             if text not in ("true", "false"):
                 problems.append((key, f"expected true or false, got {text!r}"))

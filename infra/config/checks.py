@@ -9,6 +9,7 @@ from collections.abc import Collection, Sequence
 from ml_platform.components.images import CHART_IMAGES
 from ml_platform.infra import promql
 from ml_platform.infra.config.base import _ECR_HOST, _K8S_NAMESPACE, PROJECT, RESERVED_NAMESPACES
+from ml_platform.infra.config.model_registry import SECRET_AUTH_FIELDS
 from ml_platform.infra.config.models import ALLOWED_UPSTREAM_IMAGES, ModelConfig
 from ml_platform.infra.config.monitoring import SECRET_RECEIVER_FIELDS
 from ml_platform.infra.config.pools import KarpenterPoolConfig, ManagedPoolConfig
@@ -32,6 +33,16 @@ def _plain_secrets(cfg: StackConfig, secret_keys: Collection[str]) -> list[tuple
             path = f"monitoring.receivers[{index}].{field}"
             fix = f"pulumi config set --secret --path '{PROJECT}:{path}' <value>"
             problems.append((path, f"a secret in plain text in the stack file; encrypt it: {fix}"))
+    registry = cfg.modelRegistry
+    registry_offline = registry is not None and any(is_masked(getattr(registry.auth, f)) for f in SECRET_AUTH_FIELDS)
+    for field in SECRET_AUTH_FIELDS if registry is not None else ():
+        value = getattr(registry.auth, field)
+        if value is None or is_masked(value) or (f"{PROJECT}:modelRegistry" in secret_keys and not registry_offline):
+            continue
+        path = f"modelRegistry.auth.{field}"
+        problems.append(
+            (path, f"a secret in plain text in the stack file; encrypt it: pulumi config set --secret --path '{PROJECT}:{path}' <value>")
+        )
     return problems
 
 
@@ -101,6 +112,13 @@ def _cross_checks(cfg: StackConfig) -> list[tuple[str, str]]:
             owned = f"'{name}' is a namespace the platform or Kubernetes owns, and a model's name is its namespace"
             problems.append((f"models.{name}", owned))
         problems += _autoscaling_problems(name, model)
+        if model.source.registry is not None and cfg.modelRegistry is None:
+            problems.append(
+                (
+                    f"models.{name}.source.registry",
+                    "names a registered model, but the stack has no modelRegistry: set modelRegistry {mode: external, trackingUri}",
+                )
+            )
         exposure = model.exposure
         if cfg.network.existing and exposure.type == "alb" and exposure.scheme == "internet-facing" and not cfg.network.publicSubnetIds:
             problems.append(

@@ -46,9 +46,33 @@ class ImageRef(_Model):
         return "." in self.repository.split("/", 1)[0]
 
 
+# MLflow refuses aliases that look like versions (v1) or are `latest`; names here are also an S3 prefix's part.
+_REGISTERED_MODEL = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+_ALIAS = r"^[A-Za-z0-9_-]{1,255}$"
+
+
+class RegistryRef(_Model):
+    model: Annotated[str, Field(pattern=_REGISTERED_MODEL)]
+    """The registered model's name in the registry (letters, digits, `_ . -`: it also names the store prefix
+    `registry/<model>/<version>/`)."""
+    alias: Annotated[str, Field(pattern=_ALIAS)]
+    """The alias the stack serves (e.g. `champion`); `models lock` resolves it to a version."""
+
+    @field_validator("alias")
+    @classmethod
+    def _alias(cls, value: str) -> str:
+        # MLflow reserves `latest` and version-like aliases (v1, V2): mlflow/utils/validation.py _validate_model_alias_name.
+        if value.lower() == "latest" or re.fullmatch(r"[vV][0-9]+", value):
+            raise _fail(f"'{value}' is reserved by MLflow (latest, v<number>); name the alias, e.g. champion")
+        return value
+
+
 class ModelSource(_Model):
     s3Prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9!_.*'()/-]+/$")] | None = None
     """Prefix in the model store holding the weights (or Triton's model repository), ending in `/`."""
+    registry: RegistryRef | None = None
+    """A registered model and alias (needs `modelRegistry`): served from `registry/<model>/<version>/` in the
+    stack's store, the version taken from the lock file `models.<stack>.lock.yaml` (`python -m infra models lock`)."""
     hubId: Annotated[str, Field(pattern=r"^[\w.-]+/[\w.-]+$")] | None = None
     """Hugging Face model id, downloaded at start (not in prod: pods must not depend on an outside hub)."""
     hubTokenSecret: str | None = None
@@ -64,8 +88,8 @@ class ModelSource(_Model):
 
     @model_validator(mode="after")
     def _one(self) -> ModelSource:
-        if (self.s3Prefix is None) == (self.hubId is None):
-            raise _fail("set exactly one of s3Prefix or hubId")
+        if [self.s3Prefix, self.registry, self.hubId].count(None) != 2:
+            raise _fail("set exactly one of s3Prefix, registry or hubId")
         if self.hubTokenSecret is not None and self.hubId is None:
             raise _fail("hubTokenSecret goes with hubId")
         return self
@@ -224,17 +248,20 @@ class ModelConfig(_Model):
         `info.context["environment"]` is the stack's, so prod's rules (digests, no hub, no scale to zero) come
         in the same pass as the rest, not after the first is fixed."""
         problems: list[tuple[str, str]] = []
-        if self.runtime == "triton" and self.source.s3Prefix is None:
-            problems.append(("source.s3Prefix", "a triton model needs a model repository: source.s3Prefix"))
+        if self.runtime == "triton" and self.source.hubId is not None:
+            problems.append(("source", "a triton model needs a model repository: source.s3Prefix or source.registry"))
         if self.runtime == "custom" and (self.port is None or self.healthPath is None):
             problems.append(("", "a custom model needs port and healthPath"))
         if self.runtime != "custom" and (self.port is not None or self.healthPath is not None):
             problems.append(("", f"port and healthPath are fixed by the {self.runtime} preset; remove them"))
         if self.runtime == "custom" and self.gpus > 0 and self.autoscaling.query is None:
             problems.append(("autoscaling.query", "a custom GPU model scales on a queue metric: set autoscaling.query"))
-        if self.source.loadFormat == "runai_streamer" and (self.runtime != "vllm" or self.source.s3Prefix is None):
+        if self.source.loadFormat == "runai_streamer" and (self.runtime != "vllm" or self.source.hubId is not None):
             problems.append(
-                ("source.loadFormat", "runai_streamer is vLLM's loader for weights in the model store: runtime vllm with s3Prefix")
+                (
+                    "source.loadFormat",
+                    "runai_streamer is vLLM's loader for weights in the model store: runtime vllm with s3Prefix or registry",
+                )
             )
         if (
             self.source.loadFormat == "runai_streamer"

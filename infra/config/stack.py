@@ -10,6 +10,7 @@ from pydantic import field_validator
 from ml_platform.infra import versions
 from ml_platform.infra.config.base import _POOL_NAME, MAX_USER_TAGS, RESERVED_TAG_KEYS, RESERVED_TAG_PREFIXES, _fail, _Model
 from ml_platform.infra.config.cluster import ClusterConfig
+from ml_platform.infra.config.model_registry import ModelRegistryConfig
 from ml_platform.infra.config.models import ModelConfig
 from ml_platform.infra.config.monitoring import MonitoringConfig
 from ml_platform.infra.config.network import NetworkConfig
@@ -37,6 +38,8 @@ class StackConfig(_Model):
     cluster: ClusterConfig = ClusterConfig()
     registries: RegistriesConfig = RegistriesConfig()
     modelStore: ModelStoreConfig = ModelStoreConfig()
+    modelRegistry: ModelRegistryConfig | None = None
+    """The model registry models may name (`source.registry`); None: none."""
     nodePools: dict[str, NodePoolConfig]
     """Node pools by name; `system` (CPU, on-demand) is required and runs the platform's controllers."""
     tags: dict[str, str] = {}

@@ -127,7 +127,14 @@ def _run(stack: str, raw: RawStackConfig, program: Callable[[], None] | None, pr
         program()
         return pulumi.Output.from_input(None).apply(lambda _: collect())
 
-    execute()
+    # The engine runs the program in the project directory; so does the plan, when it knows the directory.
+    previous = Path.cwd()
+    if raw.directory is not None:
+        os.chdir(raw.directory)
+    try:
+        execute()
+    finally:
+        os.chdir(previous)
     resources = sorted(monitor.records, key=lambda r: r["urn"])
     return Plan(
         stack=stack,

@@ -64,8 +64,24 @@ def key(stack: str, project: str, raw: Any) -> str:
         "placeholders": [p.line() for p in raw.placeholders],
         "date": datetime.date.today().isoformat(),
         "code": code_fingerprint(),
+        # The program reads the stack's model lock file too (infra/model_registry/lockfile.py).
+        "locks": lock_files(raw),
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+
+def lock_files(raw: Any) -> dict[str, str]:
+    """The model lock files (name -> text) of the project the program will run in: the stack file's directory,
+    else the working directory's project."""
+    directory = raw.directory
+    if directory is None:
+        from ml_platform.infra.offline.stack_files import StackFileError, find_project_dir
+
+        try:
+            directory = find_project_dir()
+        except StackFileError:
+            return {}
+    return {path.name: path.read_text() for path in sorted(Path(directory).glob("models.*.lock.yaml"))}
 
 
 def load(cache: Path, name: str) -> dict[str, Any] | None:

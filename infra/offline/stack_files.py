@@ -63,6 +63,9 @@ class RawStackConfig:
     """What the offline plan cannot see in the stack file (for its warnings)."""
     placeholders: tuple[placeholders.Placeholder, ...] = ()
     """The repository's example values still in the stack file (infra/placeholders.py), seen before secrets are masked."""
+    directory: Path | None = None
+    """The project directory the stack file was read from: the program runs there, as under the engine, and
+    reads the stack's model lock file there (infra/model_registry/lockfile.py)."""
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
@@ -175,4 +178,5 @@ def read_stack(stack: str, root: Path | None = None, project: str = PROJECT) -> 
         if secure:
             secret_keys.append(full)
         merged[full] = value
-    return RawStackConfig({key: _to_wire(value) for key, value in sorted(merged.items())}, sorted(secret_keys), tuple(notes), examples)
+    values = {key: _to_wire(value) for key, value in sorted(merged.items())}
+    return RawStackConfig(values, sorted(secret_keys), tuple(notes), examples, root.resolve())

@@ -591,12 +591,17 @@ MODEL_BAD_CONFIGS = [
         "models.chat.image.repository",
         "'serving/vllm' is not in registries.repositories",
     ),
-    ("two sources", with_model(source={"s3Prefix": "a/", "hubId": "org/model"}), "models.chat.source", "exactly one of s3Prefix or hubId"),
+    (
+        "two sources",
+        with_model(source={"s3Prefix": "a/", "hubId": "org/model"}),
+        "models.chat.source",
+        "exactly one of s3Prefix, registry or hubId",
+    ),
     ("prefix without slash", with_model(source={"s3Prefix": "llama"}), "models.chat.source.s3Prefix", "should match pattern"),
     (
         "triton without repository",
         with_model(runtime="triton", source={"hubId": "org/model"}),
-        "models.chat.source.s3Prefix",
+        "models.chat.source",
         "a triton model needs a model repository",
     ),
     (

@@ -1,0 +1,106 @@
+"""A model version's files in S3: listed from storage metadata (keys, sizes, ETags; nothing is downloaded),
+fingerprinted for the lock, and copied into the stack's model store under `registry/<model>/<version>/`."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+STORE_PREFIX = "registry/"
+SOURCE_ETAG = "source-etag"
+"""Object metadata on each copy: the source's ETag, so a second sync skips what is already there (a copy's own
+ETag differs from its source's when the copy is multipart)."""
+
+
+class ArtifactError(Exception):
+    """A version's artifacts cannot be locked or copied: not in S3, empty, or changed since the lock."""
+
+
+@dataclass(frozen=True)
+class ArtifactFile:
+    key: str
+    """The file's path below the version's artifact URI."""
+    size: int
+    """Bytes."""
+    etag: str
+    """S3's ETag (an MD5 for single-part uploads, a digest of the parts' MD5s for multipart ones)."""
+
+
+def split_s3(uri: str) -> tuple[str, str]:
+    """(bucket, key prefix ending in `/` or empty) of an s3:// URI. Raises ArtifactError for any other scheme."""
+    if not uri.startswith("s3://") or len(uri) <= 5:
+        raise ArtifactError(
+            f"the artifacts are at {uri!r}, not in S3: register large weights by reference to their S3 location "
+            "(README, 'Promoting a model'), or log them to an S3 artifact store"
+        )
+    bucket, _, key = uri[5:].partition("/")
+    return bucket, (key.rstrip("/") + "/") if key else ""
+
+
+def store_prefix(registered_model: str, version: str) -> str:
+    """Where a locked version is served from in the stack's model store."""
+    return f"{STORE_PREFIX}{registered_model}/{version}/"
+
+
+def list_files(s3, uri: str) -> list[ArtifactFile]:
+    """Every object below `uri`, sorted by key (folder markers left out). Raises ArtifactError when there is none:
+    a version whose artifacts are gone would otherwise serve an empty directory."""
+    bucket, prefix = split_s3(uri)
+    files = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            if item["Key"].endswith("/") and item["Size"] == 0:
+                continue
+            files.append(ArtifactFile(item["Key"][len(prefix) :], int(item["Size"]), item["ETag"].strip('"')))
+    if not files:
+        raise ArtifactError(f"no files at {uri}")
+    return sorted(files, key=lambda f: f.key)
+
+
+def fingerprint(files: Iterable[ArtifactFile]) -> str:
+    """sha256 over each file's key, size and ETag: equal exactly when the listings are."""
+    text = "\n".join(f"{f.key}\t{f.size}\t{f.etag}" for f in sorted(files, key=lambda f: f.key))
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def differences(locked: list[ArtifactFile], now: list[ArtifactFile]) -> list[str]:
+    """What changed between the lock's listing and today's, one line per file."""
+    before, after = {f.key: f for f in locked}, {f.key: f for f in now}
+    lines = [f"{key}: gone" for key in sorted(before.keys() - after.keys())]
+    lines += [f"{key}: new" for key in sorted(after.keys() - before.keys())]
+    lines += [f"{key}: changed (size or ETag)" for key in sorted(before.keys() & after.keys()) if before[key] != after[key]]
+    return lines
+
+
+def copy(s3, source_uri: str, files: list[ArtifactFile], bucket: str, prefix: str, dry_run: bool = False) -> tuple[list[str], list[str]]:
+    """Copy `files` (the lock's listing, which must match the source's today) from `source_uri` to s3://bucket/
+    prefix, server side (boto3's managed copy: multipart above its threshold, so files beyond 5 GB copy too).
+    Returns (copied keys, keys skipped because an equal copy is there). Raises ArtifactError, before copying
+    anything, when the source no longer matches the lock."""
+    changed = differences(files, list_files(s3, source_uri))
+    if changed:
+        raise ArtifactError(f"the artifacts at {source_uri} changed since the lock: " + "; ".join(changed))
+    source_bucket, source_prefix = split_s3(source_uri)
+    copied, skipped = [], []
+    for item in files:
+        key = prefix + item.key
+        try:
+            head = s3.head_object(Bucket=bucket, Key=key)
+        except s3.exceptions.ClientError as err:
+            if err.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+                raise
+            head = None
+        if head is not None and head.get("ContentLength") == item.size and head.get("Metadata", {}).get(SOURCE_ETAG) == item.etag:
+            skipped.append(key)
+            continue
+        if not dry_run:
+            s3.copy(
+                {"Bucket": source_bucket, "Key": source_prefix + item.key},
+                bucket,
+                key,
+                # The store's default encryption (SSE-KMS, its data key) applies to the copy.
+                ExtraArgs={"Metadata": {SOURCE_ETAG: item.etag}, "MetadataDirective": "REPLACE"},
+            )
+        copied.append(key)
+    return copied, skipped

@@ -1,0 +1,162 @@
+"""The lock file `models.<stack>.lock.yaml` beside the stack file: each registry model's alias resolved to a
+version, its run or model id, its artifact URI and its files' fingerprint. `models lock` writes it, the pull
+request shows it, and the program reads only it (no registry call), serving each model from
+`registry/<model>/<version>/` of the stack's store. The name ends in `.lock.yaml`, never `Pulumi.*.yaml`, so
+neither the Pulumi CLI nor `stack_names` takes it for a stack file."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from pydantic import Field, ValidationError
+
+from ml_platform.infra import config
+from ml_platform.infra.config.base import _Model
+from ml_platform.infra.model_registry.artifacts import ArtifactFile, store_prefix
+from ml_platform.infra.offline import stack_files
+
+
+class LockFileError(Exception):
+    """A lock file that cannot be read, or one written for another stack."""
+
+
+class LockedFile(_Model):
+    key: str
+    size: Annotated[int, Field(ge=0)]
+    etag: str
+
+
+class LockedModel(_Model):
+    registeredModel: str
+    """The registered model's name."""
+    alias: str
+    """The alias that was resolved."""
+    version: Annotated[str, Field(pattern=r"^[0-9]+$")]
+    """The version it pointed at: what the stack serves."""
+    runId: str | None = None
+    modelId: str | None = None
+    source: str
+    """The version's registered source."""
+    artifactUri: str
+    """Where its files are (s3://), which `models sync` copies from."""
+    fingerprint: str
+    """sha256 over the files' keys, sizes and ETags (artifacts.fingerprint)."""
+    files: list[LockedFile]
+
+    @property
+    def artifact_files(self) -> list[ArtifactFile]:
+        return [ArtifactFile(f.key, f.size, f.etag) for f in self.files]
+
+    @property
+    def prefix(self) -> str:
+        """Where the stack serves it from: `registry/<model>/<version>/` of its model store."""
+        return store_prefix(self.registeredModel, self.version)
+
+
+class LockFile(_Model):
+    stack: str
+    """The stack it was written for."""
+    trackingUri: str
+    """The registry it was resolved against."""
+    models: dict[str, LockedModel] = {}
+    """By the stack's model name."""
+
+
+HEADER = """\
+# Written by `python -m infra models lock --stack {stack}`: each registry model's alias resolved to a version.
+# Commit it and review it in the pull request: a promotion shows here as a changed version. The plan and
+# `pulumi up` read only this file; `models verify` says when an alias has moved; `models sync` copies the
+# versions into the stack's model store. Do not edit by hand.
+"""
+
+
+def path(project_dir: Path, stack: str) -> Path:
+    return project_dir / f"models.{stack}.lock.yaml"
+
+
+def lock_stack(cfg: config.StackConfig) -> str:
+    """The stack whose lock a stack serves: a preview's is its base stack's (its versions are the base's)."""
+    return cfg.preview.base_stack_name if cfg.preview is not None else cfg.stack
+
+
+def read(file: Path) -> LockFile:
+    """The lock file, strictly read (a repeated key is an error). Raises LockFileError naming file and key."""
+    try:
+        document = stack_files.load_yaml(file)
+    except stack_files.StackFileError as err:
+        raise LockFileError(str(err)) from None
+    try:
+        return LockFile.model_validate(document)
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors())
+        raise LockFileError(f"{file.name}: {problems}") from None
+
+
+def write(file: Path, lock: LockFile) -> None:
+    """Write atomically (beside it, then renamed), so a failed run leaves the earlier lock whole."""
+    text = HEADER.format(stack=lock.stack) + yaml.safe_dump(lock.model_dump(exclude_none=True), sort_keys=False, width=120)
+    handle, temporary = tempfile.mkstemp(dir=file.parent, prefix=f".{file.name}.")
+    try:
+        with os.fdopen(handle, "w") as out:
+            out.write(text)
+        os.replace(temporary, file)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def registry_models(cfg: config.StackConfig) -> dict[str, config.ModelConfig]:
+    return {name: model for name, model in sorted(cfg.models.items()) if model.source.registry is not None}
+
+
+def resolve(cfg: config.StackConfig, project_dir: Path | None = None) -> config.StackConfig:
+    """The stack config with each registry model's `source.s3Prefix` set to its locked version's store prefix,
+    read from the lock of lock_stack(cfg) in `project_dir` (default: the Pulumi project around the working
+    directory, as the engine runs the program). A stack without registry models reads nothing.
+
+    Raises config.ConfigError naming the model's key for a missing lock file or entry, a lock written for
+    another stack or registry, or an entry for another registered model or alias than the config names."""
+    wanted = registry_models(cfg)
+    if not wanted:
+        return cfg
+    owner = lock_stack(cfg)
+    command = f"python -m infra models lock --stack {owner}"
+    try:
+        directory = project_dir or stack_files.find_project_dir()
+    except stack_files.StackFileError as err:
+        raise config.ConfigError([("models", f"registry models need their lock file: {err}")]) from None
+    file = path(directory, owner)
+    if not file.exists():
+        fix = f"no lock file {file.name}: run `{command}` where the registry is reachable, and commit it"
+        raise config.ConfigError([(f"models.{name}.source.registry", fix) for name in wanted])
+    try:
+        lock = read(file)
+    except LockFileError as err:
+        raise config.ConfigError([(file.name, str(err))]) from None
+    problems = []
+    if lock.stack != owner:
+        problems.append((f"{file.name}: stack", f"written for stack '{lock.stack}', not '{owner}': run `{command}`"))
+    if cfg.modelRegistry is not None and lock.trackingUri != cfg.modelRegistry.trackingUri:
+        problems.append(("modelRegistry.trackingUri", f"{file.name} was resolved against {lock.trackingUri}: run `{command}`"))
+    models = dict(cfg.models)
+    for name, model in wanted.items():
+        ref = model.source.registry
+        entry = lock.models.get(name)
+        if entry is None:
+            problems.append((f"models.{name}.source.registry", f"no entry in {file.name}: run `{command}` and commit it"))
+        elif (entry.registeredModel, entry.alias) != (ref.model, ref.alias):
+            problems.append(
+                (
+                    f"models.{name}.source.registry",
+                    f"{file.name} holds {entry.registeredModel}@{entry.alias}, the config names {ref.model}@{ref.alias}: run `{command}`",
+                )
+            )
+        else:
+            models[name] = model.model_copy(update={"source": model.source.model_copy(update={"s3Prefix": entry.prefix})})
+    if problems:
+        raise config.ConfigError(problems)
+    return cfg.model_copy(update={"models": models})

@@ -1,0 +1,95 @@
+"""The MLflow tracking server's model registry, through its REST API (`/api/2.0/mlflow/...`, the same calls
+MLflow's own client makes; mlflow/protos/model_registry.proto). The platform needs three reads, so it speaks
+HTTP with `requests` (a well-kept HTTP client) rather than install MLflow, whose dependencies would move the
+program's pins; the tests run a real MLflow server against it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import requests
+
+from ml_platform.infra.config.model_registry import PASSWORD_VARIABLE, TOKEN_VARIABLE, USERNAME_VARIABLE, ModelRegistryConfig
+
+TIMEOUT_SECONDS = 30
+
+
+class RegistryError(Exception):
+    """The registry could not answer: unreachable, refused the credentials, or has no such model or alias."""
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One registered model version, as the registry gives it."""
+
+    name: str
+    version: str
+    source: str
+    """Where the version was registered from (`s3://...`, `runs:/<run>/<path>`, `models:/<model id>`)."""
+    run_id: str | None
+    model_id: str | None
+    """MLflow 3's logged model id, when the version came from one."""
+
+
+def credentials(registry: ModelRegistryConfig, stack: str) -> tuple[tuple[str, str] | None, str | None]:
+    """(basic auth, bearer token) for the registry from MLflow's own environment variables: an offline command
+    cannot decrypt the stack file's `secure:` values. Raises RegistryError naming the variable to set."""
+    auth = registry.auth
+    fetch = f"$(pulumi config get --path modelRegistry.auth.{{}} --stack {stack})"
+    if auth.type == "basic":
+        user = os.environ.get(USERNAME_VARIABLE) or auth.username
+        password = os.environ.get(PASSWORD_VARIABLE)
+        if not user or not password:
+            raise RegistryError(
+                f"modelRegistry.auth is basic: set {USERNAME_VARIABLE} (or modelRegistry.auth.username) and {PASSWORD_VARIABLE}, "
+                f"e.g. export {PASSWORD_VARIABLE}={fetch.format('password')}"
+            )
+        return (user, password), None
+    if auth.type == "bearer":
+        token = os.environ.get(TOKEN_VARIABLE)
+        if not token:
+            raise RegistryError(f"modelRegistry.auth is bearer: set {TOKEN_VARIABLE}, e.g. export {TOKEN_VARIABLE}={fetch.format('token')}")
+        return None, token
+    return None, None
+
+
+class MlflowRegistry:
+    """The reads the lock commands make, against one tracking server."""
+
+    def __init__(self, tracking_uri: str, basic: tuple[str, str] | None = None, token: str | None = None):
+        self.api = f"{tracking_uri.rstrip('/')}/api/2.0/mlflow"
+        self.session = requests.Session()
+        self.session.auth = basic
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+
+    def _get(self, path: str, params: dict[str, str]) -> dict:
+        try:
+            response = self.session.get(f"{self.api}/{path}", params=params, timeout=TIMEOUT_SECONDS)
+        except requests.RequestException as err:
+            raise RegistryError(f"cannot reach the registry at {self.api}: {type(err).__name__}") from None
+        if response.status_code in (401, 403):
+            raise RegistryError(f"the registry refused the credentials (HTTP {response.status_code}) for {path}")
+        try:
+            body = response.json()
+        except ValueError:
+            raise RegistryError(f"{self.api}/{path} answered HTTP {response.status_code} with no JSON: is it an MLflow server?") from None
+        if not response.ok:
+            raise RegistryError(f"{body.get('error_code', response.status_code)}: {body.get('message', response.text[:200])}")
+        return body
+
+    def version_by_alias(self, name: str, alias: str) -> ModelVersion:
+        """The version `alias` points at. Raises RegistryError (no such model, no such alias, or unreachable)."""
+        body = self._get("registered-models/alias", {"name": name, "alias": alias})["model_version"]
+        return ModelVersion(
+            name=body["name"],
+            version=str(body["version"]),
+            source=body.get("source", ""),
+            run_id=body.get("run_id") or None,
+            model_id=body.get("model_id") or None,
+        )
+
+    def download_uri(self, name: str, version: str) -> str:
+        """Where the version's artifacts are stored (the server resolves `runs:/` and `models:/` sources)."""
+        return self._get("model-versions/get-download-uri", {"name": name, "version": version})["artifact_uri"]

@@ -1,0 +1,266 @@
+"""Model versions from a registry, end to end against a real MLflow tracking server (venv-mlflow/, SQLite
+backend) started here on 127.0.0.1, with the artifacts in moto's S3 server: register versions by reference to
+their S3 location, set an alias, `models lock`, `models verify`, move the alias, verify again, `models sync`,
+then plan the locked stack offline. Config mistakes exit 2 naming the key."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from ml_platform.infra import cli
+from ml_platform.infra.model_registry import artifacts, lockfile
+from ml_platform.infra.offline import plan as offline_plan
+from ml_platform.infra.offline import stack_files
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCE_BUCKET = "team-models"
+ACCOUNT = "123456789012"  # moto's
+STORE = f"ml-platform-dev-models-{ACCOUNT}"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _mlflow_binary() -> str:
+    directory = os.environ.get("MLFLOW_BIN") or str(ROOT / "venv-mlflow" / "bin")
+    binary = Path(directory) / "mlflow"
+    if not binary.exists():
+        pytest.fail(f"{binary} not found: run through `make test` (installs venv-mlflow/ from requirements-mlflow.txt)")
+    return str(binary)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(moto_server, tmp_path_factory):
+    """A real MLflow tracking server on 127.0.0.1 for the session (SQLite backend, artifacts in moto's S3);
+    stopped after it. Yields its URL."""
+    work = tmp_path_factory.mktemp("mlflow")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-west-2",
+        "MLFLOW_S3_ENDPOINT_URL": moto_server,
+    }
+    command = [
+        _mlflow_binary(),
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--backend-store-uri",
+        f"sqlite:///{work / 'mlflow.db'}",
+        "--default-artifact-root",
+        f"s3://{SOURCE_BUCKET}/mlflow",
+        "--no-serve-artifacts",
+        "--workers",
+        "1",
+    ]
+    log = (work / "server.log").open("w")
+    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=work)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if requests.get(f"{url}/health", timeout=2).ok:
+                break
+        except requests.RequestException:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            pytest.fail(f"the MLflow server did not start: {(work / 'server.log').read_text()[-2000:]}")
+        time.sleep(0.3)
+    yield url
+    server.terminate()
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+    log.close()
+
+
+class Registry:
+    """What a data scientist does in MLflow, through its REST API: register versions, point aliases."""
+
+    def __init__(self, url: str):
+        self.api = f"{url}/api/2.0/mlflow"
+
+    def call(self, path: str, body: dict) -> dict:
+        response = requests.post(f"{self.api}/{path}", json=body, timeout=30)
+        assert response.ok, response.text
+        return response.json()
+
+    def register(self, name: str, source: str) -> str:
+        return self.call("model-versions/create", {"name": name, "source": source})["model_version"]["version"]
+
+    def alias(self, name: str, alias: str, version: str) -> None:
+        self.call("registered-models/alias", {"name": name, "alias": alias, "version": version})
+
+
+@pytest.fixture
+def registry(mlflow_server, aws_server):
+    """A fresh registered model (a unique name: the server lives for the session) with two versions whose
+    weights were uploaded to S3 and registered by reference, `champion` on version 1."""
+    s3 = aws_server("s3", "us-west-2")
+    for bucket in (SOURCE_BUCKET, STORE):
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    name = f"chat-llm-{uuid.uuid4().hex[:8]}"
+    for version in ("v1", "v2"):
+        for key, body in {"config.json": b'{"v": "%s"}' % version.encode(), "model.safetensors": os.urandom(2**20)}.items():
+            s3.put_object(Bucket=SOURCE_BUCKET, Key=f"weights/{name}/{version}/{key}", Body=body)
+    client = Registry(mlflow_server)
+    client.call("registered-models/create", {"name": name})
+    first = client.register(name, f"s3://{SOURCE_BUCKET}/weights/{name}/v1/")
+    second = client.register(name, f"s3://{SOURCE_BUCKET}/weights/{name}/v2/")
+    client.alias(name, "champion", first)
+    return {"client": client, "name": name, "versions": (first, second), "s3": s3, "url": mlflow_server}
+
+
+def project(tmp_path: Path, url: str, name: str, stack: str = "dev", **registry) -> Path:
+    """A project directory with the repository's Pulumi.yaml and a copy of its dev stack whose `chat` names
+    the registered model by alias (and `modelRegistry` points at the test server)."""
+    shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    document = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
+    settings = document["config"]
+    chat = settings["ml-platform:models"]["chat"]
+    chat["source"] = {"registry": {"model": name, "alias": "champion"}, "sizeGiB": 1}
+    settings["ml-platform:modelRegistry"] = {"mode": "external", "trackingUri": url, **registry}
+    (tmp_path / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump(document))
+    return tmp_path
+
+
+def test_lock_verify_move_verify_sync_and_plan(registry, tmp_path, capsys):
+    name, (first, second) = registry["name"], registry["versions"]
+    where = project(tmp_path, registry["url"], name)
+    args = ["--stack", "dev", "--project-dir", str(where)]
+
+    assert cli.main(["models", "lock", *args]) == 0
+    assert f"chat: {name}@champion -> version {first} (2 files" in capsys.readouterr().out
+    lock = lockfile.read(where / "models.dev.lock.yaml")
+    entry = lock.models["chat"]
+    assert (lock.stack, lock.trackingUri, entry.version, entry.artifactUri) == (
+        "dev",
+        registry["url"],
+        first,
+        f"s3://{SOURCE_BUCKET}/weights/{name}/v1/",
+    )
+    listing = artifacts.list_files(registry["s3"], entry.artifactUri)
+    assert [f.key for f in entry.files] == ["config.json", "model.safetensors"] and entry.fingerprint == artifacts.fingerprint(listing)
+    assert not list(where.glob("Pulumi.models*")), "the lock file is never named like a stack file"
+    assert stack_files.stack_names(where) == ["dev"]
+
+    assert cli.main(["models", "verify", *args]) == 0
+    registry["client"].alias(name, "champion", second)
+    capsys.readouterr()
+    assert cli.main(["models", "verify", *args]) == 1
+    assert f"moved: chat: {name}@champion is version {second}; the lock has {first}" in capsys.readouterr().out
+
+    # The lock still serves version 1 until it is locked again and reviewed.
+    assert cli.main(["models", "sync", *args]) == 0
+    prefix = f"registry/{name}/{first}/"
+    copied = registry["s3"].list_objects_v2(Bucket=STORE, Prefix=prefix)["Contents"]
+    assert sorted(o["Key"] for o in copied) == [prefix + "config.json", prefix + "model.safetensors"]
+    head = registry["s3"].head_object(Bucket=STORE, Key=prefix + "config.json")
+    assert head["Metadata"][artifacts.SOURCE_ETAG] == entry.files[0].etag
+    capsys.readouterr()
+    assert cli.main(["models", "sync", *args]) == 0
+    assert "copied 0, present 2" in capsys.readouterr().out, "a second sync copies nothing"
+
+    plan = offline_plan.run("dev", stack_files.read_stack("dev", where))
+    deployment = next(r for r in plan.resources if r["type"] == "kubernetes:apps/v1:Deployment" and r["name"] == "model-chat-deployment")
+    (loader,) = [c for c in deployment["inputs"]["spec"]["template"]["spec"]["initContainers"] if c["name"] == "load-weights"]
+    assert loader["args"][1].endswith(f"/{prefix}")
+    policy = next(r for r in plan.resources if r["type"] == "aws:iam/rolePolicy:RolePolicy" and r["name"] == "model-chat-model-reader")
+    statements = yaml.safe_load(policy["inputs"]["policy"])["Statement"]
+    reads = [s["Resource"] for s in statements if s["Sid"] == "ReadModelObjects"]
+    assert reads == [f"arn:aws:s3:::{STORE}/{prefix}*"], "the model reads exactly its locked version's prefix"
+
+    # Promotion: lock again, and the plan serves version 2.
+    assert cli.main(["models", "lock", *args]) == 0
+    assert f"version {second}" in capsys.readouterr().out and lockfile.read(where / "models.dev.lock.yaml").models["chat"].version == second
+    assert cli.main(["models", "verify", *args]) == 0
+
+
+def test_sync_refuses_artifacts_changed_since_the_lock(registry, tmp_path, capsys):
+    name = registry["name"]
+    where = project(tmp_path, registry["url"], name)
+    args = ["--stack", "dev", "--project-dir", str(where)]
+    assert cli.main(["models", "lock", *args]) == 0
+    registry["s3"].put_object(Bucket=SOURCE_BUCKET, Key=f"weights/{name}/v1/model.safetensors", Body=b"retrained in place")
+    capsys.readouterr()
+    assert cli.main(["models", "sync", *args]) == 1
+    out = capsys.readouterr().out
+    assert "model.safetensors: changed (size or ETag)" in out and "not copied" in out
+    assert "Contents" not in registry["s3"].list_objects_v2(Bucket=STORE, Prefix=f"registry/{name}/"), "nothing half-copied"
+
+
+def test_registry_mistakes_exit_2_naming_what_is_wrong(registry, tmp_path, capsys):
+    name = registry["name"]
+    where = project(tmp_path, registry["url"], name)
+    args = ["--stack", "dev", "--project-dir", str(where)]
+    # no lock yet: the plan and verify say which command writes it
+    assert cli.main(["plan", *args]) == 2
+    assert "models.chat.source.registry: no lock file models.dev.lock.yaml: run `python -m infra models lock --stack dev`" in (
+        capsys.readouterr().err
+    )
+    assert cli.main(["models", "verify", *args]) == 2
+    # an alias the registry does not have
+    document = yaml.safe_load((where / "Pulumi.dev.yaml").read_text())
+    document["config"]["ml-platform:models"]["chat"]["source"]["registry"]["alias"] = "nosuch"
+    (where / "Pulumi.dev.yaml").write_text(yaml.safe_dump(document))
+    capsys.readouterr()
+    assert cli.main(["models", "lock", *args]) == 2
+    assert f"models.chat ({name}@nosuch):" in capsys.readouterr().err and not (where / "models.dev.lock.yaml").exists()
+    # an unreachable registry
+    assert cli.main(["models", "lock", *args, "--tracking-uri", f"http://127.0.0.1:{_free_port()}"]) == 2
+    assert "cannot reach the registry" in capsys.readouterr().err
+
+
+def test_basic_auth_reads_mlflows_own_variables(registry, tmp_path, capsys, monkeypatch):
+    where = project(tmp_path, registry["url"], registry["name"], auth={"type": "basic", "username": "ci"})
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+    assert cli.main(["models", "lock", "--stack", "dev", "--project-dir", str(where)]) == 2
+    err = capsys.readouterr().err
+    assert "set MLFLOW_TRACKING_USERNAME (or modelRegistry.auth.username) and MLFLOW_TRACKING_PASSWORD" in err
+    assert "pulumi config get --path modelRegistry.auth.password --stack dev" in err
+
+
+def test_a_lock_of_another_stack_and_a_missing_entry_are_config_errors(registry, tmp_path, capsys):
+    name = registry["name"]
+    where = project(tmp_path, registry["url"], name)
+    args = ["--stack", "dev", "--project-dir", str(where)]
+    assert cli.main(["models", "lock", *args]) == 0
+    file = where / "models.dev.lock.yaml"
+    text = file.read_text()
+    file.write_text(text.replace("stack: dev", "stack: staging"))
+    capsys.readouterr()
+    assert cli.main(["plan", *args]) == 2
+    assert "models.dev.lock.yaml: stack: written for stack 'staging', not 'dev'" in capsys.readouterr().err
+    document = yaml.safe_load(text.split("\n", 4)[4])
+    document["models"] = {}
+    file.write_text(yaml.safe_dump(document))
+    assert cli.main(["plan", *args]) == 2
+    assert "models.chat.source.registry: no entry in models.dev.lock.yaml" in capsys.readouterr().err
+
+
+def test_a_registry_source_without_a_registry_is_a_config_error(tmp_path, capsys):
+    shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    document = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
+    document["config"]["ml-platform:models"]["chat"]["source"] = {"registry": {"model": "chat-llm", "alias": "champion"}}
+    (tmp_path / "Pulumi.dev.yaml").write_text(yaml.safe_dump(document))
+    assert cli.main(["plan", "--stack", "dev", "--project-dir", str(tmp_path)]) == 2
+    assert "models.chat.source.registry: names a registered model, but the stack has no modelRegistry" in capsys.readouterr().err
