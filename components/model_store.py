@@ -132,6 +132,14 @@ class ModelStore(pulumi.ComponentResource):
                     expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=args.compile_cache_expiry_days),
                     noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(noncurrent_days=1),
                 ),
+                # An expired object leaves a delete marker in a versioned bucket; S3 takes one rule's Days or its
+                # ExpiredObjectDeleteMarker, not both, so the markers get a rule of their own.
+                aws.s3.BucketLifecycleConfigurationRuleArgs(
+                    id="remove-compile-cache-delete-markers",
+                    status="Enabled",
+                    filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=COMPILE_CACHE_PREFIX),
+                    expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(expired_object_delete_marker=True),
+                ),
             ],
             # S3 rejects lifecycle rules on noncurrent versions until versioning is on.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]),

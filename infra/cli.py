@@ -174,6 +174,11 @@ def _coldstart(args: argparse.Namespace) -> int:
     if not cfg.models:
         print(f"stack '{args.stack}' serves no model")
         return 0
+    try:
+        # What the plan would refuse (no pool can place a model, its weights fit no node) is refused here too.
+        program.check_scheduling(cfg)
+    except config.ConfigError as err:
+        raise CommandError(f"in stack '{args.stack}':\n{err.render()}") from None
     starts = [models.cold_start(name, model, cfg) for name, model in sorted(cfg.models.items())]
     print(f"cold start of each model of stack '{args.stack}', from a pending pod on a new node to serving (estimates):\n")
     print(coldstart.render(starts, {name: model.startupSeconds for name, model in cfg.models.items()}))

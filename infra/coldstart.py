@@ -36,8 +36,13 @@ from ml_platform.infra import config
 from ml_platform.infra.config.models import ENFORCE_EAGER
 
 NODE_LAUNCH = {"gpu": 120.0, "cpu": 60.0}
+"""Assumptions above Karpenter's 30-40 s to a Ready node (see the module's notes): a GPU node also loads the
+driver and starts the device plugin before it advertises GPUs."""
 IMAGE_GIB = {"vllm": 10.0, "triton": 12.0, "custom": 2.0}
+"""Assumed compressed image sizes when `image.sizeGiB` is not given (vLLM's and Triton's CUDA images are ten
+GiB or more; set the real size, which `docker manifest inspect` or ECR's console shows)."""
 WEIGHTS_GIB = {"gpu": 20.0, "cpu": 2.0}
+"""Assumed weights' size when `source.sizeGiB` is not given (and, for a registry model, not known from its lock)."""
 PULL_GIB_PER_S = 65e6 / 2**30
 COPY_GIB_PER_S = 125 / 1024
 FAST_PULL_SPEEDUP = 1.14
@@ -52,12 +57,16 @@ g5.12xlarge, S3 in the same region (run-ai/runai-model-streamer docs/src/benchma
 blog "Reducing cold start latency for LLM inference with NVIDIA Run:ai Model Streamer" quotes; 4.88 s at 32).
 The pods set that concurrency (RUNAI_STREAMER_CONCURRENCY). A node whose network is slower than that
 g5.12xlarge's 40 Gb/s streams slower."""
-LOAD_GIB_PER_S = 0.5
-COMPILE = {"vllm": 100.0}
+LOAD_GIB_PER_S = 16e9 / 33 / 2**30
+"""16 GB of Llama-3.1-8B loaded in 33 s (the breakdown below)."""
+COMPILE = {"vllm": 10.0 + 42.0 + 54.0}
+"""Dynamo 10 s, compile 42 s, CUDA-graph capture 54 s (the breakdown below)."""
 WARM_COMPILE = 30.0
 """vLLM's start with its compile cache kept: dynamo 10 s, compile 13 s (loaded from the cache), CUDA-graph capture
 7 s (graphs are captured at every start), against 10 + 42 + 54 s cold (the breakdown below, "persisted" row)."""
-INIT = {"vllm": 100.0, "triton": 30.0, "custom": 10.0}
+INIT = {"vllm": 94.0, "triton": 30.0, "custom": 10.0}
+"""vLLM: engine start and imports, 94 s (the breakdown below). Triton and custom: assumptions, not measurements
+(no published breakdown); set startupSeconds when yours is known."""
 MARGIN = 1.5
 MIN_BUDGET = 120
 """The startup probe's budget is never below the old default for CPU models: a custom server's start is a guess."""
@@ -83,10 +92,9 @@ class Term:
     seconds: float
     basis: str
     """How the figure is made (sizes and rates), for the printout."""
-
-
-SERVER_TERMS = ("load", "compile", "initialisation")
-"""What the startup probe sees: the server container's own start."""
+    server: bool = False
+    """Part of the server container's own start, which the startup probe's budget must cover (load, compile,
+    initialisation; and a hub model's download, which the server makes itself)."""
 
 
 @dataclass(frozen=True)
@@ -105,8 +113,22 @@ class ColdStart:
 
     @property
     def server_seconds(self) -> float:
-        """The server container's start (SERVER_TERMS), which the startup probe's budget must cover."""
-        return sum(term.seconds for term in self.terms if term.name in SERVER_TERMS)
+        """The server container's start (its server terms), which the startup probe's budget must cover."""
+        return sum(term.seconds for term in self.terms if term.server)
+
+    @property
+    def server_terms(self) -> list[str]:
+        return [term.name for term in self.terms if term.server]
+
+    @property
+    def worst_seconds(self) -> float:
+        """The whole cold start when a kept compile cache misses (the first replica after a change)."""
+        return self.seconds - self.server_seconds + max(self.server_seconds, self.cold_cache_server_seconds)
+
+    @property
+    def rollout_budget(self) -> int:
+        """Seconds a new replica may take from a pending pod to ready: the worst whole cold start and half again."""
+        return math.ceil(self.worst_seconds * MARGIN)
 
     @property
     def probe_budget(self) -> int:
@@ -137,20 +159,34 @@ def estimate(name: str, model: config.ModelConfig, options: Options = Options())
     if options.stream:
         copy = Term("weights", 0.0, "none: streamed from S3 during load (source.loadFormat runai_streamer)")
         load = Term(
-            "load", weights / STREAM_GIB_PER_S, f"{weights:g} GiB ({weights_from}) streamed from S3 at {STREAM_GIB_PER_S * 1024:.0f} MiB/s"
+            "load",
+            weights / STREAM_GIB_PER_S,
+            f"{weights:g} GiB ({weights_from}) streamed from S3 at {STREAM_GIB_PER_S * 1024:.0f} MiB/s",
+            True,
         )
     else:
-        rate, bound = (NVME_COPY_GIB_PER_S, "local NVMe, the AWS CLI's pace") if options.local_nvme else (COPY_GIB_PER_S, "gp3 root volume")
-        copy = Term("weights", weights / rate, f"{weights:g} GiB ({weights_from}) at {rate * 1024:.0f} MiB/s ({bound})")
-        load = Term("load", weights / LOAD_GIB_PER_S, f"{weights:g} GiB at {LOAD_GIB_PER_S * 1024:.0f} MiB/s")
+        if model.source.hubId is not None:
+            # The server downloads a hub model itself, after the startup probe has started; at gp3's pace at best.
+            copy = Term(
+                "weights",
+                weights / COPY_GIB_PER_S,
+                f"{weights:g} GiB ({weights_from}) from the hub at {COPY_GIB_PER_S * 1024:.0f} MiB/s at best",
+                True,
+            )
+        else:
+            rate, bound = (
+                (NVME_COPY_GIB_PER_S, "local NVMe, the AWS CLI's pace") if options.local_nvme else (COPY_GIB_PER_S, "gp3 root volume")
+            )
+            copy = Term("weights", weights / rate, f"{weights:g} GiB ({weights_from}) at {rate * 1024:.0f} MiB/s ({bound})")
+        load = Term("load", weights / LOAD_GIB_PER_S, f"{weights:g} GiB at {LOAD_GIB_PER_S * 1024:.0f} MiB/s", True)
     if model.runtime not in COMPILE:
-        compile_term = Term("compile", 0.0, "none")
+        compile_term = Term("compile", 0.0, "none", True)
     elif ENFORCE_EAGER in model.args:
-        compile_term = Term("compile", 0.0, f"none ({ENFORCE_EAGER})")
+        compile_term = Term("compile", 0.0, f"none ({ENFORCE_EAGER})", True)
     elif options.compile_cache:
-        compile_term = Term("compile", WARM_COMPILE, "from the compile cache in the model store; CUDA graphs captured anew")
+        compile_term = Term("compile", WARM_COMPILE, "from the compile cache in the model store; CUDA graphs captured anew", True)
     else:
-        compile_term = Term("compile", COMPILE[model.runtime], "torch.compile, CUDA graphs, per replica")
+        compile_term = Term("compile", COMPILE[model.runtime], "torch.compile, CUDA graphs, per replica", True)
     terms = [
         Term("node launch", NODE_LAUNCH[kind], f"a new {kind.upper()} node to Ready"),
         Term(
@@ -161,7 +197,7 @@ def estimate(name: str, model: config.ModelConfig, options: Options = Options())
         copy,
         load,
         compile_term,
-        Term("initialisation", INIT[model.runtime], f"the rest of a {model.runtime} server's start"),
+        Term("initialisation", INIT[model.runtime], f"the rest of a {model.runtime} server's start", True),
     ]
     return ColdStart(name, tuple(terms))
 
@@ -190,7 +226,9 @@ def render(starts: list[ColdStart], configured: dict[str, int | None]) -> str:
         lines.append(f"{start.model}: {start.seconds:.0f} s from a pending pod to serving")
         lines += [f"  {term.name:<15} {term.seconds:6.0f} s  {term.basis}" for term in start.terms]
         cold = f", {start.cold_cache_server_seconds:.0f} s when the compile cache misses" if start.cold_cache_server_seconds else ""
-        lines.append(f"  startup probe budget {given}, for the server's own {start.server_seconds:.0f} s ({', '.join(SERVER_TERMS)}{cold})")
+        lines.append(
+            f"  startup probe budget {given}, for the server's own {start.server_seconds:.0f} s ({', '.join(start.server_terms)}{cold})"
+        )
         if budget and budget < max(start.server_seconds, start.cold_cache_server_seconds):
             lines.append(f"  warning: startupSeconds {budget} is below the server's estimated start: a cold replica may be killed first")
         for label, seconds in start.alternatives:

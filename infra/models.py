@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
@@ -152,6 +153,28 @@ def cold_start(name: str, model: config.ModelConfig, cfg: config.StackConfig) ->
     return coldstart.compare(name, model, options, alternatives)
 
 
+def start_warnings(cfg: config.StackConfig) -> list[str]:
+    """What the plan says about each model's start: weights of no stated size (the default sizes the pod's
+    storage, and a larger copy gets the pod evicted), and a startupSeconds below the server's estimated start
+    (the probe would kill a cold replica before it serves)."""
+    warnings = []
+    for name, model in sorted(cfg.models.items()):
+        if model.source.sizeGiB is None:
+            weights = coldstart.weights_gib(model)
+            warnings.append(
+                f"models.{name}.source.sizeGiB is not set: {weights:g} GiB is assumed, which sizes the pod's storage; weights "
+                "larger than that get the pod evicted while they land: set the real size"
+            )
+        start = cold_start(name, model, cfg)
+        need = max(start.server_seconds, start.cold_cache_server_seconds)
+        if model.startupSeconds is not None and model.startupSeconds < need:
+            warnings.append(
+                f"models.{name}.startupSeconds {model.startupSeconds} is below the server's estimated start of {need:.0f} s "
+                "(`python -m infra coldstart`): a cold replica may be killed before it serves"
+            )
+    return warnings
+
+
 def disk_problems(cfg: config.StackConfig, contract_pools: list[scheduling.Pool]) -> list[tuple[str, str]]:
     """Models whose pod's storage (the ephemeral-storage request made from `source.sizeGiB`) cannot fit the root
     volume of any pool that can run them, beside the images: such a pod would stay pending, or be evicted when
@@ -248,6 +271,14 @@ def scale_query(name: str, query: str | None, shared_namespace: str | None) -> s
     return query.replace(f'namespace="{name}"', f'namespace="{shared_namespace}", service="{name}"')
 
 
+def compile_cache_key(image: str, model: config.ModelConfig) -> str:
+    """12 hex digits of the image, the server's arguments and its GPU count: a model's compile cache lives under
+    this key, so a restore fetches only the entries its own configuration can use (vLLM's own keys tell them apart
+    within it, e.g. by GPU type), and entries of older images or flags stay behind until they expire."""
+    text = "\n".join([image, str(model.gpus), *model.args])
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 def model_spec(
     name: str,
     model: config.ModelConfig,
@@ -265,18 +296,21 @@ def model_spec(
     prefix = cfg.image_registry_prefix
     loader = cfg.serving.loaderImage
     hours = model.autoscaling.activeHours
+    start = cold_start(name, model, cfg)
+    image = image_reference(model.image, registry, prefix)
     default_target = DEFAULT_TARGETS.get(model.runtime, 1.0) if model.gpus else DEFAULT_CPU_TARGET
     return ModelSpec(
         name=name,
         runtime=model.runtime,
-        image=image_reference(model.image, registry, prefix),
+        image=image,
         loader_image=image_reference(loader, registry, prefix),
         cpu=model.resources.cpu,
         memory=model.resources.memory,
         port=model.serving_port,
         health_path=model.healthPath or "/health",
         metrics_path=model.metricsPath,
-        startup_seconds=model.startupSeconds or cold_start(name, model, cfg).probe_budget,
+        startup_seconds=model.startupSeconds or start.probe_budget,
+        rollout_seconds=start.rollout_budget,
         weights_gib=coldstart.weights_gib(model),
         min_replicas=model.replicas.min,
         max_replicas=model.replicas.max,
@@ -308,7 +342,9 @@ def model_spec(
         pull_by_digest=model.image.digest is not None,
         load_format=model.source.loadFormat,
         compile_cache_uri=(
-            f"s3://{bucket}/{COMPILE_CACHE_PREFIX}{shared_namespace or name}/{name}/" if model.compileCache == "modelStore" else None
+            f"s3://{bucket}/{COMPILE_CACHE_PREFIX}{shared_namespace or name}/{name}/{compile_cache_key(image, model)}/"
+            if model.compileCache == "modelStore"
+            else None
         ),
         transfer_client=cfg.serving.loaderTransferClient,
         shared_namespace=shared_namespace,

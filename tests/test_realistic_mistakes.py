@@ -78,11 +78,18 @@ MISTAKES = [
     ("dev", "prometheusMemory: 2Gi", 'prometheusMemory: "2"', "monitoring.prometheusMemory", "unit"),
     # GPUs and pools
     (
-        "staging",
-        "      gpus: 1\n      replicas: {min: 1, max: 3}",
-        "      gpus: 8\n      replicas: {min: 1, max: 3}",
+        "dev",
+        "      gpus: 1\n      replicas: {min: 0",
+        "      gpus: 8\n      replicas: {min: 0",
         "models.chat",
         "gpus",
+    ),
+    (
+        "staging",
+        "      gpus: 1\n      replicas: {min: 1, max: 3}",
+        "      gpus: 2\n      replicas: {min: 1, max: 3}",
+        "models.chat.resources.memory",
+        "runai_streamer with 2 GPU(s) needs at least 32Gi",
     ),
     (
         "dev",

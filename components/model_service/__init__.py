@@ -10,6 +10,7 @@ exactly what the component applies.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -56,7 +57,8 @@ def model_store_policy(bucket_arn: str, kms_key_arn: str, region: str, read_pref
             {
                 "Sid": "ReadWriteCompileCache",
                 "Effect": "Allow",
-                "Action": ["s3:GetObject", "s3:PutObject"],
+                # AbortMultipartUpload: the CLI cleans up an upload it could not finish.
+                "Action": ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
                 "Resource": f"{bucket_arn}/{cache_prefix}*",
             }
         )
@@ -175,7 +177,7 @@ class ModelService(pulumi.ComponentResource):
                     waits = [*identity, *args.capacity]
                     # A GPU replica may need a new node, a multi-GB image and the weights before it is ready;
                     # the provider's default 10-minute wait would fail the update.
-                    wait = f"{spec.startup_seconds // 60 + 20}m"
+                    wait = f"{math.ceil(max(spec.rollout_seconds, spec.startup_seconds) / 60) + 20}m"
                     extra = pulumi.ResourceOptions(custom_timeouts=pulumi.CustomTimeouts(create=wait, update=wait))
                 if kind == "Ingress" and args.alb_controller is not None:
                     waits = [args.alb_controller]

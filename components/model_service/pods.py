@@ -120,9 +120,11 @@ def streamer_env(spec: ModelSpec) -> dict[str, str]:
     Pod Identity agent's variables (botocore >= 1.34.41; run-ai/runai-model-streamer docs/src/usage.md, "S3
     authentication"); the region of the store is given, not discovered. Its CPU buffer defaults to the size of
     the whole safetensors file (RUNAI_STREAMER_MEMORY_LIMIT -1, docs/src/usage.md "CPU Memory Capping"), which
-    would take a large model's container past its memory limit: a quarter of the limit (STREAMER_SHARE_OF_MEMORY)
-    caps it, which must exceed the largest tensor (a config check keeps it at least STREAMER_MIN_MIB)."""
-    limit = quantity.mebibytes(spec.memory) // STREAMER_SHARE_OF_MEMORY * 2**20
+    would take a large model's container past its memory limit. The limit is per streamer, and with tensor
+    parallelism each GPU's worker process streams its own share: a quarter of the container's limit
+    (STREAMER_SHARE_OF_MEMORY) split between the workers caps them all, and each share must exceed the largest
+    tensor (a config check keeps it at least STREAMER_MIN_MIB)."""
+    limit = streamer_buffer_mib(spec.memory, spec.gpus) * 2**20
     return {
         "AWS_REGION": spec.region,
         "AWS_DEFAULT_REGION": spec.region,
@@ -134,6 +136,11 @@ def streamer_env(spec: ModelSpec) -> dict[str, str]:
 
 STREAMER_SHARE_OF_MEMORY = 4
 STREAMER_MIN_MIB = 4096  # above a 70B model's largest tensor, its 128k x 8192 bf16 embeddings (2 GiB)
+
+
+def streamer_buffer_mib(memory: str, gpus: int) -> int:
+    """Each streaming worker's CPU buffer in MiB: a quarter of the container's memory, split between its GPUs."""
+    return quantity.mebibytes(memory) // STREAMER_SHARE_OF_MEMORY // max(gpus, 1)
 
 
 HOME_GIB = 1

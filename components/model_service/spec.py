@@ -54,7 +54,7 @@ class ModelSpec:
     metrics_path: str
     """HTTP path Prometheus scrapes."""
     startup_seconds: int
-    """Longest time from start to ready (the startup probe's budget), seconds."""
+    """Longest time from the server container's start to ready (the startup probe's budget), seconds."""
     min_replicas: int
     """Fewest replicas, 0 (scale to zero, GPU models on KEDA) or more."""
     max_replicas: int
@@ -114,6 +114,9 @@ class ModelSpec:
     """Size of the weights in GiB: sizes the weights volume (10% headroom) and the pod's ephemeral-storage request,
     so the scheduler picks a node with room and the kubelet evicts nothing else for it; 0: unsized (no limit, no
     request)."""
+    rollout_seconds: int = 0
+    """Longest time a new replica takes from a pending pod (a new node, the image pull, the weights' copy) to
+    ready, seconds: Pulumi waits for the Deployment this long and 20 minutes more. 0: startup_seconds."""
     load_format: str = "auto"
     """One of LOAD_FORMATS. `auto`: an init container copies model_uri to the node and the server reads it there;
     `runai_streamer` (vLLM): the server streams the safetensors from model_uri into GPU memory, no copy."""

@@ -11,8 +11,7 @@ from typing import Annotated, Literal
 from croniter import CroniterBadDateError, croniter
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from ml_platform.components import quantity
-from ml_platform.components.model_service.pods import STREAMER_MIN_MIB, STREAMER_SHARE_OF_MEMORY
+from ml_platform.components.model_service.pods import STREAMER_MIN_MIB, STREAMER_SHARE_OF_MEMORY, streamer_buffer_mib
 from ml_platform.infra.config.base import _check_cpu, _check_memory, _fail, _fail_all, _Model
 
 _DIGEST = r"^sha256:[0-9a-f]{64}$"
@@ -221,8 +220,9 @@ class ModelConfig(_Model):
     replicas: Replicas = Replicas()
     autoscaling: Autoscaling = Autoscaling()
     startupSeconds: Annotated[int, Field(ge=30, le=7200)] | None = None
-    """Longest expected start, the startup probe's budget; default: the cold-start estimate (node launch, image
-    pull, weights, load, compile, initialisation; `python -m infra coldstart`) with half again as margin."""
+    """The startup probe's budget: the longest the server container may take to become ready. Default: the
+    server's estimated start (load, compile with a cold cache, initialisation, a hub model's download; `python -m
+    infra coldstart`) with half again as margin, at least 120 s."""
     exposure: Exposure = Exposure()
     resources: Resources
     port: Annotated[int, Field(ge=1024, le=65535)] | None = None
@@ -263,24 +263,29 @@ class ModelConfig(_Model):
                     "runai_streamer is vLLM's loader for weights in the model store: runtime vllm with s3Prefix or registry",
                 )
             )
-        if (
-            self.source.loadFormat == "runai_streamer"
-            and quantity.mebibytes(self.resources.memory) // STREAMER_SHARE_OF_MEMORY < STREAMER_MIN_MIB
-        ):
+        streams = self.source.loadFormat == "runai_streamer" and self.runtime == "vllm" and self.source.hubId is None
+        if streams and streamer_buffer_mib(self.resources.memory, self.gpus) < STREAMER_MIN_MIB:
+            least = STREAMER_MIN_MIB * STREAMER_SHARE_OF_MEMORY * max(self.gpus, 1) // 1024
             problems.append(
                 (
                     "resources.memory",
-                    f"the streamer's buffer is a quarter of the memory limit and must hold the largest tensor: runai_streamer needs "
-                    f"at least {STREAMER_MIN_MIB * STREAMER_SHARE_OF_MEMORY // 1024}Gi",
+                    "each GPU's streamer buffers its share of a quarter of the memory limit, which must hold the largest tensor: "
+                    f"runai_streamer with {max(self.gpus, 1)} GPU(s) needs at least {least}Gi",
                 )
             )
         if self.compileCache != "none" and self.runtime != "vllm":
             problems.append(("compileCache", f"the compile cache is vLLM's; a {self.runtime} model has none: use none"))
         if self.compileCache != "none" and ENFORCE_EAGER in self.args:
             problems.append(("compileCache", f"{ENFORCE_EAGER} turns torch.compile off, so there is nothing to cache: use none"))
-        if self.source.loadFormat == "runai_streamer" and any(arg == LOAD_FORMAT or arg.startswith(LOAD_FORMAT + "=") for arg in self.args):
+        formats = [
+            arg for index, arg in enumerate(self.args) if arg.startswith(LOAD_FORMAT) or self.args[index - 1 : index] == [LOAD_FORMAT]
+        ]
+        if self.source.loadFormat == "runai_streamer" and formats:
             # Given twice, vLLM takes the last: the args' format would silently replace the streamer.
             problems.append(("args", f"{LOAD_FORMAT} comes from source.loadFormat runai_streamer; remove it from args"))
+        elif any("runai_streamer" in arg for arg in formats):
+            # Streaming asked for in args: the weights would be copied and streamed, with no cap on the streamer's memory.
+            problems.append(("args", f"stream with source.loadFormat runai_streamer, not {LOAD_FORMAT} in args"))
         prod = (info.context or {}).get("environment") == "prod"
         if prod:
             if self.image.digest is None:

@@ -119,6 +119,10 @@ class _PoolBase(_Model):
     @model_validator(mode="after")
     def _local_storage(self) -> _PoolBase:
         if self.localStorage == "raid0":
+            if not self.families:
+                # Categories (c, m, r) admit families without an instance store: raid0 would be a no-op on them,
+                # and the estimate and the storage check would count NVMe the node does not have.
+                raise _fail("localStorage raid0 needs instanceFamilies that all have local NVMe (g5, g6e, p4d, ...), not categories")
             missing = sorted(f for f in self.families if not instance_types.local_nvme_gb(f))
             if missing:
                 raise _fail(

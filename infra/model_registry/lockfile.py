@@ -156,7 +156,10 @@ def resolve(cfg: config.StackConfig, project_dir: Path | None = None) -> config.
                 )
             )
         else:
-            models[name] = model.model_copy(update={"source": model.source.model_copy(update={"s3Prefix": entry.prefix})})
+            # The lock knows the version's size: it sizes the pod's storage when the config does not.
+            size = model.source.sizeGiB or max(0.1, round(sum(f.size for f in entry.files) / 2**30, 1))
+            source = model.source.model_copy(update={"s3Prefix": entry.prefix, "sizeGiB": size})
+            models[name] = model.model_copy(update={"source": source})
     if problems:
         raise config.ConfigError(problems)
     return cfg.model_copy(update={"models": models})

@@ -293,3 +293,92 @@ def test_every_gpu_pool_of_the_plans_says_parallel_pulls(plans):
             seen[gpu] += 1
             assert ("serializeImagePulls: false" in text) == gpu, (stack, r["name"])
     assert seen[True] >= 4 and seen[False] >= 4, seen
+
+
+def test_a_hub_models_download_is_in_the_probes_budget():
+    hub = parsed(source={"hubId": "meta-llama/Llama-3.1-70B-Instruct", "sizeGiB": 140})
+    start = coldstart.estimate("big", hub, coldstart.Options(local_nvme=True))
+    weights = {t.name: t for t in start.terms}["weights"]
+    # the server downloads it after the probe starts, at the gp3 pace at best (NVMe or not)
+    assert weights.server and weights.seconds == pytest.approx(140 / coldstart.COPY_GIB_PER_S)
+    assert start.server_seconds >= weights.seconds and start.probe_budget >= weights.seconds * coldstart.MARGIN
+    copied = coldstart.estimate("big", parsed(source={"s3Prefix": "big/", "sizeGiB": 140}))
+    assert not {t.name: t for t in copied.terms}["weights"].server, "an init container's copy is before the probe starts"
+
+
+def test_pulumi_waits_for_the_whole_cold_start(plans):
+    from ml_platform.infra.offline import stack_files
+
+    cfg = config.parse(stack_files.read_stack("staging").values, "staging")
+    start = models.cold_start("chat", cfg.models["chat"], cfg)
+    spec = models.model_spec("chat", cfg.models["chat"], cfg, "r", "b")
+    assert spec.rollout_seconds == start.rollout_budget == math.ceil(start.worst_seconds * coldstart.MARGIN)
+    assert start.worst_seconds > start.seconds, "a compile-cache miss is the worst case"
+    (deployment,) = [r for r in plans["staging"].resources if r["name"] == "model-chat-deployment"]
+    wait = math.ceil(max(spec.rollout_seconds, spec.startup_seconds) / 60) + 20
+    assert deployment["customTimeouts"] == {"create": f"{wait}m", "update": f"{wait}m"}
+    big = parsed(source={"s3Prefix": "big/", "sizeGiB": 400}, gpus=4)
+    big_start = coldstart.estimate("big", big)
+    assert big_start.rollout_budget > big_start.probe_budget * 2, "the copy, the pull and the node are not in the probe's budget"
+
+
+def test_the_plan_warns_of_unsized_weights_and_a_short_startup_budget():
+    from ml_platform.infra.offline import stack_files
+
+    raw = dict(stack_files.read_stack("dev").values)
+    models_config = json.loads(raw["ml-platform:models"])
+    del models_config["fraud"]["source"]["sizeGiB"]
+    models_config["chat"]["startupSeconds"] = 120
+    raw["ml-platform:models"] = json.dumps(models_config)
+    warnings = models.start_warnings(config.parse(raw, "dev"))
+    assert any(w.startswith("models.fraud.source.sizeGiB is not set: 2 GiB is assumed") for w in warnings)
+    assert any(w.startswith("models.chat.startupSeconds 120 is below the server's estimated start") for w in warnings)
+    assert models.start_warnings(config.parse(stack_files.read_stack("dev").values, "dev")) == [], "the committed stacks are sized"
+
+
+def test_raid0_needs_families_that_all_have_nvme():
+    with pytest.raises(Exception, match="localStorage raid0 needs instanceFamilies"):
+        config.KarpenterPoolConfig.model_validate(
+            {
+                "kind": "karpenter",
+                "instanceCategories": ["c", "m"],
+                "capacityTypes": ["on-demand"],
+                "limits": {"cpu": 64, "memoryGiB": 256},
+                "localStorage": "raid0",
+            }
+        )
+
+
+def test_the_compile_cache_key_follows_the_image_and_the_flags():
+    cfg = config.parse(raw_config(**minimal_sections()), "t")
+    model = parsed(compileCache="modelStore")
+    uri = models.model_spec("chat", model, cfg, "r", "b").compile_cache_uri
+    assert uri.startswith("s3://b/compile-cache/chat/chat/") and uri == models.model_spec("chat", model, cfg, "r", "b").compile_cache_uri
+    other_flags = models.model_spec("chat", parsed(compileCache="modelStore", args=["--max-model-len", "4096"]), cfg, "r", "b")
+    other_image = models.model_spec(
+        "chat", parsed(compileCache="modelStore", image={"repository": "docker.io/vllm/vllm-openai", "tag": "v0.32.0"}), cfg, "r", "b"
+    )
+    assert len({uri, other_flags.compile_cache_uri, other_image.compile_cache_uri}) == 3
+    preview = models.model_spec("chat", model, cfg, "r", "b", shared_namespace="pr-7")
+    assert preview.compile_cache_prefix.startswith("compile-cache/pr-7/chat/"), "a preview never writes the base's cache"
+
+
+def test_coldstart_refuses_what_the_plan_refuses(tmp_path, capsys):
+    import shutil
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    shutil.copy(root / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    document = yaml.safe_load((root / "Pulumi.dev.yaml").read_text())
+    document["config"]["ml-platform:models"]["chat"]["gpus"] = 3
+    (tmp_path / "Pulumi.dev.yaml").write_text(yaml.safe_dump(document))
+    assert cli.main(["coldstart", "--stack", "dev", "--project-dir", str(tmp_path)]) == 2
+    assert "models.chat.gpus" in capsys.readouterr().err
+
+
+def test_streaming_asked_for_in_args_is_a_config_error():
+    with pytest.raises(Exception, match=r"stream with source\.loadFormat runai_streamer"):
+        config.ModelConfig.model_validate({**GPU_MODEL, "args": ["--load-format", "runai_streamer"]})
+    config.ModelConfig.model_validate({**GPU_MODEL, "args": ["--load-format", "safetensors"]})  # another format is the user's

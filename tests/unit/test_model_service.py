@@ -327,8 +327,8 @@ def test_streamed_weights_skip_the_copy_and_the_disk():
     (server,) = pod["containers"]
     assert server["args"][0] == "s3://bucket/llama/" and server["args"][-2:] == ["--load-format", "runai_streamer"]
     env = {e["name"]: e["value"] for e in server["env"]}
-    # a quarter of the 24Gi limit for the streamer's CPU buffer, the store's region, the measured concurrency
-    assert env["RUNAI_STREAMER_MEMORY_LIMIT"] == str(6 * 2**30) and env["AWS_REGION"] == "us-west-2"
+    # a quarter of the 24Gi limit for the streamers' CPU buffers, split between the 2 GPUs' workers; the store's region
+    assert env["RUNAI_STREAMER_MEMORY_LIMIT"] == str(3 * 2**30) and env["AWS_REGION"] == "us-west-2"
     assert env["RUNAI_STREAMER_CONCURRENCY"] == "16" and env["HF_HUB_OFFLINE"] == "1"
     assert pod["initContainers"] == [], "nothing to copy"
     sizes = {v["name"]: v["emptyDir"].get("sizeLimit") for v in pod["volumes"]}

@@ -30,12 +30,13 @@ def test_bucket_is_private_versioned_and_kms_encrypted():
 def test_lifecycle_expires_noncurrent_versions_after_versioning_is_on():
     plan = render(build(noncurrent_version_expiry_days=45))
     lifecycle = resource(plan, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "models-lifecycle")
-    rule, cache = lifecycle["inputs"]["rules"]
+    rule, cache, markers = lifecycle["inputs"]["rules"]
     assert rule["filter"] == {"prefix": ""} and rule["noncurrentVersionExpiration"] == {"noncurrentDays": 45}
     assert rule["abortIncompleteMultipartUpload"] == {"daysAfterInitiation": 7}
     # Compile caches are caches: they expire (S3 applies the shortest of overlapping rules' expirations), weights never do.
     assert cache["filter"] == {"prefix": model_store.COMPILE_CACHE_PREFIX} and cache["expiration"] == {"days": 30}
     assert cache["noncurrentVersionExpiration"] == {"noncurrentDays": 1} and "expiration" not in rule
+    assert markers["filter"] == cache["filter"] and markers["expiration"] == {"expiredObjectDeleteMarker": True}
     assert resource(plan, "aws:s3/bucketVersioning:BucketVersioning", "models-versioning")["urn"] in lifecycle["dependencies"]
 
 
