@@ -216,6 +216,11 @@ def _reproduce(args: argparse.Namespace) -> int:
     except (reproduce.ReproduceError, pulumi_cli.PulumiError, OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CommandError(str(err)) from None
     print(f"wrote {path.name}; check it offline with: python -m infra plan --stack {args.name}")
+    if lockfile.path(Path(args.project_dir), args.name).exists():
+        print(
+            f"wrote models.{args.name}.lock.yaml with '{args.source}''s registry versions; after the first `pulumi up`, "
+            f"`python -m infra models sync --stack {args.name}` copies them into the copy's model store"
+        )
     return 0
 
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ml_platform.infra import config as stack_config
 from ml_platform.infra import program
 from ml_platform.infra.config import PROJECT
+from ml_platform.infra.model_registry import lockfile
 from ml_platform.infra.offline import plan as offline_plan
 from ml_platform.infra.offline import stack_files
 
@@ -145,13 +146,28 @@ def without_alert_receivers(config: dict[str, Any]) -> dict[str, Any]:
     return {**config, key: monitoring}
 
 
-def check_plans(project_dir: Path, name: str, document: dict[str, Any]) -> None:
-    """Plan the copy offline in a scratch directory before it is written: versions the program does not pin
-    (`1.99`, a chart version without its IAM policy), malformed image references and the like are refused
-    here, not at the user's next `plan`. Raises ReproduceError with the plan's own message."""
+def copied_lock(project_dir: Path, source_stack: str, name: str) -> lockfile.LockFile | None:
+    """The source stack's model lock for the copy: the same versions, files and fingerprints (None when the
+    source has no lock). Raises ReproduceError for an unreadable lock."""
+    source = lockfile.path(project_dir, source_stack)
+    if not source.exists():
+        return None
+    try:
+        return lockfile.read(source).model_copy(update={"stack": name})
+    except lockfile.LockFileError as err:
+        raise ReproduceError(str(err)) from None
+
+
+def check_plans(project_dir: Path, name: str, document: dict[str, Any], lock: lockfile.LockFile | None = None) -> None:
+    """Plan the copy offline in a scratch directory before it is written (with its model lock, if any):
+    versions the program does not pin (`1.99`, a chart version without its IAM policy), malformed image
+    references, a registry model the lock lacks and the like are refused here, not at the user's next `plan`.
+    Raises ReproduceError with the plan's own message."""
     with tempfile.TemporaryDirectory(prefix="reproduce-") as scratch:
         shutil.copy(project_dir / "Pulumi.yaml", Path(scratch) / "Pulumi.yaml")
         (Path(scratch) / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump(document, sort_keys=True))
+        if lock is not None:
+            lockfile.write(lockfile.path(Path(scratch), name), lock)
         try:
             offline_plan.run(name, stack_files.read_stack(name, Path(scratch)))
         except (pulumi.RunError, stack_config.ConfigError, stack_files.StackFileError) as err:
@@ -174,12 +190,16 @@ def write(project_dir: Path, source_stack: str, name: str, outputs: dict[str, An
     except stack_files.StackFileError as err:
         raise ReproduceError(str(err)) from None
     document = reproduction(source, outputs, source_stack)
-    check_plans(project_dir, name, document)
+    lock = copied_lock(project_dir, source_stack, name)
+    check_plans(project_dir, name, document, lock)
     header = (
         f"# A reproduction of '{source_stack}' (python -m infra reproduce): its versions, images and shape, ephemeral.\n"
         f"# Alert receivers are not copied (their secrets belong to '{source_stack}').\n"
         f"# Deploy: pulumi stack init {name} && pulumi up --stack {name}; remove: python -m infra cleanup --stack {name} --apply,\n"
         f"# pulumi destroy --stack {name}, pulumi stack rm {name}.\n"
     )
+    if lock is not None:
+        # The source's registry versions, exactly; `models sync --stack <name>` copies them into the copy's store.
+        lockfile.write(lockfile.path(project_dir, name), lock)
     target.write_text(header + yaml.safe_dump(document, sort_keys=True))
     return target

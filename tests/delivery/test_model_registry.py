@@ -264,3 +264,30 @@ def test_a_registry_source_without_a_registry_is_a_config_error(tmp_path, capsys
     (tmp_path / "Pulumi.dev.yaml").write_text(yaml.safe_dump(document))
     assert cli.main(["plan", "--stack", "dev", "--project-dir", str(tmp_path)]) == 2
     assert "models.chat.source.registry: names a registered model, but the stack has no modelRegistry" in capsys.readouterr().err
+
+
+def test_previews_serve_their_base_stacks_lock_and_reproduce_copies_it(registry, tmp_path, capsys, plans):
+    import json
+
+    name, (first, _) = registry["name"], registry["versions"]
+    where = project(tmp_path, registry["url"], name)
+    shutil.copy(ROOT / "Pulumi.pr.yaml", where / "Pulumi.pr.yaml")
+    assert cli.main(["models", "lock", "--stack", "dev", "--project-dir", str(where)]) == 0
+    assert cli.main(["preview-stack", "create", "--pr", "7", "--offline", "--project-dir", str(where)]) == 0
+    assert not (where / "models.pr-7.lock.yaml").exists(), "a preview has no lock of its own"
+    plan = offline_plan.run("pr-7", stack_files.read_stack("pr-7", where))
+    (deployment,) = [r for r in plan.resources if r["type"] == "kubernetes:apps/v1:Deployment" and r["name"] == "model-chat-deployment"]
+    (loader,) = [c for c in deployment["inputs"]["spec"]["template"]["spec"]["initContainers"] if c["name"] == "load-weights"]
+    assert loader["args"][1].endswith(f"/registry/{name}/{first}/"), "the base stack's locked version, from the base's store"
+    capsys.readouterr()
+    assert cli.main(["models", "lock", "--stack", "pr-7", "--project-dir", str(where)]) == 2
+    assert "serves its base stack's lock; lock 'dev'" in capsys.readouterr().err
+
+    # reproduce: the copy gets dev's lock with its versions, under its own name
+    outputs = where / "outputs.json"
+    outputs.write_text(json.dumps(plans["dev"].outputs))
+    assert cli.main(["reproduce", "--from", "dev", "--as", "repro-1", "--outputs", str(outputs), "--project-dir", str(where)]) == 0
+    copy = lockfile.read(where / "models.repro-1.lock.yaml")
+    source = lockfile.read(where / "models.dev.lock.yaml")
+    assert copy.stack == "repro-1" and copy.models == source.models
+    assert "models sync --stack repro-1" in capsys.readouterr().out
