@@ -206,13 +206,19 @@ def installed_charts(cfg: config.StackConfig) -> set[str]:
 
 
 def model_capacity(
-    model: config.ModelConfig, managed: dict[str, NodePool], karpenter: Karpenter | None, gpu_support: GpuSupport | None
+    cfg: config.StackConfig,
+    model: config.ModelConfig,
+    managed: dict[str, NodePool],
+    karpenter: Karpenter | None,
+    gpu_support: GpuSupport | None,
 ) -> list[pulumi.Resource]:
-    """What gives a model nodes: Karpenter (its controller and NodePools) and the managed pools other than the
-    system pool (models keep off it), plus the device plugin for a GPU model (a GPU node advertises no GPU
-    without it)."""
-    capacity: list[pulumi.Resource] = [group for name, group in managed.items() if name != "system"]
-    if karpenter is not None:
+    """What gives a model nodes: the pools the scheduling contract lets it run on (models.candidate_pools: the
+    managed groups among them, and Karpenter with its NodePools if any is Karpenter's), plus the device plugin
+    for a GPU model (a GPU node advertises no GPU without it). Waiting for no other pool keeps the model off a
+    critical path it does not need."""
+    candidates = models.candidate_pools(cfg, model)
+    capacity: list[pulumi.Resource] = [managed[name] for name in candidates if name in managed]
+    if karpenter is not None and any(name not in managed for name in candidates):
         capacity.append(karpenter)
     if model.gpus and gpu_support is not None:
         capacity.append(gpu_support)
@@ -563,7 +569,7 @@ def build(cfg: config.StackConfig) -> None:
                     region=cfg.region,
                     crd_releases={"keda": serving.keda, "monitoring": monitoring.crds},
                     alb_controller=serving.alb_controller,
-                    capacity=model_capacity(model, managed, karpenter, gpu_support),
+                    capacity=model_capacity(cfg, model, managed, karpenter, gpu_support),
                     tags=tags,
                 ),
                 opts=aliases.options(f"model-{model_name}"),

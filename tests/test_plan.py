@@ -215,3 +215,15 @@ def test_every_log_group_fluent_bit_writes_to_is_declared(plans, stack):
     assert [n for n in tailed if "*" in n] == ([] if stack == "prod" else ["pr-*"])
     if stack == "prod":
         assert all(groups[name].get("kmsKeyId") for name in written)
+
+
+def test_a_models_deployment_waits_for_the_pools_it_can_run_on_only(plans):
+    by_name = {r["name"]: r for r in plans["prod"].resources}
+
+    def waits_for(deployment: str) -> set[str]:
+        return {urn.split("::")[-1] for urn in by_name[deployment]["dependencies"]}
+
+    chat, fraud = waits_for("model-chat-deployment"), waits_for("model-fraud-deployment")
+    assert {"gpu-ng", "nvidia-nvidia-device-plugin", "karpenter-gpu-large-nodepool"} <= chat
+    assert "gpu-ng" not in fraud and "nvidia-nvidia-device-plugin" not in fraud, "a CPU model does not wait for GPU capacity"
+    assert "karpenter-cpu-nodepool" in fraud and "system-ng" not in chat | fraud
