@@ -15,33 +15,18 @@ from pathlib import Path
 import pytest
 
 from ml_platform.components.model_service import ModelSpec, pods
-from tests.helpers import tool
+from tests.helpers import MODEL_SPEC, tool
 
 BUCKET = "store"
 
 
 def spec(**overrides) -> ModelSpec:
-    values = dict(
-        name="chat",
-        runtime="vllm",
-        image="docker.io/vllm/vllm-openai:v0.31.0",
-        loader_image="public.ecr.aws/aws-cli/aws-cli:2.37.11",
-        cpu="4",
-        memory="24Gi",
-        port=8000,
-        health_path="/health",
-        metrics_path="/metrics",
-        startup_seconds=600,
-        min_replicas=1,
-        max_replicas=2,
-        target=5,
-        prometheus_url="http://prometheus:9090",
-        monitoring_namespace="monitoring",
-        region="us-west-2",
-        model_uri=f"s3://{BUCKET}/llama/",
-        gpus=1,
-        compile_cache_uri=f"s3://{BUCKET}/compile-cache/chat/chat/",
-    )
+    values = {
+        **MODEL_SPEC,
+        "model_uri": f"s3://{BUCKET}/llama/",
+        "gpus": 1,
+        "compile_cache_uri": f"s3://{BUCKET}/compile-cache/chat/chat/",
+    }
     values.update(overrides)
     return ModelSpec(**values)
 

@@ -8,30 +8,9 @@ from moto.iam.policy_validation import IAMPolicyDocumentValidator
 from ml_platform.components import model_service
 from ml_platform.components.model_service import ModelSpec
 from ml_platform.components.model_service import pods as pods_module
-from tests.helpers import render, resource
+from tests.helpers import MODEL_SPEC, render, resource
 
-BASE = dict(
-    name="chat",
-    runtime="vllm",
-    image="docker.io/vllm/vllm-openai:v0.31.0",
-    loader_image="public.ecr.aws/aws-cli/aws-cli:2.37.11",
-    cpu="4",
-    memory="24Gi",
-    port=8000,
-    health_path="/health",
-    metrics_path="/metrics",
-    startup_seconds=900,
-    min_replicas=1,
-    max_replicas=3,
-    target=5,
-    prometheus_url="http://kps-prometheus.monitoring.svc:9090",
-    monitoring_namespace="monitoring",
-    region="us-west-2",
-    model_uri="s3://bucket/llama/",
-    gpus=2,
-    node_selector={"nvidia.com/gpu.present": "true", "ml-platform/gpu-sharing": "none"},
-    tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
-)
+BASE = MODEL_SPEC
 
 
 def spec(**overrides) -> ModelSpec:
