@@ -71,7 +71,9 @@ def _models(args: argparse.Namespace) -> int:
             return registry_commands.lock(cfg, project_dir, args.tracking_uri)
         if args.action == "verify":
             return registry_commands.verify(cfg, project_dir, args.tracking_uri)
-        return registry_commands.sync(cfg, project_dir, args.bucket, args.dry_run)
+        if args.wait_for_store < 0:
+            raise CommandError(f"--wait-for-store {args.wait_for_store}: give 0 or more seconds")
+        return registry_commands.sync(cfg, project_dir, args.bucket, args.dry_run, args.wait_for_store)
     except (registry_commands.ModelsCommandError, lockfile.LockFileError) as err:
         raise CommandError(str(err)) from None
     except config.ConfigError as err:
@@ -218,8 +220,8 @@ def _reproduce(args: argparse.Namespace) -> int:
     print(f"wrote {path.name}; check it offline with: python -m infra plan --stack {args.name}")
     if lockfile.path(Path(args.project_dir), args.name).exists():
         print(
-            f"wrote models.{args.name}.lock.yaml with '{args.source}''s registry versions; after the first `pulumi up`, "
-            f"`python -m infra models sync --stack {args.name}` copies them into the copy's model store"
+            f"wrote models.{args.name}.lock.yaml with the registry versions of '{args.source}'; beside the first `pulumi up`, "
+            f"`python -m infra models sync --stack {args.name} --wait-for-store 1800` copies them into the copy's model store"
         )
     return 0
 
@@ -419,6 +421,9 @@ def parser() -> argparse.ArgumentParser:
         else:
             sub.add_argument("--bucket", help="copy into this bucket instead of the stack's model store")
             sub.add_argument("--dry-run", action="store_true", help="say what would be copied; copy nothing")
+            sub.add_argument(
+                "--wait-for-store", type=int, default=0, metavar="SECONDS", help="wait this long for a store a first pulumi up is creating"
+            )
         sub.set_defaults(handler=_models)
 
     compare = commands.add_parser(

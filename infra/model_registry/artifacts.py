@@ -38,9 +38,12 @@ def split_s3(uri: str) -> tuple[str, str]:
     return bucket, (key.rstrip("/") + "/") if key else ""
 
 
-def store_prefix(registered_model: str, version: str) -> str:
-    """Where a locked version is served from in the stack's model store."""
-    return f"{STORE_PREFIX}{registered_model}/{version}/"
+def store_prefix(registered_model: str, version: str, fingerprint_: str) -> str:
+    """Where a locked version is served from in the stack's model store: `registry/<model>/<version>/<content>/`,
+    the last part 12 hex digits of its files' fingerprint. A version number can come back with other files (a
+    registered model deleted and made again); its files then land beside the old ones, never among them, and
+    the model's Deployment changes with them."""
+    return f"{STORE_PREFIX}{registered_model}/{version}/{fingerprint_.removeprefix('sha256:')[:12]}/"
 
 
 def list_files(s3, uri: str) -> list[ArtifactFile]:
@@ -73,16 +76,10 @@ def differences(locked: list[ArtifactFile], now: list[ArtifactFile]) -> list[str
     return lines
 
 
-def copy(s3, source_uri: str, files: list[ArtifactFile], bucket: str, prefix: str, dry_run: bool = False) -> tuple[list[str], list[str]]:
-    """Copy `files` (the lock's listing, which must match the source's today) from `source_uri` to s3://bucket/
-    prefix, server side (boto3's managed copy: multipart above its threshold, so files beyond 5 GB copy too).
-    Returns (copied keys, keys skipped because an equal copy is there). Raises ArtifactError, before copying
-    anything, when the source no longer matches the lock."""
-    changed = differences(files, list_files(s3, source_uri))
-    if changed:
-        raise ArtifactError(f"the artifacts at {source_uri} changed since the lock: " + "; ".join(changed))
-    source_bucket, source_prefix = split_s3(source_uri)
-    copied, skipped = [], []
+def present(s3, files: list[ArtifactFile], bucket: str, prefix: str) -> tuple[list[ArtifactFile], list[str]]:
+    """(the files not yet at s3://bucket/prefix, the keys that are: same size, and the source's ETag in their
+    metadata). Raises ArtifactError when the bucket does not exist."""
+    missing, there = [], []
     for item in files:
         key = prefix + item.key
         try:
@@ -92,15 +89,36 @@ def copy(s3, source_uri: str, files: list[ArtifactFile], bucket: str, prefix: st
                 raise
             head = None
         if head is not None and head.get("ContentLength") == item.size and head.get("Metadata", {}).get(SOURCE_ETAG) == item.etag:
-            skipped.append(key)
-            continue
+            there.append(key)
+        else:
+            missing.append(item)
+    return missing, there
+
+
+def copy(s3, source_uri: str, files: list[ArtifactFile], bucket: str, prefix: str, dry_run: bool = False) -> tuple[list[str], list[str]]:
+    """Copy `files` (the lock's listing) from `source_uri` to s3://bucket/prefix, server side (boto3's managed
+    copy: multipart above its threshold, so files beyond 5 GB copy too), each only if its source still has the
+    locked ETag (CopySourceIfMatch: a file rewritten between the check and the copy fails the copy rather than
+    land under the old ETag). Files already there are skipped without reading the source, so a source cleaned up
+    after its sync does not stop later deploys. Returns (copied keys, keys already there). Raises ArtifactError,
+    before copying anything, when the source no longer matches the lock."""
+    missing, there = present(s3, files, bucket, prefix)
+    if not missing:
+        return [], there
+    changed = differences(files, list_files(s3, source_uri))
+    if changed:
+        raise ArtifactError(f"the artifacts at {source_uri} changed since the lock: " + "; ".join(changed))
+    source_bucket, source_prefix = split_s3(source_uri)
+    copied = []
+    for item in missing:
+        key = prefix + item.key
         if not dry_run:
             s3.copy(
                 {"Bucket": source_bucket, "Key": source_prefix + item.key},
                 bucket,
                 key,
                 # The store's default encryption (SSE-KMS, its data key) applies to the copy.
-                ExtraArgs={"Metadata": {SOURCE_ETAG: item.etag}, "MetadataDirective": "REPLACE"},
+                ExtraArgs={"Metadata": {SOURCE_ETAG: item.etag}, "MetadataDirective": "REPLACE", "CopySourceIfMatch": f'"{item.etag}"'},
             )
         copied.append(key)
-    return copied, skipped
+    return copied, there

@@ -1,90 +1,132 @@
 """`python -m infra models lock|verify|sync`: resolve the stack's registry aliases into its lock file, check
 the lock against the registry, and copy the locked versions into the stack's model store.
 
-Exit codes: 0 done (or current); 1 `verify` found an alias that moved (or a model not locked), `sync` found
-artifacts changed since the lock; 2 bad input: no such stack, no lock, a config error, an unreachable
-registry or refused credentials, artifacts outside S3."""
+Exit codes: 0 done (or current); 1 `verify` found a lock entry the registry no longer agrees with (an alias
+moved, a version gone or with other files, a model not locked), `sync` found artifacts changed since the lock;
+2 bad input: no such stack, no lock or one of another stack, a config error, an unreachable registry or refused
+credentials, artifacts outside S3 or unreadable, a model store that does not exist."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import sys
+import time
 from pathlib import Path
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 
 from ml_platform.infra import config
+from ml_platform.infra.delivery import aws_errors
 from ml_platform.infra.model_registry import artifacts, lockfile
 from ml_platform.infra.model_registry.lockfile import LockedFile, LockedModel, LockFile
-from ml_platform.infra.model_registry.mlflow import MlflowRegistry, RegistryError, credentials
+from ml_platform.infra.model_registry.mlflow import MlflowRegistry, NotInRegistry, RegistryError, credentials
 
 
 class ModelsCommandError(Exception):
     """Bad input for a models command (exit 2), with what to do."""
 
 
-def _registry(cfg: config.StackConfig, tracking_uri: str | None) -> tuple[MlflowRegistry, str]:
+class GoneFromRegistry(ModelsCommandError):
+    """The registry says a model, alias, version or run is not there (any more)."""
+
+
+def _registry(cfg: config.StackConfig, tracking_uri: str | None) -> MlflowRegistry:
+    """The registry client: `tracking_uri` (a way to reach the same registry from here, e.g. through a tunnel)
+    or modelRegistry.trackingUri, with MLflow's own credential variables."""
     if cfg.modelRegistry is None:
         raise ModelsCommandError(f"stack '{cfg.stack}' has no modelRegistry: set modelRegistry {{mode: external, trackingUri}}")
-    uri = (tracking_uri or cfg.modelRegistry.trackingUri).rstrip("/")
     try:
         basic, token = credentials(cfg.modelRegistry, cfg.stack)
     except RegistryError as err:
         raise ModelsCommandError(str(err)) from None
-    return MlflowRegistry(uri, basic, token), uri
+    return MlflowRegistry((tracking_uri or cfg.modelRegistry.trackingUri).rstrip("/"), basic, token)
+
+
+def _resolve(registry: MlflowRegistry, s3, name: str, ref) -> LockedModel:
+    """One model's alias resolved to a locked entry. Raises ModelsCommandError naming the model (exit 2)."""
+    artifact_uri = "its artifacts"
+    try:
+        version = registry.version_by_alias(ref.model, ref.alias)
+        artifact_uri = registry.download_uri(ref.model, version.version)
+        files = artifacts.list_files(s3, artifact_uri)
+    except NotInRegistry as err:
+        raise GoneFromRegistry(f"models.{name} ({ref.model}@{ref.alias}): {err}") from None
+    except (RegistryError, artifacts.ArtifactError) as err:
+        raise ModelsCommandError(f"models.{name} ({ref.model}@{ref.alias}): {err}") from None
+    except (BotoCoreError, ClientError) as err:
+        raise ModelsCommandError(f"models.{name} ({ref.model}@{ref.alias}): reading {artifact_uri}: {aws_errors.explain(err)}") from None
+    return LockedModel(
+        registeredModel=ref.model,
+        alias=ref.alias,
+        version=version.version,
+        runId=version.run_id,
+        modelId=version.model_id,
+        source=version.source,
+        artifactUri=artifact_uri,
+        fingerprint=artifacts.fingerprint(files),
+        files=[LockedFile(key=f.key, size=f.size, etag=f.etag) for f in files],
+    )
 
 
 def lock(cfg: config.StackConfig, project_dir: Path, tracking_uri: str | None = None) -> int:
-    """Resolve every registry model's alias and write the lock file (whole, or not at all)."""
+    """Resolve every registry model's alias and write the lock file (whole, or not at all; not rewritten when
+    nothing changed). The lock records modelRegistry.trackingUri, whichever URL reached the registry."""
     wanted = lockfile.registry_models(cfg)
     if cfg.preview is not None:
         raise ModelsCommandError(f"'{cfg.stack}' is a preview: it serves its base stack's lock; lock '{cfg.preview.base_stack_name}'")
     if not wanted:
         print(f"stack '{cfg.stack}' has no model with source.registry: nothing to lock")
         return 0
-    registry, uri = _registry(cfg, tracking_uri)
+    registry = _registry(cfg, tracking_uri)
     file = lockfile.path(project_dir, cfg.stack)
-    before = lockfile.read(file).models if file.exists() else {}
+    try:
+        before = lockfile.read(file).models if file.exists() else {}
+    except lockfile.LockFileError as err:
+        print(f"  replacing {file.name}, which cannot be read ({err})")
+        before = {}
     s3 = boto3.client("s3", region_name=cfg.region)
     entries = {}
     for name, model in wanted.items():
-        ref = model.source.registry
-        try:
-            version = registry.version_by_alias(ref.model, ref.alias)
-            artifact_uri = registry.download_uri(ref.model, version.version)
-            files = artifacts.list_files(s3, artifact_uri)
-        except (RegistryError, artifacts.ArtifactError) as err:
-            raise ModelsCommandError(f"models.{name} ({ref.model}@{ref.alias}): {err}") from None
-        entries[name] = LockedModel(
-            registeredModel=ref.model,
-            alias=ref.alias,
-            version=version.version,
-            runId=version.run_id,
-            modelId=version.model_id,
-            source=version.source,
-            artifactUri=artifact_uri,
-            fingerprint=artifacts.fingerprint(files),
-            files=[LockedFile(key=f.key, size=f.size, etag=f.etag) for f in files],
-        )
+        entry = entries[name] = _resolve(registry, s3, name, model.source.registry)
         was = before.get(name)
-        change = "new" if was is None else ("unchanged" if was.version == version.version else f"was version {was.version}")
-        size = sum(f.size for f in files) / 2**30
-        print(f"  {name}: {ref.model}@{ref.alias} -> version {version.version} ({len(files)} files, {size:.2f} GiB; {change})")
-    lockfile.write(file, LockFile(stack=cfg.stack, trackingUri=uri, models=entries))
-    print(f"wrote {file.name} ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC): commit it; `models sync --stack {cfg.stack}` copies the versions")
+        if was is None:
+            change = "new"
+        elif was.version != entry.version:
+            change = f"was version {was.version}"
+        elif was.fingerprint != entry.fingerprint:
+            change = "same version, other files: the registry's version changed under its number"
+        else:
+            change = "unchanged"
+        files = f"{len(entry.files)} files, {sum(f.size for f in entry.files) / 2**30:.2f} GiB"
+        print(f"  {name}: {entry.registeredModel}@{entry.alias} -> version {entry.version} ({files}; {change})")
+    written = lockfile.write(file, LockFile(stack=cfg.stack, trackingUri=cfg.modelRegistry.trackingUri, models=entries))
+    if written:
+        print(f"wrote {file.name}: commit it; `models sync --stack {cfg.stack}` copies the versions into the store")
+    else:
+        print(f"{file.name} is current: nothing changed")
     return 0
 
 
 def verify(cfg: config.StackConfig, project_dir: Path, tracking_uri: str | None = None) -> int:
-    """1 naming each model whose alias moved since the lock (or that the lock lacks); 0 when all are current."""
+    """1 naming each model whose lock entry no longer says what the registry says: the alias moved, the version
+    is gone, it points at other files (a registered model made again), or the lock lacks it; 0 when all are
+    current. A lock of another stack or registry, or an unreachable registry, is bad input (2)."""
     wanted = lockfile.registry_models(cfg)
     if not wanted:
         print(f"stack '{cfg.stack}' has no model with source.registry: nothing to verify")
         return 0
-    file = lockfile.path(project_dir, lockfile.lock_stack(cfg))
+    owner = lockfile.lock_stack(cfg)
+    file = lockfile.path(project_dir, owner)
     if not file.exists():
-        raise ModelsCommandError(f"no lock file {file.name}: run `python -m infra models lock --stack {lockfile.lock_stack(cfg)}`")
+        raise ModelsCommandError(f"no lock file {file.name}: run `python -m infra models lock --stack {owner}`")
     locked = lockfile.read(file)
-    registry, _ = _registry(cfg, tracking_uri)
+    if locked.stack != owner or (cfg.modelRegistry is not None and locked.trackingUri != cfg.modelRegistry.trackingUri):
+        raise ModelsCommandError(
+            f"{file.name} was written for stack '{locked.stack}' against {locked.trackingUri}, not '{owner}' against "
+            f"{cfg.modelRegistry.trackingUri if cfg.modelRegistry else 'no registry'}: run `python -m infra models lock --stack {owner}`"
+        )
+    registry = _registry(cfg, tracking_uri)
+    s3 = boto3.client("s3", region_name=cfg.region)
     stale = []
     for name, model in wanted.items():
         ref = model.source.registry
@@ -93,39 +135,43 @@ def verify(cfg: config.StackConfig, project_dir: Path, tracking_uri: str | None 
             stale.append(f"{name}: {ref.model}@{ref.alias} is not in {file.name}")
             continue
         try:
-            now = registry.version_by_alias(ref.model, ref.alias)
-        except RegistryError as err:
-            raise ModelsCommandError(f"models.{name} ({ref.model}@{ref.alias}): {err}") from None
+            now = _resolve(registry, s3, name, ref)
+        except GoneFromRegistry as err:
+            stale.append(f"{name}: gone from the registry: {err}")
+            continue
         if now.version != entry.version:
             stale.append(f"{name}: {ref.model}@{ref.alias} is version {now.version}; the lock has {entry.version}")
+        elif (now.artifactUri, now.fingerprint) != (entry.artifactUri, entry.fingerprint):
+            stale.append(f"{name}: {ref.model} version {entry.version} now has other files than the lock ({now.artifactUri})")
         else:
             print(f"  {name}: {ref.model}@{ref.alias} is version {entry.version}, as locked")
     for line in stale:
         print(f"  moved: {line}")
     if stale:
-        print(
-            f"{len(stale)} model(s) differ from {file.name}: run `python -m infra models lock --stack {locked.stack}` and review the change"
-        )
+        print(f"{len(stale)} model(s) differ from {file.name}: run `python -m infra models lock --stack {owner}` and review the change")
         return 1
     return 0
 
 
-def sync(cfg: config.StackConfig, project_dir: Path, bucket: str | None = None, dry_run: bool = False) -> int:
-    """Copy each locked version into the store (default: the stack's, or a namespace preview's base stack's)."""
+def sync(cfg: config.StackConfig, project_dir: Path, bucket: str | None = None, dry_run: bool = False, wait_seconds: int = 0) -> int:
+    """Copy each locked version into the store its pods read: the stack's, or a preview's base stack's (every
+    preview serves from its base's store). `wait_seconds`: wait that long for a store that does not exist yet
+    (a first `pulumi up` running beside this command creates it)."""
     resolved = lockfile.resolve(cfg, project_dir)  # the lock must be whole and current with the config
-    locked = lockfile.read(lockfile.path(project_dir, lockfile.lock_stack(cfg))) if lockfile.registry_models(cfg) else None
-    if locked is None:
+    wanted = lockfile.registry_models(resolved)
+    if not wanted:
         print(f"stack '{cfg.stack}' has no model with source.registry: nothing to sync")
         return 0
+    locked = lockfile.read(lockfile.path(project_dir, lockfile.lock_stack(cfg)))
     if bucket is None:
         from ml_platform.infra.program import model_store_bucket
 
-        owner = cfg.preview.base_stack_name if cfg.preview is not None and cfg.preview.mode == "namespace" else cfg.stack
         account = boto3.client("sts", region_name=cfg.region).get_caller_identity()["Account"]
-        bucket = model_store_bucket(owner, account)
+        bucket = model_store_bucket(lockfile.lock_stack(cfg), account)
     s3 = boto3.client("s3", region_name=cfg.region)
+    _wait_for_store(s3, bucket, wait_seconds)
     failed = []
-    for name in lockfile.registry_models(resolved):
+    for name in wanted:
         entry = locked.models[name]
         try:
             copied, skipped = artifacts.copy(s3, entry.artifactUri, entry.artifact_files, bucket, entry.prefix, dry_run)
@@ -136,5 +182,23 @@ def sync(cfg: config.StackConfig, project_dir: Path, bucket: str | None = None, 
         target = f"s3://{bucket}/{entry.prefix}"
         print(f"  {name}: {entry.registeredModel} version {entry.version} -> {target}: {verb} {len(copied)}, present {len(skipped)}")
     for line in failed:
-        print(f"  not copied: {line}")
+        print(f"  not copied: {line}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _wait_for_store(s3, bucket: str, wait_seconds: int) -> None:
+    """Return once the bucket exists; raise ModelsCommandError (exit 2) when it does not within wait_seconds."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            s3.head_bucket(Bucket=bucket)
+            return
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
+                raise
+        if time.monotonic() >= deadline:
+            raise ModelsCommandError(
+                f"the model store s3://{bucket} does not exist: the stack's first `pulumi up` creates it; run `models sync "
+                "--wait-for-store 1800` beside that `pulumi up`, or after it"
+            )
+        time.sleep(min(15, max(1, deadline - time.monotonic())))

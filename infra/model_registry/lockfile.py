@@ -53,8 +53,8 @@ class LockedModel(_Model):
 
     @property
     def prefix(self) -> str:
-        """Where the stack serves it from: `registry/<model>/<version>/` of its model store."""
-        return store_prefix(self.registeredModel, self.version)
+        """Where the stack serves it from: `registry/<model>/<version>/<content>/` of its model store."""
+        return store_prefix(self.registeredModel, self.version, self.fingerprint)
 
 
 class LockFile(_Model):
@@ -96,17 +96,29 @@ def read(file: Path) -> LockFile:
         raise LockFileError(f"{file.name}: {problems}") from None
 
 
-def write(file: Path, lock: LockFile) -> None:
-    """Write atomically (beside it, then renamed), so a failed run leaves the earlier lock whole."""
-    text = HEADER.format(stack=lock.stack) + yaml.safe_dump(lock.model_dump(exclude_none=True), sort_keys=False, width=120)
+def text(lock: LockFile) -> str:
+    return HEADER.format(stack=lock.stack) + yaml.safe_dump(lock.model_dump(exclude_none=True), sort_keys=False, width=120)
+
+
+def write(file: Path, lock: LockFile) -> bool:
+    """Write atomically (beside it, then renamed), so a failed run leaves the earlier lock whole; a lock equal
+    to the file's text is not rewritten. Returns whether the file changed. Readable like any file the user
+    writes (the umask's mode, not mkstemp's 0600)."""
+    content = text(lock)
+    if file.exists() and file.read_text() == content:
+        return False
     handle, temporary = tempfile.mkstemp(dir=file.parent, prefix=f".{file.name}.")
     try:
         with os.fdopen(handle, "w") as out:
-            out.write(text)
+            out.write(content)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
         os.replace(temporary, file)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+    return True
 
 
 def registry_models(cfg: config.StackConfig) -> dict[str, config.ModelConfig]:
@@ -136,7 +148,7 @@ def resolve(cfg: config.StackConfig, project_dir: Path | None = None) -> config.
     try:
         lock = read(file)
     except LockFileError as err:
-        raise config.ConfigError([(file.name, str(err))]) from None
+        raise config.ConfigError([(file.name, f"{str(err).removeprefix(file.name + ': ')}: run `{command}`")]) from None
     problems = []
     if lock.stack != owner:
         problems.append((f"{file.name}: stack", f"written for stack '{lock.stack}', not '{owner}': run `{command}`"))

@@ -6,6 +6,7 @@ program's pins; the tests run a real MLflow server against it."""
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 import requests
@@ -16,7 +17,11 @@ TIMEOUT_SECONDS = 30
 
 
 class RegistryError(Exception):
-    """The registry could not answer: unreachable, refused the credentials, or has no such model or alias."""
+    """The registry could not answer: unreachable, refused the credentials, or not an MLflow server."""
+
+
+class NotInRegistry(RegistryError):
+    """The registry answered that the model, alias, version or run does not exist (any more)."""
 
 
 @dataclass(frozen=True)
@@ -76,20 +81,38 @@ class MlflowRegistry:
         except ValueError:
             raise RegistryError(f"{self.api}/{path} answered HTTP {response.status_code} with no JSON: is it an MLflow server?") from None
         if not response.ok:
-            raise RegistryError(f"{body.get('error_code', response.status_code)}: {body.get('message', response.text[:200])}")
+            message = f"{body.get('error_code', response.status_code)}: {body.get('message', response.text[:200])}"
+            # MLflow answers a missing model with 404 RESOURCE_DOES_NOT_EXIST, a missing alias with 400
+            # INVALID_PARAMETER_VALUE (mlflow/store/model_registry/sqlalchemy_store.py).
+            if body.get("error_code") in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                raise NotInRegistry(message)
+            raise RegistryError(message)
         return body
 
     def version_by_alias(self, name: str, alias: str) -> ModelVersion:
         """The version `alias` points at. Raises RegistryError (no such model, no such alias, or unreachable)."""
         body = self._get("registered-models/alias", {"name": name, "alias": alias})["model_version"]
+        source = body.get("source", "")
+        # MLflow 3 registers a logged model as `models:/<model id>`; its REST answer has no separate field.
+        model_id = body.get("model_id") or (source.removeprefix("models:/") if re.fullmatch(r"models:/m-[0-9a-f]+", source) else None)
         return ModelVersion(
             name=body["name"],
             version=str(body["version"]),
-            source=body.get("source", ""),
+            source=source,
             run_id=body.get("run_id") or None,
-            model_id=body.get("model_id") or None,
+            model_id=model_id,
         )
 
     def download_uri(self, name: str, version: str) -> str:
-        """Where the version's artifacts are stored (the server resolves `runs:/` and `models:/` sources)."""
-        return self._get("model-versions/get-download-uri", {"name": name, "version": version})["artifact_uri"]
+        """Where the version's artifacts are stored. The server resolves most sources; a `runs:/<run>/<path>` it
+        returns as given (MLflow 3.17), so that one is resolved here through the run's artifact location, and a
+        `models:/<model id>` through the logged model's."""
+        uri = self._get("model-versions/get-download-uri", {"name": name, "version": version})["artifact_uri"]
+        run = re.fullmatch(r"runs:/([0-9a-f]+)/?(.*)", uri)
+        if run:
+            root = self._get("runs/get", {"run_id": run.group(1)})["run"]["info"]["artifact_uri"]
+            return f"{root.rstrip('/')}/{run.group(2)}".rstrip("/")
+        logged = re.fullmatch(r"models:/(m-[0-9a-f]+)", uri)
+        if logged:
+            return self._get(f"logged-models/{logged.group(1)}", {})["model"]["info"]["artifact_uri"]
+        return uri

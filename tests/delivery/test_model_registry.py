@@ -171,7 +171,8 @@ def test_lock_verify_move_verify_sync_and_plan(registry, tmp_path, capsys):
 
     # The lock still serves version 1 until it is locked again and reviewed.
     assert cli.main(["models", "sync", *args]) == 0
-    prefix = f"registry/{name}/{first}/"
+    prefix = f"registry/{name}/{first}/{entry.fingerprint.removeprefix('sha256:')[:12]}/"
+    assert entry.prefix == prefix
     copied = registry["s3"].list_objects_v2(Bucket=STORE, Prefix=prefix)["Contents"]
     assert sorted(o["Key"] for o in copied) == [prefix + "config.json", prefix + "model.safetensors"]
     head = registry["s3"].head_object(Bucket=STORE, Key=prefix + "config.json")
@@ -203,8 +204,8 @@ def test_sync_refuses_artifacts_changed_since_the_lock(registry, tmp_path, capsy
     registry["s3"].put_object(Bucket=SOURCE_BUCKET, Key=f"weights/{name}/v1/model.safetensors", Body=b"retrained in place")
     capsys.readouterr()
     assert cli.main(["models", "sync", *args]) == 1
-    out = capsys.readouterr().out
-    assert "model.safetensors: changed (size or ETag)" in out and "not copied" in out
+    err = capsys.readouterr().err
+    assert "model.safetensors: changed (size or ETag)" in err and "not copied" in err
     assert "Contents" not in registry["s3"].list_objects_v2(Bucket=STORE, Prefix=f"registry/{name}/"), "nothing half-copied"
 
 
@@ -278,7 +279,8 @@ def test_previews_serve_their_base_stacks_lock_and_reproduce_copies_it(registry,
     plan = offline_plan.run("pr-7", stack_files.read_stack("pr-7", where))
     (deployment,) = [r for r in plan.resources if r["type"] == "kubernetes:apps/v1:Deployment" and r["name"] == "model-chat-deployment"]
     (loader,) = [c for c in deployment["inputs"]["spec"]["template"]["spec"]["initContainers"] if c["name"] == "load-weights"]
-    assert loader["args"][1].endswith(f"/registry/{name}/{first}/"), "the base stack's locked version, from the base's store"
+    entry = lockfile.read(where / "models.dev.lock.yaml").models["chat"]
+    assert loader["args"][1].endswith(f"/{entry.prefix}") and f"/registry/{name}/{first}/" in loader["args"][1], "the base's version"
     capsys.readouterr()
     assert cli.main(["models", "lock", "--stack", "pr-7", "--project-dir", str(where)]) == 2
     assert "serves its base stack's lock; lock 'dev'" in capsys.readouterr().err
@@ -291,3 +293,84 @@ def test_previews_serve_their_base_stacks_lock_and_reproduce_copies_it(registry,
     source = lockfile.read(where / "models.dev.lock.yaml")
     assert copy.stack == "repro-1" and copy.models == source.models
     assert "models sync --stack repro-1" in capsys.readouterr().out
+
+
+def test_a_version_made_again_with_other_files_is_caught_and_lands_apart(registry, tmp_path, capsys):
+    name, (first, _) = registry["name"], registry["versions"]
+    where = project(tmp_path, registry["url"], name)
+    args = ["--stack", "dev", "--project-dir", str(where)]
+    assert cli.main(["models", "lock", *args]) == 0
+    assert cli.main(["models", "sync", *args]) == 0
+    old = lockfile.read(where / "models.dev.lock.yaml").models["chat"]
+    # The registered model is deleted and made again: its version 1 now holds other files.
+    requests.delete(f"{registry['url']}/api/2.0/mlflow/registered-models/delete", json={"name": name}, timeout=30).raise_for_status()
+    registry["client"].call("registered-models/create", {"name": name})
+    again = registry["client"].register(name, f"s3://{SOURCE_BUCKET}/weights/{name}/v2/")
+    registry["client"].alias(name, "champion", again)
+    assert again == first
+    capsys.readouterr()
+    assert cli.main(["models", "verify", *args]) == 1
+    assert f"{name} version {first} now has other files than the lock" in capsys.readouterr().out
+    assert cli.main(["models", "lock", *args]) == 0
+    assert "same version, other files" in capsys.readouterr().out
+    new = lockfile.read(where / "models.dev.lock.yaml").models["chat"]
+    assert new.version == old.version and new.prefix != old.prefix, "other files never land among the old ones"
+    assert cli.main(["models", "sync", *args]) == 0
+    keys = {o["Key"] for o in registry["s3"].list_objects_v2(Bucket=STORE, Prefix=f"registry/{name}/")["Contents"]}
+    assert {k.rsplit("/", 1)[0] + "/" for k in keys} == {old.prefix, new.prefix}
+
+
+def test_lock_records_the_configured_registry_and_is_stable(registry, tmp_path, capsys):
+    where = project(tmp_path, registry["url"], registry["name"])
+    args = ["--stack", "dev", "--project-dir", str(where)]
+    tunnel = registry["url"].replace("127.0.0.1", "localhost")
+    assert cli.main(["models", "lock", *args, "--tracking-uri", tunnel]) == 0
+    file = where / "models.dev.lock.yaml"
+    assert lockfile.read(file).trackingUri == registry["url"], "the configured URI, whichever URL reached the registry"
+    assert cli.main(["plan", *args]) == 0
+    before = file.stat().st_mtime_ns
+    capsys.readouterr()
+    assert cli.main(["models", "lock", *args]) == 0
+    assert "is current: nothing changed" in capsys.readouterr().out and file.stat().st_mtime_ns == before
+    assert file.stat().st_mode & 0o044, "readable like any file the user writes"
+    file.write_text("<<<<<<< HEAD\nmodels: {}\n=======\n")  # a merge conflict
+    assert cli.main(["models", "lock", *args]) == 0, "lock repairs a lock it cannot read"
+    assert lockfile.read(file).models["chat"].version == registry["versions"][0]
+
+
+def test_sync_needs_no_source_once_the_store_has_everything_and_says_when_the_store_is_missing(registry, tmp_path, capsys):
+    name = registry["name"]
+    where = project(tmp_path, registry["url"], name)
+    args = ["--stack", "dev", "--project-dir", str(where)]
+    assert cli.main(["models", "lock", *args]) == 0
+    assert cli.main(["models", "sync", *args]) == 0
+    s3 = registry["s3"]
+    for item in s3.list_objects_v2(Bucket=SOURCE_BUCKET, Prefix=f"weights/{name}/v1/")["Contents"]:
+        s3.delete_object(Bucket=SOURCE_BUCKET, Key=item["Key"])
+    capsys.readouterr()
+    assert cli.main(["models", "sync", *args]) == 0, "the source was cleaned up after its copy: deploys go on"
+    assert "copied 0, present 2" in capsys.readouterr().out
+    assert cli.main(["models", "sync", *args, "--bucket", "not-created-yet", "--dry-run"]) == 2
+    assert "the model store s3://not-created-yet does not exist" in capsys.readouterr().err
+
+
+def test_a_run_artifact_source_and_a_removed_alias(registry, tmp_path, capsys):
+    name = registry["name"]
+    client = registry["client"]
+    run = client.call("runs/create", {"experiment_id": "0"})["run"]["info"]
+    bucket, _, key = run["artifact_uri"].removeprefix("s3://").partition("/")
+    registry["s3"].put_object(Bucket=bucket, Key=f"{key}/model/weights.bin", Body=b"w" * 1000)
+    version = client.call("model-versions/create", {"name": name, "source": f"runs:/{run['run_id']}/model", "run_id": run["run_id"]})
+    client.alias(name, "champion", version["model_version"]["version"])
+    where = project(tmp_path, registry["url"], name)
+    args = ["--stack", "dev", "--project-dir", str(where)]
+    assert cli.main(["models", "lock", *args]) == 0
+    entry = lockfile.read(where / "models.dev.lock.yaml").models["chat"]
+    assert entry.artifactUri == f"{run['artifact_uri']}/model" and entry.runId == run["run_id"]
+    assert [f.key for f in entry.files] == ["weights.bin"]
+    requests.delete(
+        f"{registry['url']}/api/2.0/mlflow/registered-models/alias", json={"name": name, "alias": "champion"}, timeout=30
+    ).raise_for_status()
+    capsys.readouterr()
+    assert cli.main(["models", "verify", *args]) == 1, "a removed alias is the registry moving away from the lock"
+    assert "chat: gone from the registry" in capsys.readouterr().out
