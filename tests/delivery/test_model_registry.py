@@ -374,3 +374,18 @@ def test_a_run_artifact_source_and_a_removed_alias(registry, tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(["models", "verify", *args]) == 1, "a removed alias is the registry moving away from the lock"
     assert "chat: gone from the registry" in capsys.readouterr().out
+
+
+def test_prod_without_a_lock_entry_is_a_config_error(tmp_path, capsys):
+    shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    document = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())
+    settings = document["config"]
+    settings["ml-platform:modelRegistry"] = {"mode": "external", "trackingUri": "https://mlflow.internal.example.com"}
+    settings["ml-platform:models"]["chat"]["source"] = {"registry": {"model": "chat-llm", "alias": "champion"}}
+    (tmp_path / "Pulumi.prod.yaml").write_text(yaml.safe_dump(document))
+    lock = lockfile.LockFile(stack="prod", trackingUri="https://mlflow.internal.example.com", models={})
+    lockfile.write(lockfile.path(tmp_path, "prod"), lock)
+    assert cli.main(["plan", "--stack", "prod", "--project-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "models.chat.source.registry: no entry in models.prod.lock.yaml: run `python -m infra models lock --stack prod`" in err
+    assert "Traceback" not in err
