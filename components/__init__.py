@@ -45,6 +45,8 @@ _MODULES = {
     "ContainerRegistryArgs": "registry",
     "ModelStore": "model_store",
     "ModelStoreArgs": "model_store",
+    "SageMakerMlflow": "sagemaker_mlflow",
+    "SageMakerMlflowArgs": "sagemaker_mlflow",
     "EksCluster": "eks_cluster",
     "EksClusterArgs": "eks_cluster",
     "NodePool": "node_pool",

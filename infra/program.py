@@ -26,6 +26,7 @@ from ml_platform.components.node_pool import NodePool, NodePoolArgs
 from ml_platform.components.preview_namespace import PreviewNamespace, PreviewNamespaceArgs
 from ml_platform.components.registry import ContainerRegistry, ContainerRegistryArgs, PullThroughCache
 from ml_platform.components.resources import PROMETHEUS_CPU, SMALL, STANDARD, sized
+from ml_platform.components.sagemaker_mlflow import SageMakerMlflow, SageMakerMlflowArgs
 from ml_platform.components.scheduling import POOL_LABEL, device_plugin_gaps
 from ml_platform.components.serving_platform import ServingPlatform, ServingPlatformArgs, alb_policy_versions
 from ml_platform.infra import aliases, config, existing_network, images, models, placeholders, pools, versions
@@ -528,6 +529,26 @@ def build(cfg: config.StackConfig) -> None:
         opts=aliases.options("models"),
     )
 
+    registry_server = None
+    if cfg.modelRegistry is not None and cfg.modelRegistry.mode == "sagemaker" and cfg.preview is None:
+        # A preview serves its base stack's lock, resolved against the base's server: it makes none of its own.
+        settings = cfg.modelRegistry.sagemaker
+        registry_server = SageMakerMlflow(
+            "model-registry",
+            SageMakerMlflowArgs(
+                stack=cfg.stack,
+                bucket_name=store.bucket_name,
+                bucket_arn=store.bucket_arn,
+                kms_key_arn=data_key.arn,
+                region=cfg.region,
+                account_id=identity.account_id,
+                mlflow_version=settings.mlflowVersion,
+                size=settings.size,
+                weekly_maintenance_window_start=settings.weeklyMaintenanceWindowStart,
+                protect=protect,
+                tags=tags,
+            ),
+        )
     weights = Weights(bucket_name, store.bucket_arn, data_key.arn)
     if cfg.preview is not None and cfg.models:
         weights = base_weights(cfg.preview, pulumi.StackReference(cfg.preview.baseStack), identity.account_id, partition)
@@ -587,6 +608,8 @@ def build(cfg: config.StackConfig) -> None:
     pulumi.export("registryUrls", registry.repository_urls)
     pulumi.export("modelStoreBucket", store.bucket_name)
     pulumi.export("dataKeyArn", data_key.arn)
+    if registry_server is not None:
+        pulumi.export("modelRegistry", {"mode": "sagemaker", "trackingServerArn": registry_server.arn, "url": registry_server.url})
     pinned = versions.versions_output(release, charts)
     # The images this stack runs, as resolved from its config (tags or digests), to reproduce it exactly.
     prefix = cfg.image_registry_prefix

@@ -33,7 +33,20 @@ ELASTIC_IP = "aws:ec2/eip:Eip"
 # address is what partners allow-list). The one definition the policy pack, the diff's replacement guard and the
 # tests share; databases join it when the platform adds one.
 KARPENTER_NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"  # deleting one terminates every node it launched
-STATEFUL_TYPES = (EKS_CLUSTER, NODE_GROUP, KARPENTER_NODE_POOL, ECR_REPOSITORY, S3_BUCKET, KMS_KEY, VPC, SUBNET, NAT_GATEWAY, ELASTIC_IP)
+MLFLOW_TRACKING_SERVER = "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer"  # holds the registry's records
+STATEFUL_TYPES = (
+    EKS_CLUSTER,
+    NODE_GROUP,
+    KARPENTER_NODE_POOL,
+    ECR_REPOSITORY,
+    S3_BUCKET,
+    KMS_KEY,
+    VPC,
+    SUBNET,
+    NAT_GATEWAY,
+    ELASTIC_IP,
+    MLFLOW_TRACKING_SERVER,
+)
 
 
 @dataclass(frozen=True)

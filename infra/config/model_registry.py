@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ml_platform.infra.config.base import _fail, _Model
 
@@ -36,19 +36,44 @@ class RegistryAuth(_Model):
         return self
 
 
+class SageMakerConfig(_Model):
+    mlflowVersion: Annotated[str, Field(pattern=r"^[0-9]+\.[0-9]+(\.[0-9]+)?$")]
+    """The MLflow version SageMaker runs, one it offers (SageMaker developer guide, "How it works"); required,
+    never SageMaker's default, so the version is pinned. Changing it replaces the server and its records."""
+    size: Literal["Small", "Medium", "Large"] = "Small"
+    """The tracking server's size."""
+    weeklyMaintenanceWindowStart: Annotated[str, Field(pattern=r"^(MON|TUE|WED|THU|FRI|SAT|SUN):([01][0-9]|2[0-3]):[0-5][0-9]$")] | None = (
+        None
+    )
+    """When SageMaker may patch it, UTC, e.g. `TUE:03:30`; unset: SageMaker's choice."""
+
+
 class ModelRegistryConfig(_Model):
-    mode: Literal["external"]
-    """`external`: a registry the team already runs, reached at trackingUri."""
-    trackingUri: str
-    """The MLflow tracking server's URL (http:// or https://), e.g. `https://mlflow.internal.example.com`."""
+    mode: Literal["external", "sagemaker"]
+    """`external`: a registry the team already runs, reached at trackingUri. `sagemaker`: Amazon SageMaker's
+    managed MLflow tracking server, declared by the stack (components/sagemaker_mlflow.py); clients sign their
+    requests with AWS credentials."""
+    trackingUri: str | None = None
+    """external: the MLflow tracking server's URL (http:// or https://), e.g. `https://mlflow.internal.example.com`."""
     auth: RegistryAuth = RegistryAuth()
+    """external: how its REST API authenticates."""
+    sagemaker: SageMakerConfig | None = None
+    """sagemaker: the managed server's settings."""
 
     @field_validator("trackingUri")
     @classmethod
-    def _uri(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")) or len(value) < 10:
+    def _uri(cls, value: str | None) -> str | None:
+        if value is not None and (not value.startswith(("http://", "https://")) or len(value) < 10):
             raise _fail(f"'{value}' is not an http(s) URL of an MLflow tracking server")
-        return value.rstrip("/")
+        return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _mode(self) -> ModelRegistryConfig:
+        if self.mode == "external" and (self.trackingUri is None or self.sagemaker is not None):
+            raise _fail("mode external needs trackingUri (the registry's URL) and no sagemaker settings")
+        if self.mode == "sagemaker" and (self.sagemaker is None or self.trackingUri is not None or self.auth.type != "none"):
+            raise _fail("mode sagemaker needs sagemaker {mlflowVersion} and no trackingUri or auth: clients sign with AWS credentials")
+        return self
 
 
 SECRET_AUTH_FIELDS = ("password", "token")

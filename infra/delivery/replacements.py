@@ -63,6 +63,9 @@ FORCE_NEW: dict[str, tuple[str, ...]] = {
         "region",
     ),
     "aws:cloudwatch/logGroup:LogGroup": ("name", "namePrefix", "logGroupClass", "region"),
+    # internal/service/sagemaker/mlflow_tracking_server.go: a new version, role or name is a new server, whose
+    # records (experiments, registered models, aliases) start empty.
+    "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer": ("trackingServerName", "roleArn", "mlflowVersion", "region"),
     "aws:ec2/launchTemplate:LaunchTemplate": ("name", "namePrefix", "region"),
     "aws:eks/addon:Addon": ("addonName", "clusterName", "namespaceConfig", "region"),
     "aws:iam/role:Role": ("name", "namePrefix", "path"),

@@ -15,11 +15,12 @@ from pathlib import Path
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ml_platform.components.sagemaker_mlflow import tracking_server_arn
 from ml_platform.infra import config
 from ml_platform.infra.delivery import aws_errors
 from ml_platform.infra.model_registry import artifacts, lockfile
 from ml_platform.infra.model_registry.lockfile import LockedFile, LockedModel, LockFile
-from ml_platform.infra.model_registry.mlflow import MlflowRegistry, NotInRegistry, RegistryError, credentials
+from ml_platform.infra.model_registry.mlflow import MlflowRegistry, NotInRegistry, RegistryError, SigV4, credentials, sagemaker_endpoint
 
 
 class ModelsCommandError(Exception):
@@ -32,9 +33,18 @@ class GoneFromRegistry(ModelsCommandError):
 
 def _registry(cfg: config.StackConfig, tracking_uri: str | None) -> MlflowRegistry:
     """The registry client: `tracking_uri` (a way to reach the same registry from here, e.g. through a tunnel)
-    or modelRegistry.trackingUri, with MLflow's own credential variables."""
+    or modelRegistry.trackingUri, with MLflow's own credential variables; for SageMaker's managed server, its
+    regional endpoint with requests signed by the AWS credentials (the server of the lock's stack)."""
     if cfg.modelRegistry is None:
         raise ModelsCommandError(f"stack '{cfg.stack}' has no modelRegistry: set modelRegistry {{mode: external, trackingUri}}")
+    if cfg.modelRegistry.mode == "sagemaker":
+        session = boto3.Session(region_name=cfg.region)
+        aws_credentials = session.get_credentials()
+        if aws_credentials is None:
+            raise ModelsCommandError("modelRegistry is SageMaker's: requests are signed with AWS credentials, and there are none")
+        account = session.client("sts").get_caller_identity()["Account"]
+        arn = tracking_server_arn(lockfile.lock_stack(cfg), cfg.region, account, session.get_partition_for_region(cfg.region))
+        return MlflowRegistry(tracking_uri or sagemaker_endpoint(cfg.region), signer=SigV4(aws_credentials, cfg.region, arn))
     try:
         basic, token = credentials(cfg.modelRegistry, cfg.stack)
     except RegistryError as err:
@@ -99,7 +109,7 @@ def lock(cfg: config.StackConfig, project_dir: Path, tracking_uri: str | None = 
             change = "unchanged"
         files = f"{len(entry.files)} files, {sum(f.size for f in entry.files) / 2**30:.2f} GiB"
         print(f"  {name}: {entry.registeredModel}@{entry.alias} -> version {entry.version} ({files}; {change})")
-    written = lockfile.write(file, LockFile(stack=cfg.stack, trackingUri=cfg.modelRegistry.trackingUri, models=entries))
+    written = lockfile.write(file, LockFile(stack=cfg.stack, trackingUri=lockfile.registry_id(cfg), models=entries))
     if written:
         print(f"wrote {file.name}: commit it; `models sync --stack {cfg.stack}` copies the versions into the store")
     else:
@@ -120,10 +130,10 @@ def verify(cfg: config.StackConfig, project_dir: Path, tracking_uri: str | None 
     if not file.exists():
         raise ModelsCommandError(f"no lock file {file.name}: run `python -m infra models lock --stack {owner}`")
     locked = lockfile.read(file)
-    if locked.stack != owner or (cfg.modelRegistry is not None and locked.trackingUri != cfg.modelRegistry.trackingUri):
+    if locked.stack != owner or locked.trackingUri != lockfile.registry_id(cfg):
         raise ModelsCommandError(
             f"{file.name} was written for stack '{locked.stack}' against {locked.trackingUri}, not '{owner}' against "
-            f"{cfg.modelRegistry.trackingUri if cfg.modelRegistry else 'no registry'}: run `python -m infra models lock --stack {owner}`"
+            f"{lockfile.registry_id(cfg) or 'no registry'}: run `python -m infra models lock --stack {owner}`"
         )
     registry = _registry(cfg, tracking_uri)
     s3 = boto3.client("s3", region_name=cfg.region)

@@ -14,6 +14,7 @@ from typing import Annotated
 import yaml
 from pydantic import Field, ValidationError
 
+from ml_platform.components.sagemaker_mlflow import tracking_server_name
 from ml_platform.infra import config
 from ml_platform.infra.config.base import _Model
 from ml_platform.infra.model_registry.artifacts import ArtifactFile, store_prefix
@@ -61,7 +62,7 @@ class LockFile(_Model):
     stack: str
     """The stack it was written for."""
     trackingUri: str
-    """The registry it was resolved against."""
+    """The registry it was resolved against (registry_id)."""
     models: dict[str, LockedModel] = {}
     """By the stack's model name."""
 
@@ -81,6 +82,16 @@ def path(project_dir: Path, stack: str) -> Path:
 def lock_stack(cfg: config.StackConfig) -> str:
     """The stack whose lock a stack serves: a preview's is its base stack's (its versions are the base's)."""
     return cfg.preview.base_stack_name if cfg.preview is not None else cfg.stack
+
+
+def registry_id(cfg: config.StackConfig) -> str:
+    """What a lock records as its registry (`trackingUri`): an external registry's URL, or for SageMaker's
+    managed server `sagemaker:<its name>` (the server of the stack whose lock it is: a preview's base's)."""
+    if cfg.modelRegistry is None:
+        return ""
+    if cfg.modelRegistry.mode == "sagemaker":
+        return f"sagemaker:{tracking_server_name(lock_stack(cfg))}"
+    return str(cfg.modelRegistry.trackingUri)
 
 
 def read(file: Path) -> LockFile:
@@ -152,8 +163,8 @@ def resolve(cfg: config.StackConfig, project_dir: Path | None = None) -> config.
     problems = []
     if lock.stack != owner:
         problems.append((f"{file.name}: stack", f"written for stack '{lock.stack}', not '{owner}': run `{command}`"))
-    if cfg.modelRegistry is not None and lock.trackingUri != cfg.modelRegistry.trackingUri:
-        problems.append(("modelRegistry.trackingUri", f"{file.name} was resolved against {lock.trackingUri}: run `{command}`"))
+    if cfg.modelRegistry is not None and lock.trackingUri != registry_id(cfg):
+        problems.append(("modelRegistry", f"{file.name} was resolved against {lock.trackingUri}, not {registry_id(cfg)}: run `{command}`"))
     models = dict(cfg.models)
     for name, model in wanted.items():
         ref = model.source.registry

@@ -59,13 +59,44 @@ def credentials(registry: ModelRegistryConfig, stack: str) -> tuple[tuple[str, s
     return None, None
 
 
+SAGEMAKER_SERVICE = "sagemaker-mlflow"
+
+
+def sagemaker_endpoint(region: str) -> str:
+    """Where SageMaker's managed MLflow answers the MLflow REST API (aws/sagemaker-mlflow's auth plugin)."""
+    return f"https://{region}.experiments.sagemaker.aws"
+
+
+class SigV4(requests.auth.AuthBase):
+    """Signs each request with AWS Signature Version 4 for SageMaker's managed MLflow, as its own client plugin
+    (aws/sagemaker-mlflow) does: service `sagemaker-mlflow`, the tracking server's ARN in the
+    `x-mlflow-sm-tracking-server-arn` header, the `Connection` header left out of the signature. The credentials
+    are boto3's default chain (the same the S3 calls use)."""
+
+    def __init__(self, credentials, region: str, server_arn: str):
+        self.credentials = credentials
+        self.region = region
+        self.server_arn = server_arn
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+
+        request.headers["x-mlflow-sm-tracking-server-arn"] = self.server_arn
+        headers = {key: value for key, value in request.headers.items() if key.lower() != "connection"}
+        signed = AWSRequest(method=request.method, url=request.url, data=request.body, headers=headers)
+        SigV4Auth(self.credentials.get_frozen_credentials(), SAGEMAKER_SERVICE, self.region).add_auth(signed)
+        request.headers.update(dict(signed.headers.items()))
+        return request
+
+
 class MlflowRegistry:
     """The reads the lock commands make, against one tracking server."""
 
-    def __init__(self, tracking_uri: str, basic: tuple[str, str] | None = None, token: str | None = None):
+    def __init__(self, tracking_uri: str, basic: tuple[str, str] | None = None, token: str | None = None, signer: SigV4 | None = None):
         self.api = f"{tracking_uri.rstrip('/')}/api/2.0/mlflow"
         self.session = requests.Session()
-        self.session.auth = basic
+        self.session.auth = signer or basic
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
 

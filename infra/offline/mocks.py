@@ -132,6 +132,13 @@ class PlatformMocks(Mocks):
             name = outputs.get("name") or f"{name}-{digest[:7]}"
             outputs.update(name=name, arn=arn("iam", f"policy/{name}", with_region=False), policyId=f"ANPA{digest.upper()}")
             resource_id = outputs["arn"]
+        elif token == "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer":
+            name = outputs["trackingServerName"]
+            # The ARN as SageMaker forms it (the lock commands build the same); the UI's URL is opaque.
+            outputs.update(
+                arn=arn("sagemaker", f"mlflow-tracking-server/{name}"), trackingServerUrl=f"https://t-{digest[:12]}.studio.sagemaker.aws"
+            )
+            resource_id = name
         elif token == "aws:sqs/queue:Queue":
             name = outputs.get("name") or f"{name}-{digest[:7]}"
             outputs.update(name=name, arn=arn("sqs", name), url=f"https://sqs.{region}.amazonaws.com/{account}/{name}")

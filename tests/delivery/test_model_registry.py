@@ -389,3 +389,28 @@ def test_prod_without_a_lock_entry_is_a_config_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "models.chat.source.registry: no entry in models.prod.lock.yaml: run `python -m infra models lock --stack prod`" in err
     assert "Traceback" not in err
+
+
+def test_sagemaker_mode_signs_its_requests_and_locks_against_the_stacks_server(registry, tmp_path, capsys, monkeypatch):
+    """SageMaker's endpoint is not reachable here: --tracking-uri sends the same signed requests to the real
+    MLflow server (which ignores the signature), so the lock flow runs as it would against SageMaker."""
+    where = project(tmp_path, registry["url"], registry["name"])
+    document = yaml.safe_load((where / "Pulumi.dev.yaml").read_text())
+    document["config"]["ml-platform:modelRegistry"] = {"mode": "sagemaker", "sagemaker": {"mlflowVersion": "3.0"}}
+    (where / "Pulumi.dev.yaml").write_text(yaml.safe_dump(document))
+    seen = []
+    original = requests.Session.send
+
+    def send(session, request, **kwargs):
+        seen.append(request.headers)
+        return original(session, request, **kwargs)
+
+    monkeypatch.setattr(requests.Session, "send", send)
+    args = ["--stack", "dev", "--project-dir", str(where)]
+    assert cli.main(["models", "lock", *args, "--tracking-uri", registry["url"]]) == 0
+    assert lockfile.read(where / "models.dev.lock.yaml").trackingUri == "sagemaker:ml-platform-dev"
+    assert seen and all("sagemaker-mlflow/aws4_request" in headers["Authorization"] for headers in seen)
+    assert {headers["x-mlflow-sm-tracking-server-arn"] for headers in seen} == {
+        "arn:aws:sagemaker:us-west-2:123456789012:mlflow-tracking-server/ml-platform-dev"
+    }
+    assert cli.main(["plan", *args]) == 0
