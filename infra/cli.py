@@ -76,6 +76,9 @@ def _models(args: argparse.Namespace) -> int:
         return registry_commands.sync(cfg, project_dir, args.bucket, args.dry_run, args.wait_for_store)
     except (registry_commands.ModelsCommandError, lockfile.LockFileError) as err:
         raise CommandError(str(err)) from None
+    except (BotoCoreError, ClientError) as err:
+        # Exit 1 is the commands' own verdict (an alias moved, artifacts changed); AWS refusing is bad input.
+        raise CommandError(aws_errors.explain(err)) from None
     except config.ConfigError as err:
         raise CommandError(f"in stack '{args.stack}':\n{err.render()}") from None
 

@@ -341,6 +341,7 @@ def model_spec(
         queue_backlog=model.slo.queueBacklog,
         pull_by_digest=model.image.digest is not None,
         load_format=model.source.loadFormat,
+        wait_for_weights=model.source.registry is not None,
         compile_cache_uri=(
             f"s3://{bucket}/{COMPILE_CACHE_PREFIX}{shared_namespace or name}/{name}/{compile_cache_key(image, model)}/"
             if model.compileCache == "modelStore"

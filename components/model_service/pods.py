@@ -15,6 +15,7 @@ from ml_platform.components.model_service.spec import (
     TRITON_GRPC_PORT,
     TRITON_METRICS_PORT,
     UID,
+    WEIGHTS_READY_MARKER,
     ModelSpec,
     labels,
     meta,
@@ -175,8 +176,16 @@ def storage_request_gib(weights_gib: float, gpu: bool, weights_at: str) -> int:
 # inside the container's limit.
 SYNC_SCRIPT = (
     'aws configure set default.s3.preferred_transfer_client "$0" && aws configure set default.s3.target_bandwidth 24Gb/s '
-    '&& exec aws s3 sync "$1" "$2" --only-show-errors --no-progress'
+    f'&& exec aws s3 sync "$1" "$2" --only-show-errors --no-progress --exclude "{WEIGHTS_READY_MARKER}"'
 )
+# A registry version's files arrive while the stack may already be deploying (models sync beside a first
+# pulumi up): the pod waits for the marker sync writes last, rather than start on half the weights. HeadObject
+# needs only the s3:GetObject the model's role has on its prefix.
+WAIT_SCRIPT = (
+    'until aws s3api head-object --bucket "$0" --key "$1" >/dev/null 2>&1; do '
+    'echo "waiting for s3://$0/$1, which models sync writes once the weights are whole" >&2; sleep "$2"; done'
+)
+WAIT_SECONDS = 15
 # Restoring the compile cache may fail (a first replica finds nothing, S3 may refuse): the server then compiles
 # anew, which costs minutes, never the model; the failure is said in the container's log. The cache is small,
 # so the classic client moves it (crt would size its buffers for the whole node's bandwidth).
@@ -232,6 +241,11 @@ def init_containers(spec: ModelSpec) -> list[dict]:
         init.append(
             _aws_container(spec, "restore-compile-cache", RESTORE_SCRIPT, [spec.compile_cache_uri, COMPILE_CACHE_DIR], cache_mount, small)
         )
+    if spec.wait_for_weights and spec.model_uri:
+        bucket, _, prefix = spec.model_uri.removeprefix("s3://").partition("/")
+        small = {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"cpu": "250m", "memory": "256Mi"}}
+        marker = [bucket, prefix + WEIGHTS_READY_MARKER, str(WAIT_SECONDS)]
+        init.append(_aws_container(spec, "wait-for-weights", WAIT_SCRIPT, marker, [], small))
     if spec.weights_at == "models":
         init.append(
             _aws_container(

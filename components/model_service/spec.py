@@ -16,6 +16,8 @@ HUB_TOKEN_DIR = "/var/run/secrets/hub"
 TRITON_GRPC_PORT = 8001
 TRITON_METRICS_PORT = 8002
 DRAIN_SECONDS = 15  # time for endpoints to drop the pod before it stops taking requests
+WEIGHTS_READY_MARKER = ".ml-platform-synced"
+"""The object `models sync` writes last under a locked version's prefix: its weights are complete."""
 
 
 RUNTIMES = ("vllm", "triton", "custom")
@@ -123,6 +125,9 @@ class ModelSpec:
     compile_cache_uri: str | None = None
     """s3://bucket/prefix/ where vLLM's torch.compile cache is restored from before the server starts and saved to
     while it runs (the model's identity may write there, and only there); None: every replica compiles anew."""
+    wait_for_weights: bool = False
+    """The weights are complete only once WEIGHTS_READY_MARKER is under model_uri (a registry version, which
+    `models sync` copies while the stack may already be deploying): an init container waits for it."""
     transfer_client: str = "crt"
     """One of TRANSFER_CLIENTS: the AWS CLI's `preferred_transfer_client` for the weights' copy and the cache."""
     shared_namespace: str | None = None

@@ -19,6 +19,9 @@ _DIGEST = r"^sha256:[0-9a-f]{64}$"
 ALLOWED_UPSTREAM_IMAGES = ("docker.io/vllm/vllm-openai", "nvcr.io/nvidia/tritonserver", "public.ecr.aws/aws-cli/aws-cli")
 RUNTIME_PORTS = {"vllm": 8000, "triton": 8000}
 ENFORCE_EAGER = "--enforce-eager"
+# Prefixes of the model store the platform writes (model_registry.artifacts.STORE_PREFIX,
+# model_store.COMPILE_CACHE_PREFIX, sagemaker_mlflow.ARTIFACT_PREFIX); kept in step by a test.
+PLATFORM_PREFIXES = ("registry/", "compile-cache/", "mlflow/")
 LOAD_FORMAT = "--load-format"
 
 
@@ -84,6 +87,17 @@ class ModelSource(_Model):
     default loader reads them from there. `runai_streamer`: no copy; vLLM streams the safetensors from S3 into GPU
     memory with the Run:ai Model Streamer (`--load-format runai_streamer`; in the official vLLM images, else
     `pip install vllm[runai]`), authenticating with the pod's Pod Identity credentials through boto3."""
+
+    @field_validator("s3Prefix")
+    @classmethod
+    def _own_prefix(cls, value: str | None) -> str | None:
+        # The platform's own prefixes: a model reading one would read every locked version, compile cache or
+        # registry artifact in the store.
+        if value is not None and value.startswith(PLATFORM_PREFIXES):
+            raise _fail(
+                f"'{value}' is under one of the platform's prefixes ({', '.join(PLATFORM_PREFIXES)}); registry models use source.registry"
+            )
+        return value
 
     @model_validator(mode="after")
     def _one(self) -> ModelSource:

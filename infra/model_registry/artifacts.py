@@ -7,6 +7,8 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ml_platform.components.model_service.spec import WEIGHTS_READY_MARKER
+
 STORE_PREFIX = "registry/"
 SOURCE_ETAG = "source-etag"
 """Object metadata on each copy: the source's ETag, so a second sync skips what is already there (a copy's own
@@ -104,6 +106,7 @@ def copy(s3, source_uri: str, files: list[ArtifactFile], bucket: str, prefix: st
     before copying anything, when the source no longer matches the lock."""
     missing, there = present(s3, files, bucket, prefix)
     if not missing:
+        _mark_ready(s3, bucket, prefix, dry_run)
         return [], there
     changed = differences(files, list_files(s3, source_uri))
     if changed:
@@ -121,4 +124,11 @@ def copy(s3, source_uri: str, files: list[ArtifactFile], bucket: str, prefix: st
                 ExtraArgs={"Metadata": {SOURCE_ETAG: item.etag}, "MetadataDirective": "REPLACE", "CopySourceIfMatch": f'"{item.etag}"'},
             )
         copied.append(key)
+    _mark_ready(s3, bucket, prefix, dry_run)
     return copied, there
+
+
+def _mark_ready(s3, bucket: str, prefix: str, dry_run: bool) -> None:
+    """Write the marker the model's pods wait for (WEIGHTS_READY_MARKER), once every file is there."""
+    if not dry_run:
+        s3.put_object(Bucket=bucket, Key=prefix + WEIGHTS_READY_MARKER, Body=b"")

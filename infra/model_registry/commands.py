@@ -27,10 +27,6 @@ class ModelsCommandError(Exception):
     """Bad input for a models command (exit 2), with what to do."""
 
 
-class GoneFromRegistry(ModelsCommandError):
-    """The registry says a model, alias, version or run is not there (any more)."""
-
-
 def _registry(cfg: config.StackConfig, tracking_uri: str | None) -> MlflowRegistry:
     """The registry client: `tracking_uri` (a way to reach the same registry from here, e.g. through a tunnel)
     or modelRegistry.trackingUri, with MLflow's own credential variables; for SageMaker's managed server, its
@@ -59,8 +55,6 @@ def _resolve(registry: MlflowRegistry, s3, name: str, ref) -> LockedModel:
         version = registry.version_by_alias(ref.model, ref.alias)
         artifact_uri = registry.download_uri(ref.model, version.version)
         files = artifacts.list_files(s3, artifact_uri)
-    except NotInRegistry as err:
-        raise GoneFromRegistry(f"models.{name} ({ref.model}@{ref.alias}): {err}") from None
     except (RegistryError, artifacts.ArtifactError) as err:
         raise ModelsCommandError(f"models.{name} ({ref.model}@{ref.alias}): {err}") from None
     except (BotoCoreError, ClientError) as err:
@@ -145,14 +139,31 @@ def verify(cfg: config.StackConfig, project_dir: Path, tracking_uri: str | None 
             stale.append(f"{name}: {ref.model}@{ref.alias} is not in {file.name}")
             continue
         try:
-            now = _resolve(registry, s3, name, ref)
-        except GoneFromRegistry as err:
-            stale.append(f"{name}: gone from the registry: {err}")
+            version = registry.version_by_alias(ref.model, ref.alias)
+            uri = registry.download_uri(ref.model, version.version)
+        except NotInRegistry as err:
+            stale.append(f"{name}: gone from the registry: {ref.model}@{ref.alias}: {err}")
             continue
-        if now.version != entry.version:
-            stale.append(f"{name}: {ref.model}@{ref.alias} is version {now.version}; the lock has {entry.version}")
-        elif (now.artifactUri, now.fingerprint) != (entry.artifactUri, entry.fingerprint):
-            stale.append(f"{name}: {ref.model} version {entry.version} now has other files than the lock ({now.artifactUri})")
+        except RegistryError as err:
+            raise ModelsCommandError(f"models.{name} ({ref.model}@{ref.alias}): {err}") from None
+        if version.version != entry.version:
+            stale.append(f"{name}: {ref.model}@{ref.alias} is version {version.version}; the lock has {entry.version}")
+            continue
+        if uri != entry.artifactUri:
+            stale.append(f"{name}: {ref.model} version {entry.version} is now at {uri}; the lock has {entry.artifactUri}")
+            continue
+        try:
+            files = artifacts.list_files(s3, uri)
+        except artifacts.ArtifactError:
+            # The source was cleaned up after its copy: the store's copy (checked by sync) still serves.
+            print(
+                f"  {name}: {ref.model}@{ref.alias} is version {entry.version}, as locked (no files left at {uri}: the store's copy serves)"
+            )
+            continue
+        except (BotoCoreError, ClientError) as err:
+            raise ModelsCommandError(f"models.{name}: reading {uri}: {aws_errors.explain(err)}") from None
+        if artifacts.fingerprint(files) != entry.fingerprint:
+            stale.append(f"{name}: {ref.model} version {entry.version} now has other files than the lock ({uri})")
         else:
             print(f"  {name}: {ref.model}@{ref.alias} is version {entry.version}, as locked")
     for line in stale:
@@ -173,13 +184,14 @@ def sync(cfg: config.StackConfig, project_dir: Path, bucket: str | None = None, 
         print(f"stack '{cfg.stack}' has no model with source.registry: nothing to sync")
         return 0
     locked = lockfile.read(lockfile.path(project_dir, lockfile.lock_stack(cfg)))
+    own_store = bucket is None
     if bucket is None:
         from ml_platform.infra.program import model_store_bucket
 
         account = boto3.client("sts", region_name=cfg.region).get_caller_identity()["Account"]
         bucket = model_store_bucket(lockfile.lock_stack(cfg), account)
     s3 = boto3.client("s3", region_name=cfg.region)
-    _wait_for_store(s3, bucket, wait_seconds)
+    _wait_for_store(s3, bucket, wait_seconds, require_kms=own_store)
     failed = []
     for name in wanted:
         entry = locked.models[name]
@@ -196,19 +208,42 @@ def sync(cfg: config.StackConfig, project_dir: Path, bucket: str | None = None, 
     return 1 if failed else 0
 
 
-def _wait_for_store(s3, bucket: str, wait_seconds: int) -> None:
-    """Return once the bucket exists; raise ModelsCommandError (exit 2) when it does not within wait_seconds."""
+def _wait_for_store(s3, bucket: str, wait_seconds: int, require_kms: bool) -> None:
+    """Return once the bucket exists and (`require_kms`, the stack's own store) encrypts with SSE-KMS by default
+    and is versioned: the store's encryption and versioning are resources of their own, created after the
+    bucket, and a copy made before them would stay encrypted with S3's key. Raise ModelsCommandError (exit 2)
+    when it is not so within wait_seconds."""
     deadline = time.monotonic() + wait_seconds
     while True:
-        try:
-            s3.head_bucket(Bucket=bucket)
+        state = _store_state(s3, bucket, require_kms)
+        if state is None:
             return
-        except ClientError as err:
-            if err.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
-                raise
         if time.monotonic() >= deadline:
             raise ModelsCommandError(
-                f"the model store s3://{bucket} does not exist: the stack's first `pulumi up` creates it; run `models sync "
-                "--wait-for-store 1800` beside that `pulumi up`, or after it"
+                f"the model store s3://{bucket} {state}: the stack's first `pulumi up` creates it; run `models sync --wait-for-store 1800` "
+                "beside that `pulumi up`, or after it"
             )
         time.sleep(min(15, max(1, deadline - time.monotonic())))
+
+
+def _store_state(s3, bucket: str, require_kms: bool) -> str | None:
+    """What the store still lacks (None: nothing)."""
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") in ("404", "NoSuchBucket", "NotFound"):
+            return "does not exist"
+        raise
+    if not require_kms:
+        return None
+    try:
+        rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") != "ServerSideEncryptionConfigurationNotFoundError":
+            raise
+        rules = []
+    if not any(r.get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm") == "aws:kms" for r in rules):
+        return "is not yet encrypted with the stack's key by default"
+    if s3.get_bucket_versioning(Bucket=bucket).get("Status") != "Enabled":
+        return "is not yet versioned"
+    return None

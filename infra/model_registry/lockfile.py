@@ -17,7 +17,7 @@ from pydantic import Field, ValidationError
 from ml_platform.components.sagemaker_mlflow import tracking_server_name
 from ml_platform.infra import config
 from ml_platform.infra.config.base import _Model
-from ml_platform.infra.model_registry.artifacts import ArtifactFile, store_prefix
+from ml_platform.infra.model_registry.artifacts import ArtifactFile, fingerprint, store_prefix
 from ml_platform.infra.offline import stack_files
 
 
@@ -44,8 +44,9 @@ class LockedModel(_Model):
     """The version's registered source."""
     artifactUri: str
     """Where its files are (s3://), which `models sync` copies from."""
-    fingerprint: str
-    """sha256 over the files' keys, sizes and ETags (artifacts.fingerprint)."""
+    fingerprint: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
+    """sha256 over the files' keys, sizes and ETags (artifacts.fingerprint); it names the store prefix, so it
+    must be the fingerprint of `files` (resolve checks)."""
     files: list[LockedFile]
 
     @property
@@ -171,6 +172,8 @@ def resolve(cfg: config.StackConfig, project_dir: Path | None = None) -> config.
         entry = lock.models.get(name)
         if entry is None:
             problems.append((f"models.{name}.source.registry", f"no entry in {file.name}: run `{command}` and commit it"))
+        elif fingerprint(entry.artifact_files) != entry.fingerprint:
+            problems.append((f"models.{name}.source.registry", f"{file.name}: the fingerprint is not its files': run `{command}`"))
         elif (entry.registeredModel, entry.alias) != (ref.model, ref.alias):
             problems.append(
                 (

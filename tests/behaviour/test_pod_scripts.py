@@ -143,3 +143,26 @@ def test_a_failed_upload_is_said_and_the_sidecar_goes_on(s3, tmp_path):
     finally:
         process.kill()
     assert "compile cache: upload to s3://no-such-bucket/c/ failed; retrying in 1 s" in stderr and process.returncode == 0
+
+
+def test_a_registry_models_pod_waits_for_the_marker_sync_writes_last(s3, tmp_path):
+    model = spec(wait_for_weights=True, compile_cache_uri=None)
+    names = [c["name"] for c in pods.init_containers(model)]
+    assert names == ["wait-for-weights", "load-weights"], "it waits before it copies"
+    waiter = containers(model)["wait-for-weights"]
+    assert waiter["args"] == [BUCKET, "llama/" + pods.WEIGHTS_READY_MARKER, str(pods.WAIT_SECONDS)]
+    process = run({**waiter, "args": [*waiter["args"][:2], "1"]}, tmp_path, {}, background=True)
+    try:
+        time.sleep(2.5)
+        assert process.poll() is None, "no marker yet: the pod waits"
+        s3.put_object(Bucket=BUCKET, Key="llama/" + pods.WEIGHTS_READY_MARKER, Body=b"")
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 0 and "waiting for s3://store/llama/.ml-platform-synced" in stderr
+    # the copy leaves the marker behind: the server's directory holds the weights only
+    s3.put_object(Bucket=BUCKET, Key="llama/config.json", Body=b"{}")
+    models = tmp_path / "models"
+    models.mkdir()
+    assert run(containers(model)["load-weights"], tmp_path, {pods.MODELS_DIR: models}).returncode == 0
+    assert sorted(p.name for p in models.iterdir()) == ["config.json"]

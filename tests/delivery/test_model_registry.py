@@ -118,6 +118,11 @@ def registry(mlflow_server, aws_server):
     s3 = aws_server("s3", "us-west-2")
     for bucket in (SOURCE_BUCKET, STORE):
         s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    # The store as the ModelStore component makes it: SSE-KMS by default, versioned (sync checks both).
+    key = aws_server("kms", "us-west-2").create_key()["KeyMetadata"]["Arn"]
+    default = {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key}
+    s3.put_bucket_encryption(Bucket=STORE, ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": default}]})
+    s3.put_bucket_versioning(Bucket=STORE, VersioningConfiguration={"Status": "Enabled"})
     name = f"chat-llm-{uuid.uuid4().hex[:8]}"
     for version in ("v1", "v2"):
         for key, body in {"config.json": b'{"v": "%s"}' % version.encode(), "model.safetensors": os.urandom(2**20)}.items():
@@ -174,9 +179,10 @@ def test_lock_verify_move_verify_sync_and_plan(registry, tmp_path, capsys):
     prefix = f"registry/{name}/{first}/{entry.fingerprint.removeprefix('sha256:')[:12]}/"
     assert entry.prefix == prefix
     copied = registry["s3"].list_objects_v2(Bucket=STORE, Prefix=prefix)["Contents"]
-    assert sorted(o["Key"] for o in copied) == [prefix + "config.json", prefix + "model.safetensors"]
+    assert sorted(o["Key"] for o in copied) == [prefix + ".ml-platform-synced", prefix + "config.json", prefix + "model.safetensors"]
     head = registry["s3"].head_object(Bucket=STORE, Key=prefix + "config.json")
-    assert head["Metadata"][artifacts.SOURCE_ETAG] == entry.files[0].etag
+    assert head["Metadata"][artifacts.SOURCE_ETAG] == entry.files[0].etag and head["ServerSideEncryption"] == "aws:kms"
+    registry["s3"].head_object(Bucket=STORE, Key=prefix + ".ml-platform-synced")  # what the pods wait for, written last
     capsys.readouterr()
     assert cli.main(["models", "sync", *args]) == 0
     assert "copied 0, present 2" in capsys.readouterr().out, "a second sync copies nothing"
@@ -310,7 +316,7 @@ def test_a_version_made_again_with_other_files_is_caught_and_lands_apart(registr
     assert again == first
     capsys.readouterr()
     assert cli.main(["models", "verify", *args]) == 1
-    assert f"{name} version {first} now has other files than the lock" in capsys.readouterr().out
+    assert f"{name} version {first} is now at s3://{SOURCE_BUCKET}/weights/{name}/v2/" in capsys.readouterr().out
     assert cli.main(["models", "lock", *args]) == 0
     assert "same version, other files" in capsys.readouterr().out
     new = lockfile.read(where / "models.dev.lock.yaml").models["chat"]
@@ -345,13 +351,39 @@ def test_sync_needs_no_source_once_the_store_has_everything_and_says_when_the_st
     assert cli.main(["models", "lock", *args]) == 0
     assert cli.main(["models", "sync", *args]) == 0
     s3 = registry["s3"]
+    # A bucket given by name is the user's to judge; the stack's own store must be the component's (SSE-KMS, versioned).
+    s3.create_bucket(Bucket="plain-bucket", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    capsys.readouterr()
+    assert cli.main(["models", "sync", *args, "--bucket", "plain-bucket", "--dry-run"]) == 0
+    assert "would copy 2, present 0" in capsys.readouterr().out
     for item in s3.list_objects_v2(Bucket=SOURCE_BUCKET, Prefix=f"weights/{name}/v1/")["Contents"]:
         s3.delete_object(Bucket=SOURCE_BUCKET, Key=item["Key"])
     capsys.readouterr()
     assert cli.main(["models", "sync", *args]) == 0, "the source was cleaned up after its copy: deploys go on"
     assert "copied 0, present 2" in capsys.readouterr().out
+    assert cli.main(["models", "verify", *args]) == 0
+    assert "no files left at" in capsys.readouterr().out
+    s3.delete_bucket_encryption(Bucket=STORE)
+    capsys.readouterr()
+    assert cli.main(["models", "sync", *args]) == 2
+    assert f"the model store s3://{STORE} is not yet encrypted with the stack's key by default" in capsys.readouterr().err
     assert cli.main(["models", "sync", *args, "--bucket", "not-created-yet", "--dry-run"]) == 2
     assert "the model store s3://not-created-yet does not exist" in capsys.readouterr().err
+
+
+def test_a_hand_edited_fingerprint_is_refused(registry, tmp_path, capsys):
+    where = project(tmp_path, registry["url"], registry["name"])
+    args = ["--stack", "dev", "--project-dir", str(where)]
+    assert cli.main(["models", "lock", *args]) == 0
+    file = where / "models.dev.lock.yaml"
+    entry = lockfile.read(file).models["chat"]
+    file.write_text(file.read_text().replace(entry.fingerprint, "sha256:" + "0" * 64))
+    capsys.readouterr()
+    assert cli.main(["plan", *args]) == 2, "the fingerprint names the prefix the model may read"
+    assert "the fingerprint is not its files'" in capsys.readouterr().err
+    file.write_text(file.read_text().replace("sha256:" + "0" * 64, "sha256:*"))
+    assert cli.main(["plan", *args]) == 2
+    assert "String should match pattern" in capsys.readouterr().err
 
 
 def test_a_run_artifact_source_and_a_removed_alias(registry, tmp_path, capsys):

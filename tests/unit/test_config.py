@@ -963,3 +963,14 @@ def test_schedules_zones_and_access_ranges_are_checked_before_deploying(sections
 def test_a_good_schedule_and_an_outside_range_pass():
     config.parse(raw_config(**with_hours()), "test")
     config.parse(raw_config(**minimal_sections(cluster={"admins": [ADMIN], "privateAccessCidrs": ["10.100.0.0/16"]})), "test")
+
+
+@pytest.mark.parametrize("prefix", ["registry/", "registry/chat/1/", "compile-cache/x/", "mlflow/0/"])
+def test_a_model_may_not_read_the_platforms_own_prefixes(prefix):
+    from ml_platform.components import model_store, sagemaker_mlflow
+    from ml_platform.infra.config.models import PLATFORM_PREFIXES, ModelSource
+    from ml_platform.infra.model_registry import artifacts
+
+    assert set(PLATFORM_PREFIXES) == {artifacts.STORE_PREFIX, model_store.COMPILE_CACHE_PREFIX, sagemaker_mlflow.ARTIFACT_PREFIX}
+    with pytest.raises(Exception, match="under one of the platform's prefixes"):
+        ModelSource.model_validate({"s3Prefix": prefix})
