@@ -37,7 +37,14 @@ def steps_of(document: dict) -> list[dict]:
 
 
 def test_there_are_workflows():
-    assert [p.name for p in WORKFLOWS] == ["deploy.yml", "preview-sweep.yml", "preview.yml", "pull-request.yml", "reproduce.yml"]
+    assert [p.name for p in WORKFLOWS] == [
+        "deploy.yml",
+        "platform-images.yml",
+        "preview-sweep.yml",
+        "preview.yml",
+        "pull-request.yml",
+        "reproduce.yml",
+    ]
     assert [p.parent.name for p in ACTIONS] == ["platform-setup"]
 
 
@@ -166,3 +173,15 @@ def test_zizmor_catches_a_checkout_that_keeps_its_token(tmp_path):
     assert leaky.read_text() != text
     result = audit(leaky)
     assert result.returncode != 0 and "artipacked" in result.stdout + result.stderr
+
+
+def test_platform_images_are_built_for_every_environment_and_fail_on_a_blocking_finding():
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "platform-images.yml").read_text())
+    build = workflow["jobs"]["build"]
+    assert build["strategy"]["matrix"]["environment"] == ["staging", "prod"] and build["environment"] == "${{ matrix.environment }}"
+    assert workflow["concurrency"]["cancel-in-progress"] is False
+    script = build["steps"][-1]["run"]
+    assert "aws ecr wait image-scan-complete" in script and "(.CRITICAL // 0) + (.HIGH // 0)" in script and "exit 1" in script
+    # the images the workflow finds are the folders the Dockerfile checks cover
+    listing = workflow["jobs"]["list"]["steps"][-1]["run"]
+    assert "images -mindepth 2 -maxdepth 2 -name Dockerfile" in listing
