@@ -57,6 +57,10 @@ class ModelRegistryConfig(_Model):
     """external: the MLflow tracking server's URL (http:// or https://), e.g. `https://mlflow.internal.example.com`."""
     auth: RegistryAuth = RegistryAuth()
     """external: how its REST API authenticates."""
+    artifactsDestination: Annotated[str, Field(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")] | None = None
+    """external: the server's `--artifacts-destination` (s3://bucket/prefix) when it proxies artifacts (MLflow's
+    default, `--serve-artifacts`): a version's `mlflow-artifacts:/<path>` location is then read from S3 at
+    `<artifactsDestination>/<path>`. Unset: such locations are refused."""
     sagemaker: SageMakerConfig | None = None
     """sagemaker: the managed server's settings."""
 
@@ -71,7 +75,9 @@ class ModelRegistryConfig(_Model):
     def _mode(self) -> ModelRegistryConfig:
         if self.mode == "external" and (self.trackingUri is None or self.sagemaker is not None):
             raise _fail("mode external needs trackingUri (the registry's URL) and no sagemaker settings")
-        if self.mode == "sagemaker" and (self.sagemaker is None or self.trackingUri is not None or self.auth.type != "none"):
+        if self.mode == "sagemaker" and (
+            self.sagemaker is None or self.trackingUri is not None or self.auth.type != "none" or self.artifactsDestination is not None
+        ):
             raise _fail("mode sagemaker needs sagemaker {mlflowVersion} and no trackingUri or auth: clients sign with AWS credentials")
         return self
 

@@ -32,9 +32,14 @@ class ArtifactFile:
 def split_s3(uri: str) -> tuple[str, str]:
     """(bucket, key prefix ending in `/` or empty) of an s3:// URI. Raises ArtifactError for any other scheme."""
     if not uri.startswith("s3://") or len(uri) <= 5:
+        proxied = uri.startswith("mlflow-artifacts:")
         raise ArtifactError(
-            f"the artifacts are at {uri!r}, not in S3: register large weights by reference to their S3 location "
-            "(README, 'Promoting a model'), or log them to an S3 artifact store"
+            f"the artifacts are at {uri!r}, not in S3: "
+            + (
+                "the registry proxies artifacts; set modelRegistry.artifactsDestination to its --artifacts-destination (s3://...)"
+                if proxied
+                else "register large weights by reference to their S3 location (README, 'Promoting a model')"
+            )
         )
     bucket, _, key = uri[5:].partition("/")
     return bucket, (key.rstrip("/") + "/") if key else ""

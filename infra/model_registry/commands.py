@@ -45,7 +45,8 @@ def _registry(cfg: config.StackConfig, tracking_uri: str | None) -> MlflowRegist
         basic, token = credentials(cfg.modelRegistry, cfg.stack)
     except RegistryError as err:
         raise ModelsCommandError(str(err)) from None
-    return MlflowRegistry((tracking_uri or cfg.modelRegistry.trackingUri).rstrip("/"), basic, token)
+    uri = (tracking_uri or cfg.modelRegistry.trackingUri).rstrip("/")
+    return MlflowRegistry(uri, basic, token, artifacts_destination=cfg.modelRegistry.artifactsDestination)
 
 
 def _resolve(registry: MlflowRegistry, s3, name: str, ref) -> LockedModel:

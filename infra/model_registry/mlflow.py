@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import urllib.parse
 from dataclasses import dataclass
 
 import requests
@@ -93,8 +94,16 @@ class SigV4(requests.auth.AuthBase):
 class MlflowRegistry:
     """The reads the lock commands make, against one tracking server."""
 
-    def __init__(self, tracking_uri: str, basic: tuple[str, str] | None = None, token: str | None = None, signer: SigV4 | None = None):
+    def __init__(
+        self,
+        tracking_uri: str,
+        basic: tuple[str, str] | None = None,
+        token: str | None = None,
+        signer: SigV4 | None = None,
+        artifacts_destination: str | None = None,
+    ):
         self.api = f"{tracking_uri.rstrip('/')}/api/2.0/mlflow"
+        self.artifacts_destination = artifacts_destination.rstrip("/") if artifacts_destination else None
         self.session = requests.Session()
         self.session.auth = signer or basic
         if token:
@@ -142,8 +151,17 @@ class MlflowRegistry:
         run = re.fullmatch(r"runs:/([0-9a-f]+)/?(.*)", uri)
         if run:
             root = self._get("runs/get", {"run_id": run.group(1)})["run"]["info"]["artifact_uri"]
-            return f"{root.rstrip('/')}/{run.group(2)}".rstrip("/")
+            return self.in_storage(f"{root.rstrip('/')}/{run.group(2)}".rstrip("/"))
         logged = re.fullmatch(r"models:/(m-[0-9a-f]+)", uri)
         if logged:
-            return self._get(f"logged-models/{logged.group(1)}", {})["model"]["info"]["artifact_uri"]
-        return uri
+            uri = self._get(f"logged-models/{logged.group(1)}", {})["model"]["info"]["artifact_uri"]
+        return self.in_storage(uri)
+
+    def in_storage(self, uri: str) -> str:
+        """An `mlflow-artifacts:` location (a server that proxies artifacts hands these out) as the object store
+        location it stands for: the server keeps `mlflow-artifacts:/<path>` at `<artifacts destination>/<path>`
+        (mlflow/server/handlers.py, _get_artifact_repo_mlflow_artifacts). Any other URI is returned as it is."""
+        if not uri.startswith("mlflow-artifacts:") or self.artifacts_destination is None:
+            return uri
+        path = urllib.parse.urlparse(uri).path.lstrip("/")
+        return f"{self.artifacts_destination}/{path}"

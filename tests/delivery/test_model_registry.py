@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SOURCE_BUCKET = "team-models"
 ACCOUNT = "123456789012"  # moto's
 STORE = f"ml-platform-dev-models-{ACCOUNT}"
+PROXIED = f"s3://{SOURCE_BUCKET}/proxied"
 
 
 def _free_port() -> int:
@@ -42,11 +43,9 @@ def _mlflow_binary() -> str:
     return str(binary)
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(moto_server, tmp_path_factory):
-    """A real MLflow tracking server on 127.0.0.1 for the session (SQLite backend, artifacts in moto's S3);
-    stopped after it. Yields its URL."""
-    work = tmp_path_factory.mktemp("mlflow")
+def _start_mlflow(moto_server: str, work: Path, artifacts: list[str]):
+    """A real MLflow tracking server on 127.0.0.1 (SQLite backend, artifacts in moto's S3); yields its URL and
+    stops it afterwards."""
     port = _free_port()
     env = {
         **os.environ,
@@ -64,9 +63,7 @@ def mlflow_server(moto_server, tmp_path_factory):
         str(port),
         "--backend-store-uri",
         f"sqlite:///{work / 'mlflow.db'}",
-        "--default-artifact-root",
-        f"s3://{SOURCE_BUCKET}/mlflow",
-        "--no-serve-artifacts",
+        *artifacts,
         "--workers",
         "1",
     ]
@@ -91,6 +88,19 @@ def mlflow_server(moto_server, tmp_path_factory):
     except subprocess.TimeoutExpired:
         server.kill()
     log.close()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(moto_server, tmp_path_factory):
+    """The registry as the README asks teams to run it: clients write artifacts to S3 themselves."""
+    artifacts = ["--default-artifact-root", f"s3://{SOURCE_BUCKET}/mlflow", "--no-serve-artifacts"]
+    yield from _start_mlflow(moto_server, tmp_path_factory.mktemp("mlflow"), artifacts)
+
+
+@pytest.fixture(scope="session")
+def proxied_mlflow_server(moto_server, tmp_path_factory):
+    """MLflow's default setup: the server proxies artifacts (mlflow-artifacts:/) into its destination in S3."""
+    yield from _start_mlflow(moto_server, tmp_path_factory.mktemp("mlflow-proxied"), ["--artifacts-destination", PROXIED])
 
 
 class Registry:
@@ -446,3 +456,28 @@ def test_sagemaker_mode_signs_its_requests_and_locks_against_the_stacks_server(r
         "arn:aws:sagemaker:us-west-2:123456789012:mlflow-tracking-server/ml-platform-dev"
     }
     assert cli.main(["plan", *args]) == 0
+
+
+def test_a_proxying_registrys_artifacts_are_read_at_its_destination(registry, proxied_mlflow_server, tmp_path, capsys):
+    client = Registry(proxied_mlflow_server)
+    name = registry["name"]
+    client.call("registered-models/create", {"name": name})
+    run = client.call("runs/create", {"experiment_id": "0"})["run"]["info"]
+    assert run["artifact_uri"].startswith("mlflow-artifacts:")
+    # A data scientist logs the model through the server, which writes it into its destination in S3.
+    path = run["artifact_uri"].split(":", 1)[1].lstrip("/")
+    upload = f"{proxied_mlflow_server}/api/2.0/mlflow-artifacts/artifacts/{path}/model/weights.bin"
+    requests.put(upload, data=b"w" * 2048, timeout=30).raise_for_status()
+    version = client.call("model-versions/create", {"name": name, "source": f"runs:/{run['run_id']}/model", "run_id": run["run_id"]})
+    client.alias(name, "champion", version["model_version"]["version"])
+    where = project(tmp_path, proxied_mlflow_server, name)
+    args = ["--stack", "dev", "--project-dir", str(where)]
+    assert cli.main(["models", "lock", *args]) == 2
+    assert "the registry proxies artifacts; set modelRegistry.artifactsDestination" in capsys.readouterr().err
+    document = yaml.safe_load((where / "Pulumi.dev.yaml").read_text())
+    document["config"]["ml-platform:modelRegistry"]["artifactsDestination"] = PROXIED
+    (where / "Pulumi.dev.yaml").write_text(yaml.safe_dump(document))
+    assert cli.main(["models", "lock", *args]) == 0
+    entry = lockfile.read(where / "models.dev.lock.yaml").models["chat"]
+    assert entry.artifactUri == f"{PROXIED}/{path}/model" and [(f.key, f.size) for f in entry.files] == [("weights.bin", 2048)]
+    assert cli.main(["models", "sync", *args]) == 0
