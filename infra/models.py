@@ -102,6 +102,36 @@ def placement_problems(cfg: config.StackConfig) -> list[tuple[str, str]]:
                 )
     problems += fit_problems(cfg, contract_pools)
     problems += disk_problems(cfg, contract_pools)
+    problems += fast_pull_problems(cfg)
+    return problems
+
+
+# nodeadm turns FastImagePull on only on nodes with at least 4 vCPUs and 7 GiB of memory
+# (amazon-eks-ami nodeadm/internal/containerd/config.go); smaller nodes pull as before, silently.
+FAST_PULL_MIN_VCPUS = 4
+FAST_PULL_MIN_GIB = 7
+
+
+def fast_pull_problems(cfg: config.StackConfig) -> list[tuple[str, str]]:
+    """Managed pools with fastImagePull whose instance types are too small for nodeadm to turn it on: the pool
+    would pull as before while the estimate counts the faster pull. Types this program cannot size are passed."""
+    problems = []
+    for name, pool in sorted(cfg.nodePools.items()):
+        if not pool.fastImagePull or not isinstance(pool, config.ManagedPoolConfig):
+            continue
+        small = []
+        for instance_type in pool.instanceTypes:
+            sized = capacity.vcpus_and_gib(instance_type)
+            if sized is not None and (sized[0] < FAST_PULL_MIN_VCPUS or sized[1] < FAST_PULL_MIN_GIB):
+                small.append(f"{instance_type} ({sized[0]} vCPUs, {sized[1]:g} GiB)")
+        if small:
+            problems.append(
+                (
+                    f"nodePools.{name}.fastImagePull",
+                    f"nodeadm turns FastImagePull on only with {FAST_PULL_MIN_VCPUS} vCPUs and {FAST_PULL_MIN_GIB} GiB or more, "
+                    f"which {', '.join(small)} lack(s): use larger types, or remove fastImagePull",
+                )
+            )
     return problems
 
 

@@ -199,6 +199,15 @@ def _sized(instance_type: str) -> tuple[int, str] | None:
     return per_vcpu, size
 
 
+def vcpus_and_gib(instance_type: str) -> tuple[int, float] | None:
+    """(vCPUs, memory in GiB) of a type this module can size (_sized), else None."""
+    sized = _sized(instance_type)
+    if sized is None:
+        return None
+    per_vcpu, size = sized
+    return VCPUS[size], float(VCPUS[size] * per_vcpu)
+
+
 def max_pods(instance_type: str) -> int | None:
     """Pods a managed node group's node of the type runs: its ENIs' addresses, capped by EKS at 110 below 30
     vCPUs and 250 above (EKS user guide, "Choosing an instance type", How maxPods is determined)."""

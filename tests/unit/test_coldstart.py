@@ -382,3 +382,17 @@ def test_streaming_asked_for_in_args_is_a_config_error():
     with pytest.raises(Exception, match=r"stream with source\.loadFormat runai_streamer"):
         config.ModelConfig.model_validate({**GPU_MODEL, "args": ["--load-format", "runai_streamer"]})
     config.ModelConfig.model_validate({**GPU_MODEL, "args": ["--load-format", "safetensors"]})  # another format is the user's
+
+
+def test_fast_image_pull_on_nodes_too_small_for_it_is_a_config_error():
+    from ml_platform.infra.offline import stack_files
+
+    raw = dict(stack_files.read_stack("staging").values)
+    pools_config = json.loads(raw["ml-platform:nodePools"])
+    pools_config["small"] = {"instanceTypes": ["m6i.large"], "minSize": 1, "maxSize": 2, "fastImagePull": True}
+    raw["ml-platform:nodePools"] = json.dumps(pools_config)
+    (problem,) = [p for p in models.placement_problems(config.parse(raw, "staging")) if p[0] == "nodePools.small.fastImagePull"]
+    assert "m6i.large (2 vCPUs, 8 GiB)" in problem[1]
+    pools_config["small"]["instanceTypes"] = ["m6i.xlarge"]
+    raw["ml-platform:nodePools"] = json.dumps(pools_config)
+    assert not [p for p in models.placement_problems(config.parse(raw, "staging")) if p[0].endswith("fastImagePull")]
