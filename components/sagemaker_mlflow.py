@@ -125,8 +125,10 @@ class SageMakerMlflow(pulumi.ComponentResource):
             tracking_server_size=args.size,
             weekly_maintenance_window_start=args.weekly_maintenance_window_start,
             tags=dict(args.tags),
-            # The server checks its role's access when it is created: the policy comes first.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[access], protect=args.protect),
+            # The server checks its role's access when it is created: the policy comes first. Its name is fixed
+            # (the lock commands build its ARN), so a replacement must delete the old server before it can
+            # create the new one.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[access], protect=args.protect, delete_before_replace=True),
         )
         self.arn = server.arn
         self.url = server.tracking_server_url

@@ -530,8 +530,8 @@ def build(cfg: config.StackConfig) -> None:
     )
 
     registry_server = None
-    if cfg.modelRegistry is not None and cfg.modelRegistry.mode == "sagemaker" and cfg.preview is None:
-        # A preview serves its base stack's lock, resolved against the base's server: it makes none of its own.
+    if cfg.modelRegistry is not None and cfg.modelRegistry.mode == "sagemaker" and lockfile.server_stack(cfg) == cfg.stack:
+        # A preview (its base's) or a reproduction (serverOfStack: its source's) uses another stack's server.
         settings = cfg.modelRegistry.sagemaker
         registry_server = SageMakerMlflow(
             "model-registry",

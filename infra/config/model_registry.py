@@ -37,9 +37,14 @@ class RegistryAuth(_Model):
 
 
 class SageMakerConfig(_Model):
-    mlflowVersion: Annotated[str, Field(pattern=r"^[0-9]+\.[0-9]+(\.[0-9]+)?$")]
-    """The MLflow version SageMaker runs, one it offers (SageMaker developer guide, "How it works"); required,
-    never SageMaker's default, so the version is pinned. Changing it replaces the server and its records."""
+    mlflowVersion: Annotated[str, Field(pattern=r"^[0-9]+\.[0-9]+$")]
+    """The MLflow version SageMaker runs, major.minor as it stores it (`3.0`; the AWS provider normalises a
+    patch level away, so `3.0.0` would differ from the stored value at every update), one it offers (SageMaker
+    developer guide, "Integrate MLflow with your environment"); required, never SageMaker's default, so the
+    version is pinned. Changing it replaces the server and its records."""
+    serverOfStack: str | None = None
+    """Use the tracking server of this stack (`ml-platform-<stack>`) and make none: a reproduction serves its
+    source's registry (`reproduce` sets it). Unset: this stack's own server."""
     size: Literal["Small", "Medium", "Large"] = "Small"
     """The tracking server's size."""
     weeklyMaintenanceWindowStart: Annotated[str, Field(pattern=r"^(MON|TUE|WED|THU|FRI|SAT|SUN):([01][0-9]|2[0-3]):[0-5][0-9]$")] | None = (

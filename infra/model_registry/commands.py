@@ -39,7 +39,7 @@ def _registry(cfg: config.StackConfig, tracking_uri: str | None) -> MlflowRegist
         if aws_credentials is None:
             raise ModelsCommandError("modelRegistry is SageMaker's: requests are signed with AWS credentials, and there are none")
         account = session.client("sts").get_caller_identity()["Account"]
-        arn = tracking_server_arn(lockfile.lock_stack(cfg), cfg.region, account, session.get_partition_for_region(cfg.region))
+        arn = tracking_server_arn(lockfile.server_stack(cfg), cfg.region, account, session.get_partition_for_region(cfg.region))
         return MlflowRegistry(tracking_uri or sagemaker_endpoint(cfg.region), signer=SigV4(aws_credentials, cfg.region, arn))
     try:
         basic, token = credentials(cfg.modelRegistry, cfg.stack)

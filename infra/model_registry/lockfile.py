@@ -85,13 +85,20 @@ def lock_stack(cfg: config.StackConfig) -> str:
     return cfg.preview.base_stack_name if cfg.preview is not None else cfg.stack
 
 
+def server_stack(cfg: config.StackConfig) -> str:
+    """The stack whose SageMaker tracking server a stack uses: sagemaker.serverOfStack (a reproduction's
+    source), else the stack whose lock it serves (a preview's base, or itself)."""
+    settings = cfg.modelRegistry.sagemaker if cfg.modelRegistry is not None else None
+    return settings.serverOfStack if settings is not None and settings.serverOfStack else lock_stack(cfg)
+
+
 def registry_id(cfg: config.StackConfig) -> str:
     """What a lock records as its registry (`trackingUri`): an external registry's URL, or for SageMaker's
     managed server `sagemaker:<its name>` (the server of the stack whose lock it is: a preview's base's)."""
     if cfg.modelRegistry is None:
         return ""
     if cfg.modelRegistry.mode == "sagemaker":
-        return f"sagemaker:{tracking_server_name(lock_stack(cfg))}"
+        return f"sagemaker:{tracking_server_name(server_stack(cfg))}"
     return str(cfg.modelRegistry.trackingUri)
 
 

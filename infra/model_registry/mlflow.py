@@ -5,6 +5,7 @@ program's pins; the tests run a real MLflow server against it."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import urllib.parse
@@ -71,8 +72,10 @@ def sagemaker_endpoint(region: str) -> str:
 class SigV4(requests.auth.AuthBase):
     """Signs each request with AWS Signature Version 4 for SageMaker's managed MLflow, as its own client plugin
     (aws/sagemaker-mlflow) does: service `sagemaker-mlflow`, the tracking server's ARN in the
-    `x-mlflow-sm-tracking-server-arn` header, the `Connection` header left out of the signature. The credentials
-    are boto3's default chain (the same the S3 calls use)."""
+    `x-mlflow-sm-tracking-server-arn` header, the body's SHA-256 signed in `X-Amz-Content-SHA256`, the
+    `Connection` header left out of the signature. (The plugin also rewrites `+` to `%20` in query strings;
+    registered model names and aliases here have no spaces, so no `+` occurs.) The credentials are boto3's
+    default chain (the same the S3 calls use)."""
 
     def __init__(self, credentials, region: str, server_arn: str):
         self.credentials = credentials
@@ -84,6 +87,8 @@ class SigV4(requests.auth.AuthBase):
         from botocore.awsrequest import AWSRequest
 
         request.headers["x-mlflow-sm-tracking-server-arn"] = self.server_arn
+        body = request.body or b""
+        request.headers["X-Amz-Content-SHA256"] = hashlib.sha256(body.encode() if isinstance(body, str) else body).hexdigest()
         headers = {key: value for key, value in request.headers.items() if key.lower() != "connection"}
         signed = AWSRequest(method=request.method, url=request.url, data=request.body, headers=headers)
         SigV4Auth(self.credentials.get_frozen_credentials(), SAGEMAKER_SERVICE, self.region).add_auth(signed)

@@ -176,12 +176,20 @@ def test_zizmor_catches_a_checkout_that_keeps_its_token(tmp_path):
 
 
 def test_platform_images_are_built_for_every_environment_and_fail_on_a_blocking_finding():
+    import subprocess
+
     workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "platform-images.yml").read_text())
-    build = workflow["jobs"]["build"]
-    assert build["strategy"]["matrix"]["environment"] == ["staging", "prod"] and build["environment"] == "${{ matrix.environment }}"
+    jobs = workflow["jobs"]
+    assert jobs["staging"]["environment"] == "staging" and jobs["prod"]["environment"] == "prod"
+    assert "staging" in jobs["prod"]["needs"], "prod takes only what passed staging's scan"
+    assert jobs["check"]["if"].startswith("github.event_name == 'pull_request'") and "id-token" not in jobs["check"]["permissions"]
     assert workflow["concurrency"]["cancel-in-progress"] is False
-    script = build["steps"][-1]["run"]
-    assert "aws ecr wait image-scan-complete" in script and "(.CRITICAL // 0) + (.HIGH // 0)" in script and "exit 1" in script
+    for job in ("staging", "prod"):
+        assert jobs[job]["steps"][-1]["run"] == "bash .github/scripts/publish-image.sh"
+    script = ROOT / ".github" / "scripts" / "publish-image.sh"
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    text = script.read_text()
+    assert "COMPLETE | ACTIVE) break" in text and "start-image-scan" in text and "(.CRITICAL // 0) + (.HIGH // 0)" in text
+    assert "grep -q ImageNotFoundException" in text, "only a missing image is built again; other errors stop"
     # the images the workflow finds are the folders the Dockerfile checks cover
-    listing = workflow["jobs"]["list"]["steps"][-1]["run"]
-    assert "images -mindepth 2 -maxdepth 2 -name Dockerfile" in listing
+    assert "images -mindepth 2 -maxdepth 2 -name Dockerfile" in jobs["list"]["steps"][-1]["run"]

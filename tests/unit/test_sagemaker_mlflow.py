@@ -99,3 +99,40 @@ def test_requests_are_signed_for_sagemaker_mlflow_with_the_servers_arn():
     signed = authorization.split("SignedHeaders=")[1].split(",")[0].split(";")
     assert "x-mlflow-sm-tracking-server-arn" in signed and "connection" not in signed and "host" in signed
     assert request.headers["x-mlflow-sm-tracking-server-arn"] == arn and request.headers["X-Amz-Security-Token"] == "token"
+
+
+def test_a_reproduction_uses_its_sources_server_and_makes_none(plans, tmp_path):
+    import shutil
+
+    from ml_platform.infra.delivery import reproduce
+    from ml_platform.infra.offline import plan as offline_plan
+    from tests.helpers import ROOT
+
+    for name in ("Pulumi.yaml", "Pulumi.staging.yaml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    reproduce.write(tmp_path, "staging", "repro-1", plans["staging"].outputs)
+    copy = config.parse(stack_files.read_stack("repro-1", tmp_path).values, "repro-1")
+    assert copy.modelRegistry.sagemaker.serverOfStack == "staging"
+    assert lockfile.registry_id(copy) == "sagemaker:ml-platform-staging"
+    plan = offline_plan.run("repro-1", stack_files.read_stack("repro-1", tmp_path))
+    assert not [r for r in plan.resources if r["type"] == SERVER], "no second (paid, empty) tracking server"
+
+
+def test_a_patch_level_version_is_refused_since_aws_stores_major_minor():
+    raw = dict(stack_files.read_stack("staging").values)
+    raw["ml-platform:modelRegistry"] = json.dumps({"mode": "sagemaker", "sagemaker": {"mlflowVersion": "3.0.0"}})
+    with pytest.raises(config.ConfigError, match="mlflowVersion"):
+        config.parse(raw, "staging")
+
+
+def test_the_server_is_deleted_before_it_is_replaced(plans):
+    (server,) = [r for r in plans["staging"].resources if r["type"] == SERVER]
+    assert server["deleteBeforeReplace"] is True, "its name is fixed: two cannot exist at once"
+
+
+def test_the_signature_covers_the_body_hash():
+    signer = SigV4(Credentials("AKIDEXAMPLE", "secret"), "us-west-2", "arn:aws:sagemaker:us-west-2:1:mlflow-tracking-server/x")
+    url = f"{sagemaker_endpoint('us-west-2')}/api/2.0/mlflow/runs/get"
+    request = requests.Request("GET", url, params={"run_id": "r"}, auth=signer).prepare()
+    assert request.headers["X-Amz-Content-SHA256"] == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"  # sha256 of b""
+    assert "x-amz-content-sha256" in request.headers["Authorization"].split("SignedHeaders=")[1].split(",")[0]
