@@ -51,8 +51,14 @@ def _cross_checks(cfg: StackConfig) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
     prod = cfg.environment == "prod"
 
-    if not re.fullmatch(r"[a-z][a-z0-9-]{0,29}", cfg.stack):
-        problems.append(("stack", f"'{cfg.stack}' must be 1-30 lowercase letters, digits or '-': it names the cluster and the bucket"))
+    if not re.fullmatch(r"[a-z](?:[a-z0-9-]{0,28}[a-z0-9])?", cfg.stack):
+        problems.append(
+            (
+                "stack",
+                f"'{cfg.stack}' must be 1-30 lowercase letters, digits or '-', starting with a letter and not ending in '-': "
+                "it names the cluster, the bucket and the registry server",
+            )
+        )
 
     if cfg.network.availabilityZones is not None:
         for index, zone in enumerate(cfg.network.availabilityZones):

@@ -30,7 +30,7 @@ class PreviewConfig(_Model):
     @field_validator("baseStack")
     @classmethod
     def _base_stack(cls, value: str) -> str:
-        if not re.fullmatch(r"(?:[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/)?[a-z][a-z0-9-]{0,29}", value):
+        if not re.fullmatch(r"(?:[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/)?[a-z](?:[a-z0-9-]{0,28}[a-z0-9])?", value):
             raise _fail(f"'{value}' is not a stack name (`dev`) or a fully qualified one (`<org>/ml-platform/dev`)")
         return value
 

@@ -22,7 +22,7 @@ from ml_platform.infra.model_registry import lockfile
 from ml_platform.infra.offline import plan as offline_plan
 from ml_platform.infra.offline import stack_files
 
-_STACK_NAME = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
+_STACK_NAME = re.compile(r"^[a-z](?:[a-z0-9-]{0,28}[a-z0-9])?$")
 
 
 class ReproduceError(Exception):
@@ -186,7 +186,10 @@ def check_plans(project_dir: Path, name: str, document: dict[str, Any], lock: lo
 
 def write(project_dir: Path, source_stack: str, name: str, outputs: dict[str, Any]) -> Path:
     if not _STACK_NAME.match(name):
-        raise ReproduceError(f"'{name}' must be 1-30 lowercase letters, digits or '-' (it names the cluster and the bucket)")
+        raise ReproduceError(
+            f"'{name}' must be 1-30 lowercase letters, digits or '-', starting with a letter and not ending in '-' "
+            "(it names the cluster, the bucket and the registry server)"
+        )
     source_path = project_dir / f"Pulumi.{source_stack}.yaml"
     if not source_path.exists():
         raise ReproduceError(f"no stack file {source_path.name}")

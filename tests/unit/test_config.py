@@ -974,3 +974,9 @@ def test_a_model_may_not_read_the_platforms_own_prefixes(prefix):
     assert set(PLATFORM_PREFIXES) == {artifacts.STORE_PREFIX, model_store.COMPILE_CACHE_PREFIX, sagemaker_mlflow.ARTIFACT_PREFIX}
     with pytest.raises(Exception, match="under one of the platform's prefixes"):
         ModelSource.model_validate({"s3Prefix": prefix})
+
+
+def test_a_stack_name_ending_in_a_dash_is_refused():
+    # AWS names the cluster, the bucket and SageMaker's tracking server after it; none may end in '-'.
+    with pytest.raises(config.ConfigError, match="not ending in '-'"):
+        config.parse(raw_config(**minimal_sections()), "staging-")
