@@ -341,6 +341,7 @@ def model_spec(
         metrics_path=model.metricsPath,
         startup_seconds=model.startupSeconds or start.probe_budget,
         rollout_seconds=start.rollout_budget,
+        cold_start_seconds=round(start.worst_seconds),
         weights_gib=coldstart.weights_gib(model),
         min_replicas=model.replicas.min,
         max_replicas=model.replicas.max,

@@ -8,6 +8,7 @@ import math
 from ml_platform.components import quantity
 from ml_platform.components.model_service.spec import (
     CACHE_DIR,
+    COLD_START_ANNOTATION,
     DRAIN_SECONDS,
     HOME_DIR,
     HUB_TOKEN_DIR,
@@ -358,7 +359,9 @@ def deployment(spec: ModelSpec) -> dict:
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": meta(spec),
+        "metadata": meta(
+            spec, **({"annotations": {COLD_START_ANNOTATION: str(spec.cold_start_seconds)}} if spec.cold_start_seconds else {})
+        ),
         "spec": {
             # No `replicas`: the autoscaler owns it, and a `pulumi up` must not reset it.
             "selector": {"matchLabels": {"app.kubernetes.io/name": spec.name}},

@@ -16,6 +16,7 @@ HUB_TOKEN_DIR = "/var/run/secrets/hub"
 TRITON_GRPC_PORT = 8001
 TRITON_METRICS_PORT = 8002
 DRAIN_SECONDS = 15  # time for endpoints to drop the pod before it stops taking requests
+COLD_START_ANNOTATION = "ml-platform/cold-start-seconds"
 WEIGHTS_READY_MARKER = ".ml-platform-synced"
 """The object `models sync` writes last under a locked version's prefix: its weights are complete."""
 
@@ -116,6 +117,10 @@ class ModelSpec:
     """Size of the weights in GiB: sizes the weights volume (10% headroom) and the pod's ephemeral-storage request,
     so the scheduler picks a node with room and the kubelet evicts nothing else for it; 0: unsized (no limit, no
     request)."""
+    cold_start_seconds: int = 0
+    """Estimated time from a pending pod on a new node to serving, seconds (infra/coldstart.py, with a cold
+    compile cache), recorded on the Deployment as COLD_START_ANNOTATION for people and the offline plan's
+    first-deploy estimate; 0: not estimated."""
     rollout_seconds: int = 0
     """Longest time a new replica takes from a pending pod (a new node, the image pull, the weights' copy) to
     ready, seconds: Pulumi waits for the Deployment this long and 20 minutes more. 0: startup_seconds."""

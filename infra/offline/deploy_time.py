@@ -11,9 +11,11 @@ the issue that asked for this estimate reports them (EKS cluster ~10 min; manage
 1.5-2 min; kube-prometheus-stack ~4 min; other Helm releases ~1.5 min); a NAT gateway takes 1-2 minutes to become
 available (Amazon VPC user guide, "NAT gateway basics": state `pending` until `available`); a chart of CRDs only
 (nothing to wait for but the API server) well under a minute. A model server's Deployment with replicas is ready
-after a node is launched (about a minute) and the server has started: for a GPU model the published breakdown in
-issue #16 (Llama-3.1-8B on one L40S: 294 s from start to serving, the image pull on top), so 6 minutes; a CPU
-model 2 minutes. Anything else (IAM, KMS, S3, other Kubernetes objects, a Deployment scaled to zero) is seconds.
+after a node is launched and the server has started: the model's own cold-start estimate, which the platform
+records on its Deployment (ml-platform/cold-start-seconds, infra/coldstart.py: node, image pull, weights, load,
+compile with a cold cache, initialisation); without one, 6 minutes for a GPU model (the published breakdown in
+issue #16, 294 s from start to serving for Llama-3.1-8B on one L40S, the image pull on top) and 2 for a CPU
+model. Anything else (IAM, KMS, S3, other Kubernetes objects, a Deployment scaled to zero) is seconds.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from ml_platform.components.model_service.spec import COLD_START_ANNOTATION
 
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 DURATIONS: dict[str, float] = {
@@ -58,6 +62,9 @@ def duration(resource: Mapping[str, Any]) -> float:
         spec = resource["inputs"]["spec"]
         if spec.get("replicas", 1) == 0:  # absent: Kubernetes makes one
             return KUBERNETES_DEFAULT
+        estimate = ((resource["inputs"].get("metadata") or {}).get("annotations") or {}).get(COLD_START_ANNOTATION)
+        if estimate:
+            return float(estimate)  # the model's own cold-start estimate (infra/coldstart.py)
         containers = spec["template"]["spec"]["containers"]
         gpus = any("nvidia.com/gpu" in (c.get("resources", {}).get("limits") or {}) for c in containers)
         return MODEL_GPU if gpus else MODEL_CPU

@@ -103,3 +103,17 @@ def test_models_wait_for_their_capacity_and_the_controllers_for_the_system_pool_
     for name in ("addons-aws-ebs-csi-driver", "addons-coredns", "monitoring-kube-prometheus-stack", "karpenter-controller", "serving-keda"):
         assert not set(gpu_pools) & set(by_name[name]["dependencies"]), name
     assert by_name["addons-coredns"]["urn"] in by_name["serving-keda"]["dependencies"]
+
+
+def test_a_models_own_cold_start_estimate_is_its_duration(plans):
+    from ml_platform.components.model_service.spec import COLD_START_ANNOTATION
+    from ml_platform.infra import config, models
+    from ml_platform.infra.offline import deploy_time, stack_files
+
+    cfg = config.parse(stack_files.read_stack("prod").values, "prod")
+    (deployment,) = [r for r in plans["prod"].resources if r["name"] == "model-chat-deployment"]
+    expected = round(models.cold_start("chat", cfg.models["chat"], cfg).worst_seconds)
+    assert deployment["inputs"]["metadata"]["annotations"][COLD_START_ANNOTATION] == str(expected)
+    assert deploy_time.duration(deployment) == expected != deploy_time.MODEL_GPU
+    unannotated = {**deployment, "inputs": {**deployment["inputs"], "metadata": {**deployment["inputs"]["metadata"], "annotations": {}}}}
+    assert deploy_time.duration(unannotated) == deploy_time.MODEL_GPU
