@@ -15,9 +15,11 @@ class ServingConfig(_Model):
     loaderImage: ImageRef = ImageRef(repository=versions.LOADER_IMAGE[0], tag=versions.LOADER_IMAGE[1])
     """AWS CLI image of the init step that copies weights from the model store (needs a digest in prod)."""
     loaderTransferClient: Literal["crt", "classic", "auto"] = "crt"
-    """The AWS CLI's S3 transfer client for the weights' copy and the compile cache (its `preferred_transfer_client`):
+    """The AWS CLI's S3 transfer client for the weights' copy (its `preferred_transfer_client`; the compile cache,
+    small, always moves with `classic`):
     `crt`, the AWS Common Runtime's parallel C client; `classic`, the Python one (10 requests at a time); `auto`,
-    crt only on the instance types the CLI lists (p4d, p5 and a few more). Only local NVMe lets crt's speed show:
+    crt on the instance types the CLI's own list names (p4d and p5 in 2.36; aws/aws-cli#10676 adds GPU families
+    from 2.37). Only local NVMe lets crt's speed show:
     a gp3 root volume takes 125 MiB/s whatever the client."""
     imageRegistryPrefix: str | None = None
     """Registry prefix the models' platform images are pulled from (default: this stack's `registries.prefix`).
