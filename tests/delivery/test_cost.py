@@ -57,3 +57,12 @@ def test_markdown_and_cli(plans, capsys):
     assert cli.main(["cost", "--stack", "staging"]) == 0
     out = capsys.readouterr().out
     assert "estimated monthly cost of stack 'staging'" in out and "prices: us-west-2, 2026-11-23" in out
+
+
+def test_a_billed_resource_without_a_price_is_listed_as_not_priced(plans):
+    from ml_platform.infra.delivery import cost
+
+    items = cost.estimate(plans["staging"].resources)
+    (registry,) = [i for i in items if i.name.startswith("SageMaker MLflow tracking server")]
+    assert registry.note.startswith("not priced:") and registry.floor == registry.ceiling == 0
+    assert not [i for i in cost.estimate(plans["dev"].resources) if i.name.startswith("SageMaker")]
