@@ -154,16 +154,23 @@ def without_alert_receivers(config: dict[str, Any]) -> dict[str, Any]:
     return {**config, key: monitoring}
 
 
-def copied_lock(project_dir: Path, source_stack: str, name: str) -> lockfile.LockFile | None:
+def copied_lock(project_dir: Path, source_stack: str, name: str, source_store: str | None = None) -> lockfile.LockFile | None:
     """The source stack's model lock for the copy: the same versions, files and fingerprints (None when the
-    source has no lock). Raises ReproduceError for an unreadable lock."""
+    source has no lock). `source_store`: the source's model store bucket, whose copy of each version becomes a
+    mirror `models sync` falls back to when the registry's files are gone. Raises ReproduceError for an
+    unreadable lock."""
     source = lockfile.path(project_dir, source_stack)
     if not source.exists():
         return None
     try:
-        return lockfile.read(source).model_copy(update={"stack": name})
+        lock = lockfile.read(source)
     except lockfile.LockFileError as err:
         raise ReproduceError(str(err)) from None
+    models = {}
+    for model, entry in lock.models.items():
+        mirrors = [*entry.mirrors, f"s3://{source_store}/{entry.prefix}"] if source_store else entry.mirrors
+        models[model] = entry.model_copy(update={"mirrors": mirrors})
+    return lock.model_copy(update={"stack": name, "models": models})
 
 
 def check_plans(project_dir: Path, name: str, document: dict[str, Any], lock: lockfile.LockFile | None = None) -> None:
@@ -201,7 +208,8 @@ def write(project_dir: Path, source_stack: str, name: str, outputs: dict[str, An
     except stack_files.StackFileError as err:
         raise ReproduceError(str(err)) from None
     document = reproduction(source, outputs, source_stack)
-    lock = copied_lock(project_dir, source_stack, name)
+    store = outputs.get("modelStoreBucket") if isinstance(outputs, dict) else None
+    lock = copied_lock(project_dir, source_stack, name, store if isinstance(store, str) else None)
     check_plans(project_dir, name, document, lock)
     header = (
         f"# A reproduction of '{source_stack}' (python -m infra reproduce): its versions, images and shape, ephemeral.\n"

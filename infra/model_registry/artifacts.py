@@ -60,8 +60,8 @@ def list_files(s3, uri: str) -> list[ArtifactFile]:
     files = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
-            if item["Key"].endswith("/") and item["Size"] == 0:
-                continue
+            if (item["Key"].endswith("/") and item["Size"] == 0) or item["Key"] == prefix + WEIGHTS_READY_MARKER:
+                continue  # folder markers, and the platform's own marker in a store's copy (a mirror)
             files.append(ArtifactFile(item["Key"][len(prefix) :], int(item["Size"]), item["ETag"].strip('"')))
     if not files:
         raise ArtifactError(f"no files at {uri}")
@@ -102,7 +102,9 @@ def present(s3, files: list[ArtifactFile], bucket: str, prefix: str) -> tuple[li
     return missing, there
 
 
-def copy(s3, source_uri: str, files: list[ArtifactFile], bucket: str, prefix: str, dry_run: bool = False) -> tuple[list[str], list[str]]:
+def copy(
+    s3, source_uri: str, files: list[ArtifactFile], bucket: str, prefix: str, dry_run: bool = False, mirrors: list[str] = ()
+) -> tuple[list[str], list[str]]:
     """Copy `files` (the lock's listing) from `source_uri` to s3://bucket/prefix, server side (boto3's managed
     copy: multipart above its threshold, so files beyond 5 GB copy too), each only if its source still has the
     locked ETag (CopySourceIfMatch: a file rewritten between the check and the copy fails the copy rather than
@@ -113,7 +115,8 @@ def copy(s3, source_uri: str, files: list[ArtifactFile], bucket: str, prefix: st
     if not missing:
         _mark_ready(s3, bucket, prefix, dry_run)
         return [], there
-    changed = differences(files, list_files(s3, source_uri))
+    source_uri, listing = _first_with_files(s3, [source_uri, *mirrors])
+    changed = differences(files, listing)
     if changed:
         raise ArtifactError(f"the artifacts at {source_uri} changed since the lock: " + "; ".join(changed))
     source_bucket, source_prefix = split_s3(source_uri)
@@ -131,6 +134,16 @@ def copy(s3, source_uri: str, files: list[ArtifactFile], bucket: str, prefix: st
         copied.append(key)
     _mark_ready(s3, bucket, prefix, dry_run)
     return copied, there
+
+
+def _first_with_files(s3, uris: list[str]) -> tuple[str, list[ArtifactFile]]:
+    """The first of `uris` that still holds files, with its listing. Raises ArtifactError naming them all."""
+    for uri in uris:
+        try:
+            return uri, list_files(s3, uri)
+        except ArtifactError:
+            continue
+    raise ArtifactError(f"no files at {' nor '.join(uris)}")
 
 
 def _mark_ready(s3, bucket: str, prefix: str, dry_run: bool) -> None:

@@ -197,7 +197,7 @@ def sync(cfg: config.StackConfig, project_dir: Path, bucket: str | None = None, 
     for name in wanted:
         entry = locked.models[name]
         try:
-            copied, skipped = artifacts.copy(s3, entry.artifactUri, entry.artifact_files, bucket, entry.prefix, dry_run)
+            copied, skipped = artifacts.copy(s3, entry.artifactUri, entry.artifact_files, bucket, entry.prefix, dry_run, entry.mirrors)
         except artifacts.ArtifactError as err:
             failed.append(f"{name} ({entry.registeredModel} version {entry.version}): {err}")
             continue

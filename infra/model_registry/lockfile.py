@@ -48,6 +48,9 @@ class LockedModel(_Model):
     """sha256 over the files' keys, sizes and ETags (artifacts.fingerprint); it names the store prefix, so it
     must be the fingerprint of `files` (resolve checks)."""
     files: list[LockedFile]
+    mirrors: list[Annotated[str, Field(pattern=r"^s3://.+/$")]] = []
+    """Other copies of the same files, tried in order when artifactUri no longer has them: a reproduction's
+    source store (`reproduce` adds it)."""
 
     @property
     def artifact_files(self) -> list[ArtifactFile]:

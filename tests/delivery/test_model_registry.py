@@ -307,8 +307,23 @@ def test_previews_serve_their_base_stacks_lock_and_reproduce_copies_it(registry,
     assert cli.main(["reproduce", "--from", "dev", "--as", "repro-1", "--outputs", str(outputs), "--project-dir", str(where)]) == 0
     copy = lockfile.read(where / "models.repro-1.lock.yaml")
     source = lockfile.read(where / "models.dev.lock.yaml")
-    assert copy.stack == "repro-1" and copy.models == source.models
+    entry = source.models["chat"]
+    assert copy.stack == "repro-1" and copy.models["chat"].model_copy(update={"mirrors": []}) == entry
+    assert copy.models["chat"].mirrors == [f"s3://{STORE}/{entry.prefix}"], "dev's store holds the same files"
     assert "models sync --stack repro-1" in capsys.readouterr().out
+
+    # dev synced the version; the registry's files are cleaned up; the copy still gets them, from dev's store
+    args = ["--stack", "dev", "--project-dir", str(where)]
+    assert cli.main(["models", "sync", *args]) == 0
+    s3 = registry["s3"]
+    for item in s3.list_objects_v2(Bucket=SOURCE_BUCKET, Prefix=f"weights/{name}/v1/")["Contents"]:
+        s3.delete_object(Bucket=SOURCE_BUCKET, Key=item["Key"])
+    s3.create_bucket(Bucket="copy-store", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    capsys.readouterr()
+    repro = ["--stack", "repro-1", "--project-dir", str(where), "--bucket", "copy-store"]
+    assert cli.main(["models", "sync", *repro]) == 0, capsys.readouterr()
+    assert "copied 2, present 0" in capsys.readouterr().out
+    assert {o["Key"] for o in s3.list_objects_v2(Bucket="copy-store")["Contents"]} >= {entry.prefix + f.key for f in entry.files}
 
 
 def test_a_version_made_again_with_other_files_is_caught_and_lands_apart(registry, tmp_path, capsys):
