@@ -122,14 +122,7 @@ def verify(cfg: config.StackConfig, project_dir: Path, tracking_uri: str | None 
         return 0
     owner = lockfile.lock_stack(cfg)
     file = lockfile.path(project_dir, owner)
-    if not file.exists():
-        raise ModelsCommandError(f"no lock file {file.name}: run `python -m infra models lock --stack {owner}`")
-    locked = lockfile.read(file)
-    if locked.stack != owner or locked.trackingUri != lockfile.registry_id(cfg):
-        raise ModelsCommandError(
-            f"{file.name} was written for stack '{locked.stack}' against {locked.trackingUri}, not '{owner}' against "
-            f"{lockfile.registry_id(cfg) or 'no registry'}: run `python -m infra models lock --stack {owner}`"
-        )
+    locked = lockfile.load(cfg, project_dir)  # the stack's own lock, against its registry (exit 2 otherwise)
     registry = _registry(cfg, tracking_uri)
     s3 = boto3.client("s3", region_name=cfg.region)
     stale = []
@@ -179,12 +172,11 @@ def sync(cfg: config.StackConfig, project_dir: Path, bucket: str | None = None, 
     """Copy each locked version into the store its pods read: the stack's, or a preview's base stack's (every
     preview serves from its base's store). `wait_seconds`: wait that long for a store that does not exist yet
     (a first `pulumi up` running beside this command creates it)."""
-    resolved = lockfile.resolve(cfg, project_dir)  # the lock must be whole and current with the config
-    wanted = lockfile.registry_models(resolved)
-    if not wanted:
+    locked = lockfile.load(cfg, project_dir)
+    if locked is None:
         print(f"stack '{cfg.stack}' has no model with source.registry: nothing to sync")
         return 0
-    locked = lockfile.read(lockfile.path(project_dir, lockfile.lock_stack(cfg)))
+    wanted = lockfile.registry_models(lockfile.resolve(cfg, project_dir, locked))  # whole and current with the config
     own_store = bucket is None
     if bucket is None:
         from ml_platform.infra.program import model_store_bucket

@@ -79,8 +79,12 @@ HEADER = """\
 """
 
 
+def file_name(stack: str) -> str:
+    return f"models.{stack}.lock.yaml"
+
+
 def path(project_dir: Path, stack: str) -> Path:
-    return project_dir / f"models.{stack}.lock.yaml"
+    return project_dir / file_name(stack)
 
 
 def lock_stack(cfg: config.StackConfig) -> str:
@@ -147,18 +151,18 @@ def registry_models(cfg: config.StackConfig) -> dict[str, config.ModelConfig]:
     return {name: model for name, model in sorted(cfg.models.items()) if model.source.registry is not None}
 
 
-def resolve(cfg: config.StackConfig, project_dir: Path | None = None) -> config.StackConfig:
-    """The stack config with each registry model's `source.s3Prefix` set to its locked version's store prefix,
-    read from the lock of lock_stack(cfg) in `project_dir` (default: the Pulumi project around the working
-    directory, as the engine runs the program). A stack without registry models reads nothing.
+def load(cfg: config.StackConfig, project_dir: Path | None = None) -> LockFile | None:
+    """The lock a stack serves (lock_stack(cfg)'s), read from `project_dir` (default: the Pulumi project around
+    the working directory, as the engine runs the program) and checked to be that stack's, resolved against
+    its registry; None for a stack without registry models, which reads nothing.
 
-    Raises config.ConfigError naming the model's key for a missing lock file or entry, a lock written for
-    another stack or registry, or an entry for another registered model or alias than the config names."""
+    Raises config.ConfigError naming the key for a missing or unreadable lock file, or one written for another
+    stack or registry."""
     wanted = registry_models(cfg)
     if not wanted:
-        return cfg
+        return None
     owner = lock_stack(cfg)
-    command = f"python -m infra models lock --stack {owner}"
+    command = _command(owner)
     try:
         directory = project_dir or stack_files.find_project_dir()
     except stack_files.StackFileError as err:
@@ -176,19 +180,41 @@ def resolve(cfg: config.StackConfig, project_dir: Path | None = None) -> config.
         problems.append((f"{file.name}: stack", f"written for stack '{lock.stack}', not '{owner}': run `{command}`"))
     if cfg.modelRegistry is not None and lock.trackingUri != registry_id(cfg):
         problems.append(("modelRegistry", f"{file.name} was resolved against {lock.trackingUri}, not {registry_id(cfg)}: run `{command}`"))
+    if problems:
+        raise config.ConfigError(problems)
+    return lock
+
+
+def _command(owner: str) -> str:
+    return f"python -m infra models lock --stack {owner}"
+
+
+def resolve(cfg: config.StackConfig, project_dir: Path | None = None, lock: LockFile | None = None) -> config.StackConfig:
+    """The stack config with each registry model's `source.s3Prefix` set to its locked version's store prefix,
+    from `lock` (default: load(cfg, project_dir)). A stack without registry models reads nothing.
+
+    Raises config.ConfigError naming the key for what load refuses, a missing entry, an entry whose
+    fingerprint is not its files', or one for another registered model or alias than the config names."""
+    wanted = registry_models(cfg)
+    if not wanted:
+        return cfg
+    lock = lock or load(cfg, project_dir)
+    lock_name = file_name(lock_stack(cfg))
+    command = _command(lock_stack(cfg))
+    problems = []
     models = dict(cfg.models)
     for name, model in wanted.items():
         ref = model.source.registry
         entry = lock.models.get(name)
         if entry is None:
-            problems.append((f"models.{name}.source.registry", f"no entry in {file.name}: run `{command}` and commit it"))
+            problems.append((f"models.{name}.source.registry", f"no entry in {lock_name}: run `{command}` and commit it"))
         elif fingerprint(entry.artifact_files) != entry.fingerprint:
-            problems.append((f"models.{name}.source.registry", f"{file.name}: the fingerprint is not its files': run `{command}`"))
+            problems.append((f"models.{name}.source.registry", f"{lock_name}: the fingerprint is not its files': run `{command}`"))
         elif (entry.registeredModel, entry.alias) != (ref.model, ref.alias):
             problems.append(
                 (
                     f"models.{name}.source.registry",
-                    f"{file.name} holds {entry.registeredModel}@{entry.alias}, the config names {ref.model}@{ref.alias}: run `{command}`",
+                    f"{lock_name} holds {entry.registeredModel}@{entry.alias}, the config names {ref.model}@{ref.alias}: run `{command}`",
                 )
             )
         else:
