@@ -230,8 +230,6 @@ def build(cfg: config.StackConfig) -> None:
     tags = stack_tags(cfg)
     release, charts = versions.resolve(cfg.cluster.version, cfg.pins.addons, cfg.pins.amiRelease, cfg.pins.charts)
     warn_moved_charts(cfg)
-    for warning in models.start_warnings(cfg):
-        pulumi.log.warn(warning)
     support = versions.support_warning(cfg.cluster.version, datetime.date.today())
     if support:
         pulumi.log.warn(support)
@@ -628,8 +626,6 @@ def build_namespace_preview(cfg: config.StackConfig, preview: config.PreviewConf
     the base's model store and data key (same account: the preview runs in its cluster). The base stack's
     platform (KEDA, Prometheus, the device plugin, the node pools) serves the preview's models too."""
     tags = stack_tags(cfg)
-    for warning in models.start_warnings(cfg):
-        pulumi.log.warn(warning)
     base = pulumi.StackReference(preview.baseStack)
     identity = aws.get_caller_identity()
     partition = aws.get_partition().partition
@@ -706,6 +702,8 @@ def main(real_engine: bool = False) -> None:
     cfg = load_config()
     if real_engine and not pulumi.runtime.is_dry_run():
         refuse_placeholders(cfg)
+    for warning in models.start_warnings(cfg):
+        pulumi.log.warn(warning)
     if cfg.preview is not None and cfg.preview.mode == "namespace":
         build_namespace_preview(cfg, cfg.preview)
     else:
