@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 import uuid
@@ -21,18 +20,13 @@ from ml_platform.infra import cli
 from ml_platform.infra.model_registry import artifacts, lockfile
 from ml_platform.infra.offline import plan as offline_plan
 from ml_platform.infra.offline import stack_files
+from tests.delivery.conftest import _free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE_BUCKET = "team-models"
 ACCOUNT = "123456789012"  # moto's
 STORE = f"ml-platform-dev-models-{ACCOUNT}"
 PROXIED = f"s3://{SOURCE_BUCKET}/proxied"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _mlflow_binary() -> str:
