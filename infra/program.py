@@ -26,10 +26,9 @@ from ml_platform.components.node_pool import NodePool, NodePoolArgs
 from ml_platform.components.preview_namespace import PreviewNamespace, PreviewNamespaceArgs
 from ml_platform.components.registry import ContainerRegistry, ContainerRegistryArgs, PullThroughCache
 from ml_platform.components.resources import PROMETHEUS_CPU, SMALL, STANDARD, sized
-from ml_platform.components.sagemaker_mlflow import SageMakerMlflow, SageMakerMlflowArgs
 from ml_platform.components.scheduling import POOL_LABEL, device_plugin_gaps
 from ml_platform.components.serving_platform import ServingPlatform, ServingPlatformArgs, alb_policy_versions
-from ml_platform.infra import aliases, config, existing_network, images, models, placeholders, pools, versions
+from ml_platform.infra import aliases, config, existing_network, images, models, placeholders, pools, registry_server, versions
 from ml_platform.infra.model_registry import lockfile
 
 
@@ -527,31 +526,12 @@ def build(cfg: config.StackConfig) -> None:
         opts=aliases.options("models"),
     )
 
-    registry_server = None
-    if cfg.modelRegistry is not None and cfg.modelRegistry.mode == "sagemaker" and lockfile.server_stack(cfg) == cfg.stack:
-        # A preview (its base's) or a reproduction (serverOfStack: its source's) uses another stack's server.
-        settings = cfg.modelRegistry.sagemaker
-        registry_server = SageMakerMlflow(
-            "model-registry",
-            SageMakerMlflowArgs(
-                stack=cfg.stack,
-                bucket_name=store.bucket_name,
-                bucket_arn=store.bucket_arn,
-                kms_key_arn=data_key.arn,
-                region=cfg.region,
-                account_id=identity.account_id,
-                mlflow_version=settings.mlflowVersion,
-                size=settings.size,
-                weekly_maintenance_window_start=settings.weeklyMaintenanceWindowStart,
-                protect=protect,
-                tags=tags,
-            ),
-        )
     weights = Weights(bucket_name, store.bucket_arn, data_key.arn)
     if cfg.preview is not None and cfg.models:
         weights = base_weights(cfg.preview, pulumi.StackReference(cfg.preview.baseStack), identity.account_id, partition)
 
-    if cfg.models:
+    serving = None
+    if cfg.models or registry_server.needs_alb_controller(cfg):
         serving = ServingPlatform(
             "serving",
             ServingPlatformArgs(
@@ -563,7 +543,8 @@ def build(cfg: config.StackConfig) -> None:
                 vpc_id=network.vpc_id,
                 keda_chart=charts["keda"],
                 alb_chart=charts["aws-load-balancer-controller"],
-                alb_controller=any(model.exposure.type == "alb" for model in cfg.models.values()),
+                alb_controller=any(model.exposure.type == "alb" for model in cfg.models.values())
+                or registry_server.needs_alb_controller(cfg),
                 node_selector=system_nodes,
                 alb_replicas=system_replicas,
                 resources=platform_resources,
@@ -573,6 +554,28 @@ def build(cfg: config.StackConfig) -> None:
             # wait for it, and a destroy removes them (and the load balancers they delete) before it.
             opts=aliases.options("serving", depends_on=[*system_group, addons.coredns]),
         )
+    registry_output = registry_server.declare(
+        cfg,
+        registry_server.Platform(
+            kubernetes_provider=cluster.provider,
+            cluster_name=cluster.name,
+            cluster_security_group_id=cluster.cluster_security_group_id,
+            vpc_id=network.vpc_id,
+            private_subnet_ids=network.private_subnet_ids,
+            vpc_cidrs=network.cidrs,
+            bucket_name=bucket_name,
+            bucket_arn=store.bucket_arn,
+            kms_key_arn=data_key.arn,
+            account_id=identity.account_id,
+            ecr_host=ecr_host,
+            node_selector=system_nodes,
+            monitoring_crds=monitoring.crds,
+            alb_controller=serving.alb_controller if serving is not None else None,
+            tags=tags,
+            depends_on=[*system_group, addons.coredns],
+        ),
+    )
+    if cfg.models:
         for model_name, model in sorted(cfg.models.items()):
             ModelService(
                 f"model-{model_name}",
@@ -606,8 +609,8 @@ def build(cfg: config.StackConfig) -> None:
     pulumi.export("registryUrls", registry.repository_urls)
     pulumi.export("modelStoreBucket", store.bucket_name)
     pulumi.export("dataKeyArn", data_key.arn)
-    if registry_server is not None:
-        pulumi.export("modelRegistry", {"mode": "sagemaker", "trackingServerArn": registry_server.arn, "url": registry_server.url})
+    if registry_output is not None:
+        pulumi.export("modelRegistry", registry_output)
     pinned = versions.versions_output(release, charts)
     # The images this stack runs, as resolved from its config (tags or digests), to reproduce it exactly.
     prefix = cfg.image_registry_prefix

@@ -31,9 +31,13 @@ NAT_GATEWAY = "aws:ec2/natGateway:NatGateway"
 ELASTIC_IP = "aws:ec2/eip:Eip"
 # Stateful or availability-critical: losing one loses data or takes the platform down (and a NAT gateway's
 # address is what partners allow-list). The one definition the policy pack, the diff's replacement guard and the
-# tests share; databases join it when the platform adds one.
+# tests share.
 KARPENTER_NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"  # deleting one terminates every node it launched
 MLFLOW_TRACKING_SERVER = "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer"  # holds the registry's records
+RDS_CLUSTER = "aws:rds/cluster:Cluster"  # the self-hosted registry's records and users
+RDS_INSTANCE = "aws:rds/clusterInstance:ClusterInstance"
+SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
+MIN_BACKUP_DAYS = 7
 STATEFUL_TYPES = (
     EKS_CLUSTER,
     NODE_GROUP,
@@ -46,6 +50,8 @@ STATEFUL_TYPES = (
     NAT_GATEWAY,
     ELASTIC_IP,
     MLFLOW_TRACKING_SERVER,
+    RDS_CLUSTER,
+    RDS_INSTANCE,
 )
 
 
@@ -203,6 +209,36 @@ def _kms_rotation(stack: StackView) -> list[str]:
     return [f"{key.name}: key rotation must be on" for key in stack.of_type(KMS_KEY) if not key.props.get("enableKeyRotation")]
 
 
+def _databases_hardened(stack: StackView) -> list[str]:
+    """Aurora clusters: storage encrypted with this stack's KMS key, backups kept at least MIN_BACKUP_DAYS days,
+    reachable only inside the VPC (no public instance; subnets of a subnet group, a security group that admits
+    other security groups only), and in prod deletion protection and a final snapshot."""
+    problems = []
+    for cluster in stack.of_type(RDS_CLUSTER):
+        props = cluster.props
+        if not props.get("storageEncrypted") or not stack.dependencies(cluster, "kmsKeyId"):
+            problems.append(f"{cluster.name}: storage must be encrypted with this stack's KMS key (storageEncrypted, kmsKeyId)")
+        if (props.get("backupRetentionPeriod") or 1) < MIN_BACKUP_DAYS:
+            problems.append(f"{cluster.name}: backups must be kept at least {MIN_BACKUP_DAYS} days (backupRetentionPeriod)")
+        if not stack.dependencies(cluster, "dbSubnetGroupName"):
+            problems.append(f"{cluster.name}: must sit in a subnet group of this stack (dbSubnetGroupName)")
+        for group in stack.dependencies(cluster, "vpcSecurityGroupIds"):
+            for rule in group.props.get("ingress") or []:
+                if rule.get("cidrBlocks") or rule.get("ipv6CidrBlocks") or not rule.get("securityGroups"):
+                    problems.append(f"{cluster.name}: {group.name} must admit only security groups (the cluster's), no CIDR ranges")
+        if not stack.dependencies(cluster, "vpcSecurityGroupIds"):
+            problems.append(f"{cluster.name}: must use a security group of this stack (vpcSecurityGroupIds)")
+        if cluster.environment == "prod":
+            if not props.get("deletionProtection"):
+                problems.append(f"{cluster.name}: prod databases need deletion protection")
+            if props.get("skipFinalSnapshot") or not props.get("finalSnapshotIdentifier"):
+                problems.append(f"{cluster.name}: prod databases take a final snapshot when deleted (finalSnapshotIdentifier)")
+    for instance in stack.of_type(RDS_INSTANCE):
+        if instance.props.get("publiclyAccessible"):
+            problems.append(f"{instance.name}: database instances must not be publicly accessible")
+    return problems
+
+
 def _prod_protected(stack: StackView) -> list[str]:
     return [
         f"{r.name} ({r.type}): prod stateful resources must be protected"
@@ -226,9 +262,15 @@ POLICIES: tuple[Policy, ...] = (
     Policy("s3-private-encrypted-versioned", "S3 buckets block public access, use SSE-KMS and keep versions.", _s3_hardened),
     Policy("kms-rotation", "KMS keys rotate.", _kms_rotation),
     Policy(
+        "databases-private-encrypted-backed-up",
+        "Databases are encrypted with the stack's key, private to the VPC, back up at least 7 days, and in prod are "
+        "deletion-protected with a final snapshot.",
+        _databases_hardened,
+    ),
+    Policy(
         "prod-stateful-protected",
         "In prod, the cluster, node groups and Karpenter node pools, registries, buckets, KMS keys, VPC, subnets, NAT gateways and "
-        "their addresses are protected.",
+        "their addresses, the model registry's server and its database are protected.",
         _prod_protected,
     ),
 )

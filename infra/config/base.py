@@ -46,7 +46,7 @@ _K8S_NAMESPACE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 # Namespaces the platform's own components run in, and Kubernetes' own: a model's name is its namespace, and
 # a model named like one of these would declare (and on removal delete) a namespace it does not own.
-PLATFORM_NAMESPACES = ("kube-system", "nvidia", "monitoring", "keda", "logging")
+PLATFORM_NAMESPACES = ("kube-system", "nvidia", "monitoring", "keda", "logging", "mlflow")
 RESERVED_NAMESPACES = (*PLATFORM_NAMESPACES, "default", "kube-public", "kube-node-lease")
 GPU_TAINT_KEY = "nvidia.com/gpu"
 # Node labels the platform sets on pools itself (pool name, GPU presence, device-plugin config).

@@ -193,6 +193,35 @@ def _cross_checks(cfg: StackConfig) -> list[tuple[str, str]]:
                 problems.append(("network.flowLogs", "prod must keep VPC flow logs (set true)"))
     if cfg.preview is not None:
         problems += _preview_checks(cfg, cfg.preview)
+    problems += _self_hosted_registry_problems(cfg)
+    return problems
+
+
+def _self_hosted_registry_problems(cfg: StackConfig) -> list[tuple[str, str]]:
+    """A self-hosted registry that prod would run soft, or whose image the stack's registry does not hold."""
+    registry = cfg.modelRegistry
+    if registry is None or registry.mode != "selfHosted" or registry.selfHosted.serverOfStack:
+        return []
+    settings, path = registry.selfHosted, "modelRegistry.selfHosted"
+    problems = []
+    if settings.image.repository not in cfg.registries.repositories:
+        problems.append((f"{path}.image.repository", f"'{settings.image.repository}' is not in registries.repositories"))
+    if cfg.environment != "dev" and settings.database.minCapacity == 0:
+        problems.append(
+            (f"{path}.database.minCapacity", "only dev may pause its registry database (0): resuming takes about 15 s on the first request")
+        )
+    if cfg.environment == "prod":
+        if settings.image.digest is None:
+            problems.append((f"{path}.image.digest", "prod runs images by digest"))
+        if settings.replicas < 2:
+            problems.append((f"{path}.replicas", f"prod runs at least 2 server replicas, got {settings.replicas}"))
+        if settings.database.instances < 2:
+            problems.append(
+                (
+                    f"{path}.database.instances",
+                    "prod runs at least 2 database instances (a writer and a reader in another zone to fail over to)",
+                )
+            )
     return problems
 
 

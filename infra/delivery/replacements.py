@@ -66,6 +66,35 @@ FORCE_NEW: dict[str, tuple[str, ...]] = {
     # internal/service/sagemaker/mlflow_tracking_server.go: a new version, role or name is a new server, whose
     # records (experiments, registered models, aliases) start empty.
     "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer": ("trackingServerName", "roleArn", "mlflowVersion", "region"),
+    # internal/service/rds/cluster.go and cluster_instance.go: a new engine, key, subnet group, user or name is a
+    # new, empty database (the self-hosted registry's records and users).
+    "aws:rds/cluster:Cluster": (
+        "engine",
+        "engineMode",
+        "storageEncrypted",
+        "kmsKeyId",
+        "dbSubnetGroupName",
+        "masterUsername",
+        "databaseName",
+        "clusterIdentifier",
+        "clusterIdentifierPrefix",
+        "availabilityZones",
+        "clusterScalabilityType",
+        "dbSystemId",
+        "snapshotIdentifier",
+        "sourceRegion",
+        "region",
+    ),
+    "aws:rds/clusterInstance:ClusterInstance": (
+        "clusterIdentifier",
+        "engine",
+        "identifier",
+        "identifierPrefix",
+        "availabilityZone",
+        "dbSubnetGroupName",
+        "customIamInstanceProfile",
+        "region",
+    ),
     "aws:ec2/launchTemplate:LaunchTemplate": ("name", "namePrefix", "region"),
     "aws:eks/addon:Addon": ("addonName", "clusterName", "namespaceConfig", "region"),
     "aws:iam/role:Role": ("name", "namePrefix", "path"),

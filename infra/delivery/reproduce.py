@@ -134,13 +134,12 @@ def reproduction(source: dict[str, Any], outputs: dict[str, Any], source_stack: 
     if images.get("loader"):
         config[key("serving")] = {**(config.get(key("serving")) or {}), "loaderImage": _image(images["loader"])}
     registry = config.get(key("modelRegistry"))
-    if isinstance(registry, dict) and registry.get("mode") == "sagemaker" and isinstance(registry.get("sagemaker"), dict):
-        # The copy serves its source's registry (the versions its lock names live there) and makes no server.
-        settings = registry["sagemaker"]
-        config[key("modelRegistry")] = {
-            **registry,
-            "sagemaker": {**settings, "serverOfStack": settings.get("serverOfStack") or source_stack},
-        }
+    mode = registry.get("mode") if isinstance(registry, dict) else None
+    if mode in ("sagemaker", "selfHosted") and isinstance(registry.get(mode), dict):
+        # The copy serves its source's registry (the versions its lock names live there) and makes no server
+        # (for selfHosted, no database either): models sync copies the versions' files from the source's store.
+        settings = registry[mode]
+        config[key("modelRegistry")] = {**registry, mode: {**settings, "serverOfStack": settings.get("serverOfStack") or source_stack}}
     return {"config": without_alert_receivers(config)}
 
 

@@ -8,6 +8,7 @@ credentials, artifacts outside S3 or unreadable, a model store that does not exi
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -15,8 +16,9 @@ from pathlib import Path
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ml_platform.components.sagemaker_mlflow import tracking_server_arn
+from ml_platform.components.sagemaker_mlflow import ARTIFACT_PREFIX, tracking_server_arn
 from ml_platform.infra import config
+from ml_platform.infra.config.model_registry import PASSWORD_VARIABLE, USERNAME_VARIABLE
 from ml_platform.infra.delivery import aws_errors
 from ml_platform.infra.model_registry import artifacts, lockfile
 from ml_platform.infra.model_registry.lockfile import LockedFile, LockedModel, LockFile
@@ -41,12 +43,35 @@ def _registry(cfg: config.StackConfig, tracking_uri: str | None) -> MlflowRegist
         account = session.client("sts").get_caller_identity()["Account"]
         arn = tracking_server_arn(lockfile.server_stack(cfg), cfg.region, account, session.get_partition_for_region(cfg.region))
         return MlflowRegistry(tracking_uri or sagemaker_endpoint(cfg.region), signer=SigV4(aws_credentials, cfg.region, arn))
+    if cfg.modelRegistry.mode == "selfHosted":
+        return _self_hosted_registry(cfg, tracking_uri)
     try:
         basic, token = credentials(cfg.modelRegistry, cfg.stack)
     except RegistryError as err:
         raise ModelsCommandError(str(err)) from None
     uri = (tracking_uri or cfg.modelRegistry.trackingUri).rstrip("/")
     return MlflowRegistry(uri, basic, token, artifacts_destination=cfg.modelRegistry.artifactsDestination)
+
+
+def _self_hosted_registry(cfg: config.StackConfig, tracking_uri: str | None) -> MlflowRegistry:
+    """The platform's own MLflow (the server of lockfile.server_stack): reached at `tracking_uri`, else its ALB
+    host, else its in-cluster Service URL (from a pod or a runner inside the cluster's network); signed in with
+    MLflow's basic-auth variables; artifacts proxied to `mlflow/` of that stack's model store."""
+    from ml_platform.components.mlflow_server.manifests import service_url
+    from ml_platform.infra.program import model_store_bucket
+
+    settings = cfg.modelRegistry.selfHosted
+    user, password = os.environ.get(USERNAME_VARIABLE), os.environ.get(PASSWORD_VARIABLE)
+    if not user or not password:
+        raise ModelsCommandError(
+            f"modelRegistry is self-hosted with basic auth: set {USERNAME_VARIABLE} and {PASSWORD_VARIABLE} to an MLflow user of "
+            "the registry (the admin's first password: "
+            f"pulumi stack output --stack {lockfile.server_stack(cfg)} --show-secrets modelRegistry)"
+        )
+    default = f"https://{settings.ingress.host}" if settings.ingress else service_url()
+    account = boto3.client("sts", region_name=cfg.region).get_caller_identity()["Account"]
+    destination = f"s3://{model_store_bucket(lockfile.server_stack(cfg), account)}/{ARTIFACT_PREFIX.rstrip('/')}"
+    return MlflowRegistry((tracking_uri or default).rstrip("/"), (user, password), None, artifacts_destination=destination)
 
 
 def _resolve(registry: MlflowRegistry, s3, name: str, ref) -> LockedModel:

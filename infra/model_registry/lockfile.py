@@ -93,19 +93,22 @@ def lock_stack(cfg: config.StackConfig) -> str:
 
 
 def server_stack(cfg: config.StackConfig) -> str:
-    """The stack whose SageMaker tracking server a stack uses: sagemaker.serverOfStack (a reproduction's
-    source), else the stack whose lock it serves (a preview's base, or itself)."""
-    settings = cfg.modelRegistry.sagemaker if cfg.modelRegistry is not None else None
-    return settings.serverOfStack if settings is not None and settings.serverOfStack else lock_stack(cfg)
+    """The stack whose tracking server (SageMaker's or self-hosted) a stack uses: serverOfStack (a
+    reproduction's source), else the stack whose lock it serves (a preview's base, or itself)."""
+    chosen = cfg.modelRegistry.server_of_stack if cfg.modelRegistry is not None else None
+    return chosen or lock_stack(cfg)
 
 
 def registry_id(cfg: config.StackConfig) -> str:
     """What a lock records as its registry (`trackingUri`): an external registry's URL, or for SageMaker's
-    managed server `sagemaker:<its name>` (the server of the stack whose lock it is: a preview's base's)."""
+    managed server `sagemaker:<its name>`, for a self-hosted one `selfHosted:<its stack>` (the server of the stack
+    whose lock it is: a preview's base's)."""
     if cfg.modelRegistry is None:
         return ""
     if cfg.modelRegistry.mode == "sagemaker":
         return f"sagemaker:{tracking_server_name(server_stack(cfg))}"
+    if cfg.modelRegistry.mode == "selfHosted":
+        return f"selfHosted:{server_stack(cfg)}"
     return str(cfg.modelRegistry.trackingUri)
 
 

@@ -61,6 +61,21 @@ BREAKS = [
     ("s3-private-encrypted-versioned", "dev", rules.S3_VERSIONING, set_path("versioningConfiguration.status", "Suspended"), None, None),
     ("kms-rotation", "dev", rules.KMS_KEY, set_path("enableKeyRotation", False), None, None),
     ("prod-stateful-protected", "prod", rules.S3_BUCKET, lambda inputs: None, None, False),
+    ("prod-stateful-protected", "prod", rules.RDS_CLUSTER, lambda inputs: None, None, False),
+    ("prod-stateful-protected", "prod", rules.RDS_INSTANCE, lambda inputs: None, "model-registry-db-instance-1", False),
+    ("databases-private-encrypted-backed-up", "staging", rules.RDS_CLUSTER, set_path("storageEncrypted", False), None, None),
+    ("databases-private-encrypted-backed-up", "staging", rules.RDS_CLUSTER, set_path("backupRetentionPeriod", 1), None, None),
+    ("databases-private-encrypted-backed-up", "staging", rules.RDS_INSTANCE, set_path("publiclyAccessible", True), None, None),
+    (
+        "databases-private-encrypted-backed-up",
+        "staging",
+        rules.SECURITY_GROUP,
+        set_path("ingress", [{"protocol": "tcp", "fromPort": 5432, "toPort": 5432, "cidrBlocks": ["0.0.0.0/0"]}]),
+        "model-registry-db-access",
+        None,
+    ),
+    ("databases-private-encrypted-backed-up", "prod", rules.RDS_CLUSTER, set_path("deletionProtection", False), None, None),
+    ("databases-private-encrypted-backed-up", "prod", rules.RDS_CLUSTER, set_path("skipFinalSnapshot", True), None, None),
 ]
 
 

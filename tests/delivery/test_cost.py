@@ -42,7 +42,7 @@ def test_prod_costs_more_and_totals_add_up(plans):
     assert floor > dev_floor and ceiling > dev_ceiling and floor < ceiling
     assert floor == pytest.approx(sum(i.floor for i in prod))
     names = {i.name for i in prod}
-    assert {"NAT gateways (3)", "interface endpoints", "Prometheus storage (gp3)", "load balancers (1 ALB)"} <= names
+    assert {"NAT gateways (3)", "interface endpoints", "Prometheus storage (gp3)", "load balancers (2 ALBs)"} <= names
 
 
 def test_unknown_sizes_are_priced_by_vcpu_and_unknown_families_refused():
@@ -62,7 +62,7 @@ def test_markdown_and_cli(plans, capsys):
 def test_a_billed_resource_without_a_price_is_listed_as_not_priced(plans):
     from ml_platform.infra.delivery import cost
 
-    items = cost.estimate(plans["staging"].resources)
-    (registry,) = [i for i in items if i.name.startswith("SageMaker MLflow tracking server")]
-    assert registry.note.startswith("not priced:") and registry.floor == registry.ceiling == 0
-    assert not [i for i in cost.estimate(plans["dev"].resources) if i.name.startswith("SageMaker")]
+    items = {i.name: i for i in cost.estimate(plans["prod"].resources)}
+    for name in ("Aurora Serverless v2 instances (2)", "Aurora storage (1)", "Aurora migration snapshots (1)"):
+        assert items[name].note.startswith("not priced:") and items[name].floor == items[name].ceiling == 0, name
+    assert not [i for i in cost.estimate(plans["dev"].resources) if i.name.startswith("Aurora")]

@@ -1,4 +1,5 @@
-"""modelRegistry.mode sagemaker: SageMaker's managed MLflow tracking server, declared by staging and prod, its
+"""modelRegistry.mode sagemaker: SageMaker's managed MLflow tracking server (planned here as prod's registry; the
+example stacks run selfHosted), its
 artifacts under mlflow/ of the model store through a role scoped to that prefix, protected in prod, guarded
 against replacement by the diff; and the lock commands' requests signed with SigV4 as SageMaker's own MLflow
 plugin signs them."""
@@ -6,9 +7,12 @@ plugin signs them."""
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 import requests
+import yaml
 from botocore.credentials import Credentials
 from moto.iam.policy_validation import IAMPolicyDocumentValidator
 
@@ -17,17 +21,37 @@ from ml_platform.infra import config
 from ml_platform.infra.delivery import replacements
 from ml_platform.infra.model_registry import lockfile
 from ml_platform.infra.model_registry.mlflow import SigV4, sagemaker_endpoint
+from ml_platform.infra.offline import plan as offline_plan
 from ml_platform.infra.offline import stack_files
 from ml_platform.policy import rules
+from tests.helpers import ROOT
 
 SERVER = "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer"
+MANAGED = {"mode": "sagemaker", "sagemaker": {"mlflowVersion": "3.0", "size": "Medium", "weeklyMaintenanceWindowStart": "TUE:03:30"}}
 
 
-def test_staging_and_prod_declare_the_managed_registry_and_prod_protects_it(plans):
-    for stack, protected in (("staging", False), ("prod", True)):
-        by_name = {r["name"]: r for r in plans[stack].resources}
+def managed_project(folder: Path, stack: str) -> Path:
+    """The project with `stack`'s registry switched to SageMaker's managed server."""
+    shutil.copy(ROOT / "Pulumi.yaml", folder / "Pulumi.yaml")
+    document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
+    document["config"]["ml-platform:modelRegistry"] = MANAGED
+    (folder / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def managed(tmp_path_factory):
+    """(project folder, plan) of prod with SageMaker's managed server as its registry."""
+    folder = managed_project(tmp_path_factory.mktemp("managed"), "prod")
+    return folder, offline_plan.run("prod", stack_files.read_stack("prod", folder))
+
+
+def test_a_stack_declares_the_managed_registry_and_prod_protects_it(managed, plans):
+    _, plan = managed
+    for stack, protected in (("prod", True),):
+        by_name = {r["name"]: r for r in plan.resources}
         server = by_name["model-registry-server"]
-        store = plans[stack].outputs["modelStoreBucket"]
+        store = plan.outputs["modelStoreBucket"]
         assert server["type"] == SERVER and server["protect"] is protected
         assert server["inputs"]["trackingServerName"] == f"ml-platform-{stack}" and server["inputs"]["mlflowVersion"] == "3.0"
         assert server["inputs"]["artifactStoreUri"] == f"s3://{store}/mlflow/"
@@ -39,10 +63,11 @@ def test_staging_and_prod_declare_the_managed_registry_and_prod_protects_it(plan
         IAMPolicyDocumentValidator(policy).validate()
         writes = [s for s in json.loads(policy)["Statement"] if "s3:PutObject" in s["Action"]]
         assert [w["Resource"] for w in writes] == [f"arn:aws:s3:::{store}/mlflow/*"], "the server writes its prefix only"
-        output = plans[stack].outputs["modelRegistry"]
+        output = plan.outputs["modelRegistry"]
         assert output["trackingServerArn"] == f"arn:aws:sagemaker:us-west-2:123456789012:mlflow-tracking-server/ml-platform-{stack}"
         assert output["trackingServerArn"] == sagemaker_mlflow.tracking_server_arn(stack, "us-west-2", "123456789012")
     assert not [r for r in plans["dev"].resources if r["type"] == SERVER]
+    assert not [r for r in plan.resources if r["type"].startswith("aws:rds/")], "no database for a managed registry"
 
 
 def test_a_new_mlflow_version_is_a_replacement_the_diff_calls_out():
@@ -61,6 +86,14 @@ def test_a_new_mlflow_version_is_a_replacement_the_diff_calls_out():
         ({"mode": "sagemaker", "sagemaker": {"mlflowVersion": "3.0", "weeklyMaintenanceWindowStart": "Tue 3am"}}, "weeklyMaintenance"),
         ({"mode": "external"}, "mode external needs trackingUri"),
         ({"mode": "selfhosted", "trackingUri": "https://x.example.com"}, "mode"),
+        (
+            {
+                "mode": "sagemaker",
+                "sagemaker": {"mlflowVersion": "3.0"},
+                "selfHosted": {"mlflowVersion": "3.17.2", "image": {"repository": "platform/mlflow", "tag": "3.17.2-a-b"}},
+            },
+            "mode sagemaker needs",
+        ),
     ],
 )
 def test_registry_mistakes_are_config_errors(registry, message):
@@ -71,14 +104,15 @@ def test_registry_mistakes_are_config_errors(registry, message):
     assert "modelRegistry" in str(caught.value)
 
 
-def test_a_preview_uses_its_base_stacks_server():
-    raw = dict(stack_files.read_stack("staging").values)
+def test_a_preview_uses_its_base_stacks_server(tmp_path):
+    folder = managed_project(tmp_path, "staging")
+    raw = dict(stack_files.read_stack("staging", folder).values)
     raw["ml-platform:preview"] = json.dumps(
         {"mode": "full", "baseStack": "staging", "ttlHours": 24, "pr": 9, "expiresAt": "2026-12-01T00:00:00Z"}
     )
     raw["ml-platform:ephemeral"] = "true"
     preview = config.parse(raw, "pr-9")
-    staging = config.parse(stack_files.read_stack("staging").values, "staging")
+    staging = config.parse(stack_files.read_stack("staging", folder).values, "staging")
     assert lockfile.registry_id(preview) == "sagemaker:ml-platform-staging" == lockfile.registry_id(staging)
 
 
@@ -101,21 +135,16 @@ def test_requests_are_signed_for_sagemaker_mlflow_with_the_servers_arn():
     assert request.headers["x-mlflow-sm-tracking-server-arn"] == arn and request.headers["X-Amz-Security-Token"] == "token"
 
 
-def test_a_reproduction_uses_its_sources_server_and_makes_none(plans, tmp_path):
-    import shutil
-
+def test_a_reproduction_uses_its_sources_server_and_makes_none(managed):
     from ml_platform.infra.delivery import reproduce
-    from ml_platform.infra.offline import plan as offline_plan
-    from tests.helpers import ROOT
 
-    for name in ("Pulumi.yaml", "Pulumi.staging.yaml"):
-        shutil.copy(ROOT / name, tmp_path / name)
-    reproduce.write(tmp_path, "staging", "repro-1", plans["staging"].outputs)
-    copy = config.parse(stack_files.read_stack("repro-1", tmp_path).values, "repro-1")
-    assert copy.modelRegistry.sagemaker.serverOfStack == "staging"
-    assert lockfile.registry_id(copy) == "sagemaker:ml-platform-staging"
-    plan = offline_plan.run("repro-1", stack_files.read_stack("repro-1", tmp_path))
-    assert not [r for r in plan.resources if r["type"] == SERVER], "no second (paid, empty) tracking server"
+    folder, plan = managed
+    reproduce.write(folder, "prod", "repro-1", plan.outputs)
+    copy = config.parse(stack_files.read_stack("repro-1", folder).values, "repro-1")
+    assert copy.modelRegistry.sagemaker.serverOfStack == "prod"
+    assert lockfile.registry_id(copy) == "sagemaker:ml-platform-prod"
+    reproduction = offline_plan.run("repro-1", stack_files.read_stack("repro-1", folder))
+    assert not [r for r in reproduction.resources if r["type"] == SERVER], "no second (paid, empty) tracking server"
 
 
 def test_a_patch_level_version_is_refused_since_aws_stores_major_minor():
@@ -125,8 +154,8 @@ def test_a_patch_level_version_is_refused_since_aws_stores_major_minor():
         config.parse(raw, "staging")
 
 
-def test_the_server_is_deleted_before_it_is_replaced(plans):
-    (server,) = [r for r in plans["staging"].resources if r["type"] == SERVER]
+def test_the_server_is_deleted_before_it_is_replaced(managed):
+    (server,) = [r for r in managed[1].resources if r["type"] == SERVER]
     assert server["deleteBeforeReplace"] is True, "its name is fixed: two cannot exist at once"
 
 
