@@ -6,7 +6,7 @@ MLFLOW := venv-mlflow
 PY := $(VENV)/bin/python
 STACK ?= dev
 
-.PHONY: venv plan plans test lint clean promtool bench
+.PHONY: postgresql venv plan plans test lint clean promtool bench
 
 # pip says what it collects and installs, one line each: progress on a first install that a CI log keeps
 # readable (no progress bars, no colour); a step line says which set is being installed.
@@ -55,7 +55,13 @@ promtool:
 	command -v promtool >/dev/null && command -v amtool >/dev/null || \
 		(apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager)
 
-test: $(VENV)/.installed $(TOOLS)/.installed $(MLFLOW)/.installed promtool
+# PostgreSQL, the self-hosted registry's database engine, for tests/behaviour/test_mlflow_server.py (Debian's package;
+# the tests start their own server on loopback and stop it).
+postgresql:
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+		(apt-get update -qq && apt-get install -y -qq --no-install-recommends postgresql)
+
+test: $(VENV)/.installed $(TOOLS)/.installed $(MLFLOW)/.installed promtool postgresql
 	$(STEP) "ruff, then pytest on every core (about a minute)"
 	$(PY) -m ruff check .
 	TOOLS_BIN=$(abspath $(TOOLS))/bin MLFLOW_BIN=$(abspath $(MLFLOW))/bin $(PY) -m pytest -n auto --dist loadfile

@@ -68,6 +68,7 @@ class RegistryDatabaseArgs:
     protect: bool = False
     """Pulumi protection for the cluster and its instances (protectStatefulResources; prod requires it)."""
     tags: Mapping[str, str] = field(default_factory=dict)
+    """Tags for every resource (copied to snapshots)."""
 
 
 class RegistryDatabase(pulumi.ComponentResource):

@@ -76,7 +76,8 @@ def server_spec(
 
 
 def declare(cfg: config.StackConfig, platform: Platform) -> dict | None:
-    """The stack's registry server, or None when it declares none. Returns the `modelRegistry` stack output."""
+    """The stack's registry server, or None when it declares none. Returns the `modelRegistry` stack output (and
+    exports `modelRegistryAdminPassword`, a secret, for selfHosted)."""
     if not declares_server(cfg):
         return None
     registry = cfg.modelRegistry
@@ -141,10 +142,6 @@ def declare(cfg: config.StackConfig, platform: Platform) -> dict | None:
         ),
         opts=pulumi.ResourceOptions(depends_on=list(platform.depends_on)),
     )
-    return {
-        "mode": "selfHosted",
-        "url": server.url,
-        "adminUsername": "admin",
-        "adminPassword": server.admin_password,
-        "databaseEndpoint": database.endpoint,
-    }
+    # A secret inside an output would mask the whole output: the admin's first password is one of its own.
+    pulumi.export("modelRegistryAdminPassword", server.admin_password)
+    return {"mode": "selfHosted", "url": server.url, "adminUsername": "admin", "databaseEndpoint": database.endpoint}

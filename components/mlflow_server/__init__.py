@@ -3,7 +3,7 @@ the cluster with basic auth, its backend and user stores in the RegistryDatabase
 of the model store through a Pod Identity role scoped to that prefix.
 
 Order on every `pulumi up` that changes the MLflow version: database snapshot -> migration Job (stops the server,
-migrates, sets the metrics user) -> the Deployment at the new version. Other changes roll the Deployment only."""
+migrates) -> the Deployment at the new version. Other changes roll the Deployment only."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ class MlflowServerArgs:
     database: RegistryDatabase
     """The backend and user store."""
     kubernetes_provider: pulumi.ProviderResource
+    """The cluster's Kubernetes provider."""
     cluster_name: pulumi.Input[str]
     """For the Pod Identity association."""
     bucket_arn: pulumi.Input[str]
@@ -48,6 +49,7 @@ class MlflowServerArgs:
     production: bool = False
     """Keeps migration snapshots when the version moves on."""
     tags: Mapping[str, str] = field(default_factory=dict)
+    """Tags for the AWS resources (the artifact role, the snapshot)."""
 
 
 class MlflowServer(pulumi.ComponentResource):
@@ -68,7 +70,6 @@ class MlflowServer(pulumi.ComponentResource):
 
         flask_key = secret_value(f"{name}-flask-secret-key", 48)
         admin_password = secret_value(f"{name}-admin-password", 32)
-        metrics_password = secret_value(f"{name}-metrics-password", 32)
 
         ns = k8s.core.v1.Namespace(f"{name}-namespace", metadata=manifests.namespace()["metadata"], opts=k8s_opts)
         in_ns = pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[ns]))
@@ -103,15 +104,7 @@ class MlflowServer(pulumi.ComponentResource):
                 "basic_auth.ini": uri.apply(lambda value: manifests.auth_config(value, args.default_permission)),
                 "flask-secret-key": flask_key,
                 "admin-password": admin_password,
-                "metrics-password": metrics_password,
             },
-            opts=in_ns,
-        )
-        metrics_auth = k8s.core.v1.Secret(
-            f"{name}-metrics-auth",
-            metadata={"name": manifests.METRICS_SECRET, "namespace": manifests.NAMESPACE, "labels": dict(manifests.LABELS)},
-            type="Opaque",
-            string_data={"username": manifests.METRICS_USERNAME, "password": metrics_password},
             opts=in_ns,
         )
         script = manifests.migration_script()
@@ -154,8 +147,11 @@ class MlflowServer(pulumi.ComponentResource):
         k8s.core.v1.Service(f"{name}-service", metadata=svc["metadata"], spec=svc["spec"], opts=in_ns)
         pdb = manifests.disruption_budget()
         k8s.policy.v1.PodDisruptionBudget(f"{name}-disruption-budget", metadata=pdb["metadata"], spec=pdb["spec"], opts=in_ns)
-        policy = manifests.network_policy(spec)
-        k8s.networking.v1.NetworkPolicy(f"{name}-network-policy", metadata=policy["metadata"], spec=policy["spec"], opts=in_ns)
+        for resource_name, policy in (
+            (f"{name}-network-policy", manifests.network_policy(spec)),
+            (f"{name}-migrate-network-policy", manifests.migration_network_policy()),
+        ):
+            k8s.networking.v1.NetworkPolicy(resource_name, metadata=policy["metadata"], spec=policy["spec"], opts=in_ns)
         route = manifests.ingress(spec)
         if route is not None:
             if args.alb_controller is None:
@@ -167,7 +163,7 @@ class MlflowServer(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions.merge(in_ns, pulumi.ResourceOptions(depends_on=[args.alb_controller])),
             )
         crds = pulumi.ResourceOptions.merge(
-            in_ns, pulumi.ResourceOptions(depends_on=[args.monitoring_crds, metrics_auth] if args.monitoring_crds else [metrics_auth])
+            in_ns, pulumi.ResourceOptions(depends_on=[args.monitoring_crds] if args.monitoring_crds else [])
         )
         for resource_name, manifest in (
             (f"{name}-service-monitor", manifests.service_monitor()),

@@ -48,9 +48,8 @@ def rule_group() -> dict:
                 f'up{{namespace="{NAMESPACE}", job="{NAME}"}} == 0',
                 "15m",
                 "warning",
-                "Prometheus cannot scrape the model registry's /metrics ({{ $labels.instance }})",
-                f"A 401 means the metrics user's password differs from Secret {NAMESPACE}/mlflow-metrics-auth: rerun the "
-                "migration Job (README 'Registry: rotating secrets')",
+                "Prometheus cannot scrape the model registry's metrics sidecar ({{ $labels.instance }})",
+                f"kubectl -n {NAMESPACE} logs deploy/{NAME} -c metrics: the metrics sidecar serves the server's counters",
             ),
             _alert(
                 "ModelRegistryErrors",

@@ -11,10 +11,8 @@ this image's heads already, 1 and 2 are skipped and the server keeps running.
 2. `mlflow db upgrade` (the tracking and model-registry schema; a no-op at head, and on an empty database it
    creates the tables) and `python -m mlflow.server.auth db upgrade` (basic auth's user store, its own Alembic
    lineage, which `mlflow db upgrade` does not touch).
-3. The metrics user Prometheus signs in as (MLflow's /metrics is behind basic auth): created, or its password
-   set to the current one.
 
-Environment: MLFLOW_BACKEND_STORE_URI (tracking and auth store), METRICS_USERNAME, METRICS_PASSWORD; STOP_NAMESPACE
+Environment: MLFLOW_BACKEND_STORE_URI (tracking and auth store); STOP_NAMESPACE
 and STOP_DEPLOYMENT (unset: step 1 is skipped); STOP_TIMEOUT_SECONDS (default 300). Exit 0 on success, 1 on
 failure with the reason (never the database URI, which holds the password).
 """
@@ -126,24 +124,9 @@ def schemas_current(uri: str) -> bool:
         return False
 
 
-def ensure_metrics_user(uri: str, username: str, password: str) -> None:
-    """The user Prometheus scrapes /metrics as: created, or its password set to `password` (at least 12
-    characters, as MLflow requires). It is no admin, and gets no permission beyond the registry's default."""
-    from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
-
-    store = SqlAlchemyStore()
-    store.init_db(uri)
-    if store.has_user(username):
-        store.update_user(username, password=password)
-        log(f"metrics user '{username}': password set")
-    else:
-        store.create_user(username, password)
-        log(f"metrics user '{username}': created")
-
-
 def main(environ: dict[str, str] | None = None) -> int:
     env = dict(os.environ if environ is None else environ)
-    missing = [name for name in ("MLFLOW_BACKEND_STORE_URI", "METRICS_USERNAME", "METRICS_PASSWORD") if not env.get(name)]
+    missing = [name for name in ("MLFLOW_BACKEND_STORE_URI",) if not env.get(name)]
     if missing:
         log(f"missing environment: {', '.join(missing)}")
         return 1
@@ -155,7 +138,6 @@ def main(environ: dict[str, str] | None = None) -> int:
             if env.get("STOP_DEPLOYMENT"):
                 stop_server(env.get("STOP_NAMESPACE", "mlflow"), env["STOP_DEPLOYMENT"], float(env.get("STOP_TIMEOUT_SECONDS", "300")))
             upgrade_schemas(uri)
-        ensure_metrics_user(uri, env["METRICS_USERNAME"], env["METRICS_PASSWORD"])
     except MigrationError as err:
         log(f"failed: {err}")
         return 1

@@ -115,7 +115,9 @@ def estimate(resources: list[Mapping[str, Any]], log_gb_per_day: float = 5.0) ->
 
     albs = len(_of_type(resources, "kubernetes:networking.k8s.io/v1:Ingress"))
     if albs:
-        items.append(Item(f"load balancers ({albs} ALB{'' if albs == 1 else 's'})", albs * prices.ALB * H, albs * prices.ALB * H, "plus LCUs"))
+        items.append(
+            Item(f"load balancers ({albs} ALB{'' if albs == 1 else 's'})", albs * prices.ALB * H, albs * prices.ALB * H, "plus LCUs")
+        )
 
     volumes = 0
     for release in _of_type(resources, "kubernetes:helm.sh/v3:Release"):

@@ -66,7 +66,7 @@ def _self_hosted_registry(cfg: config.StackConfig, tracking_uri: str | None) -> 
         raise ModelsCommandError(
             f"modelRegistry is self-hosted with basic auth: set {USERNAME_VARIABLE} and {PASSWORD_VARIABLE} to an MLflow user of "
             "the registry (the admin's first password: "
-            f"pulumi stack output --stack {lockfile.server_stack(cfg)} --show-secrets modelRegistry)"
+            f"pulumi stack output --stack {lockfile.server_stack(cfg)} --show-secrets modelRegistryAdminPassword)"
         )
     default = f"https://{settings.ingress.host}" if settings.ingress else service_url()
     account = boto3.client("sts", region_name=cfg.region).get_caller_identity()["Account"]

@@ -303,3 +303,78 @@ def test_a_wrong_expectation_fails_the_unit_test(tmp_path):
     firing, at, labels, _ = CASES["NodeNotReady"]
     tests = unit_tests("NodeNotReady", firing, at, {**labels, "alertname": "NodeNotReady", "severity": "warning"}, [])
     assert run_unit_test(tmp_path, alerts.platform_rule_groups([]), tests).returncode != 0
+
+
+REGISTRY = 'namespace="mlflow", deployment="mlflow"'
+REGISTRY_REQUESTS = 'mlflow_http_request_total{namespace="mlflow", method="GET", status="%s"}'
+REGISTRY_BUCKET = 'mlflow_http_request_duration_seconds_bucket{namespace="mlflow", method="GET", status="200", le="%s"}'
+# alert -> (firing series, eval time, extra labels, quiet series). Quiet cases are the near misses: the server scaled to
+# 0 by the migration Job, 3% errors, too little traffic to judge, a p95 under 2 s.
+REGISTRY_CASES = {
+    "ModelRegistryDown": (
+        [(f"kube_deployment_status_replicas_available{{{REGISTRY}}}", "0x10"), (f"kube_deployment_spec_replicas{{{REGISTRY}}}", "2x10")],
+        "8m",
+        {"namespace": "mlflow", "deployment": "mlflow"},
+        [(f"kube_deployment_status_replicas_available{{{REGISTRY}}}", "0x10"), (f"kube_deployment_spec_replicas{{{REGISTRY}}}", "0x10")],
+    ),
+    "ModelRegistryMetricsMissing": (
+        [('up{namespace="mlflow", job="mlflow", instance="10.0.1.5:9100"}', "0x20")],
+        "18m",
+        {"namespace": "mlflow", "job": "mlflow", "instance": "10.0.1.5:9100"},
+        [('up{namespace="mlflow", job="mlflow", instance="10.0.1.5:9100"}', "0x5 1x15")],
+    ),
+    "ModelRegistryErrors": (
+        [(REGISTRY_REQUESTS % "200", "0+540x20"), (REGISTRY_REQUESTS % "500", "0+60x20")],
+        "15m",
+        {},
+        [(REGISTRY_REQUESTS % "200", "0+582x20"), (REGISTRY_REQUESTS % "500", "0+18x20")],
+    ),
+    "ModelRegistrySlow": (
+        [
+            (REGISTRY_BUCKET % "1.0", "0+10x25"),
+            (REGISTRY_BUCKET % "5.0", "0+100x25"),
+            (REGISTRY_BUCKET % "+Inf", "0+100x25"),
+            (REGISTRY_REQUESTS % "200", "0+100x25"),
+        ],
+        "22m",
+        {},
+        [
+            (REGISTRY_BUCKET % "1.0", "0+99x25"),
+            (REGISTRY_BUCKET % "5.0", "0+100x25"),
+            (REGISTRY_BUCKET % "+Inf", "0+100x25"),
+            (REGISTRY_REQUESTS % "200", "0+100x25"),
+        ],
+    ),
+}
+
+
+def test_registry_alerts_fire_and_stay_quiet(plans, tmp_path):
+    (rule,) = [
+        r
+        for r in plans["prod"].by_type("kubernetes:monitoring.coreos.com/v1:PrometheusRule")
+        if r["inputs"]["metadata"]["namespace"] == "mlflow"
+    ]
+    groups = rule["inputs"]["spec"]["groups"]
+    declared = {r["alert"]: r["labels"] for g in groups for r in g["rules"]}
+    assert set(declared) == set(REGISTRY_CASES)
+    tests = []
+    for alert, (firing, at, labels, quiet) in REGISTRY_CASES.items():
+        tests += unit_tests(alert, firing, at, {**declared[alert], **labels, "alertname": alert}, quiet)
+    result = run_unit_test(tmp_path, groups, tests)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_registry_errors_stay_quiet_when_traffic_is_too_thin_to_judge(plans, tmp_path):
+    (rule,) = [
+        r
+        for r in plans["prod"].by_type("kubernetes:monitoring.coreos.com/v1:PrometheusRule")
+        if r["inputs"]["metadata"]["namespace"] == "mlflow"
+    ]
+    thin = [(REGISTRY_REQUESTS % "200", "0+1x20"), (REGISTRY_REQUESTS % "500", "0+1x20")]
+    test = {
+        "interval": "1m",
+        "input_series": [{"series": s, "values": v} for s, v in thin],
+        "alert_rule_test": [{"eval_time": "15m", "alertname": "ModelRegistryErrors", "exp_alerts": []}],
+    }
+    result = run_unit_test(tmp_path, rule["inputs"]["spec"]["groups"], [test])
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -76,3 +76,17 @@ def test_checkov_fails_a_privileged_container(plans, tmp_path):
     deployment.write_text(yaml.safe_dump(body))
     failed = {f.split()[0] for f in failures(scan(tmp_path, {}))}
     assert {"CKV_K8S_16", "CKV_K8S_20", "CKV_K8S_22"} <= failed
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_the_registry_server_passes_checkov(plans, stack, tmp_path):
+    """The self-hosted registry's namespace (server, migration Job, RBAC, NetworkPolicy) has the same allowlist."""
+    objects = {relative: body for relative, body in plans[stack].manifests().items() if relative.split("/")[0] == "mlflow"}
+    assert len(objects) >= 10
+    for relative, body in objects.items():
+        path = tmp_path / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(body))
+    report = scan(tmp_path, ALLOWLIST[stack])
+    assert report["summary"]["passed"] > 50
+    assert failures(report) == []

@@ -135,14 +135,14 @@ def test_requests_are_signed_for_sagemaker_mlflow_with_the_servers_arn():
     assert request.headers["x-mlflow-sm-tracking-server-arn"] == arn and request.headers["X-Amz-Security-Token"] == "token"
 
 
-def test_a_reproduction_uses_its_sources_server_and_makes_none(managed):
+def test_a_reproduction_uses_its_sources_server_and_makes_none(plans, tmp_path):
     from ml_platform.infra.delivery import reproduce
 
-    folder, plan = managed
-    reproduce.write(folder, "prod", "repro-1", plan.outputs)
+    folder = managed_project(tmp_path, "staging")
+    reproduce.write(folder, "staging", "repro-1", plans["staging"].outputs)
     copy = config.parse(stack_files.read_stack("repro-1", folder).values, "repro-1")
-    assert copy.modelRegistry.sagemaker.serverOfStack == "prod"
-    assert lockfile.registry_id(copy) == "sagemaker:ml-platform-prod"
+    assert copy.modelRegistry.sagemaker.serverOfStack == "staging"
+    assert lockfile.registry_id(copy) == "sagemaker:ml-platform-staging"
     reproduction = offline_plan.run("repro-1", stack_files.read_stack("repro-1", folder))
     assert not [r for r in reproduction.resources if r["type"] == SERVER], "no second (paid, empty) tracking server"
 
