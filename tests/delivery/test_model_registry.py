@@ -16,7 +16,7 @@ import pytest
 import requests
 import yaml
 
-from ml_platform.infra import cli
+from ml_platform.infra import cli, config
 from ml_platform.infra.model_registry import artifacts, lockfile
 from ml_platform.infra.offline import plan as offline_plan
 from ml_platform.infra.offline import stack_files
@@ -490,3 +490,30 @@ def test_a_proxying_registrys_artifacts_are_read_at_its_destination(registry, pr
     entry = lockfile.read(where / "models.dev.lock.yaml").models["chat"]
     assert entry.artifactUri == f"{PROXIED}/{path}/model" and [(f.key, f.size) for f in entry.files] == [("weights.bin", 2048)]
     assert cli.main(["models", "sync", *args]) == 0
+
+
+def test_a_self_hosted_registry_is_reached_at_its_service_with_mlflow_users(aws_server, tmp_path, capsys, monkeypatch):
+    """selfHosted: no URL or credentials in the stack file. The commands sign in with MLflow's variables, reach the
+    Service (or the ALB host, or --tracking-uri), and read proxied artifacts from mlflow/ of the server stack's store."""
+    from ml_platform.components.mlflow_server.manifests import service_url
+    from ml_platform.infra.model_registry import commands
+
+    shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    document = yaml.safe_load((ROOT / "Pulumi.staging.yaml").read_text())
+    document["config"]["ml-platform:models"]["chat"]["source"] = {"registry": {"model": "chat-llm", "alias": "champion"}, "sizeGiB": 15}
+    (tmp_path / "Pulumi.staging.yaml").write_text(yaml.safe_dump(document))
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    assert cli.main(["models", "lock", "--stack", "staging", "--project-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD" in err and "modelRegistryAdminPassword" in err
+    assert "Traceback" not in err
+
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "ci")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "a-long-password")
+    cfg = config.parse(stack_files.read_stack("staging", tmp_path).values, "staging")
+    client = commands._registry(cfg, None)
+    account = aws_server("sts", "us-west-2").get_caller_identity()["Account"]
+    assert client.api == f"{service_url()}/api/2.0/mlflow" and client.session.auth == ("ci", "a-long-password")
+    assert client.artifacts_destination == f"s3://ml-platform-staging-models-{account}/mlflow"
+    assert commands._registry(cfg, "http://localhost:5000/").api == "http://localhost:5000/api/2.0/mlflow"
