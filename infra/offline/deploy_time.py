@@ -33,6 +33,11 @@ DURATIONS: dict[str, float] = {
     "aws:eks/addon:Addon": 105,
     "aws:ec2/natGateway:NatGateway": 120,
     HELM_RELEASE: 90,
+    # The self-hosted registry's database. Assumptions, not published figures (AWS gives none): a cluster's
+    # storage, a db.serverless instance's boot, a first manual snapshot.
+    "aws:rds/cluster:Cluster": 300,
+    "aws:rds/clusterInstance:ClusterInstance": 600,
+    "aws:rds/clusterSnapshot:ClusterSnapshot": 120,
 }
 # Helm releases by chart: the monitoring stack waits for Prometheus, Alertmanager and Grafana to be ready;
 # CRD charts have no pods.

@@ -157,15 +157,20 @@ def test_a_registry_models_pod_waits_for_the_marker_sync_writes_last(s3, tmp_pat
     assert names == ["wait-for-weights", "load-weights"], "it waits before it copies"
     waiter = containers(model)["wait-for-weights"]
     assert waiter["args"] == [BUCKET, "llama/" + pods.WEIGHTS_READY_MARKER, str(pods.WAIT_SECONDS)]
-    process = run({**waiter, "args": [*waiter["args"][:2], "1"]}, tmp_path, {}, background=True)
+    log = tmp_path / "wait.log"
+    process = run({**waiter, "args": [*waiter["args"][:2], "1"]}, tmp_path, {}, background=True, stderr_file=log)
     try:
-        time.sleep(2.5)
-        assert process.poll() is None, "no marker yet: the pod waits"
+        # The marker goes up only once the pod has said it waits (the AWS CLI's start alone can take seconds on a
+        # loaded machine, so a fixed sleep would race it).
+        deadline = time.monotonic() + 60
+        while "waiting for s3://store/llama/.ml-platform-synced" not in log.read_text():
+            assert process.poll() is None and time.monotonic() < deadline, "no marker yet: the pod waits, and says so"
+            time.sleep(0.2)
         s3.put_object(Bucket=BUCKET, Key="llama/" + pods.WEIGHTS_READY_MARKER, Body=b"")
-        _, stderr = process.communicate(timeout=30)
+        process.communicate(timeout=30)
     finally:
         process.kill()
-    assert process.returncode == 0 and "waiting for s3://store/llama/.ml-platform-synced" in stderr
+    assert process.returncode == 0
     # the copy leaves the marker behind: the server's directory holds the weights only
     s3.put_object(Bucket=BUCKET, Key="llama/config.json", Body=b"{}")
     models = tmp_path / "models"
