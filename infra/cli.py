@@ -420,7 +420,11 @@ def parser() -> argparse.ArgumentParser:
         sub = registry_actions.add_parser(action, help=text, description=text[0].upper() + text[1:] + ".")
         _stack_arguments(sub)
         if action in ("lock", "verify"):
-            sub.add_argument("--tracking-uri", help="the registry's URL (default: modelRegistry.trackingUri)")
+            sub.add_argument(
+                "--tracking-uri",
+                help="the registry's URL (default: modelRegistry.trackingUri; selfHosted: its ALB host, else its in-cluster "
+                "Service, e.g. http://localhost:5000 through `kubectl -n mlflow port-forward svc/mlflow 5000`)",
+            )
         else:
             sub.add_argument("--bucket", help="copy into this bucket instead of the stack's model store")
             sub.add_argument("--dry-run", action="store_true", help="say what would be copied; copy nothing")

@@ -72,6 +72,7 @@ def server_spec(
         ingress_host=ingress.host if ingress else None,
         certificate_arn=ingress.certificateArn if ingress else None,
         vpc_cidrs=tuple(vpc_cidrs),
+        database_pauses=settings.database.minCapacity == 0,
     )
 
 

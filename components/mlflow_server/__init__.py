@@ -56,7 +56,8 @@ class MlflowServer(pulumi.ComponentResource):
     """The tracking server and everything around it (see the module's docstring).
 
     Outputs: `url` (in-cluster, or https://<ingress host>), `admin_password` (secret; the admin's first
-    password: change it through MLflow's API after the first sign-in, README "Registry: users")."""
+    password: change it through MLflow's API after the first sign-in; README "The model registry on the
+    platform", Reaching it and signing in)."""
 
     def __init__(self, name: str, args: MlflowServerArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(TYPE, name, None, opts)
@@ -71,7 +72,9 @@ class MlflowServer(pulumi.ComponentResource):
         flask_key = secret_value(f"{name}-flask-secret-key", 48)
         admin_password = secret_value(f"{name}-admin-password", 32)
 
-        ns = k8s.core.v1.Namespace(f"{name}-namespace", metadata=manifests.namespace()["metadata"], opts=k8s_opts)
+        ns = k8s.core.v1.Namespace(
+            f"{name}-namespace", metadata=manifests.namespace(alb=bool(spec.ingress_host))["metadata"], opts=k8s_opts
+        )
         in_ns = pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[ns]))
 
         accounts = [

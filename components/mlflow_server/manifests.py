@@ -70,6 +70,8 @@ class ServerSpec:
     certificate_arn: str | None = None
     vpc_cidrs: Sequence[str] = ()
     """With an ingress: where the ALB's nodes reach pod IPs from."""
+    database_pauses: bool = False
+    """The database may pause when idle (minCapacity 0): the server then holds no idle connections."""
 
 
 def service_url() -> str:
@@ -140,15 +142,13 @@ def _meta(name: str = NAME, **extra) -> dict:
     return {"name": name, "namespace": NAMESPACE, "labels": dict(LABELS), **extra}
 
 
-def namespace() -> dict:
-    return {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {
-            "name": NAMESPACE,
-            "labels": {"pod-security.kubernetes.io/enforce": "restricted", "ml-platform/monitoring": "true"},
-        },
-    }
+def namespace(alb: bool = False) -> dict:
+    """Restricted pod security; with an ALB, the controller's readiness gates, so a rollout waits until a new pod
+    is a healthy target before an old one goes (as the model namespaces do)."""
+    labels = {"pod-security.kubernetes.io/enforce": "restricted", "ml-platform/monitoring": "true"}
+    if alb:
+        labels["elbv2.k8s.aws/pod-readiness-gate-inject"] = "enabled"
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE, "labels": labels}}
 
 
 def service_accounts() -> list[dict]:
@@ -185,6 +185,9 @@ def server_env(spec: ServerSpec) -> list[dict]:
         # With a database backend MLflow starts a job runner and ~7 huey consumers per replica for features the
         # registry does not use (MLFLOW_SERVER_ENABLE_JOB_EXECUTION, default true).
         {"name": "MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "value": "false"},
+        # Aurora pauses only with no connection open; SQLAlchemy's default pool keeps some. NullPool (MLflow's
+        # MLFLOW_SQLALCHEMYSTORE_POOLCLASS, read by the tracking and the auth store alike) closes each after use.
+        *([{"name": "MLFLOW_SQLALCHEMYSTORE_POOLCLASS", "value": "NullPool"}] if spec.database_pauses else []),
         {"name": "AWS_REGION", "value": spec.region},
         {"name": "AWS_DEFAULT_REGION", "value": spec.region},
     ]

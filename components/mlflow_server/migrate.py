@@ -71,7 +71,10 @@ def stop_server(namespace: str, deployment: str, timeout: float, api: str = API_
         response = session.get(f"{api}/api/v1/namespaces/{namespace}/pods", params={"labelSelector": selector}, timeout=30)
         if not response.ok:
             raise MigrationError(f"listing {namespace}'s pods: HTTP {response.status_code} {response.text[:300]}")
-        left = [item["metadata"]["name"] for item in response.json().get("items", [])]
+        # Finished pods (an evicted one stays behind as Failed until garbage-collected) serve nothing; a terminating
+        # pod is still Running and still counts.
+        items = response.json().get("items", [])
+        left = [item["metadata"]["name"] for item in items if (item.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
         if not left:
             log("the server is stopped")
             return
@@ -96,7 +99,8 @@ def upgrade_schemas(uri: str) -> None:
 
 
 def schemas_current(uri: str) -> bool:
-    """Whether both schemas are at this image's heads already, so a rerun of the Job (recreated after a refresh, or
+    """Whether both schemas are at this image's heads already (raises MigrationError, before anything is stopped,
+    when the database holds a revision this image does not know: a downgrade), so a rerun of the Job (recreated after a refresh, or
     with a new image of the same version) stops nothing. Reads the Alembic version tables against the heads of
     MLflow's migration scripts, found through its `_get_alembic_config` functions (private, so any failure here
     counts as "migration needed": the server is stopped rather than migrated under)."""
@@ -106,8 +110,9 @@ def schemas_current(uri: str) -> bool:
         from mlflow.server.auth.db.utils import _get_alembic_config as auth_alembic_config
         from mlflow.store.db.utils import _get_alembic_config as tracking_alembic_config
 
-        tracking_head = ScriptDirectory.from_config(tracking_alembic_config(uri)).get_current_head()
-        auth_head = ScriptDirectory.from_config(auth_alembic_config(uri)).get_current_head()
+        tracking_script = ScriptDirectory.from_config(tracking_alembic_config(uri))
+        auth_script = ScriptDirectory.from_config(auth_alembic_config(uri))
+        tracking_head, auth_head = tracking_script.get_current_head(), auth_script.get_current_head()
         engine = sqlalchemy.create_engine(uri)
         try:
             with engine.connect() as connection:
@@ -118,7 +123,21 @@ def schemas_current(uri: str) -> bool:
                 auth = connection.execute(sqlalchemy.text("SELECT version_num FROM alembic_version_auth")).scalars().all()
         finally:
             engine.dispose()
+        for revisions, directory, label in ((tracking, tracking_script, "tracking"), (auth, auth_script, "auth")):
+            for revision in revisions:
+                try:
+                    known = directory.get_revision(revision) is not None
+                except Exception:
+                    known = False
+                if not known:
+                    raise MigrationError(
+                        f"the database's {label} schema is at revision {revision}, which this image's MLflow does not know: a newer "
+                        "MLflow migrated it (a version downgrade?). Nothing was stopped; run the newer image, or restore the "
+                        "snapshot taken before that migration"
+                    )
         return tracking == [tracking_head] and auth == [auth_head]
+    except MigrationError:
+        raise
     except Exception as err:
         log(f"cannot tell the schema versions ({type(err).__name__}); migrating")
         return False

@@ -206,6 +206,13 @@ def _self_hosted_registry_problems(cfg: StackConfig) -> list[tuple[str, str]]:
     problems = []
     if settings.image.repository not in cfg.registries.repositories:
         problems.append((f"{path}.image.repository", f"'{settings.image.repository}' is not in registries.repositories"))
+    if settings.ingress is not None and settings.ingress.certificateArn.split(":")[3] != cfg.region:
+        problems.append(
+            (
+                f"{path}.ingress.certificateArn",
+                f"the certificate is in {settings.ingress.certificateArn.split(':')[3]}; the ALB needs one in {cfg.region}",
+            )
+        )
     if cfg.environment != "dev" and settings.database.minCapacity == 0:
         problems.append(
             (f"{path}.database.minCapacity", "only dev may pause its registry database (0): resuming takes about 15 s on the first request")

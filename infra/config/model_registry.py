@@ -83,7 +83,7 @@ class RegistryDatabaseConfig(_Model):
     """Automated backups kept, in days (point-in-time restore within them; at least 7)."""
     passwordGeneration: Annotated[int, Field(ge=1)] = 1
     """Bump it to rotate the database password: `pulumi up` then sets a new one on the cluster and in the
-    server's Secret, and restarts the server (README "Registry: rotating secrets")."""
+    server's Secret, and restarts the server (README "The model registry on the platform", Rotating secrets)."""
 
     @model_validator(mode="after")
     def _capacity(self) -> RegistryDatabaseConfig:
@@ -113,7 +113,7 @@ class RegistryIngress(_Model):
 class SelfHostedConfig(_Model):
     mlflowVersion: Annotated[str, Field(pattern=r"^3\.[0-9]+\.[0-9]+$")]
     """The MLflow release the image carries (3.x). A change runs the schema migration Job, after a database
-    snapshot and with the old server stopped (README "Registry: upgrading")."""
+    snapshot and with the old server stopped (README "The model registry on the platform", Upgrading)."""
     image: ImageRef
     """The tracking server's image, built by .github/workflows/platform-images.yml from images/mlflow into a
     platform repository (`platform/mlflow`); a tag starts with mlflowVersion (`<version>-<commit>-<date>`);

@@ -95,6 +95,8 @@ FORCE_NEW: dict[str, tuple[str, ...]] = {
         "customIamInstanceProfile",
         "region",
     ),
+    # The registry's migration snapshot is named for the MLflow version: a new version is a new snapshot.
+    "aws:rds/clusterSnapshot:ClusterSnapshot": ("dbClusterIdentifier", "dbClusterSnapshotIdentifier", "region"),
     "aws:ec2/launchTemplate:LaunchTemplate": ("name", "namePrefix", "region"),
     "aws:eks/addon:Addon": ("addonName", "clusterName", "namespaceConfig", "region"),
     "aws:iam/role:Role": ("name", "namePrefix", "path"),

@@ -30,6 +30,7 @@ from ml_platform.components import quantity
 from ml_platform.components.scheduling import GPU_PRESENT_LABEL, POOL_LABEL
 
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 SYSTEM_POOL = "system"
 VM_MEMORY_OVERHEAD = 0.075
 EVICTION_MEMORY_MI = 100
@@ -251,6 +252,34 @@ def node_overhead(size: str, gpu: bool) -> tuple[int, int]:
     return cpu + sum(p.cpu_m for p in addons), memory + sum(p.memory_mi for p in addons)
 
 
+def _pinned_deployment(inputs: Mapping[str, Any], problems: list[str]) -> list[Pod]:
+    """A Deployment the program declares itself (not from a chart) that is pinned to a pool by its nodeSelector,
+    e.g. the self-hosted registry's server on the system pool: its containers plus native sidecars (init
+    containers with restartPolicy Always, which run beside them). Model servers have their own contract."""
+    template = (inputs.get("spec") or {}).get("template") or {}
+    pod = template.get("spec") or {}
+    pool = (pod.get("nodeSelector") or {}).get(POOL_LABEL)
+    if pool is None or ((template.get("metadata") or {}).get("labels") or {}).get("app.kubernetes.io/component") == "model-server":
+        return []
+    name = (inputs.get("metadata") or {}).get("name", "?")
+    running = [*pod.get("containers", []), *(c for c in pod.get("initContainers", []) if c.get("restartPolicy") == "Always")]
+    sizes = [_requests(c.get("resources")) for c in running]
+    if None in sizes:
+        problems.append(f"{name}: a container has no CPU and memory requests")
+        return []
+    strategy = (inputs["spec"].get("strategy") or {}).get("rollingUpdate") or {}
+    return [
+        Pod(
+            name,
+            sum(c for c, _ in sizes),
+            sum(m for _, m in sizes),
+            pool=pool,
+            replicas=int(inputs["spec"].get("replicas", 1)),
+            surge=bool(strategy.get("maxSurge", 1)),
+        )
+    ]
+
+
 def platform_pods(resources: Iterable[Mapping[str, Any]]) -> tuple[list[Pod], list[str]]:
     """The platform's pods from the plan's releases and add-ons, with what could not be read."""
     pods: list[Pod] = []
@@ -264,6 +293,9 @@ def platform_pods(resources: Iterable[Mapping[str, Any]]) -> tuple[list[Pod], li
         inputs = resource["inputs"]
         if resource["type"] == "aws:eks/addon:Addon":
             pods += ADDON_PODS.get(inputs["addonName"], ())
+            continue
+        if resource["type"] == DEPLOYMENT:
+            pods += _pinned_deployment(inputs, problems)
             continue
         if resource["type"] != HELM_RELEASE:
             continue

@@ -257,3 +257,28 @@ def test_replicas_share_users_and_records_and_artifacts_go_to_the_store(servers,
 
     s3 = boto3.client("s3", region_name="us-west-2", endpoint_url=moto_server, aws_access_key_id="testing", aws_secret_access_key="testing")
     assert s3.get_object(Bucket=BUCKET, Key="mlflow/0/run/model/weights.bin")["Body"].read() == b"weights"
+
+
+def test_a_database_newer_than_the_image_is_refused_before_anything_stops(servers, postgres):
+    """A version moved back: the Job must fail before it stops the server, naming the revision it does not know."""
+
+    def set_revision(revision: str) -> str:
+        code = (
+            "import sqlalchemy, sys\n"
+            "engine = sqlalchemy.create_engine(sys.argv[1])\n"
+            "with engine.begin() as c:\n"
+            "    old = c.execute(sqlalchemy.text('SELECT version_num FROM alembic_version')).scalar()\n"
+            "    c.execute(sqlalchemy.text('UPDATE alembic_version SET version_num = :r'), {'r': sys.argv[2]})\n"
+            "print(old)\n"
+        )
+        done = subprocess.run([str(MLFLOW_BIN / "python"), "-c", code, postgres, revision], capture_output=True, text=True, check=True)
+        return done.stdout.strip()
+
+    current = set_revision("ffffffffffff")
+    try:
+        refused = run_migration(postgres)
+    finally:
+        set_revision(current)
+    assert refused.returncode == 1
+    assert "revision ffffffffffff, which this image's MLflow does not know" in refused.stdout and "Nothing was stopped" in refused.stdout
+    assert "running mlflow db upgrade" not in refused.stdout

@@ -92,6 +92,8 @@ def test_the_server_runs_hardened_with_auth_and_its_own_hosts(plans):
     assert pod["securityContext"]["runAsNonRoot"] and container["securityContext"]["readOnlyRootFilesystem"]
     namespace = resources["model-registry-namespace"]["inputs"]["metadata"]
     assert namespace["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert namespace["labels"]["elbv2.k8s.aws/pod-readiness-gate-inject"] == "enabled", "ALB rollouts wait for healthy targets"
+    assert "MLFLOW_SQLALCHEMYSTORE_POOLCLASS" not in env, "prod's database never pauses: keep the pool"
     assert resources["model-registry-disruption-budget"]["inputs"]["spec"]["maxUnavailable"] == 1
     ingress = resources["model-registry-ingress"]["inputs"]
     assert ingress["metadata"]["annotations"]["alb.ingress.kubernetes.io/scheme"] == "internal"
@@ -143,6 +145,11 @@ SELF_HOSTED = {"mlflowVersion": "3.17.2", "image": {"repository": "platform/mlfl
         ("staging", {"defaultPermission": "EDIT"}, "defaultPermission"),
         ("staging", {"ingress": {"host": "mlflow.example.com", "certificateArn": "arn:aws:iam::1:cert/x"}}, "certificateArn"),
         ("staging", {"allowedNamespaces": ["Training"]}, "allowedNamespaces"),
+        (
+            "prod",
+            {"ingress": {"host": "mlflow.example.com", "certificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/0b7a4c6e"}},
+            "the certificate is in eu-west-1; the ALB needs one in us-west-2",
+        ),
     ],
 )
 def test_self_hosted_mistakes_are_config_errors(stack, change, message):
@@ -187,3 +194,21 @@ def test_a_reproduction_serves_its_sources_registry_and_makes_no_database(plans,
     assert lockfile.registry_id(copy) == "selfHosted:staging"
     plan = offline_plan.run("repro-2", stack_files.read_stack("repro-2", tmp_path))
     assert not [r for r in plan.resources if r["type"].startswith("aws:rds/") or r["name"].startswith("model-registry")]
+
+
+def test_a_pausing_database_gets_no_idle_connections():
+    spec = manifests.ServerSpec(
+        image="i", mlflow_version="3.17.2", artifacts_destination="s3://b/mlflow/", region="us-west-2", database_pauses=True
+    )
+    assert {"name": "MLFLOW_SQLALCHEMYSTORE_POOLCLASS", "value": "NullPool"} in manifests.server_env(spec)
+
+
+def test_the_capacity_check_counts_the_registry_server_on_the_system_pool(plans):
+    from ml_platform.infra.offline import capacity
+
+    pods, problems = capacity.platform_pods(plans["staging"].resources)
+    (server,) = [p for p in pods if p.name == "mlflow"]
+    assert (server.cpu_m, server.memory_mi, server.pool, server.replicas, server.surge) == (550, 1664, "system", 2, True), (
+        "server + sidecar"
+    )
+    assert problems == []
