@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
-def _alert(name: str, expr: str, duration: str, severity: str, summary: str, runbook: str) -> dict:
+def alert(name: str, expr: str, duration: str, severity: str, summary: str, runbook: str, **labels: str) -> dict:
+    """One alerting rule: a severity label (and `labels`, e.g. the model it is about), a summary and a runbook hint."""
     return {
         "alert": name,
         "expr": expr,
         "for": duration,
-        "labels": {"severity": severity},
+        "labels": {"severity": severity, **labels},
         "annotations": {"summary": summary, "runbook": runbook},
     }
 
@@ -39,7 +40,7 @@ def gpu_rules() -> dict:
     return {
         "name": "ml-platform.gpu",
         "rules": [
-            _alert(
+            alert(
                 "GpuXidError",
                 _per_node(f'max by (Hostname, gpu, err_code) (DCGM_FI_DEV_XID_ERRORS{{err_code=~"{HARDWARE_XIDS}"}})') + " > 0",
                 "0m",
@@ -47,7 +48,7 @@ def gpu_rules() -> dict:
                 "GPU {{ $labels.gpu }} on {{ $labels.Hostname }} reported XID error {{ $value }}",
                 "XID 48/63/64/74/79 mean hardware faults: cordon the node and let Karpenter or the node group replace it",
             ),
-            _alert(
+            alert(
                 "GpuOverheating",
                 _per_node("max by (Hostname, gpu) (DCGM_FI_DEV_GPU_TEMP)") + f" > {GPU_TEMPERATURE_CELSIUS}",
                 "5m",
@@ -55,7 +56,7 @@ def gpu_rules() -> dict:
                 "GPU {{ $labels.gpu }} on {{ $labels.Hostname }} runs at {{ $value }} C",
                 "Sustained heat throttles the GPU; replace the node if it persists",
             ),
-            _alert(
+            alert(
                 "GpuMemoryNearlyFull",
                 _per_node("max by (Hostname, gpu) (DCGM_FI_DEV_FB_USED / (DCGM_FI_DEV_FB_USED + DCGM_FI_DEV_FB_FREE))")
                 + f" > {GPU_MEMORY_FULL_RATIO}",
@@ -64,7 +65,7 @@ def gpu_rules() -> dict:
                 "GPU {{ $labels.gpu }} on {{ $labels.Hostname }} has almost no free memory",
                 "Lower the model's --gpu-memory-utilization or max-model-len, or give it a bigger GPU",
             ),
-            _alert(
+            alert(
                 "GpuAllocatedButIdle",
                 f'avg by (namespace, pod) (avg_over_time(DCGM_FI_DEV_GPU_UTIL{{pod!=""}}[1h])) < {GPU_IDLE_PERCENT}',
                 "2h",
@@ -81,7 +82,7 @@ def capacity_rules() -> dict:
     return {
         "name": "ml-platform.capacity",
         "rules": [
-            _alert(
+            alert(
                 "NodeNotReady",
                 'kube_node_status_condition{condition="Ready", status="true"} == 0',
                 "10m",
@@ -89,7 +90,7 @@ def capacity_rules() -> dict:
                 "Node {{ $labels.node }} is not Ready",
                 "kubectl describe node; a Karpenter node that stays NotReady is replaced by node repair or expiry",
             ),
-            _alert(
+            alert(
                 "GpuPodsPending",
                 'sum by (namespace, pod) (kube_pod_status_phase{phase="Pending"} == 1)'
                 ' and on (namespace, pod) sum by (namespace, pod) (kube_pod_container_resource_requests{resource="nvidia_com_gpu"}) > 0',
@@ -98,7 +99,7 @@ def capacity_rules() -> dict:
                 "GPU pod {{ $labels.namespace }}/{{ $labels.pod }} has been pending for 15 minutes",
                 "kubectl describe pod: no capacity (pool limits, spot, quotas) or tolerations/selectors that match no pool",
             ),
-            _alert(
+            alert(
                 "KarpenterCannotLaunch",
                 # Running out of one offering's capacity is routine (Karpenter tries the next); anything else is not.
                 'sum by (error) (increase(karpenter_cloudprovider_errors_total{method="Create", error!="InsufficientCapacityError"}[15m]))'
@@ -108,7 +109,7 @@ def capacity_rules() -> dict:
                 "Karpenter failed to launch nodes ({{ $labels.error }})",
                 "kubectl -n kube-system logs deploy/karpenter; check EC2 quotas, spot capacity and the NodePool limits",
             ),
-            _alert(
+            alert(
                 "ModelAtMaxReplicas",
                 "kube_horizontalpodautoscaler_status_current_replicas >= kube_horizontalpodautoscaler_spec_max_replicas"
                 " and kube_horizontalpodautoscaler_spec_max_replicas > 0",
@@ -126,7 +127,7 @@ def model_pod_rules(model_namespaces: Sequence[str]) -> dict:
     return {
         "name": "ml-platform.model-pods",
         "rules": [
-            _alert(
+            alert(
                 "ModelPodCrashLooping",
                 "max by (namespace, pod, container) "
                 f'(kube_pod_container_status_waiting_reason{{reason="CrashLoopBackOff", namespace=~"{namespaces}"}}) == 1',
@@ -143,7 +144,7 @@ def platform_health_rules() -> dict:
     return {
         "name": "ml-platform.platform",
         "rules": [
-            _alert(
+            alert(
                 "PrometheusStorageAlmostFull",
                 'min by (persistentvolumeclaim) (kubelet_volume_stats_available_bytes{persistentvolumeclaim=~"prometheus-.*"}'
                 ' / kubelet_volume_stats_capacity_bytes{persistentvolumeclaim=~"prometheus-.*"}) < 0.1',
@@ -152,7 +153,7 @@ def platform_health_rules() -> dict:
                 "Prometheus volume {{ $labels.persistentvolumeclaim }} has less than 10% free",
                 "Raise monitoring.storageGiB (the gp3 volume can grow in place) or shorten monitoring.retention",
             ),
-            _alert(
+            alert(
                 "LogShippingFailing",
                 # Any loss counts: dropped logs do not come back.
                 "sum by (pod) (increase(fluentbit_output_retries_failed_total[15m])"

@@ -8,6 +8,7 @@ registry API, which is what `models lock|verify` and training jobs call."""
 
 from __future__ import annotations
 
+from ml_platform.components.alerts import alert
 from ml_platform.components.mlflow_server.manifests import NAME, NAMESPACE, _meta
 
 ERROR_RATIO = 0.05
@@ -17,13 +18,7 @@ MIN_REQUESTS_PER_SECOND = 0.05
 
 
 def _alert(name: str, expr: str, duration: str, severity: str, summary: str, runbook: str) -> dict:
-    return {
-        "alert": name,
-        "expr": expr,
-        "for": duration,
-        "labels": {"severity": severity, "component": "model-registry"},
-        "annotations": {"summary": summary, "runbook": runbook},
-    }
+    return alert(name, expr, duration, severity, summary, runbook, component="model-registry")
 
 
 def rule_group() -> dict:

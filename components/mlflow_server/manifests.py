@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ml_platform.components.pod_defaults import container_security, ingress_policy, pod_security, pull_policy
+
 NAMESPACE = "mlflow"
 NAME = "mlflow"
 PORT = 5000
@@ -37,8 +39,6 @@ METRICS_SERVER = (
 )
 """The sidecar's program (prometheus_client, in the server's image): the workers' files aggregated, as MLflow's
 own /metrics would serve them, on METRICS_PORT without sign-in (the NetworkPolicy admits Prometheus only)."""
-UID = 10001
-"""The image's user (images/mlflow/Dockerfile)."""
 DRAIN_SECONDS = 5
 MIGRATION_DEADLINE_SECONDS = 1800
 SCRIPT = Path(__file__).with_name("migrate.py")
@@ -113,19 +113,6 @@ def auth_config(database_uri: str, default_permission: str) -> str:
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
         "grant_default_workspace_access = false\n"
     )
-
-
-def _security() -> dict:
-    return {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}}
-
-
-def _pod_security() -> dict:
-    return {"runAsNonRoot": True, "runAsUser": UID, "runAsGroup": UID, "fsGroup": UID, "seccompProfile": {"type": "RuntimeDefault"}}
-
-
-def _pull_policy(image: str) -> str:
-    # A digest never moves: the node's copy is the image. A tag may have been pushed again.
-    return "IfNotPresent" if "@sha256:" in image else "Always"
 
 
 # checkov's CKV_K8S_35 prefers secrets as files: MLflow reads its backend store URI, Flask secret key and first
@@ -218,13 +205,13 @@ def metrics_sidecar(spec: ServerSpec) -> dict:
     return {
         "name": "metrics",
         "image": spec.image,
-        "imagePullPolicy": _pull_policy(spec.image),
+        "imagePullPolicy": pull_policy(spec.image),
         "restartPolicy": "Always",
         "command": ["python", "-c", METRICS_SERVER],
         "env": [{"name": "PROMETHEUS_MULTIPROC_DIR", "value": PROMETHEUS_DIR}, {"name": "METRICS_PORT", "value": str(METRICS_PORT)}],
         "ports": [{"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}],
         "resources": {"requests": dict(resources), "limits": dict(resources)},
-        "securityContext": _security(),
+        "securityContext": container_security(),
         "volumeMounts": [{"name": "metrics", "mountPath": PROMETHEUS_DIR, "readOnly": True}],
         "readinessProbe": {"tcpSocket": {"port": "metrics"}, "periodSeconds": 10},
     }
@@ -235,12 +222,12 @@ def deployment(spec: ServerSpec) -> dict:
     server = {
         "name": "mlflow",
         "image": spec.image,
-        "imagePullPolicy": _pull_policy(spec.image),
+        "imagePullPolicy": pull_policy(spec.image),
         "args": server_args(spec),
         "env": server_env(spec),
         "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
         "resources": {"requests": dict(resources), "limits": dict(resources)},
-        "securityContext": _security(),
+        "securityContext": container_security(),
         "volumeMounts": [
             {"name": "auth-config", "mountPath": str(Path(AUTH_CONFIG_PATH).parent), "readOnly": True},
             {"name": "tmp", "mountPath": "/tmp"},
@@ -255,7 +242,7 @@ def deployment(spec: ServerSpec) -> dict:
     pod = {
         "serviceAccountName": NAME,
         "automountServiceAccountToken": False,
-        "securityContext": _pod_security(),
+        "securityContext": pod_security(),
         # uvicorn finishes in-flight requests on SIGTERM, which `mlflow server` forwards to it.
         "terminationGracePeriodSeconds": 60,
         "nodeSelector": dict(spec.node_selector),
@@ -325,32 +312,9 @@ def disruption_budget() -> dict:
 
 
 def network_policy(spec: ServerSpec) -> dict:
-    port = [{"protocol": "TCP", "port": PORT}]
-    rules = [
-        {
-            "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": spec.monitoring_namespace}}}],
-            "ports": [{"protocol": "TCP", "port": METRICS_PORT}],
-        }
-    ]
-    if spec.allowed_namespaces:
-        names = sorted(spec.allowed_namespaces)
-        rules.append(
-            {
-                "from": [
-                    {"namespaceSelector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": names}]}}
-                ],
-                "ports": port,
-            }
-        )
-    if spec.ingress_host:
-        # ALB targets are pod IPs (target type ip): the load balancer reaches them from inside the VPC.
-        rules.append({"from": [{"ipBlock": {"cidr": cidr}} for cidr in spec.vpc_cidrs], "ports": port})
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": _meta(),
-        "spec": {"podSelector": {"matchLabels": {"app.kubernetes.io/name": NAME}}, "policyTypes": ["Ingress"], "ingress": rules},
-    }
+    # ALB targets are pod IPs (target type ip): the load balancer reaches them from inside the VPC.
+    cidrs = spec.vpc_cidrs if spec.ingress_host else ()
+    return ingress_policy(_meta(), NAME, spec.monitoring_namespace, [METRICS_PORT], [PORT], spec.allowed_namespaces, cidrs)
 
 
 def ingress(spec: ServerSpec) -> dict | None:
@@ -450,7 +414,7 @@ def migration_job(spec: ServerSpec) -> dict:
     container = {
         "name": "migrate",
         "image": spec.image,
-        "imagePullPolicy": _pull_policy(spec.image),
+        "imagePullPolicy": pull_policy(spec.image),
         "command": ["python", "/opt/migrate/migrate.py"],
         "env": [
             _secret_env("MLFLOW_BACKEND_STORE_URI", "backend-store-uri"),
@@ -458,7 +422,7 @@ def migration_job(spec: ServerSpec) -> dict:
             {"name": "STOP_DEPLOYMENT", "value": NAME},
         ],
         "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
-        "securityContext": _security(),
+        "securityContext": container_security(),
         "volumeMounts": [
             {"name": "script", "mountPath": "/opt/migrate", "readOnly": True},
             {"name": "tmp", "mountPath": "/tmp"},
@@ -483,7 +447,7 @@ def migration_job(spec: ServerSpec) -> dict:
                 "spec": {
                     "serviceAccountName": MIGRATE_NAME,
                     "restartPolicy": "Never",
-                    "securityContext": _pod_security(),
+                    "securityContext": pod_security(),
                     "nodeSelector": dict(spec.node_selector),
                     "containers": [container],
                     "volumes": [

@@ -35,7 +35,8 @@ from ml_platform.components.model_service.pods import (
     deployment,
     shared_memory_mib,
 )
-from ml_platform.components.model_service.spec import CACHE_DIR, DRAIN_SECONDS, HOME_DIR, MODELS_DIR, UID, ModelSpec, labels
+from ml_platform.components.model_service.spec import CACHE_DIR, DRAIN_SECONDS, HOME_DIR, MODELS_DIR, ModelSpec, labels
+from ml_platform.components.pod_defaults import UID
 from ml_platform.components.pod_identity import pod_identity_role
 
 TYPE = "mlplatform:k8s:ModelService"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from ml_platform.components.alerts import alert as platform_alert
 from ml_platform.components.model_service.autoscaling import load_expression
 from ml_platform.components.model_service.spec import ModelSpec, meta
 
@@ -27,13 +28,7 @@ def slo_rules(spec: ModelSpec) -> list[dict]:
     ns = spec.selector
 
     def alert(name: str, expr: str, duration: str, severity: str, summary: str, runbook: str) -> dict:
-        return {
-            "alert": name,
-            "expr": expr,
-            "for": duration,
-            "labels": {"severity": severity, "model": spec.name},
-            "annotations": {"summary": summary, "runbook": runbook},
-        }
+        return platform_alert(name, expr, duration, severity, summary, runbook, model=spec.name)
 
     rules = [
         alert(

@@ -9,6 +9,7 @@ from ml_platform.components.model_service.alerts import prometheus_rule, service
 from ml_platform.components.model_service.autoscaling import cpu_autoscaler, disruption_budget, scaled_object
 from ml_platform.components.model_service.pods import deployment, runtime
 from ml_platform.components.model_service.spec import TRITON_GRPC_PORT, TRITON_METRICS_PORT, ModelSpec, labels, meta
+from ml_platform.components.pod_defaults import ingress_policy
 
 
 def service(spec: ModelSpec) -> dict:
@@ -67,40 +68,18 @@ def ingress(spec: ModelSpec) -> dict:
 
 
 def network_policy(spec: ModelSpec) -> dict:
-    serving_ports = [{"protocol": "TCP", "port": spec.port}]
-    if spec.runtime == "triton":
-        serving_ports.append({"protocol": "TCP", "port": TRITON_GRPC_PORT})
+    serving_ports = [spec.port, TRITON_GRPC_PORT] if spec.runtime == "triton" else [spec.port]
     metrics_port = TRITON_METRICS_PORT if spec.runtime == "triton" else spec.port
-    rules = [
-        {
-            "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": spec.monitoring_namespace}}}],
-            "ports": [{"protocol": "TCP", "port": metrics_port}],
-        }
-    ]
-    if spec.allowed_namespaces:
-        rules.append(
-            {
-                "from": [
-                    {
-                        "namespaceSelector": {
-                            "matchExpressions": [
-                                {"key": "kubernetes.io/metadata.name", "operator": "In", "values": sorted(spec.allowed_namespaces)}
-                            ]
-                        }
-                    }
-                ],
-                "ports": serving_ports,
-            }
-        )
-    if spec.alb:
-        # ALB targets are pod IPs (target type ip): the load balancer's nodes reach them from inside the VPC.
-        rules.append({"from": [{"ipBlock": {"cidr": cidr}} for cidr in spec.vpc_cidrs], "ports": serving_ports})
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": meta(spec),
-        "spec": {"podSelector": {"matchLabels": {"app.kubernetes.io/name": spec.name}}, "policyTypes": ["Ingress"], "ingress": rules},
-    }
+    # ALB targets are pod IPs (target type ip): the load balancer's nodes reach them from inside the VPC.
+    return ingress_policy(
+        meta(spec),
+        spec.name,
+        spec.monitoring_namespace,
+        [metrics_port],
+        serving_ports,
+        spec.allowed_namespaces,
+        spec.vpc_cidrs if spec.alb else (),
+    )
 
 
 def namespace(name: str, extra_labels: Mapping[str, str], alb: bool = False) -> dict:

@@ -15,22 +15,13 @@ from ml_platform.components.model_service.spec import (
     MODELS_DIR,
     TRITON_GRPC_PORT,
     TRITON_METRICS_PORT,
-    UID,
     WEIGHTS_READY_MARKER,
     ModelSpec,
     labels,
     meta,
 )
+from ml_platform.components.pod_defaults import container_security, pod_security, pull_policy
 from ml_platform.components.scheduling import node_affinity
-
-
-def _container_security() -> dict:
-    return {
-        "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": True,
-        "runAsNonRoot": True,
-        "capabilities": {"drop": ["ALL"]},
-    }
 
 
 def _probe(path: str, port: int, period: int, failures: int, timeout: int = 5) -> dict:
@@ -217,7 +208,7 @@ def _aws_container(spec: ModelSpec, name: str, script: str, args: list[str], mou
     return {
         "name": name,
         "image": spec.loader_image,
-        "imagePullPolicy": "IfNotPresent" if "@sha256:" in spec.loader_image else "Always",
+        "imagePullPolicy": pull_policy(spec.loader_image),
         "command": ["/bin/sh", "-c", script],
         "args": args,
         # Each container its own CLI config file: they share /tmp, and each sets its own transfer client.
@@ -228,7 +219,7 @@ def _aws_container(spec: ModelSpec, name: str, script: str, args: list[str], mou
         ],
         "resources": resources,
         "volumeMounts": [*mounts, {"name": "tmp", "mountPath": "/tmp"}],
-        "securityContext": _container_security(),
+        "securityContext": container_security(),
     }
 
 
@@ -310,7 +301,7 @@ def deployment(spec: ModelSpec) -> dict:
         "env": [{"name": k, "value": v} for k, v in sorted(env.items())],
         "resources": resources,
         "volumeMounts": mounts,
-        "securityContext": _container_security(),
+        "securityContext": container_security(),
         # The startup budget covers image pull, weight loading and warm-up; liveness only starts after it.
         "startupProbe": _probe(live_path, spec.port, 10, math.ceil(spec.startup_seconds / 10)),
         "readinessProbe": _probe(ready_path, spec.port, 10, 3),
@@ -331,13 +322,7 @@ def deployment(spec: ModelSpec) -> dict:
         "enableServiceLinks": False,
         # The server never calls the Kubernetes API; Pod Identity mounts its own token for AWS.
         "automountServiceAccountToken": False,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": UID,
-            "runAsGroup": UID,
-            "fsGroup": UID,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": pod_security(),
         "terminationGracePeriodSeconds": DRAIN_SECONDS + (120 if spec.gpus else 45),
         "initContainers": init_containers(spec),
         "containers": [server],

@@ -8,7 +8,6 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-UID = 10001  # any non-root UID above 10000: no clash with host users (checkov CKV_K8S_40)
 MODELS_DIR = "/models"
 CACHE_DIR = "/cache"
 HOME_DIR = "/home/app"
