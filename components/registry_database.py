@@ -82,6 +82,7 @@ class RegistryDatabase(pulumi.ComponentResource):
         super().__init__(TYPE, name, None, opts)
         if args.min_capacity > args.max_capacity:
             raise ValueError(f"{name}: min_capacity {args.min_capacity} is above max_capacity {args.max_capacity}")
+        self._resource_name = name
         child = pulumi.ResourceOptions(parent=self)
         stateful = pulumi.ResourceOptions(parent=self, protect=args.protect)
         identifier = cluster_identifier(args.stack)
@@ -177,7 +178,7 @@ class RegistryDatabase(pulumi.ComponentResource):
         migration to that version starts from. A new version replaces it (one logical resource); prod keeps the
         old snapshot in AWS (retain_on_delete) so it can be restored after a later migration too."""
         return aws.rds.ClusterSnapshot(
-            "model-registry-db-before-migration",
+            f"{self._resource_name}-before-migration",
             db_cluster_identifier=self.cluster.id,
             db_cluster_snapshot_identifier=migration_snapshot_identifier(stack, mlflow_version),
             tags=dict(tags),

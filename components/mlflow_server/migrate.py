@@ -145,11 +145,10 @@ def schemas_current(uri: str) -> bool:
 
 def main(environ: dict[str, str] | None = None) -> int:
     env = dict(os.environ if environ is None else environ)
-    missing = [name for name in ("MLFLOW_BACKEND_STORE_URI",) if not env.get(name)]
-    if missing:
-        log(f"missing environment: {', '.join(missing)}")
+    uri = env.get("MLFLOW_BACKEND_STORE_URI")
+    if not uri:
+        log("missing environment: MLFLOW_BACKEND_STORE_URI")
         return 1
-    uri = env["MLFLOW_BACKEND_STORE_URI"]
     try:
         if schemas_current(uri):
             log("both schemas are at this version's heads: nothing to migrate, the server keeps running")

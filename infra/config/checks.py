@@ -206,12 +206,10 @@ def _self_hosted_registry_problems(cfg: StackConfig) -> list[tuple[str, str]]:
     problems = []
     if settings.image.repository not in cfg.registries.repositories:
         problems.append((f"{path}.image.repository", f"'{settings.image.repository}' is not in registries.repositories"))
-    if settings.ingress is not None and settings.ingress.certificateArn.split(":")[3] != cfg.region:
+    certificate_region = settings.ingress.certificateArn.split(":")[3] if settings.ingress is not None else cfg.region
+    if certificate_region != cfg.region:
         problems.append(
-            (
-                f"{path}.ingress.certificateArn",
-                f"the certificate is in {settings.ingress.certificateArn.split(':')[3]}; the ALB needs one in {cfg.region}",
-            )
+            (f"{path}.ingress.certificateArn", f"the certificate is in {certificate_region}; the ALB needs one in {cfg.region}")
         )
     if cfg.environment != "dev" and settings.database.minCapacity == 0:
         problems.append(
