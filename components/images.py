@@ -87,6 +87,8 @@ CHART_IMAGES: dict[str, ChartImage] = {
     "node-exporter": ChartImage(
         "kube-prometheus-stack", "prometheus-node-exporter.image", "split", "quay.io", "prometheus/node-exporter", "digest"
     ),
+    # The chart writes `[registry/]repository:tag` and takes no digest.
+    "pushgateway": ChartImage("prometheus-pushgateway", "image", "full", "quay.io", "prometheus/pushgateway"),
 }
 
 

@@ -32,6 +32,27 @@ def tls_only_policy(bucket_arn: str) -> dict:
     }
 
 
+def expiring_rules(expire_id: str, markers_id: str, prefix: str, days: int) -> list[aws.s3.BucketLifecycleConfigurationRuleArgs]:
+    """Lifecycle rules expiring `prefix`'s objects `days` after they were written and their noncurrent versions a
+    day later. An expired object leaves a delete marker in a versioned bucket; S3 takes one rule's Days or its
+    ExpiredObjectDeleteMarker, not both, so the markers get a rule of their own."""
+    return [
+        aws.s3.BucketLifecycleConfigurationRuleArgs(
+            id=expire_id,
+            status="Enabled",
+            filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=prefix),
+            expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=days),
+            noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(noncurrent_days=1),
+        ),
+        aws.s3.BucketLifecycleConfigurationRuleArgs(
+            id=markers_id,
+            status="Enabled",
+            filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=prefix),
+            expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(expired_object_delete_marker=True),
+        ),
+    ]
+
+
 @dataclass
 class ModelStoreArgs:
     kms_key_arn: pulumi.Input[str]
@@ -45,6 +66,10 @@ class ModelStoreArgs:
     compile_cache_expiry_days: int = 30
     """Objects under COMPILE_CACHE_PREFIX expire this many days after they were written, and their noncurrent
     versions a day later: entries of old images and configs, which no replica reads again, go away."""
+    expiring_prefixes: Mapping[str, int] = field(default_factory=dict)
+    """Prefix -> days: objects under each prefix expire this many days after they were written, their noncurrent
+    versions a day later and their delete markers then (the capture proxies' `capture/<model>/`: records, kept only
+    as long as the model's capture.retentionDays says)."""
     force_destroy: bool = False
     """Delete the bucket with its objects: only for ephemeral stacks."""
     protect: bool = False
@@ -125,20 +150,14 @@ class ModelStore(pulumi.ComponentResource):
                         days_after_initiation=args.abort_incomplete_upload_days
                     ),
                 ),
-                aws.s3.BucketLifecycleConfigurationRuleArgs(
-                    id="expire-compile-caches",
-                    status="Enabled",
-                    filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=COMPILE_CACHE_PREFIX),
-                    expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=args.compile_cache_expiry_days),
-                    noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(noncurrent_days=1),
+                *expiring_rules(
+                    "expire-compile-caches", "remove-compile-cache-delete-markers", COMPILE_CACHE_PREFIX, args.compile_cache_expiry_days
                 ),
-                # An expired object leaves a delete marker in a versioned bucket; S3 takes one rule's Days or its
-                # ExpiredObjectDeleteMarker, not both, so the markers get a rule of their own.
-                aws.s3.BucketLifecycleConfigurationRuleArgs(
-                    id="remove-compile-cache-delete-markers",
-                    status="Enabled",
-                    filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=COMPILE_CACHE_PREFIX),
-                    expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(expired_object_delete_marker=True),
+                # Ids name the prefix (S3 allows 255 characters), so a rule keeps its id when others come and go.
+                *(
+                    rule
+                    for prefix, days in sorted(args.expiring_prefixes.items())
+                    for rule in expiring_rules(f"expire-{prefix.strip('/')}", f"remove-{prefix.strip('/')}-delete-markers", prefix, days)
                 ),
             ],
             # S3 rejects lifecycle rules on noncurrent versions until versioning is on.

@@ -16,7 +16,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 import yaml
 
-from ml_platform.components import alerts, dashboards
+from ml_platform.components import alerts, dashboards, pushgateway
 from ml_platform.components.helm import Chart, release
 from ml_platform.components.options import inherited_depends_on
 from ml_platform.components.pod_identity import pod_identity_role
@@ -197,6 +197,11 @@ class MonitoringArgs:
     """Alertmanager configuration (alertmanager_config); a secret Output when receivers hold secrets."""
     model_namespaces: Sequence[str] = ()
     """Namespaces of model services, for the crash-loop alert."""
+    pushgateway: Chart | None = None
+    """Pinned prometheus-pushgateway chart, installed when a model's monitor job publishes (components/pushgateway.py);
+    None: no Pushgateway."""
+    pushgateway_storage_gib: int | None = None
+    """The Pushgateway's gp3 volume; None keeps its groups in memory only (dev)."""
     amp_remote_write: bool = False
     """Write to an Amazon Managed Service for Prometheus workspace as well."""
     cluster: pulumi.Input[str] = ""
@@ -303,6 +308,18 @@ class Monitoring(pulumi.ComponentResource):
             timeout=900,
         )
         after_crds = pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[self.crds]))
+        if args.pushgateway is not None:
+            # Its ServiceMonitor needs the CRDs; its volume, like Prometheus's, the component's storage dependencies.
+            release(
+                f"{name}-pushgateway",
+                args.pushgateway,
+                pushgateway.RELEASE,
+                NAMESPACE,
+                pushgateway.values(NAMESPACE, args.node_selector, args.pushgateway_storage_gib, args.resources["pushgateway"]),
+                pulumi.ResourceOptions.merge(
+                    k8s_opts, pulumi.ResourceOptions(depends_on=[namespace, self.crds, *inherited_depends_on(opts)])
+                ),
+            )
         k8s.apiextensions.CustomResource(
             f"{name}-platform-rules",
             api_version="monitoring.coreos.com/v1",

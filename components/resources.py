@@ -56,6 +56,7 @@ PLATFORM: dict[str, dict[str, Resources]] = {
     "grafana-sidecar": _sizes(R("10m", "64Mi", "128Mi"), R("10m", "64Mi", "128Mi")),
     "kube-state-metrics": _sizes(R("20m", "64Mi", "128Mi"), R("50m", "128Mi", "256Mi")),
     "node-exporter": _sizes(R("20m", "32Mi", "64Mi"), R("50m", "48Mi", "96Mi")),
+    "pushgateway": _sizes(R("10m", "32Mi", "64Mi"), R("20m", "64Mi", "128Mi")),
 }
 # Prometheus' CPU; its memory is the stack's `monitoring.prometheusMemory`.
 PROMETHEUS_CPU = {SMALL: "250m", STANDARD: "500m"}

@@ -5,15 +5,24 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
+from itertools import pairwise
 
-from ml_platform.components import instance_types, quantity, scheduling
-from ml_platform.components.model_service import ModelSpec, pods
+from croniter import croniter
+
+from ml_platform.components import instance_types, pushgateway, quantity, scheduling
+from ml_platform.components.model_service import ModelSpec, capture, pods
+from ml_platform.components.model_service.capture import CaptureSpec
+from ml_platform.components.model_service.metric_drift import MetricDriftSpec
+from ml_platform.components.model_service.monitor_job import MonitorSpec
 from ml_platform.components.model_service.spec import weights_location
 from ml_platform.components.model_store import COMPILE_CACHE_PREFIX
 from ml_platform.components.monitoring import NAMESPACE as MONITORING_NAMESPACE
 from ml_platform.components.monitoring import PROMETHEUS_URL
 from ml_platform.components.resources import SMALL, STANDARD
 from ml_platform.infra import coldstart, config, pools
+from ml_platform.infra.config.model_monitoring import duration_seconds
+from ml_platform.infra.model_registry.artifacts import STORE_PREFIX
 from ml_platform.infra.offline import capacity
 
 # Models never run on the system pool: the capacity check reserves it for the platform's own pods, and a CPU
@@ -249,6 +258,9 @@ def fit_problems(cfg: config.StackConfig, contract_pools: list[scheduling.Pool])
         if model.compileCache != "none":  # the save sidecar runs beside the server, and its requests add up
             cpu_m += int(quantity.parse(pods.SIDECAR_REQUESTS["cpu"]) * 1000)
             memory_mi += quantity.mebibytes(pods.SIDECAR_REQUESTS["memory"])
+        if model.capture is not None:  # so do the capture proxy's
+            cpu_m += int(quantity.parse(capture.REQUESTS["cpu"]) * 1000)
+            memory_mi += quantity.mebibytes(capture.REQUESTS["memory"])
         largest: tuple[int, int, str] | None = None
         fits = sized = False
         for pool_name in scheduling.gpu_placement(model.gpus, contract_pools, MODEL_EXCLUDED_POOLS)[2]:
@@ -283,6 +295,7 @@ def fit_problems(cfg: config.StackConfig, contract_pools: list[scheduling.Pool])
                     f"models.{name}.resources",
                     f"{model.resources.cpu} CPU and {model.resources.memory}"
                     + (" (and the compile cache's sidecar)" if model.compileCache != "none" else "")
+                    + (" (and the capture proxy)" if model.capture is not None else "")
                     + " fit no node of the pools that can run this model: the "
                     f"largest ({largest[2]}) leaves pods {largest[0]}m CPU and {largest[1]}Mi after kube-reserved, eviction and "
                     "the DaemonSets (and within the pools' limits); request less or add a pool with larger types",
@@ -307,6 +320,30 @@ def compile_cache_key(image: str, model: config.ModelConfig) -> str:
     within it, e.g. by GPU type), and entries of older images or flags stay behind until they expire."""
     text = "\n".join([image, str(model.gpus), *model.args])
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def served_version(model: config.ModelConfig) -> str:
+    """The version a model serves, as its captured records and drift reports name it: a registry model's locked
+    version (from its resolved store prefix `registry/<model>/<version>/<content>/`), else `unversioned`."""
+    prefix = model.source.s3Prefix
+    if model.source.registry is not None and prefix is not None and prefix.startswith(STORE_PREFIX):
+        return prefix.removeprefix(STORE_PREFIX).split("/")[1]
+    return "unversioned"
+
+
+def capture_spec(name: str, model: config.ModelConfig, cfg: config.StackConfig, registry: str, bucket: str) -> CaptureSpec | None:
+    """The model's capture proxy, or None (no `capture`)."""
+    if model.capture is None or cfg.serving.monitoringImage is None:
+        return None
+    return CaptureSpec(
+        image=image_reference(cfg.serving.monitoringImage, registry, cfg.image_registry_prefix),
+        bucket=bucket,
+        version=served_version(model),
+        sample_rate=model.capture.sampleRate,
+        max_payload_bytes=model.capture.maxPayloadBytes,
+        redact=tuple(model.capture.redact),
+        retention_days=model.capture.retentionDays,
+    )
 
 
 def model_spec(
@@ -380,4 +417,51 @@ def model_spec(
         ),
         transfer_client=cfg.serving.loaderTransferClient,
         shared_namespace=shared_namespace,
+        # A namespace preview's traffic is a test's: it would land among the base model's records and hours.
+        metric_drift=metric_drift_spec(model.metricDrift) if shared_namespace is None else None,
+        capture=capture_spec(name, model, cfg, registry, bucket) if shared_namespace is None else None,
+        monitor=monitor_spec(model, cfg, registry, bucket) if shared_namespace is None else None,
     )
+
+
+def schedule_period_seconds(schedule: str) -> int:
+    """The longest gap between two runs of a five-field cron schedule over four weeks from a fixed Monday, seconds
+    (croniter, a maintained parser: the same one that checked the expression)."""
+    runs = croniter(schedule, datetime(2026, 1, 5, tzinfo=UTC))
+    times = [runs.get_next(datetime) for _ in range(2000)]
+    times = [t for t in times if t <= datetime(2026, 2, 2, tzinfo=UTC)] or times[:2]
+    return int(max((b - a).total_seconds() for a, b in pairwise(times)))
+
+
+def monitor_spec(model: config.ModelConfig, cfg: config.StackConfig, registry: str, bucket: str) -> MonitorSpec | None:
+    """The model's monitor job (drift, and feedback with it), or None."""
+    drift, image = model.drift, cfg.serving.monitoringImage
+    if drift is None or model.capture is None or image is None:
+        return None
+    feedback = model.feedback.model_dump() if model.feedback is not None else None
+    if feedback is not None:
+        feedback["labelColumn"] = model.feedback.label_column
+    return MonitorSpec(
+        image=image_reference(image, registry, cfg.image_registry_prefix),
+        bucket=bucket,
+        version=served_version(model),
+        schedule=drift.schedule,
+        period_seconds=schedule_period_seconds(drift.schedule),
+        window_seconds=duration_seconds(drift.window),
+        min_samples=drift.minSamples,
+        pushgateway_url=pushgateway.url(MONITORING_NAMESPACE),
+        reference_prefix=drift.reference.s3Prefix,
+        method=drift.method,
+        threshold=drift.threshold,
+        drift_share=drift.driftShare,
+        records_path=drift.recordsPath,
+        feedback=feedback,
+        excluded_pools=MODEL_EXCLUDED_POOLS,
+    )
+
+
+def metric_drift_spec(drift: config.MetricDrift | None) -> MetricDriftSpec | None:
+    """The model's metric-drift comparison, or None."""
+    if drift is None:
+        return None
+    return MetricDriftSpec(signals=tuple(drift.signals), baseline=drift.baseline, threshold=drift.threshold, min_requests=drift.minRequests)

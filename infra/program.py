@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from ml_platform.components import pushgateway
 from ml_platform.components.cluster_addons import ClusterAddons, ClusterAddonsArgs
 from ml_platform.components.eks_cluster import AccessGrant, EksCluster, EksClusterArgs
 from ml_platform.components.gpu import GPU_NODE_SELECTOR, GPU_TOLERATIONS, GpuSupport, GpuSupportArgs
@@ -18,7 +19,7 @@ from ml_platform.components.karpenter import POLICY_CHART_VERSIONS as KARPENTER_
 from ml_platform.components.karpenter import Karpenter, KarpenterArgs
 from ml_platform.components.kms import KmsKey, KmsKeyArgs
 from ml_platform.components.logging import Logging, LoggingArgs, log_group_prefix
-from ml_platform.components.model_service import ModelService, ModelServiceArgs
+from ml_platform.components.model_service import ModelService, ModelServiceArgs, capture
 from ml_platform.components.model_store import ModelStore, ModelStoreArgs
 from ml_platform.components.monitoring import Monitoring, MonitoringArgs, alertmanager_config
 from ml_platform.components.network import Network, NetworkArgs
@@ -202,6 +203,8 @@ def installed_charts(cfg: config.StackConfig) -> set[str]:
         installed.add("keda")
     if any(model.exposure.type == "alb" for model in cfg.models.values()):
         installed.add("aws-load-balancer-controller")
+    if any(model.drift is not None for model in cfg.models.values()):
+        installed.add("prometheus-pushgateway")
     return installed
 
 
@@ -388,7 +391,7 @@ def build(cfg: config.StackConfig) -> None:
             kubernetes_provider=cluster.provider,
             chart=charts["kube-prometheus-stack"],
             crd_chart=charts["prometheus-operator-crds"],
-            retention=observability.retention or ("3d" if cfg.environment == "dev" else "15d"),
+            retention=cfg.prometheus_retention,
             # Persistent gp3 storage outside dev, so metrics survive a Prometheus restart.
             storage_gib=storage_gib,
             memory=observability.prometheusMemory,
@@ -398,6 +401,8 @@ def build(cfg: config.StackConfig) -> None:
             # Receivers hold webhook URLs and routing keys: kept secret whenever the stack's config is.
             alertmanager=pulumi.Output.secret(routing) if pulumi.runtime.is_config_secret(f"{config.PROJECT}:monitoring") else routing,
             model_namespaces=sorted(cfg.models),
+            pushgateway=charts["prometheus-pushgateway"] if "prometheus-pushgateway" in installed_charts(cfg) else None,
+            pushgateway_storage_gib=None if storage_gib is None else pushgateway.STORAGE_GIB,
             amp_remote_write=observability.ampRemoteWrite,
             cluster=cluster.name,
             region=cfg.region,
@@ -519,6 +524,9 @@ def build(cfg: config.StackConfig) -> None:
             noncurrent_version_expiry_days=cfg.modelStore.noncurrentVersionExpiryDays,
             compile_cache_expiry_days=cfg.modelStore.compileCacheExpiryDays,
             abort_incomplete_upload_days=cfg.modelStore.abortIncompleteUploadDays,
+            expiring_prefixes={
+                capture.model_prefix(name): model.capture.retentionDays for name, model in cfg.models.items() if model.capture is not None
+            },
             force_destroy=cfg.ephemeral,
             protect=protect,
             tags=tags,

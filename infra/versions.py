@@ -46,6 +46,8 @@ CHARTS: dict[str, Chart] = {
     "prometheus-operator-crds": Chart("prometheus-operator-crds", "https://prometheus-community.github.io/helm-charts", "31.0.1"),
     "aws-for-fluent-bit": Chart("aws-for-fluent-bit", "https://aws.github.io/eks-charts", "0.2.0"),
     "metrics-server": Chart("metrics-server", "https://kubernetes-sigs.github.io/metrics-server/", "3.13.1"),
+    # Where the models' monitor jobs publish drift and quality (components/pushgateway.py).
+    "prometheus-pushgateway": Chart("prometheus-pushgateway", "https://prometheus-community.github.io/helm-charts", "3.8.0"),
 }
 
 # Images the platform itself runs (model images are the stack config's). AWS CLI v2 reads EKS Pod Identity

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
+from ml_platform.components.model_service import capture, monitor_job
 from ml_platform.components.model_service.alerts import prometheus_rule, service_monitor, slo_rules
 from ml_platform.components.model_service.autoscaling import (
     FALLBACK_FAILURES,
@@ -42,11 +43,14 @@ from ml_platform.components.pod_identity import pod_identity_role
 TYPE = "mlplatform:k8s:ModelService"
 
 
-def model_store_policy(bucket_arn: str, kms_key_arn: str, region: str, read_prefix: str | None, cache_prefix: str | None) -> dict:
+def model_store_policy(
+    bucket_arn: str, kms_key_arn: str, region: str, read_prefix: str | None, cache_prefix: str | None, capture_prefix: str | None = None
+) -> dict:
     """The model's access to the model store: read only its own `read_prefix` (its weights; None: none), read and
-    write only its own `cache_prefix` (its compile cache; None: none), and the store's key through S3 (decrypt to
-    read, data keys to write). A compile cache can run code when loaded (vLLM docs/usage/security.md), so no
-    other model, nor a preview of this one (another namespace), may write the prefix this model reads."""
+    write only its own `cache_prefix` (its compile cache; None: none), write (never read) only its own
+    `capture_prefix` (the capture proxy's records; None: none), and the store's key through S3 (decrypt to read,
+    data keys to write). A compile cache can run code when loaded (vLLM docs/usage/security.md), so no other model,
+    nor a preview of this one (another namespace), may write the prefix this model reads."""
     statements: list[dict] = []
     prefixes = [prefix for prefix in (read_prefix, cache_prefix) if prefix is not None]
     if read_prefix is not None:
@@ -63,18 +67,28 @@ def model_store_policy(bucket_arn: str, kms_key_arn: str, region: str, read_pref
                 "Resource": f"{bucket_arn}/{cache_prefix}*",
             }
         )
+    if capture_prefix is not None:
+        # A pod has one identity, so the proxy's writes are the model's: only under its own capture prefix, and
+        # nothing it wrote can be read back through it.
+        statements.append(
+            {"Sid": "WriteCapturedTraffic", "Effect": "Allow", "Action": "s3:PutObject", "Resource": f"{bucket_arn}/{capture_prefix}*"}
+        )
+    writes = cache_prefix is not None or capture_prefix is not None
+    if prefixes:
+        statements.append(
+            {
+                "Sid": "ListModelPrefixes",
+                "Effect": "Allow",
+                "Action": "s3:ListBucket",
+                "Resource": bucket_arn,
+                "Condition": {"StringLike": {"s3:prefix": [f"{prefix}*" for prefix in prefixes]}},
+            }
+        )
     statements += [
-        {
-            "Sid": "ListModelPrefixes",
-            "Effect": "Allow",
-            "Action": "s3:ListBucket",
-            "Resource": bucket_arn,
-            "Condition": {"StringLike": {"s3:prefix": [f"{prefix}*" for prefix in prefixes]}},
-        },
         {
             "Sid": "UseKeyThroughS3",
             "Effect": "Allow",
-            "Action": ["kms:Decrypt", "kms:GenerateDataKey"] if cache_prefix is not None else "kms:Decrypt",
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"] if writes else "kms:Decrypt",
             "Resource": kms_key_arn,
             "Condition": {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}},
         },
@@ -140,7 +154,8 @@ class ModelService(pulumi.ComponentResource):
         in_namespace = pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[namespace]))
 
         identity: list[pulumi.Resource] = []
-        if args.s3_prefix is not None or spec.compile_cache_prefix is not None:
+        capture_prefix = capture.prefix(spec.name, spec.capture.version) if spec.capture is not None else None
+        if args.s3_prefix is not None or spec.compile_cache_prefix is not None or capture_prefix is not None:
             identity = pod_identity_role(
                 f"{name}-model-reader",
                 args.cluster_name,
@@ -148,8 +163,24 @@ class ModelService(pulumi.ComponentResource):
                 spec.name,
                 pulumi.Output.all(args.bucket_arn, args.kms_key_arn).apply(
                     lambda values: json.dumps(
-                        model_store_policy(values[0], values[1], args.region, args.s3_prefix, spec.compile_cache_prefix)
+                        model_store_policy(values[0], values[1], args.region, args.s3_prefix, spec.compile_cache_prefix, capture_prefix)
                     )
+                ),
+                parent=self,
+                tags=args.tags,
+                association_depends_on=[namespace],
+            )
+
+        monitor_identity: list[pulumi.Resource] = []
+        if spec.monitor is not None:
+            # The monitor job's own identity: it reads captures, reference data and labels, which the model cannot.
+            monitor_identity = pod_identity_role(
+                f"{name}-monitor",
+                args.cluster_name,
+                spec.namespace,
+                monitor_job.name(spec),
+                pulumi.Output.all(args.bucket_arn, args.kms_key_arn).apply(
+                    lambda values: json.dumps(monitor_job.store_policy(spec, values[0], values[1]))
                 ),
                 parent=self,
                 tags=args.tags,
@@ -159,6 +190,8 @@ class ModelService(pulumi.ComponentResource):
         for manifest in objects:
             kind = manifest["kind"]
             resource_name = f"{name}-{kind.lower()}"
+            if manifest["metadata"]["name"] != spec.name:
+                resource_name = f"{name}-{kind.lower()}-{manifest['metadata']['name'].removeprefix(spec.name + '-')}"
             group = manifest["apiVersion"].split("/")[0]
             if group in CRD_GROUPS:
                 # Never applied before the release that installs its CRD (pulumi-kubernetes #3247).
@@ -180,6 +213,8 @@ class ModelService(pulumi.ComponentResource):
                     # the provider's default 10-minute wait would fail the update.
                     wait = f"{math.ceil(max(spec.rollout_seconds, spec.startup_seconds) / 60) + 20}m"
                     extra = pulumi.ResourceOptions(custom_timeouts=pulumi.CustomTimeouts(create=wait, update=wait))
+                if kind == "CronJob":
+                    waits = monitor_identity
                 if kind == "Ingress" and args.alb_controller is not None:
                     waits = [args.alb_controller]
                 options = pulumi.ResourceOptions.merge(
@@ -199,6 +234,8 @@ _CORE_KINDS = {
     "ServiceAccount": _service_account,
     "Deployment": lambda n, metadata, spec, opts: k8s.apps.v1.Deployment(n, metadata=metadata, spec=spec, opts=opts),
     "Service": lambda n, metadata, spec, opts: k8s.core.v1.Service(n, metadata=metadata, spec=spec, opts=opts),
+    "ConfigMap": lambda n, metadata, data, opts: k8s.core.v1.ConfigMap(n, metadata=metadata, data=data, opts=opts),
+    "CronJob": lambda n, metadata, spec, opts: k8s.batch.v1.CronJob(n, metadata=metadata, spec=spec, opts=opts),
     "Ingress": lambda n, metadata, spec, opts: k8s.networking.v1.Ingress(n, metadata=metadata, spec=spec, opts=opts),
     "NetworkPolicy": lambda n, metadata, spec, opts: k8s.networking.v1.NetworkPolicy(n, metadata=metadata, spec=spec, opts=opts),
     "PodDisruptionBudget": lambda n, metadata, spec, opts: k8s.policy.v1.PodDisruptionBudget(n, metadata=metadata, spec=spec, opts=opts),

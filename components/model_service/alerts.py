@@ -5,19 +5,24 @@ from __future__ import annotations
 import math
 
 from ml_platform.components.alerts import alert as platform_alert
+from ml_platform.components.model_service import capture, metric_drift, monitor_job
 from ml_platform.components.model_service.autoscaling import load_expression
 from ml_platform.components.model_service.spec import ModelSpec, meta
 
 
 def service_monitor(spec: ModelSpec) -> dict:
-    port = "metrics" if spec.runtime == "triton" else "http"
+    """Scrapes the server's metrics port (never through the capture proxy: scrapes are not traffic) and the proxy's."""
+    port = "metrics" if spec.runtime == "triton" else ("server" if spec.capture is not None else "http")
+    endpoints = [{"port": port, "path": spec.metrics_path if spec.runtime == "custom" else "/metrics", "interval": "15s"}]
+    if spec.capture is not None:
+        endpoints.append({"port": capture.METRICS_PORT_NAME, "path": "/metrics", "interval": "30s"})
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "ServiceMonitor",
         "metadata": meta(spec),
         "spec": {
             "selector": {"matchLabels": {"app.kubernetes.io/name": spec.name}},
-            "endpoints": [{"port": port, "path": spec.metrics_path if spec.runtime == "custom" else "/metrics", "interval": "15s"}],
+            "endpoints": endpoints,
         },
     }
 
@@ -117,10 +122,18 @@ def slo_rules(spec: ModelSpec) -> list[dict]:
     return rules
 
 
+def monitoring_rule_groups(spec: ModelSpec) -> list[dict]:
+    """Whether the model is still right: metric drift (vLLM), whether its capture proxy records, and what its
+    monitor job finds (drift, too few samples, quality) and whether it runs."""
+    groups = [metric_drift.rule_group(spec)] if spec.metric_drift is not None else []
+    groups += [capture.rule_group(spec)] if spec.capture is not None else []
+    return groups + ([monitor_job.rule_group(spec)] if spec.monitor is not None else [])
+
+
 def prometheus_rule(spec: ModelSpec) -> dict:
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
         "metadata": meta(spec),
-        "spec": {"groups": [{"name": f"{spec.name}.slo", "rules": slo_rules(spec)}]},
+        "spec": {"groups": [{"name": f"{spec.name}.slo", "rules": slo_rules(spec)}, *monitoring_rule_groups(spec)]},
     }

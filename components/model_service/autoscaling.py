@@ -113,8 +113,17 @@ def cpu_autoscaler(spec: ModelSpec) -> dict:
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": spec.name},
             "minReplicas": spec.min_replicas,
             "maxReplicas": spec.max_replicas,
+            # The server container's CPU, not the pod's: a sidecar (the capture proxy, the compile cache's save)
+            # would otherwise dilute or inflate the utilisation the target is about (ContainerResource, GA in 1.30).
             "metrics": [
-                {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": int(spec.target)}}}
+                {
+                    "type": "ContainerResource",
+                    "containerResource": {
+                        "name": "cpu",
+                        "container": "server",
+                        "target": {"type": "Utilization", "averageUtilization": int(spec.target)},
+                    },
+                }
             ],
         },
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ml_platform.components.model_service import capture, monitor_job
 from ml_platform.components.model_service.alerts import prometheus_rule, service_monitor
 from ml_platform.components.model_service.autoscaling import cpu_autoscaler, disruption_budget, scaled_object
 from ml_platform.components.model_service.pods import deployment, runtime
@@ -13,7 +14,20 @@ from ml_platform.components.pod_defaults import ingress_policy
 
 
 def service(spec: ModelSpec) -> dict:
-    ports = [{"name": "http", "port": spec.port, "targetPort": "http", "protocol": "TCP"}]
+    """The model's Service: `http` on the server's port number, targeting the capture proxy when there is one;
+    then the server's own port (`server`) and the proxy's metrics for Prometheus, which scrapes them directly."""
+    if spec.capture is None:
+        ports = [{"name": "http", "port": spec.port, "targetPort": "http", "protocol": "TCP"}]
+    else:
+        ports = [
+            # The proxy's ports by number: a named target port is looked up among the pod's containers, and only
+            # recent Kubernetes releases look among native sidecars too.
+            {"name": "http", "port": spec.port, "targetPort": capture.PORT, "protocol": "TCP"},
+            # The server itself, for Prometheus; its number only names a Service port (the config keeps the server's
+            # own port off the proxy's, so the numbers never clash).
+            {"name": "server", "port": capture.PORT, "targetPort": "http", "protocol": "TCP"},
+            {"name": capture.METRICS_PORT_NAME, "port": capture.METRICS_PORT, "targetPort": capture.METRICS_PORT, "protocol": "TCP"},
+        ]
     if spec.runtime == "triton":
         ports += [
             {"name": "grpc", "port": TRITON_GRPC_PORT, "targetPort": "grpc", "protocol": "TCP"},
@@ -68,14 +82,18 @@ def ingress(spec: ModelSpec) -> dict:
 
 
 def network_policy(spec: ModelSpec) -> dict:
+    """Who reaches the model's pods: callers (allowed namespaces, the ALB) its serving port, the capture proxy's
+    when there is one (so no caller bypasses it); Prometheus the metrics ports."""
     serving_ports = [spec.port, TRITON_GRPC_PORT] if spec.runtime == "triton" else [spec.port]
-    metrics_port = TRITON_METRICS_PORT if spec.runtime == "triton" else spec.port
+    metrics_ports = [TRITON_METRICS_PORT if spec.runtime == "triton" else spec.port]
+    if spec.capture is not None:
+        serving_ports, metrics_ports = [capture.PORT], [*metrics_ports, capture.METRICS_PORT]
     # ALB targets are pod IPs (target type ip): the load balancer's nodes reach them from inside the VPC.
     return ingress_policy(
         meta(spec),
         spec.name,
         spec.monitoring_namespace,
-        [metrics_port],
+        metrics_ports,
         serving_ports,
         spec.allowed_namespaces,
         spec.vpc_cidrs if spec.alb else (),
@@ -117,4 +135,6 @@ def manifests(spec: ModelSpec) -> list[dict]:
     objects.append(scaled_object(spec) if spec.gpus else cpu_autoscaler(spec))
     if spec.max_replicas > 1:
         objects.append(disruption_budget(spec))
+    if spec.monitor is not None:
+        objects += monitor_job.manifests(spec)
     return objects

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 from ml_platform.components import quantity
+from ml_platform.components.model_service import capture
 from ml_platform.components.model_service.spec import (
     CACHE_DIR,
     COLD_START_ANNOTATION,
@@ -259,6 +260,9 @@ def init_containers(spec: ModelSpec) -> list[dict]:
             {"requests": dict(SIDECAR_REQUESTS), "limits": {"cpu": "1", "memory": "1Gi"}},
         )
         init.append({**sidecar, "restartPolicy": "Always"})
+    if spec.capture is not None:
+        # Last: it starts once the weights are in place, just before the server, and stops after it.
+        init.append(capture.sidecar(spec))
     return init
 
 

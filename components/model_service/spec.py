@@ -8,6 +8,12 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from ml_platform.components.model_service.capture import METRICS_PORT as CAPTURE_METRICS_PORT
+from ml_platform.components.model_service.capture import PORT as CAPTURE_PORT
+from ml_platform.components.model_service.capture import CaptureSpec
+from ml_platform.components.model_service.metric_drift import MetricDriftSpec
+from ml_platform.components.model_service.monitor_job import MonitorSpec
+
 MODELS_DIR = "/models"
 CACHE_DIR = "/cache"
 HOME_DIR = "/home/app"
@@ -137,6 +143,14 @@ class ModelSpec:
     shared_namespace: str | None = None
     """A namespace the model shares with others, made by the caller (a namespace preview); None: its own,
     named after the model."""
+    metric_drift: MetricDriftSpec | None = None
+    """vLLM only: compare each hour's token lengths and finish reasons with the same hour a baseline ago
+    (metric_drift.py); None: not compared."""
+    capture: CaptureSpec | None = None
+    """Sample the model's traffic into the model store through the capture proxy (capture.py); None: no proxy."""
+    monitor: MonitorSpec | None = None
+    """A CronJob judging the captured traffic: drift against reference data, quality against labels (monitor_job.py);
+    needs capture."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -168,6 +182,14 @@ class ModelSpec:
             problems.append("load_format runai_streamer is vLLM's loader for weights in S3: runtime vllm with model_uri")
         if self.compile_cache_uri is not None and (self.runtime != "vllm" or not self.compile_cache_uri.startswith("s3://")):
             problems.append("compile_cache_uri is vLLM's compile cache in S3 (s3://bucket/prefix/): runtime vllm")
+        if self.capture is not None and (self.runtime == "triton" or self.port in (CAPTURE_PORT, CAPTURE_METRICS_PORT)):
+            problems.append(
+                f"capture fronts the HTTP port {self.port} of a vllm or custom server, other than {CAPTURE_PORT} and {CAPTURE_METRICS_PORT}"
+            )
+        if self.monitor is not None and (self.capture is None or self.monitor.version != self.capture.version):
+            problems.append("monitor judges what the capture proxy writes: set capture, with the same version")
+        if self.metric_drift is not None and self.runtime != "vllm":
+            problems.append(f"metric_drift compares vLLM's metrics; runtime is {self.runtime}")
         if self.transfer_client not in TRANSFER_CLIENTS:
             problems.append(f"transfer_client '{self.transfer_client}' is not one of {', '.join(TRANSFER_CLIENTS)}")
         if self.weights_gib < 0:

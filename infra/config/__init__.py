@@ -36,6 +36,7 @@ from ml_platform.infra.config.base import (
 )
 from ml_platform.infra.config.checks import _cross_checks, _plain_secrets
 from ml_platform.infra.config.cluster import AdminAccess, ClusterConfig
+from ml_platform.infra.config.model_monitoring import Capture, Drift, Feedback, MetricDrift
 from ml_platform.infra.config.models import ALLOWED_UPSTREAM_IMAGES, ImageRef, ModelConfig
 from ml_platform.infra.config.monitoring import MonitoringConfig
 from ml_platform.infra.config.network import NetworkConfig
@@ -201,11 +202,15 @@ __all__ = [
     "RESERVED_NAMESPACES",
     "SCALAR_KEYS",
     "AdminAccess",
+    "Capture",
     "ClusterConfig",
     "ConfigError",
+    "Drift",
+    "Feedback",
     "ImageRef",
     "KarpenterPoolConfig",
     "ManagedPoolConfig",
+    "MetricDrift",
     "ModelConfig",
     "ModelStoreConfig",
     "MonitoringConfig",

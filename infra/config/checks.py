@@ -9,6 +9,7 @@ from collections.abc import Collection, Sequence
 from ml_platform.components.images import CHART_IMAGES
 from ml_platform.infra import promql
 from ml_platform.infra.config.base import _ECR_HOST, _K8S_NAMESPACE, PROJECT, RESERVED_NAMESPACES
+from ml_platform.infra.config.model_monitoring import duration_seconds
 from ml_platform.infra.config.model_registry import SECRET_AUTH_FIELDS
 from ml_platform.infra.config.models import ALLOWED_UPSTREAM_IMAGES, ModelConfig
 from ml_platform.infra.config.monitoring import SECRET_RECEIVER_FIELDS
@@ -155,6 +156,7 @@ def _cross_checks(cfg: StackConfig) -> list[tuple[str, str]]:
         problems.append(("pins.amiRelease", f"'{cfg.pins.amiRelease}' is not a release of Kubernetes {cfg.cluster.version}"))
     if prod and cfg.models and cfg.serving.loaderImage.digest is None:
         problems.append(("serving.loaderImage.digest", "prod runs images by digest"))
+    problems += _model_monitoring_problems(cfg)
     # The karpenter chart ships its controller's digest; the monitoring stack's images take one each.
     digests = [k for k, image in sorted(CHART_IMAGES.items()) if image.digest_key and image.chart != "karpenter"]
     unpinned = [k for k in digests if k not in cfg.pins.images]
@@ -227,6 +229,40 @@ def _self_hosted_registry_problems(cfg: StackConfig) -> list[tuple[str, str]]:
                     "prod runs at least 2 database instances (a writer and a reader in another zone to fail over to)",
                 )
             )
+    return problems
+
+
+def _model_monitoring_problems(cfg: StackConfig) -> list[tuple[str, str]]:
+    """Metric drift's baseline within Prometheus's retention; the monitoring image for capture and drift."""
+    problems = []
+    retention = duration_seconds(cfg.prometheus_retention)
+    for name, model in sorted(cfg.models.items()):
+        # The compared hour starts baseline + 1h ago; Prometheus deletes whole blocks past its retention.
+        if model.metricDrift is not None and duration_seconds(model.metricDrift.baseline) + 3600 > retention:
+            days = -(-(duration_seconds(model.metricDrift.baseline) + 3600) // 86400)
+            problems.append(
+                (
+                    f"models.{name}.metricDrift.baseline",
+                    f"{model.metricDrift.baseline} (and the hour before it) lies beyond Prometheus's retention "
+                    f"{cfg.prometheus_retention}: raise monitoring.retention to at least {days}d or shorten the baseline",
+                )
+            )
+    users = [name for name, model in sorted(cfg.models.items()) if model.capture is not None]
+    image = cfg.serving.monitoringImage
+    if users and image is None:
+        problems.append(
+            (
+                "serving.monitoringImage",
+                f"{', '.join(users)} capture(s) traffic: give the platform/model-monitoring image (README, 'Drift')",
+            )
+        )
+    if users and image is not None:
+        if image.upstream:
+            problems.append(("serving.monitoringImage.repository", "a repository of the platform's registry (platform/model-monitoring)"))
+        elif image.repository not in cfg.registries.repositories:
+            problems.append(("serving.monitoringImage.repository", f"'{image.repository}' is not in registries.repositories"))
+        if cfg.environment == "prod" and image.digest is None:
+            problems.append(("serving.monitoringImage.digest", "prod runs images by digest"))
     return problems
 
 

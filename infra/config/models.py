@@ -13,6 +13,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from ml_platform.components.model_service.pods import STREAMER_MIN_MIB, STREAMER_SHARE_OF_MEMORY, streamer_buffer_mib
 from ml_platform.infra.config.base import _check_cpu, _check_memory, _fail, _fail_all, _Model
+from ml_platform.infra.config.model_monitoring import CAPTURE_PREFIX, DRIFT_PREFIX, Capture, Drift, Feedback, MetricDrift, duration_seconds
 
 _DIGEST = r"^sha256:[0-9a-f]{64}$"
 # Upstream images a model may run straight from (anything else comes from the platform's registry).
@@ -20,8 +21,11 @@ ALLOWED_UPSTREAM_IMAGES = ("docker.io/vllm/vllm-openai", "nvcr.io/nvidia/tritons
 RUNTIME_PORTS = {"vllm": 8000, "triton": 8000}
 ENFORCE_EAGER = "--enforce-eager"
 # Prefixes of the model store the platform writes (model_registry.artifacts.STORE_PREFIX,
-# model_store.COMPILE_CACHE_PREFIX, sagemaker_mlflow.ARTIFACT_PREFIX); kept in step by a test.
-PLATFORM_PREFIXES = ("registry/", "compile-cache/", "mlflow/")
+# model_store.COMPILE_CACHE_PREFIX, sagemaker_mlflow.ARTIFACT_PREFIX, the capture proxies' and the monitor jobs');
+# kept in step by a test.
+PLATFORM_PREFIXES = ("registry/", "compile-cache/", "mlflow/", CAPTURE_PREFIX, DRIFT_PREFIX)
+# The capture proxy's ports in a model's pod (images/model-monitoring: CAPTURE_PORT, CAPTURE_METRICS_PORT).
+CAPTURE_PORTS = (8090, 9103)
 LOAD_FORMAT = "--load-format"
 
 
@@ -255,6 +259,16 @@ class ModelConfig(_Model):
     <model>/`) before the server starts, and saved there while it runs, so replicas and restarts after the first
     skip most of the compile; vLLM keys each entry by its version, the model and its config, the GPU and the
     torch build, so a changed image or model misses and compiles anew. `none`: every replica compiles."""
+    metricDrift: MetricDrift | None = None
+    """vLLM models: compare the last hour's prompt and generation lengths and finish reasons with the same hour a
+    baseline ago, from vLLM's own metrics (no payloads captured)."""
+    capture: Capture | None = None
+    """Sample request/response pairs into the model store through a proxy in the model's pod."""
+    drift: Drift | None = None
+    """A CronJob comparing the captured inputs with reference data (needs capture)."""
+    feedback: Feedback | None = None
+    """Join captured predictions with labels that arrive later; publish realised quality (needs drift: it runs in
+    the same job, on the same window and minSamples)."""
 
     @model_validator(mode="after")
     def _runtime(self, info: ValidationInfo) -> ModelConfig:
@@ -300,6 +314,7 @@ class ModelConfig(_Model):
         elif any("runai_streamer" in arg for arg in formats):
             # Streaming asked for in args: the weights would be copied and streamed, with no cap on the streamer's memory.
             problems.append(("args", f"stream with source.loadFormat runai_streamer, not {LOAD_FORMAT} in args"))
+        problems += self._monitoring_problems()
         prod = (info.context or {}).get("environment") == "prod"
         if prod:
             if self.image.digest is None:
@@ -321,6 +336,32 @@ class ModelConfig(_Model):
         if problems:
             raise _fail_all(problems)
         return self
+
+    def _monitoring_problems(self) -> list[tuple[str, str]]:
+        """What metric drift, capture, drift and feedback need of the model itself."""
+        problems = []
+        if self.metricDrift is not None and self.runtime != "vllm":
+            problems.append(("metricDrift", f"compares vLLM's token histograms; a {self.runtime} model has none: use capture and drift"))
+        if self.capture is not None and self.runtime == "triton":
+            # The proxy fronts HTTP; Triton's gRPC port would bypass it, and its binary tensors are no JSON records.
+            problems.append(("capture", "the capture proxy fronts HTTP/JSON; Triton's gRPC and binary tensors would bypass it"))
+        if self.capture is not None and self.port in CAPTURE_PORTS:
+            problems.append(
+                ("port", f"{self.port} is the capture proxy's (it takes {' and '.join(map(str, CAPTURE_PORTS))}): move the server")
+            )
+        if self.drift is not None and self.capture is None:
+            problems.append(("drift", "compares captured requests: set capture too"))
+        if self.feedback is not None and self.drift is None:
+            problems.append(("feedback", "runs in the drift job (its schedule, window and minSamples): set drift too"))
+        if self.drift is not None and self.capture is not None and duration_seconds(self.drift.window) > self.capture.retentionDays * 86400:
+            problems.append(("drift.window", f"{self.drift.window} reaches past capture.retentionDays ({self.capture.retentionDays}d)"))
+        for key, prefix in (
+            ("drift.reference.s3Prefix", self.drift.reference.s3Prefix if self.drift else None),
+            ("feedback.labelsPrefix", self.feedback.labelsPrefix if self.feedback else None),
+        ):
+            if prefix is not None and prefix.startswith(PLATFORM_PREFIXES):
+                problems.append((key, f"'{prefix}' is under one of the platform's prefixes ({', '.join(PLATFORM_PREFIXES)})"))
+        return problems
 
     @property
     def serving_port(self) -> int:

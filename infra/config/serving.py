@@ -21,6 +21,10 @@ class ServingConfig(_Model):
     crt on the instance types the CLI's own list names (p4d and p5 in 2.36; aws/aws-cli#10676 adds GPU families
     from 2.37). Only local NVMe lets crt's speed show:
     a gp3 root volume takes 125 MiB/s whatever the client."""
+    monitoringImage: ImageRef | None = None
+    """The platform's model-monitoring image (`platform/model-monitoring`, built by .github/workflows/platform-images.yml
+    from images/model-monitoring): the capture proxy in the pods of models with `capture`, and the monitor job of
+    models with `drift`. Required once a model uses either; by digest in prod."""
     imageRegistryPrefix: str | None = None
     """Registry prefix the models' platform images are pulled from (default: this stack's `registries.prefix`).
     Preview stacks pull the images of the stack they preview (same account), whose registry holds them."""

@@ -62,6 +62,11 @@ class StackConfig(_Model):
         """Prefix of the repositories the models' platform images come from."""
         return self.registry_prefix if self.serving.imageRegistryPrefix is None else self.serving.imageRegistryPrefix
 
+    @property
+    def prometheus_retention(self) -> str:
+        """How long Prometheus keeps samples: `monitoring.retention`, else 3d in dev and 15d elsewhere."""
+        return self.monitoring.retention or ("3d" if self.environment == "dev" else "15d")
+
     def cache_prefix(self, rule: PullThroughCacheRule) -> str:
         """The ECR repository prefix of a pull-through cache rule, below the registry prefix."""
         return "/".join(part for part in (self.registry_prefix, rule.key) if part)

@@ -295,11 +295,20 @@ def gaps(resources: Iterable[Mapping[str, Any]], base: Iterable[Mapping[str, Any
                 )
                 if api not in ctl.api_services:
                     gap(body, f"a {metric['type']} metric reads {api}, which nothing here serves (FailedGetResourceMetric)")
-                resource = (metric.get("resource") or {}).get("name")
-                if target is not None and resource and metric["resource"]["target"]["type"] == "Utilization":
-                    containers = target["spec"]["template"]["spec"]["containers"]
+                source = metric.get("resource") or metric.get("containerResource") or {}
+                resource = source.get("name")
+                if target is not None and resource and source["target"]["type"] == "Utilization":
+                    pod = target["spec"]["template"]["spec"]
+                    # Resource: the pod's usage over the sum of its containers' requests (native sidecars included);
+                    # ContainerResource: one container's, which must exist.
+                    sidecars = [c for c in pod.get("initContainers", []) if c.get("restartPolicy") == "Always"]
+                    containers = [*pod["containers"], *sidecars]
+                    if "container" in source:
+                        containers = [c for c in containers if c["name"] == source["container"]]
+                        if not containers:
+                            gap(body, f"its container {source['container']!r} is not in its target's pods")
                     if any(resource not in ((c.get("resources") or {}).get("requests") or {}) for c in containers):
-                        gap(body, f"utilisation of {resource} needs a {resource} request on every container of its target")
+                        gap(body, f"utilisation of {resource} needs a {resource} request on every container it measures")
         elif kind == "ScaledObject":
             target = _target(objects, body, body["spec"]["scaleTargetRef"])
             if target is None:

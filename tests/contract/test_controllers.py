@@ -73,7 +73,7 @@ def test_the_plan_command_reports_gaps_and_fails(project, capsys, monkeypatch):
     assert cli.main(["plan", "--stack", "dev", "--project-dir", str(project)]) == 1
     out = capsys.readouterr().out
     assert "controller and capacity problems (1):" in out
-    assert "fraud/HorizontalPodAutoscaler/fraud: a Resource metric reads metrics.k8s.io" in out
+    assert "fraud/HorizontalPodAutoscaler/fraud: a ContainerResource metric reads metrics.k8s.io" in out
 
 
 def test_a_namespace_preview_without_its_base_stack_file_is_not_passed(project, capsys):
@@ -160,14 +160,14 @@ BREAKS = {
     "no metrics-server": (
         "staging",
         lambda rs: without(rs, lambda r: r["type"] == controllers.HELM_RELEASE and r["inputs"]["chart"] == "metrics-server"),
-        "fraud/HorizontalPodAutoscaler/fraud: a Resource metric reads metrics.k8s.io, which nothing here serves",
+        "fraud/HorizontalPodAutoscaler/fraud: a ContainerResource metric reads metrics.k8s.io, which nothing here serves",
     ),
     "no KEDA": (
         "dev",
         lambda rs: without(rs, lambda r: r["type"] == controllers.HELM_RELEASE and r["inputs"]["chart"] == "keda"),
         "chat/ScaledObject/chat: nothing here installs and runs the keda.sh controller",
     ),
-    "HPA target without a CPU request": ("dev", strip_cpu_request, "utilisation of cpu needs a cpu request on every container"),
+    "HPA target without a CPU request": ("dev", strip_cpu_request, "utilisation of cpu needs a cpu request on every container it measures"),
     "query of another namespace": ("dev", scale_on_another_namespace, "the query must select the model's own namespace"),
     "query of every namespace": ("dev", scale_on_everything, 'must select the model\'s own namespace (namespace="chat"), not None'),
     "missing series read as zero": ("dev", invent_zero, "vector() makes a value out of missing series"),

@@ -965,13 +965,20 @@ def test_a_good_schedule_and_an_outside_range_pass():
     config.parse(raw_config(**minimal_sections(cluster={"admins": [ADMIN], "privateAccessCidrs": ["10.100.0.0/16"]})), "test")
 
 
-@pytest.mark.parametrize("prefix", ["registry/", "registry/chat/1/", "compile-cache/x/", "mlflow/0/"])
+@pytest.mark.parametrize("prefix", ["registry/", "registry/chat/1/", "compile-cache/x/", "mlflow/0/", "capture/fraud/", "drift/fraud/1/"])
 def test_a_model_may_not_read_the_platforms_own_prefixes(prefix):
     from ml_platform.components import model_store, sagemaker_mlflow
+    from ml_platform.components.model_service import capture, monitor_job
     from ml_platform.infra.config.models import PLATFORM_PREFIXES, ModelSource
     from ml_platform.infra.model_registry import artifacts
 
-    assert set(PLATFORM_PREFIXES) == {artifacts.STORE_PREFIX, model_store.COMPILE_CACHE_PREFIX, sagemaker_mlflow.ARTIFACT_PREFIX}
+    assert set(PLATFORM_PREFIXES) == {
+        artifacts.STORE_PREFIX,
+        model_store.COMPILE_CACHE_PREFIX,
+        sagemaker_mlflow.ARTIFACT_PREFIX,
+        capture.STORE_PREFIX,
+        monitor_job.REPORT_PREFIX,
+    }
     with pytest.raises(Exception, match="under one of the platform's prefixes"):
         ModelSource.model_validate({"s3Prefix": prefix})
 

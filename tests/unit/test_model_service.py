@@ -134,7 +134,11 @@ def test_shared_memory_never_exceeds_a_quarter_of_the_memory_limit():
 
 def test_cpu_models_use_an_hpa_and_no_gpu():
     objects = model_service.manifests(spec(gpus=0, runtime="custom", port=8080, health_path="/healthz", target=70))
-    assert by_kind(objects, "HorizontalPodAutoscaler")["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 70
+    # The server container's CPU (ContainerResource), not the pod's: a sidecar would skew the pod's utilisation.
+    (metric,) = by_kind(objects, "HorizontalPodAutoscaler")["spec"]["metrics"]
+    assert metric["type"] == "ContainerResource"
+    target = {"type": "Utilization", "averageUtilization": 70}
+    assert metric["containerResource"] == {"name": "cpu", "container": "server", "target": target}
     assert not [o for o in objects if o["kind"] == "ScaledObject"]
     pod = by_kind(objects, "Deployment")["spec"]["template"]["spec"]
     assert "nvidia.com/gpu" not in pod["containers"][0]["resources"]["limits"] and "annotations" not in pod
