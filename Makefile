@@ -3,10 +3,12 @@ PYTHON ?= python3
 VENV := venv
 TOOLS := venv-tools
 MLFLOW := venv-mlflow
+MONITORING := venv-monitoring
+MONITORING_SRC := images/model-monitoring
 PY := $(VENV)/bin/python
 STACK ?= dev
 
-.PHONY: postgresql venv plan plans test lint clean promtool bench
+.PHONY: postgresql pushgateway venv plan plans test lint clean promtool bench
 
 # pip says what it collects and installs, one line each: progress on a first install that a CI log keeps
 # readable (no progress bars, no colour); a step line says which set is being installed.
@@ -38,6 +40,14 @@ $(MLFLOW)/.installed: requirements-mlflow.txt
 	$(MLFLOW)/bin/python $(PIP_INSTALL) -r requirements-mlflow.txt
 	touch $@
 
+# The model-monitoring package (capture proxy, drift job) as its image installs it, with its test packages.
+$(MONITORING)/.installed: $(MONITORING_SRC)/requirements.txt $(MONITORING_SRC)/requirements-test.txt
+	$(STEP) "creating $(MONITORING)/ and installing the model-monitoring image's packages ($(MONITORING_SRC)/requirements*.txt)"
+	test -x $(MONITORING)/bin/python || $(PYTHON) -m venv $(MONITORING)
+	$(MONITORING)/bin/python $(PIP_INSTALL) --quiet --upgrade pip
+	$(MONITORING)/bin/python $(PIP_INSTALL) -r $(MONITORING_SRC)/requirements.txt -r $(MONITORING_SRC)/requirements-test.txt
+	touch $@
+
 venv: $(VENV)/.installed
 
 plan: $(VENV)/.installed
@@ -61,10 +71,17 @@ postgresql:
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 		(apt-get update -qq && apt-get install -y -qq --no-install-recommends postgresql)
 
-test: $(VENV)/.installed $(TOOLS)/.installed $(MLFLOW)/.installed promtool postgresql
+# The Pushgateway the drift job's tests push to (Debian's package; the tests start it on loopback and stop it).
+pushgateway:
+	command -v prometheus-pushgateway >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus-pushgateway)
+
+test: $(VENV)/.installed $(TOOLS)/.installed $(MLFLOW)/.installed $(MONITORING)/.installed promtool postgresql pushgateway
 	$(STEP) "ruff, then pytest on every core (about a minute)"
 	$(PY) -m ruff check .
 	TOOLS_BIN=$(abspath $(TOOLS))/bin MLFLOW_BIN=$(abspath $(MLFLOW))/bin $(PY) -m pytest -n auto --dist loadfile
+	$(STEP) "the model-monitoring package's own tests ($(MONITORING_SRC)/tests, in $(MONITORING)/)"
+	cd $(MONITORING_SRC) && ../../$(MONITORING)/bin/python -m pytest
 
 # Speeds against their goals (issue #15): first-deploy critical path, offline plan time, suite time (~4 min).
 bench: $(VENV)/.installed $(TOOLS)/.installed promtool
@@ -72,4 +89,4 @@ bench: $(VENV)/.installed $(TOOLS)/.installed promtool
 	$(PY) bench/bench.py
 
 clean:
-	rm -rf build $(VENV) $(TOOLS) $(MLFLOW)
+	rm -rf build $(VENV) $(TOOLS) $(MLFLOW) $(MONITORING)

@@ -184,6 +184,47 @@ def model_serving() -> dict:
                 [(f'avg by (namespace) (DCGM_FI_DEV_GPU_UTIL{{{ns}, pod!=""}})', "{{namespace}}")],
                 "percent",
             ),
+            # Is the model still right (components/model_service/metric_drift.py, monitor_job.py, capture.py)?
+            (
+                "Metric drift against the same hour a baseline ago (vLLM; 0 same, 1 disjoint)",
+                [('max by (model, signal) (model:vllm_metric_drift:score{model=~"$model"})', "{{model}} {{signal}}")],
+                "short",
+            ),
+            (
+                "Data drift: share of drifted features (monitor job)",
+                [
+                    (f"max by (namespace, version) (model_drift_share{{{ns}}})", "{{namespace}} {{version}}"),
+                    (
+                        f"max by (namespace, version) (model_drift_insufficient_samples{{{ns}}})",
+                        "{{namespace}} {{version}} too few samples",
+                    ),
+                ],
+                "percentunit",
+            ),
+            (
+                "Realised quality from feedback labels",
+                [(f"max by (namespace, version, metric) (model_quality{{{ns}}})", "{{namespace}} {{version}} {{metric}}")],
+                "short",
+            ),
+            (
+                "Capture: sampled and dropped pairs per second",
+                [
+                    (f"sum by (namespace) (rate(capture_sampled_total{{{ns}}}[5m]))", "{{namespace}} sampled"),
+                    (f"sum by (namespace, reason) (rate(capture_dropped_total{{{ns}}}[5m]))", "{{namespace}} dropped ({{reason}})"),
+                ],
+                "reqps",
+            ),
+            (
+                "Monitor job: hours since its last success",
+                [
+                    (
+                        f"(time() - max by (namespace, job) (model_drift_last_success_timestamp_seconds{{{ns}}}"
+                        f" or model_feedback_last_success_timestamp_seconds{{{ns}}})) / 3600",
+                        "{{namespace}} {{job}}",
+                    )
+                ],
+                "h",
+            ),
         ],
         [_query_variable("model", 'label_values(kube_namespace_labels{label_app_kubernetes_io_component="model-server"}, namespace)')],
     )

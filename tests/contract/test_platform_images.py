@@ -31,7 +31,7 @@ def scan(dockerfile: Path) -> list[str]:
 
 
 def test_there_are_platform_images():
-    assert [p.parent.name for p in DOCKERFILES] == ["mlflow"]
+    assert [p.parent.name for p in DOCKERFILES] == ["mlflow", "model-monitoring"]
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
