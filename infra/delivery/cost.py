@@ -126,6 +126,22 @@ def estimate(resources: list[Mapping[str, Any]], log_gb_per_day: float = 5.0) ->
             volumes += int(claim["volumeClaimTemplate"]["spec"]["resources"]["requests"]["storage"].removesuffix("Gi"))
     if volumes:
         items.append(Item("Prometheus storage (gp3)", volumes * prices.GP3_PER_GB_MONTH, volumes * prices.GP3_PER_GB_MONTH))
+    for release in _of_type(resources, "kubernetes:helm.sh/v3:Release"):
+        volume = (release["inputs"].get("values") or {}).get("persistentVolume") or {}
+        if release["inputs"]["chart"] == "prometheus-pushgateway" and volume.get("enabled"):
+            size = int(volume["size"].removesuffix("Gi"))
+            items.append(Item("Pushgateway storage (gp3)", size * prices.GP3_PER_GB_MONTH, size * prices.GP3_PER_GB_MONTH))
+    captures = [d for d in _of_type(resources, "kubernetes:apps/v1:Deployment") if _has_capture_proxy(d)]
+    if captures:
+        items.append(
+            Item(
+                f"captured traffic (S3, {len(captures)} model{'' if len(captures) == 1 else 's'})",
+                0.0,
+                0.0,
+                f"not priced: grows with traffic x capture.sampleRate (S3 ${prices.S3_PER_GB_MONTH}/GB-month stored, kept "
+                "capture.retentionDays; one PUT per pod per minute at most); the proxy's CPU and memory are in the pods' requests",
+            )
+        )
     keys = len(_of_type(resources, "aws:kms/key:Key"))
     items.append(Item(f"KMS keys ({keys})", keys * prices.KMS_KEY_PER_MONTH, keys * prices.KMS_KEY_PER_MONTH))
     if _of_type(resources, "aws:cloudwatch/logGroup:LogGroup"):
@@ -136,6 +152,11 @@ def estimate(resources: list[Mapping[str, Any]], log_gb_per_day: float = 5.0) ->
         if count:
             items.append(Item(f"{what} ({count})", 0.0, 0.0, f"not priced: {why}"))
     return items
+
+
+def _has_capture_proxy(deployment: dict) -> bool:
+    pod = deployment["inputs"]["spec"]["template"]["spec"]
+    return any(c["name"] == "capture-proxy" for c in pod.get("initContainers", []))
 
 
 # Billed resources the plan may hold that the price table has no figure for: listed, never left out silently.
