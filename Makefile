@@ -79,7 +79,8 @@ pushgateway:
 test: $(VENV)/.installed $(TOOLS)/.installed $(MLFLOW)/.installed $(MONITORING)/.installed promtool postgresql pushgateway
 	$(STEP) "ruff, then pytest on every core (about a minute)"
 	$(PY) -m ruff check .
-	TOOLS_BIN=$(abspath $(TOOLS))/bin MLFLOW_BIN=$(abspath $(MLFLOW))/bin $(PY) -m pytest -n auto --dist loadfile
+	TOOLS_BIN=$(abspath $(TOOLS))/bin MLFLOW_BIN=$(abspath $(MLFLOW))/bin MONITORING_BIN=$(abspath $(MONITORING))/bin \
+		$(PY) -m pytest -n auto --dist loadfile
 	$(STEP) "the model-monitoring package's own tests ($(MONITORING_SRC)/tests, in $(MONITORING)/)"
 	cd $(MONITORING_SRC) && ../../$(MONITORING)/bin/python -m pytest
 

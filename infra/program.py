@@ -19,7 +19,7 @@ from ml_platform.components.karpenter import POLICY_CHART_VERSIONS as KARPENTER_
 from ml_platform.components.karpenter import Karpenter, KarpenterArgs
 from ml_platform.components.kms import KmsKey, KmsKeyArgs
 from ml_platform.components.logging import Logging, LoggingArgs, log_group_prefix
-from ml_platform.components.model_service import ModelService, ModelServiceArgs, capture
+from ml_platform.components.model_service import ModelService, ModelServiceArgs, capture, monitor_job
 from ml_platform.components.model_store import ModelStore, ModelStoreArgs
 from ml_platform.components.monitoring import Monitoring, MonitoringArgs, alertmanager_config
 from ml_platform.components.network import Network, NetworkArgs
@@ -524,8 +524,13 @@ def build(cfg: config.StackConfig) -> None:
             noncurrent_version_expiry_days=cfg.modelStore.noncurrentVersionExpiryDays,
             compile_cache_expiry_days=cfg.modelStore.compileCacheExpiryDays,
             abort_incomplete_upload_days=cfg.modelStore.abortIncompleteUploadDays,
+            # Captured records, and the monitor job's reports about them (an HTML report is a few MB an hour), go after
+            # capture.retentionDays.
             expiring_prefixes={
-                capture.model_prefix(name): model.capture.retentionDays for name, model in cfg.models.items() if model.capture is not None
+                prefix: model.capture.retentionDays
+                for name, model in cfg.models.items()
+                if model.capture is not None
+                for prefix in (capture.model_prefix(name), monitor_job.model_report_prefix(name))
             },
             force_destroy=cfg.ephemeral,
             protect=protect,

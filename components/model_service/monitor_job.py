@@ -91,10 +91,15 @@ def name(spec: ModelSpec) -> str:
     return f"{spec.name}-monitor"
 
 
+def model_report_prefix(model: str) -> str:
+    """`drift/<model>/`: every version's reports of the model (the store's lifecycle rule expires them)."""
+    return f"{REPORT_PREFIX}{model}/"
+
+
 def report_prefix(spec: ModelSpec) -> str:
     """`drift/<model>/<version>/`: where the job writes its reports, and all it may write."""
     assert spec.monitor is not None
-    return f"{REPORT_PREFIX}{spec.name}/{spec.monitor.version}/"
+    return f"{model_report_prefix(spec.name)}{spec.monitor.version}/"
 
 
 def job_config(spec: ModelSpec) -> dict:

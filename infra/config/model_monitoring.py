@@ -116,6 +116,8 @@ class Capture(_Model):
     def _paths(cls, value: list[str]) -> list[str]:
         for path in value:
             _json_path(path, "redact")
+            if path.strip() == "$":
+                raise _fail("'$' would remove the whole document; name the fields, e.g. '$.user'")
         return value
 
 
@@ -185,7 +187,13 @@ class Feedback(_Model):
     @field_validator("joinKey")
     @classmethod
     def _join_key(cls, value: str) -> str:
-        return value if value == "requestId" else _json_path(value, "joinKey")
+        if value == "requestId":
+            return value
+        _json_path(value, "joinKey")
+        # The labels' column is the path's last name, so the path must end in one (the job refuses `$.ids[0]`).
+        if not re.search(r"[A-Za-z_][\w-]*['\"]?\]?$", value) or re.search(r"\[[0-9*:]+\]$", value):
+            raise _fail(f"'{value}' must end in a field name (the labels' column), e.g. '$.metadata.transaction_id'")
+        return value
 
     @field_validator("predictionPath")
     @classmethod

@@ -97,6 +97,7 @@ def test_captured_records_expire_with_their_noncurrent_versions(plans, stack, da
     assert expire["filter"] == {"prefix": "capture/fraud/"} and expire["expiration"] == {"days": days}
     assert expire["noncurrentVersionExpiration"] == {"noncurrentDays": 1}
     assert rules["remove-capture/fraud-delete-markers"]["expiration"] == {"expiredObjectDeleteMarker": True}
+    assert rules["expire-drift/fraud"]["expiration"] == {"days": days}, "the reports (a few MB an hour) go with them"
     assert rules["expire-compile-caches"]["filter"] == {"prefix": "compile-cache/"}, "the existing rules keep their ids"
 
 
