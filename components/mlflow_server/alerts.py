@@ -18,7 +18,8 @@ MIN_REQUESTS_PER_SECOND = 0.05
 
 
 def _alert(name: str, expr: str, duration: str, severity: str, summary: str, runbook: str) -> dict:
-    return alert(name, expr, duration, severity, summary, runbook, component="model-registry")
+    # `namespace`: Alertmanager groups by it (sum(...) expressions drop it).
+    return alert(name, expr, duration, severity, summary, runbook, component="model-registry", namespace=NAMESPACE)
 
 
 def rule_group() -> dict:

@@ -33,7 +33,9 @@ def slo_rules(spec: ModelSpec) -> list[dict]:
     ns = spec.selector
 
     def alert(name: str, expr: str, duration: str, severity: str, summary: str, runbook: str) -> dict:
-        return platform_alert(name, expr, duration, severity, summary, runbook, model=spec.name)
+        # `namespace` on every model alert: Alertmanager groups by it, and ModelServerDown inhibits the model's symptoms
+        # by it (an aggregated expression such as sum(...) would otherwise drop it).
+        return platform_alert(name, expr, duration, severity, summary, runbook, model=spec.name, namespace=spec.namespace)
 
     rules = [
         alert(

@@ -143,6 +143,7 @@ def rule_group(spec: ModelSpec) -> dict:
                 f"kubectl -n {spec.namespace} logs deploy/{spec.name} -c capture-proxy: AccessDenied means the model's Pod Identity "
                 "role or the store's key; sampled requests are dropped until it recovers (serving is unaffected)",
                 model=spec.name,
+                namespace=spec.namespace,
             ),
             alert(
                 "ModelCaptureDropping",
@@ -152,6 +153,8 @@ def rule_group(spec: ModelSpec) -> dict:
                 "warning",
                 f"{spec.name}'s capture proxy drops more than 10% of what it samples (buffer full or uploads failing)",
                 "Lower capture.sampleRate or maxPayloadBytes; drift and feedback judge what is captured",
+                model=spec.name,
+                namespace=spec.namespace,
             ),
         ],
     }

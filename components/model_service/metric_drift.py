@@ -116,6 +116,7 @@ def rule_group(spec: ModelSpec) -> dict:
             "Compare the two hours on the model's dashboard (Drift row): a new client, prompt template or max_tokens "
             "default changes lengths; more `length` finishes mean truncated answers. Retrain or re-tune if it persists.",
             model=spec.name,
+            namespace=spec.namespace,
         )
     )
     return {"name": f"{spec.name}.metric-drift", "rules": rules}

@@ -260,6 +260,7 @@ def rule_group(spec: ModelSpec) -> dict:
             f"Read the newest report under s3://<store>/{report_prefix(spec)}: which features moved, and is it the world "
             "or a client bug? Retraining data: the captured requests under capture/ (README, 'Drift and feedback').",
             model=spec.name,
+            namespace=spec.namespace,
         ),
         alert(
             "ModelDriftTooFewSamples",
@@ -269,6 +270,7 @@ def rule_group(spec: ModelSpec) -> dict:
             f"{spec.name} {{{{ $labels.version }}}}: too few captured requests to judge drift (below {monitor.min_samples})",
             "Raise capture.sampleRate or drift.window, or lower drift.minSamples: no verdict is not 'no drift'",
             model=spec.name,
+            namespace=spec.namespace,
         ),
         alert(
             "ModelDriftJobStale",
@@ -284,6 +286,7 @@ def rule_group(spec: ModelSpec) -> dict:
             f"kubectl -n {spec.namespace} get jobs -l app.kubernetes.io/name={name(spec)}; kubectl -n {spec.namespace} logs "
             f"job/<newest>: AccessDenied, a missing reference prefix or the Pushgateway unreachable",
             model=spec.name,
+            namespace=spec.namespace,
         ),
     ]
     if monitor.feedback is not None:
@@ -303,6 +306,7 @@ def rule_group(spec: ModelSpec) -> dict:
                 "Labels joined with captured predictions show the model is wrong more often than agreed: roll back to the "
                 "previous version (models lock) or retrain on the captured window with its labels",
                 model=spec.name,
+                namespace=spec.namespace,
             )
         )
     return {"name": f"{spec.name}.drift", "rules": rules}

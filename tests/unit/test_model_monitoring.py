@@ -278,3 +278,21 @@ def test_the_monitoring_image_is_required_pinned_and_the_platforms():
     prod["ml-platform:serving"] = json.dumps(serving)
     with pytest.raises(config.ConfigError, match="a repository of the platform's registry"):
         config.parse(prod, "prod")
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_every_model_alert_carries_its_namespace(plans, stack):
+    # Alertmanager groups by namespace and ModelServerDown inhibits its model's symptoms on an equal namespace: an
+    # alert built on sum(...) loses the label unless the rule sets it.
+    rules = [
+        r
+        for r in plans[stack].by_type("kubernetes:monitoring.coreos.com/v1:PrometheusRule")
+        if r["inputs"]["metadata"]["namespace"] in plans[stack].outputs["versions"]["images"]["models"]
+    ]
+    assert rules
+    for rule in rules:
+        namespace = rule["inputs"]["metadata"]["namespace"]
+        for group in rule["inputs"]["spec"]["groups"]:
+            for alert in (r for r in group["rules"] if "alert" in r):
+                assert alert["labels"]["namespace"] == namespace, (group["name"], alert["alert"])
+                assert "model" in alert["labels"] or "component" in alert["labels"], (group["name"], alert["alert"])
