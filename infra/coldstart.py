@@ -138,6 +138,11 @@ class ColdStart:
         return max(MIN_BUDGET, int(math.ceil(server * MARGIN / 30) * 30))
 
 
+MONITORING_IMAGE_GIB = 0.3
+"""Compressed size of platform/model-monitoring: its pinned packages (Evidently, pandas, scipy, aiohttp) packed
+with gzip came to 264 MiB (images/model-monitoring/requirements.txt, 2026-11-30), plus python:3.11-slim."""
+
+
 def weights_gib(model: config.ModelConfig) -> float:
     """The weights' size in GiB: `source.sizeGiB`, or the default for GPU or CPU models."""
     return model.source.sizeGiB or WEIGHTS_GIB["gpu" if model.gpus else "cpu"]
@@ -193,6 +198,18 @@ def estimate(name: str, model: config.ModelConfig, options: Options = Options())
             "image pull",
             image / pull,
             f"{image:g} GiB ({image_from}) at {pull * 1024:.0f} MiB/s{' (FastImagePull)' if options.fast_pull else ''}",
+        ),
+        *(
+            # The kubelet pulls each container's image when that container starts: the proxy's comes after the weights.
+            [
+                Term(
+                    "proxy image",
+                    MONITORING_IMAGE_GIB / pull,
+                    f"{MONITORING_IMAGE_GIB:g} GiB (platform/model-monitoring, the capture proxy)",
+                )
+            ]
+            if model.capture is not None
+            else []
         ),
         copy,
         load,

@@ -296,3 +296,15 @@ def test_every_model_alert_carries_its_namespace(plans, stack):
             for alert in (r for r in group["rules"] if "alert" in r):
                 assert alert["labels"]["namespace"] == namespace, (group["name"], alert["alert"])
                 assert "model" in alert["labels"] or "component" in alert["labels"], (group["name"], alert["alert"])
+
+
+def test_the_proxys_image_pull_counts_in_the_cold_start():
+    from ml_platform.infra import coldstart
+
+    cfg = config.parse(dict(stack_files.read_stack("staging").values), "staging")
+    fraud = cfg.models["fraud"]
+    with_proxy = coldstart.estimate("fraud", fraud)
+    without = coldstart.estimate("fraud", fraud.model_copy(update={"capture": None}))
+    (term,) = [t for t in with_proxy.terms if t.name == "proxy image"]
+    assert term.seconds == pytest.approx(coldstart.MONITORING_IMAGE_GIB / coldstart.PULL_GIB_PER_S)
+    assert with_proxy.seconds == pytest.approx(without.seconds + term.seconds)
