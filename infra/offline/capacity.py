@@ -92,6 +92,8 @@ WORKLOADS: dict[str, tuple[Workload, ...]] = {
     # maxUnavailable 1, no surge.
     "karpenter": (Workload("karpenter", ("controller.resources",), replicas=("replicas", 2), one_per_node=True, surge=False),),
     "aws-for-fluent-bit": (Workload("fluent-bit", ("resources",), node_selector=None, daemonset=True),),
+    # A Deployment with the Recreate strategy (its volume is ReadWriteOnce): no surge.
+    "prometheus-pushgateway": (Workload("pushgateway", ("resources",), replicas=("replicaCount", 1), surge=False),),
     "nvidia-device-plugin": (Workload("nvidia-device-plugin", ("resources", "@helpers", "@helpers"), daemonset=True),),
     "dcgm-exporter": (Workload("dcgm-exporter", ("resources",), daemonset=True),),
     "kube-prometheus-stack": (
@@ -130,6 +132,9 @@ WORKLOADS: dict[str, tuple[Workload, ...]] = {
         ),
     ),
 }
+
+# Charts that run no pods of their own (CRDs only).
+CHARTS_WITHOUT_PODS = ("prometheus-operator-crds", "karpenter-crd")
 
 # EKS add-ons' pods and their published default requests. Sources: vpc-cni chart v1.22.4 values.yaml (25m
 # each for aws-node and the network policy agent); aws-ebs-csi-driver chart values (controller 2 x 60m/232Mi
@@ -301,6 +306,10 @@ def platform_pods(resources: Iterable[Mapping[str, Any]]) -> tuple[list[Pod], li
             continue
         chart = str(inputs["chart"]).rsplit("/", 1)[-1]
         values = inputs.get("values") or {}
+        if chart not in WORKLOADS and chart not in CHARTS_WITHOUT_PODS:
+            # A chart whose pods this module does not know would pass unsized: say so instead.
+            problems.append(f"{resource['name']} ({chart}): its pods are not in capacity.WORKLOADS, so they cannot be sized")
+            continue
         for workload in WORKLOADS.get(chart, ()):
             if workload.enabled and _get(values, workload.enabled) is False:
                 continue

@@ -136,3 +136,17 @@ def test_a_pool_at_zero_is_not_sized_and_older_families_are_not_guessed(plans):
     pools, problems = capacity.check(edited(plans["dev"], gpu_at_zero))
     assert problems == [] and "h100: no node at minimum size" in [p.line() for p in pools]
     assert capacity.allocatable("m4.large") is None and capacity.max_pods("m6i.large") == 29
+
+
+def test_the_pushgateway_is_sized_on_the_system_pool_and_an_unknown_chart_is_a_problem(plans):
+    resources = copy.deepcopy(plans["staging"].resources)
+    pods, problems = capacity.platform_pods(resources)
+    (pushgateway,) = [p for p in pods if p.name == "pushgateway"]
+    assert (pushgateway.pool, pushgateway.cpu_m, pushgateway.memory_mi, pushgateway.surge) == ("system", 20, 64, False)
+    assert problems == []
+    release = next(
+        r for r in resources if r["type"] == "kubernetes:helm.sh/v3:Release" and r["inputs"]["chart"] == "prometheus-pushgateway"
+    )
+    release["inputs"]["chart"] = "some-new-chart"
+    _, problems = capacity.platform_pods(resources)
+    assert problems == ["monitoring-pushgateway (some-new-chart): its pods are not in capacity.WORKLOADS, so they cannot be sized"]
