@@ -5,10 +5,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
-from itertools import pairwise
-
-from croniter import croniter
 
 from ml_platform.components import instance_types, pushgateway, quantity, scheduling
 from ml_platform.components.model_service import ModelSpec, capture, pods
@@ -21,7 +17,7 @@ from ml_platform.components.monitoring import NAMESPACE as MONITORING_NAMESPACE
 from ml_platform.components.monitoring import PROMETHEUS_URL
 from ml_platform.components.resources import SMALL, STANDARD
 from ml_platform.infra import coldstart, config, pools
-from ml_platform.infra.config.model_monitoring import duration_seconds
+from ml_platform.infra.config.model_monitoring import duration_seconds, schedule_period_seconds
 from ml_platform.infra.model_registry.artifacts import STORE_PREFIX
 from ml_platform.infra.offline import capacity
 
@@ -210,6 +206,13 @@ def start_warnings(cfg: config.StackConfig) -> list[str]:
             warnings.append(
                 f"models.{name}.startupSeconds {model.startupSeconds} is below the server's estimated start of {need:.0f} s "
                 "(`python -m infra coldstart`): a cold replica may be killed before it serves"
+            )
+    if cfg.preview is not None and cfg.preview.mode == "namespace":
+        judged = [name for name, m in sorted(cfg.models.items()) if m.capture or m.drift or m.metricDrift]
+        if judged:
+            warnings.append(
+                f"{', '.join(judged)}: capture, drift and metricDrift are off in a namespace preview (its traffic is a test's, "
+                "and would land among the base stack's records and hours); a full preview runs them"
             )
     return warnings
 
@@ -422,15 +425,6 @@ def model_spec(
         capture=capture_spec(name, model, cfg, registry, bucket) if shared_namespace is None else None,
         monitor=monitor_spec(model, cfg, registry, bucket) if shared_namespace is None else None,
     )
-
-
-def schedule_period_seconds(schedule: str) -> int:
-    """The longest gap between two runs of a five-field cron schedule over four weeks from a fixed Monday, seconds
-    (croniter, a maintained parser: the same one that checked the expression)."""
-    runs = croniter(schedule, datetime(2026, 1, 5, tzinfo=UTC))
-    times = [runs.get_next(datetime) for _ in range(2000)]
-    times = [t for t in times if t <= datetime(2026, 2, 2, tzinfo=UTC)] or times[:2]
-    return int(max((b - a).total_seconds() for a, b in pairwise(times)))
 
 
 def monitor_spec(model: config.ModelConfig, cfg: config.StackConfig, registry: str, bucket: str) -> MonitorSpec | None:

@@ -248,7 +248,10 @@ def rule_group(spec: ModelSpec) -> dict:
     model and version: the Pushgateway's ServiceMonitor honours the pushed labels)."""
     monitor = spec.monitor
     assert monitor is not None
-    drift = f'job="model-drift", namespace="{spec.namespace}", model="{spec.name}"'
+    model = f'job="model-drift", namespace="{spec.namespace}", model="{spec.name}"'
+    # Verdicts are about the version the model serves: an older version's group lingers in the Pushgateway until the
+    # new version's first run deletes it, and must not keep its alert firing (nor point at the wrong report).
+    drift = f'{model}, version="{monitor.version}"'
     stale_seconds = STALE_RUNS * monitor.period_seconds
     rules = [
         alert(
@@ -274,10 +277,12 @@ def rule_group(spec: ModelSpec) -> dict:
         ),
         alert(
             "ModelDriftJobStale",
-            # Old: the job stopped succeeding. Absent: it never published for the serving version (or the Pushgateway
-            # lost it) although its CronJob has existed for as long.
-            f"(time() - max by (namespace, model, version) (model_drift_last_success_timestamp_seconds{{{drift}}}) > {stale_seconds})"
-            f' or (absent(model_drift_last_success_timestamp_seconds{{{drift}, version="{monitor.version}"}})'
+            # The newest success of any version of the model: a version change keeps the old version's success until
+            # the new version's first run replaces it, so a promotion is not a stale job. Old: the job stopped
+            # succeeding. Absent: nothing was ever published (or the Pushgateway lost it) although the CronJob has
+            # existed for as long.
+            f"(time() - max by (namespace, model) (model_drift_last_success_timestamp_seconds{{{model}}}) > {stale_seconds})"
+            f" or (absent(model_drift_last_success_timestamp_seconds{{{model}}})"
             f' * on() group_left() (time() - max(kube_cronjob_created{{namespace="{spec.namespace}", cronjob="{name(spec)}"}})'
             f" > {stale_seconds}))",
             "10m",
@@ -293,7 +298,7 @@ def rule_group(spec: ModelSpec) -> dict:
         objective = float(str(monitor.feedback["objective"]))
         metric = str(monitor.feedback["metric"])
         worse = "<" if metric == "accuracy" else ">"
-        feedback = f'job="model-feedback", namespace="{spec.namespace}", model="{spec.name}"'
+        feedback = f'job="model-feedback", namespace="{spec.namespace}", model="{spec.name}", version="{monitor.version}"'
         rules.append(
             alert(
                 "ModelQualityBelowObjective",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from datetime import datetime
 
+from croniter import CroniterBadDateError, croniter
 from pydantic import BaseModel, ConfigDict
 from pydantic_core import PydanticCustomError
 
@@ -126,3 +128,36 @@ def _check_label_key(key: str) -> None:
         raise _fail(
             f"'{key}' uses a reserved prefix; under kubernetes.io only {' and '.join(_KUBELET_LABEL_PREFIXES)} are allowed on nodes"
         )
+
+
+def check_cron(value: str, parser: str, consequence: str) -> str:
+    """A five-field cron expression as robfig/cron v3's standard parser reads it (KEDA's cron scaler, and
+    Kubernetes' CronJob controller): croniter (maintained) parses it, then what croniter takes and robfig/cron does
+    not is refused (L, W, #; day-of-week 7), and so is an expression that never fires. `parser` names who reads
+    it, `consequence` what a date that never comes would mean. Raises the config error otherwise."""
+    fields = value.split()
+    if len(fields) != 5 or not croniter.is_valid(value):
+        raise _fail(f"'{value}' is not a five-field cron expression (minute hour day-of-month month day-of-week), e.g. '0 8 * * 1-5'")
+    if re.search(r"[LW#]", re.sub(r"[A-Z]{3}", "", value.upper())):  # month and day names (JUL, WED) aside
+        raise _fail(f"'{value}': {parser} (robfig/cron) has no L, W or #; use plain ranges and lists")
+    if re.search(r"(?<![0-9])7(?![0-9])", fields[4]):
+        raise _fail(f"'{value}': day-of-week is 0-6 in {parser} (robfig/cron); Sunday is 0")
+    try:
+        croniter(value, datetime(2026, 1, 1)).get_next(datetime)
+    except CroniterBadDateError:
+        raise _fail(f"'{value}' never fires (no such date), so {consequence}") from None
+    return value
+
+
+_STORE_PREFIX = re.compile(r"^[A-Za-z0-9!_.'()-]+(/[A-Za-z0-9!_.'()-]+)*/$")
+
+
+def check_store_prefix(value: str) -> str:
+    """A key prefix of the model store that IAM statements are written for (`<bucket>/<prefix>*`): S3's safe
+    characters (letters, digits, ! _ . ' ( ) -) in non-empty segments, ending in `/`. No `*` or `?`: in an IAM
+    resource they are wildcards, and a prefix `*/` would give a role every object of the store."""
+    if "*" in value or "?" in value:
+        raise _fail(f"'{value}' holds an IAM wildcard (* or ?): it would widen the role's access beyond the prefix; name it exactly")
+    if not _STORE_PREFIX.match(value):
+        raise _fail(f"'{value}' is not a key prefix: segments of letters, digits and ! _ . ' ( ) -, ending in '/', e.g. 'fraud-xgb/v7/'")
+    return value

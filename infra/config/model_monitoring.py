@@ -11,19 +11,21 @@
 
 from __future__ import annotations
 
-import re
+from datetime import UTC, datetime
+from itertools import pairwise
 from typing import Annotated, Literal
 
 from croniter import croniter
+from jsonpath_ng import Child, Descendants, Fields, JSONPath, Root, This
 from jsonpath_ng.exceptions import JSONPathError
 from jsonpath_ng.ext import parse as parse_json_path
+from jsonpath_ng.ext.filter import Filter
 from pydantic import Field, field_validator, model_validator
 
-from ml_platform.infra.config.base import _fail, _Model
+from ml_platform.infra.config.base import _fail, _Model, check_cron, check_store_prefix
 
 _DURATION = r"^[1-9][0-9]*(m|h|d|w)$"
 _SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
-_PREFIX = r"^[A-Za-z0-9!_.*'()/-]+/$"
 CAPTURE_PREFIX = "capture/"
 """Where capture proxies write (`capture/<model>/<version>/dt=<day>/hr=<hour>/`)."""
 DRIFT_PREFIX = "drift/"
@@ -51,8 +53,49 @@ DRIFT_METHODS = (
     "wasserstein",
     "z",
 )
+P_VALUE_METHODS = (
+    "anderson",
+    "chisquare",
+    "cramer_von_mises",
+    "empirical_mmd",
+    "es",
+    "fisher_exact",
+    "g_test",
+    "ks",
+    "mannw",
+    "t_test",
+    "TVD",
+    "z",
+)
+"""Evidently 0.7.23's tests that judge a p-value (drift below the threshold; each module's `return p_value, p_value <
+threshold`): a threshold of 1 or more would call every feature drifted."""
 QUALITY_METRICS = {"accuracy": "higher", "mae": "lower", "rmse": "lower"}
 """Realised-quality metrics the feedback join computes, and which direction is better."""
+
+
+MIN_PERIOD_SECONDS = 900
+
+
+def schedule_period_seconds(schedule: str) -> int:
+    """The longest gap between two runs of a five-field cron schedule (UTC), seconds: the runs of eight years from
+    a fixed date (croniter, a maintained parser), so a monthly or a leap-day schedule has gaps to measure. A schedule
+    that fires once in that span or never (which check_cron refuses first) counts as that span."""
+    start, horizon = datetime(2026, 1, 1, tzinfo=UTC), datetime(2034, 1, 1, tzinfo=UTC)
+    runs = croniter(schedule, start)
+    times = [start]
+    while times[-1] < horizon and len(times) < 5000:
+        times.append(runs.get_next(datetime))
+    gaps = [(b - a).total_seconds() for a, b in pairwise(times[1:])]
+    return int(max(gaps)) if gaps else int((horizon - start).total_seconds())
+
+
+def _last_field(path: JSONPath) -> str | None:
+    """The single field name `path` ends in (`$.meta.txnId` -> `txnId`), None when it ends in anything else (the
+    job's jsonpath_last_field)."""
+    last = path.right if isinstance(path, (Child, Descendants)) else path
+    if isinstance(last, Fields) and len(last.fields) == 1 and last.fields[0] != "*":
+        return last.fields[0]
+    return None
 
 
 def duration_seconds(value: str) -> int:
@@ -60,16 +103,33 @@ def duration_seconds(value: str) -> int:
     return int(value[:-1]) * _SECONDS[value[-1]]
 
 
-def _json_path(value: str, what: str) -> str:
+def _json_path(value: str, what: str) -> JSONPath:
     # jsonpath-ng (maintained, the same library and version the proxy and the job run) parses it here, so a typo
     # fails the plan instead of crash-looping every replica of the model.
     try:
-        parse_json_path(value)
+        path = parse_json_path(value)
     except JSONPathError as error:
         raise _fail(f"'{value}' is not a JSONPath expression ({what}), e.g. '$.messages[*].content': {error}") from None
     if not value.startswith("$"):
         raise _fail(f"'{value}' must start at the document's root '$' ({what}), e.g. '$.messages[*].content'")
-    return value
+    if computed := _computed_step(path):
+        raise _fail(f"'{value}' uses {computed}, which computes a value rather than locating one ({what})")
+    return path
+
+
+def _computed_step(path: JSONPath) -> str | None:
+    """The first jsonpath-ng ext operator in `path` that computes a value (`len`, `sorted`, `str()`, arithmetic),
+    None if every step locates data; filter conditions may compute (they only select). The image's rule
+    (images/model-monitoring redact.py), kept in step by tests/contract/test_model_monitoring_contract.py."""
+    if isinstance(path, Filter):
+        return None
+    if type(path).__module__.startswith("jsonpath_ng.ext."):
+        return type(path).__name__
+    for value in vars(path).values():
+        for child in value if isinstance(value, (list, tuple)) else (value,):
+            if isinstance(child, JSONPath) and (found := _computed_step(child)):
+                return found
+    return None
 
 
 class MetricDrift(_Model):
@@ -115,16 +175,20 @@ class Capture(_Model):
     @classmethod
     def _paths(cls, value: list[str]) -> list[str]:
         for path in value:
-            _json_path(path, "redact")
-            if path.strip() == "$":
-                raise _fail("'$' would remove the whole document; name the fields, e.g. '$.user'")
+            if isinstance(_json_path(path, "redact"), (Root, This)):
+                raise _fail(f"'{path}' would remove the whole document; name the fields, e.g. '$.user'")
         return value
 
 
 class DriftReference(_Model):
-    s3Prefix: Annotated[str, Field(pattern=_PREFIX)]
+    s3Prefix: str
     """Prefix in the model store holding the reference data (`.jsonl`, `.jsonl.gz` or `.csv`, one row per record,
     a column per feature), usually a sample of the training data, ending in `/`."""
+
+    @field_validator("s3Prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        return check_store_prefix(value)
 
 
 class Drift(_Model):
@@ -150,9 +214,12 @@ class Drift(_Model):
     @field_validator("schedule")
     @classmethod
     def _cron(cls, value: str) -> str:
-        # croniter (maintained) parses it; Kubernetes' CronJob takes five standard fields.
-        if len(value.split()) != 5 or not croniter.is_valid(value):
-            raise _fail(f"'{value}' is not a five-field cron expression (minute hour day-of-month month day-of-week), e.g. '0 * * * *'")
+        # Kubernetes' CronJob controller parses it with robfig/cron v3's standard parser, as KEDA does.
+        check_cron(value, "Kubernetes' CronJob parser", "the job would never run")
+        if schedule_period_seconds(value) < MIN_PERIOD_SECONDS:
+            raise _fail(
+                f"'{value}' runs more often than every {MIN_PERIOD_SECONDS // 60} minutes: a run reads a whole window and takes minutes"
+            )
         return value
 
     @field_validator("window")
@@ -162,14 +229,23 @@ class Drift(_Model):
             raise _fail(f"'{value}' is shorter than 1h: captures are partitioned by hour")
         return value
 
+    @model_validator(mode="after")
+    def _threshold(self) -> Drift:
+        if self.method in P_VALUE_METHODS and self.threshold is not None and self.threshold >= 1:
+            raise _fail(
+                f"{self.method} judges a p-value: a threshold of {self.threshold:g} calls every feature drifted; use one below 1, e.g. 0.05"
+            )
+        return self
+
     @field_validator("recordsPath")
     @classmethod
     def _records(cls, value: str) -> str:
-        return _json_path(value, "recordsPath")
+        _json_path(value, "recordsPath")
+        return value
 
 
 class Feedback(_Model):
-    labelsPrefix: Annotated[str, Field(pattern=_PREFIX)]
+    labelsPrefix: str
     """Prefix in the model store where labels arrive (`.jsonl`, `.jsonl.gz` or `.csv` rows with the join key and
     `labelField`), ending in `/`."""
     joinKey: str = "requestId"
@@ -184,21 +260,26 @@ class Feedback(_Model):
     objective: float
     """Quality the model must keep: accuracy at least this, mae/rmse at most this (ModelQualityBelowObjective)."""
 
+    @field_validator("labelsPrefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        return check_store_prefix(value)
+
     @field_validator("joinKey")
     @classmethod
     def _join_key(cls, value: str) -> str:
         if value == "requestId":
             return value
-        _json_path(value, "joinKey")
-        # The labels' column is the path's last name, so the path must end in one (the job refuses `$.ids[0]`).
-        if not re.search(r"[A-Za-z_][\w-]*['\"]?\]?$", value) or re.search(r"\[[0-9*:]+\]$", value):
-            raise _fail(f"'{value}' must end in a field name (the labels' column), e.g. '$.metadata.transaction_id'")
+        # The labels' column is the path's last name, so the path must end in a single one (as the job reads it).
+        if _last_field(_json_path(value, "joinKey")) is None:
+            raise _fail(f"'{value}' must end in a single field name (the labels' column), e.g. '$.metadata.transaction_id'")
         return value
 
     @field_validator("predictionPath")
     @classmethod
     def _prediction(cls, value: str) -> str:
-        return _json_path(value, "predictionPath")
+        _json_path(value, "predictionPath")
+        return value
 
     @model_validator(mode="after")
     def _objective(self) -> Feedback:
@@ -208,7 +289,13 @@ class Feedback(_Model):
             raise _fail(f"a {self.metric} objective is an error no larger than this: objective > 0")
         return self
 
+    @model_validator(mode="after")
+    def _columns(self) -> Feedback:
+        if self.labelField == self.label_column:
+            raise _fail(f"labelField '{self.labelField}' is also the join key's column: name the outcome's own column")
+        return self
+
     @property
     def label_column(self) -> str:
-        """The labels' column holding the join key's value."""
-        return "requestId" if self.joinKey == "requestId" else re.split(r"[.\[\]'\"]+", self.joinKey.strip(".[]'\""))[-1]
+        """The labels' column holding the join key's value: `requestId`, or the joinKey path's last field."""
+        return self.joinKey if self.joinKey == "requestId" else str(_last_field(parse_json_path(self.joinKey)))

@@ -8,11 +8,11 @@ import zoneinfo
 from datetime import datetime
 from typing import Annotated, Literal
 
-from croniter import CroniterBadDateError, croniter
+from croniter import croniter
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from ml_platform.components.model_service.pods import STREAMER_MIN_MIB, STREAMER_SHARE_OF_MEMORY, streamer_buffer_mib
-from ml_platform.infra.config.base import _check_cpu, _check_memory, _fail, _fail_all, _Model
+from ml_platform.infra.config.base import _check_cpu, _check_memory, _fail, _fail_all, _Model, check_cron, check_store_prefix
 from ml_platform.infra.config.model_monitoring import CAPTURE_PREFIX, DRIFT_PREFIX, Capture, Drift, Feedback, MetricDrift, duration_seconds
 
 _DIGEST = r"^sha256:[0-9a-f]{64}$"
@@ -74,7 +74,7 @@ class RegistryRef(_Model):
 
 
 class ModelSource(_Model):
-    s3Prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9!_.*'()/-]+/$")] | None = None
+    s3Prefix: str | None = None
     """Prefix in the model store holding the weights (or Triton's model repository), ending in `/`."""
     registry: RegistryRef | None = None
     """A registered model and alias (needs `modelRegistry`): served from `registry/<model>/<version>/` in the
@@ -95,6 +95,8 @@ class ModelSource(_Model):
     @field_validator("s3Prefix")
     @classmethod
     def _own_prefix(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_store_prefix(value)
         # The platform's own prefixes: a model reading one would read every locked version, compile cache or
         # registry artifact in the store.
         if value is not None and value.startswith(PLATFORM_PREFIXES):
@@ -139,19 +141,7 @@ class ActiveHours(_Model):
     @field_validator("start", "end")
     @classmethod
     def _cron(cls, value: str) -> str:
-        fields = value.split()
-        if len(fields) != 5 or not croniter.is_valid(value):
-            raise _fail(f"'{value}' is not a five-field cron expression (minute hour day-of-month month day-of-week), e.g. '0 8 * * 1-5'")
-        # croniter accepts more than robfig/cron (KEDA's parser): no L, W or # there, and day-of-week is 0-6.
-        if re.search(r"[LW#]", re.sub(r"[A-Z]{3}", "", value.upper())):  # month and day names (JUL, WED) aside
-            raise _fail(f"'{value}': KEDA's cron parser (robfig/cron) has no L, W or #; use plain ranges and lists")
-        if re.search(r"(?<![0-9])7(?![0-9])", fields[4]):
-            raise _fail(f"'{value}': day-of-week is 0-6 in KEDA's cron parser (robfig/cron); Sunday is 0")
-        try:
-            croniter(value, datetime(2026, 1, 1)).get_next(datetime)
-        except CroniterBadDateError:
-            raise _fail(f"'{value}' never fires (no such date), so the model would never wake") from None
-        return value
+        return check_cron(value, "KEDA's cron parser", "the model would never wake")
 
     @field_validator("timezone")
     @classmethod

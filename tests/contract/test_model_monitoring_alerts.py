@@ -95,6 +95,11 @@ FRAUD = 'namespace="fraud"'
 DRIFT = 'job="model-drift", namespace="fraud", model="fraud", version="unversioned"'
 FEEDBACK = 'job="model-feedback", namespace="fraud", model="fraud", version="unversioned"'
 GROUP_LABELS = {"namespace": "fraud", "model": "fraud", "version": "unversioned"}
+MODEL_LABELS = {"namespace": "fraud", "model": "fraud"}
+# The version served before the last promotion: its group lingers in the Pushgateway until the new version's first run.
+OLD_DRIFT = DRIFT.replace('version="unversioned"', 'version="3"')
+OLD_FEEDBACK = FEEDBACK.replace('version="unversioned"', 'version="3"')
+CRONJOB = 'kube_cronjob_created{namespace="fraud", cronjob="fraud-monitor"}'
 
 # alert -> [(firing series, eval time, extra labels), ...], [(quiet series, eval time), ...]
 CASES = {
@@ -121,7 +126,11 @@ CASES = {
     ),
     "ModelDataDrift": (
         [([(f"model_drift_detected{{{DRIFT}}}", "1x5")], "2m", GROUP_LABELS)],
-        [([(f"model_drift_detected{{{DRIFT}}}", "0x5")], "2m")],
+        [
+            ([(f"model_drift_detected{{{DRIFT}}}", "0x5")], "2m"),
+            # the version served before: its verdict is no longer about the model that runs
+            ([(f"model_drift_detected{{{OLD_DRIFT}}}", "1x5")], "2m"),
+        ],
     ),
     "ModelDriftTooFewSamples": (
         [([(f"model_drift_insufficient_samples{{{DRIFT}}}", "1x200")], "130m", GROUP_LABELS)],
@@ -130,15 +139,17 @@ CASES = {
     "ModelDriftJobStale": (
         [
             # its last success at time 0, four hours ago (three hourly runs missed)
-            ([(f"model_drift_last_success_timestamp_seconds{{{DRIFT}}}", "0x300")], "4h", GROUP_LABELS),
+            ([(f"model_drift_last_success_timestamp_seconds{{{DRIFT}}}", "0x300")], "4h", MODEL_LABELS),
             # never published, and its CronJob exists since time 0
-            ([('kube_cronjob_created{namespace="fraud", cronjob="fraud-monitor"}', "0x300")], "4h", {**GROUP_LABELS, "job": "model-drift"}),
+            ([(CRONJOB, "0x300")], "4h", {**MODEL_LABELS, "job": "model-drift"}),
         ],
         [
             # succeeding every minute
             ([(f"model_drift_last_success_timestamp_seconds{{{DRIFT}}}", "0+60x300")], "4h"),
             # a CronJob made 40 minutes ago that has not run yet
-            ([('kube_cronjob_created{namespace="fraud", cronjob="fraud-monitor"}', "12000x300")], "4h"),
+            ([(CRONJOB, "12000x300")], "4h"),
+            # just promoted: the old version succeeded a minute ago, the new one has not run yet
+            ([(f"model_drift_last_success_timestamp_seconds{{{OLD_DRIFT}}}", "0+60x300"), (CRONJOB, "0x300")], "4h"),
         ],
     ),
     "ModelQualityBelowObjective": (
@@ -157,6 +168,14 @@ CASES = {
                 [
                     (f'model_quality{{{FEEDBACK}, metric="accuracy"}}', "0.95x10"),
                     (f"model_feedback_insufficient_samples{{{FEEDBACK}}}", "0x10"),
+                ],
+                "5m",
+            ),
+            # the version served before the promotion
+            (
+                [
+                    (f'model_quality{{{OLD_FEEDBACK}, metric="accuracy"}}', "0.5x10"),
+                    (f"model_feedback_insufficient_samples{{{OLD_FEEDBACK}}}", "0x10"),
                 ],
                 "5m",
             ),

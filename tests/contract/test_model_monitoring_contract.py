@@ -74,3 +74,73 @@ def test_the_check_fails_on_a_key_the_job_does_not_know(plans):
     given = handed_over(plans["staging"])
     given["proxies"][0]["CAPTURE_REDACT"] = '["$"]'
     assert accepts(given).returncode != 0
+
+
+# JSONPath a user might write, tricky ones included: the plan must refuse exactly what the image would refuse at start
+# (a refused redaction crash-loops the proxy, which gates the server; a refused joinKey fails every job run).
+EXPRESSIONS = [
+    "$.customer",
+    "$.messages[*].content",
+    "$..email",
+    "$.items[?(@.kind == 'card')].number",
+    "$.a[0:2]",
+    "$['x']",
+    "$",
+    "$.a.`len`",
+    "`sorted`",
+    "$.a.`str()`",
+    "$.a.b + $.c",
+    "$.a['b','c']",
+    "$.ids[0]",
+    "$.ids[*]",
+    "$.meta.txnId",
+    "$..id",
+]
+VERDICTS = """
+import json, sys
+from model_monitoring.config import jsonpath_last_field
+from model_monitoring.redact import Redactor
+out = {}
+for expression in json.load(sys.stdin):
+    verdict = []
+    for check in (lambda e: Redactor([e]), jsonpath_last_field):
+        try:
+            check(expression)
+            verdict.append(True)
+        except Exception:
+            verdict.append(False)
+    out[expression] = verdict
+print(json.dumps(out))
+"""
+
+
+def test_the_plan_refuses_exactly_the_json_paths_the_image_refuses():
+    from ml_platform.infra.config.model_monitoring import Capture, Feedback
+
+    result = subprocess.run(
+        [python(), "-c", VERDICTS],
+        input=json.dumps(EXPRESSIONS),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(SOURCE)},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    image = json.loads(result.stdout)
+
+    def plan_accepts(build) -> bool:
+        try:
+            build()
+        except Exception:
+            return False
+        return True
+
+    plan = {
+        e: [
+            plan_accepts(lambda e=e: Capture(sampleRate=0.1, redact=[e])),
+            plan_accepts(lambda e=e: Feedback(labelsPrefix="l/", metric="mae", objective=1, joinKey=e, labelField="outcome")),
+        ]
+        for e in EXPRESSIONS
+    }
+    assert plan == image
+    assert image["$.customer"] == [True, True] and image["$.a.`len`"] == [False, False], "the list holds both verdicts"

@@ -243,6 +243,52 @@ def _with_model(stack: str, name: str, change: dict, **sections) -> dict:
         (
             "staging",
             "fraud",
+            {"drift": {"schedule": "0 0 * * 7", "reference": {"s3Prefix": "r/"}}},
+            "models.fraud.drift.schedule",
+            "Sunday is 0",
+        ),
+        (
+            "staging",
+            "fraud",
+            {"drift": {"schedule": "0 0 L * *", "reference": {"s3Prefix": "r/"}}},
+            "models.fraud.drift.schedule",
+            "no L, W or #",
+        ),
+        (
+            "staging",
+            "fraud",
+            {"drift": {"schedule": "0 0 30 2 *", "reference": {"s3Prefix": "r/"}}},
+            "models.fraud.drift.schedule",
+            "never fires",
+        ),
+        (
+            "staging",
+            "fraud",
+            {"drift": {"schedule": "*/5 * * * *", "reference": {"s3Prefix": "r/"}}},
+            "models.fraud.drift.schedule",
+            "every 15 minutes",
+        ),
+        ("staging", "fraud", {"drift": {"reference": {"s3Prefix": "*/"}}}, "models.fraud.drift.reference.s3Prefix", "IAM wildcard"),
+        ("staging", "fraud", {"source": {"s3Prefix": "fraud*/"}}, "models.fraud.source.s3Prefix", "IAM wildcard"),
+        ("staging", "fraud", {"drift": {"method": "ks", "threshold": 5, "reference": {"s3Prefix": "r/"}}}, "models.fraud.drift", "p-value"),
+        (
+            "staging",
+            "fraud",
+            {"feedback": {"labelsPrefix": "l/", "metric": "accuracy", "objective": 0.9, "labelField": "requestId"}},
+            "models.fraud.feedback",
+            "also the join key's column",
+        ),
+        ("staging", "fraud", {"capture": {"sampleRate": 0.1, "redact": ["$.a.`len`"]}}, "models.fraud.capture.redact", "computes a value"),
+        (
+            "staging",
+            "fraud",
+            {"feedback": {"labelsPrefix": "l/", "metric": "mae", "objective": 2, "joinKey": "$.a['b','c']"}},
+            "models.fraud.feedback.joinKey",
+            "single field name",
+        ),
+        (
+            "staging",
+            "fraud",
             {"feedback": {"labelsPrefix": "l/", "metric": "rmse", "objective": 2, "joinKey": "id"}},
             "models.fraud.feedback.joinKey",
             "root",
@@ -308,3 +354,30 @@ def test_the_proxys_image_pull_counts_in_the_cold_start():
     (term,) = [t for t in with_proxy.terms if t.name == "proxy image"]
     assert term.seconds == pytest.approx(coldstart.MONITORING_IMAGE_GIB / coldstart.PULL_GIB_PER_S)
     assert with_proxy.seconds == pytest.approx(without.seconds + term.seconds)
+
+
+@pytest.mark.parametrize("schedule", ["0 0 1 * *", "30 2 15 * *", "0 0 29 2 *", "0 3 * * 1-5"])
+def test_rare_schedules_plan_with_their_longest_gap(schedule):
+    raw = _with_model("staging", "fraud", {"drift": {"schedule": schedule, "reference": {"s3Prefix": "reference/fraud/v7/"}}})
+    current = json.loads(raw["ml-platform:models"])
+    current["fraud"].pop("feedback")
+    raw["ml-platform:models"] = json.dumps(current)
+    cfg = config.parse(raw, "staging")
+    spec = models.model_spec("fraud", cfg.models["fraud"], cfg, "r.example", "bucket")
+    assert spec.monitor.period_seconds >= 3 * 86400
+    cronjob = next(o for o in monitor_job.manifests(spec) if o["kind"] == "CronJob")
+    assert cronjob["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"] == monitor_job.DEADLINE_SECONDS
+
+
+def test_a_namespace_preview_says_what_it_turns_off():
+
+    cfg = config.parse(dict(stack_files.read_stack("staging").values), "staging")
+    preview = cfg.model_copy(
+        update={
+            "preview": config.PreviewConfig.model_validate(
+                {"pr": 7, "mode": "namespace", "baseStack": "org/ml-platform/staging", "expiresAt": "2026-12-01T00:00:00Z"}
+            )
+        }
+    )
+    (warning,) = [w for w in models.start_warnings(preview) if "namespace preview" in w]
+    assert warning.startswith("chat, fraud: capture, drift and metricDrift are off")
