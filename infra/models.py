@@ -433,6 +433,8 @@ def monitor_spec(model: config.ModelConfig, cfg: config.StackConfig, registry: s
     if drift is None or model.capture is None or image is None:
         return None
     feedback = model.feedback.model_dump() if model.feedback is not None else None
+    if feedback is not None:
+        feedback["window"] = duration_seconds(model.feedback.window) if model.feedback.window else None
     return MonitorSpec(
         image=image_reference(image, registry, cfg.image_registry_prefix),
         bucket=bucket,

@@ -66,7 +66,8 @@ class MonitorSpec:
     records_path: str = "$.instances[*]"
     """JSONPath of the feature records in a captured request."""
     feedback: Mapping[str, object] | None = None
-    """{labelsPrefix, joinKey, predictionPath, labelField, metric, objective} or None."""
+    """{labelsPrefix, joinKey, predictionPath, labelField, metric, objective, window (seconds, or None: the drift
+    window)} or None."""
     excluded_pools: tuple[str, ...] = field(default=())
     """Pools the job keeps off (the system pool)."""
 
@@ -128,7 +129,9 @@ def job_config(spec: ModelSpec) -> dict:
         "drift": drift,
     }
     if monitor.feedback is not None:
-        feedback = {k: v for k, v in monitor.feedback.items() if k != "objective"}
+        feedback = {k: v for k, v in monitor.feedback.items() if k not in ("objective", "window") and v is not None}
+        if monitor.feedback.get("window"):
+            feedback["windowSeconds"] = int(str(monitor.feedback["window"]))
         config["feedback"] = {**feedback, "reportPrefix": f"{report_prefix(spec)}feedback/"}
     return config
 

@@ -253,6 +253,9 @@ class Feedback(_Model):
     (e.g. `$.metadata.transaction_id`); the labels' column is `requestId` or the path's last name."""
     predictionPath: str = "$.predictions[0]"
     """JSONPath of the prediction in the captured response."""
+    window: Annotated[str, Field(pattern=_DURATION)] | None = None
+    """How far back captured predictions are joined with the labels (labels arrive late: a chargeback after days);
+    default: drift.window. At most capture.retentionDays."""
     labelField: Annotated[str, Field(min_length=1)] = "label"
     """Column of the labels holding the outcome."""
     metric: Literal["accuracy", "mae", "rmse"]

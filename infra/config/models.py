@@ -343,8 +343,14 @@ class ModelConfig(_Model):
             problems.append(("drift", "compares captured requests: set capture too"))
         if self.feedback is not None and self.drift is None:
             problems.append(("feedback", "runs in the drift job (its schedule, window and minSamples): set drift too"))
-        if self.drift is not None and self.capture is not None and duration_seconds(self.drift.window) > self.capture.retentionDays * 86400:
-            problems.append(("drift.window", f"{self.drift.window} reaches past capture.retentionDays ({self.capture.retentionDays}d)"))
+        for key, window in (
+            ("drift.window", self.drift and self.drift.window),
+            ("feedback.window", self.feedback and self.feedback.window),
+        ):
+            if window and self.capture is not None and duration_seconds(window) > self.capture.retentionDays * 86400:
+                problems.append((key, f"{window} reaches past capture.retentionDays ({self.capture.retentionDays}d)"))
+            if window and duration_seconds(window) < 3600:
+                problems.append((key, f"'{window}' is shorter than 1h: captures are partitioned by hour"))
         for key, prefix in (
             ("drift.reference.s3Prefix", self.drift.reference.s3Prefix if self.drift else None),
             ("feedback.labelsPrefix", self.feedback.labelsPrefix if self.feedback else None),

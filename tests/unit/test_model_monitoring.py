@@ -116,6 +116,8 @@ def test_the_monitor_cronjob_never_overlaps_and_reads_its_config(plans, stack):
     )
     assert data["drift"]["reportPrefix"] == "drift/fraud/unversioned/" and data["feedback"]["metric"] == "accuracy"
     assert "objective" not in data["feedback"], "the objective is the alert's, not the job's"
+    # chargebacks arrive days later: predictions are joined over the feedback window, not the drift window's day
+    assert data["feedback"]["windowSeconds"] == {"staging": 14, "prod": 30}[stack] * 86400 and data["windowSeconds"] == 86400
 
 
 def test_the_pushgateway_keeps_pushed_labels_and_admits_only_monitor_jobs(plans):
@@ -239,6 +241,13 @@ def _with_model(stack: str, name: str, change: dict, **sections) -> dict:
             {"feedback": {"labelsPrefix": "l/", "metric": "accuracy", "objective": 1.5}},
             "models.fraud.feedback",
             "0 < objective <= 1",
+        ),
+        (
+            "staging",
+            "fraud",
+            {"feedback": {"labelsPrefix": "l/", "metric": "accuracy", "objective": 0.9, "window": "45d"}},
+            "models.fraud.feedback.window",
+            "reaches past capture.retentionDays (30d)",
         ),
         (
             "staging",
