@@ -114,6 +114,43 @@ def test_too_few_joined_samples_publishes_no_quality(tmp_path, s3, bucket, pushg
     assert value(group, "model_feedback_min_samples") == 5
 
 
+def test_late_labels_need_feedback_window_seconds(tmp_path, s3, bucket, pushgateway):
+    """Predictions captured 3 days ago, labels written today: joined with a 7-day feedback.windowSeconds, not with the
+    default (the 1-day top-level window)."""
+    ids = [f"chargeback-{i}" for i in range(6)]
+    put_predictions(s3, bucket, ids, [1, 1, 0, 0, 1, 0], NOW - timedelta(days=3))
+    put_jsonl(s3, bucket, "feedback/fraud/2026-11-30/late.jsonl", [{"requestId": r, "label": 1} for r in ids])
+    week = 7 * 86400
+    cfg = monitor_config(bucket, pushgateway, drift=False, feedback=True, windowSeconds=86400, minSamples=6, feedback_windowSeconds=week)
+    assert run(tmp_path, cfg) == 0
+    group = pg_groups(pushgateway)[FEEDBACK]
+    assert value(group, "model_quality", metric="accuracy") == 0.5
+    assert value(group, "model_feedback_joined_samples") == 6
+
+    del cfg["feedback"]["windowSeconds"]
+    assert run(tmp_path, cfg) == 0
+    group = pg_groups(pushgateway)[FEEDBACK]
+    assert "model_quality" not in group
+    assert value(group, "model_feedback_insufficient_samples") == 1
+    assert value(group, "model_feedback_joined_samples") == 0
+    assert value(group, "model_feedback_labels") == 6
+
+
+def test_feedback_window_shorter_than_the_drift_window(tmp_path, s3, bucket, pushgateway):
+    """The captures are read for the longer window (drift's two days here); feedback joins only its last hour."""
+    put_jsonl(s3, bucket, "reference/fraud/ref.jsonl", [{"amount": float(i)} for i in range(20)])
+    put_predictions(s3, bucket, ["recent-1", "recent-2", "recent-3"], [1, 1, 1], NOW, span=timedelta(minutes=30))
+    put_predictions(s3, bucket, ["older-1", "older-2", "older-3"], [1, 1, 1], NOW - timedelta(hours=5), span=timedelta(minutes=30))
+    put_jsonl(s3, bucket, "feedback/fraud/l.jsonl", [{"requestId": r, "label": 1} for r in ("recent-1", "recent-2", "recent-3", "older-1")])
+    cfg = monitor_config(bucket, pushgateway, feedback=True, windowSeconds=2 * 86400, minSamples=10, feedback_windowSeconds=3600)
+    assert run(tmp_path, cfg) == 0
+    groups = pg_groups(pushgateway)
+    assert value(groups[("model-drift", "fraud", "fraud", "3")], "model_drift_samples") == 6
+    assert value(groups[FEEDBACK], "model_feedback_joined_samples") == 3
+    summary = json.loads(s3.get_object(Bucket=bucket, Key="feedback/reports/fraud/3/2026-11-30T073000Z/report.json")["Body"].read())
+    assert summary["capturedRecords"] == 3 and summary["window"]["start"] == (NOW - timedelta(hours=1)).isoformat()
+
+
 def test_quality_and_keys():
     assert quality("accuracy", [(1, "1"), ("fraud", "fraud"), (True, "true"), (0, 1)]) == 0.75
     assert quality("mae", [(1.0, 2.0), (3.0, 1.0)]) == 1.5

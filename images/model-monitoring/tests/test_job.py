@@ -5,13 +5,16 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
 from model_monitoring import pushgateway as pg
+from model_monitoring.config import parse_config
 from model_monitoring.job import main
+from model_monitoring.job import run as run_job
 from monitor_fixtures import (
     capture_record,
     feature_rows,
@@ -172,6 +175,8 @@ def test_unreachable_capture_bucket_fails_both_checks(tmp_path, s3, bucket, push
         ({"drift_method": "population_stability"}, "drift.method", "psi"),
         ({"windowSeconds": "1d"}, "windowSeconds", "integer"),
         ({"feedback_metric": "auc"}, "feedback.metric", "accuracy, mae, rmse"),
+        ({"feedback_windowSeconds": 600}, "feedback.windowSeconds", "an integer >= 3600"),
+        ({"feedback_labelField": "requestId"}, "feedback.labelField", "allowed: any other field name"),
     ],
 )
 def test_bad_config_exits_2_naming_the_field(tmp_path, capsys, change, field, allowed):
@@ -180,6 +185,59 @@ def test_bad_config_exits_2_naming_the_field(tmp_path, capsys, change, field, al
     err = capsys.readouterr().err
     assert f"bad configuration: {field}: " in err and allowed in err
     assert "Traceback" not in err
+
+
+def test_late_labels_join_within_the_feedback_window_and_drift_keeps_its_own(tmp_path, s3, moto_s3, bucket, pushgateway):
+    """Fraud chargebacks arrive days later: predictions captured 3 days ago, labels written today. A 7-day
+    feedback.windowSeconds joins them; without it (the 1-day drift window) nothing joins. Either way drift judges only
+    its own day, and every capture object is read once."""
+    seed_reference(s3, bucket)
+    rng = np.random.default_rng(5)
+    # 3 days ago: shifted traffic (it would be drift, were it in the drift window), 500 requests, all predicting 0.
+    old = seed_captures(s3, bucket, feature_rows(rng, 1000, shifted=True), NOW - timedelta(days=3))
+    # The last hour: unshifted traffic, 500 requests, unlabelled.
+    seed_captures(s3, bucket, feature_rows(rng, 1000), NOW)
+    # Labels written today for the old requests: every 4th is fraud (1), so accuracy 0.75.
+    labels = [{"requestId": r["requestId"], "label": int(i % 4 == 0)} for i, r in enumerate(old)]
+    put_jsonl(s3, bucket, "feedback/fraud/2026-11-30.jsonl", labels)
+    cfg = monitor_config(bucket, pushgateway, feedback=True, windowSeconds=86400, feedback_windowSeconds=7 * 86400)
+
+    gets = Counter()
+    client = moto_s3.new_client()
+    client.meta.events.register("before-parameter-build.s3.GetObject", lambda params, **_: gets.update([params["Key"]]))
+    assert run_job(parse_config(cfg), NOW, s3=client) == 0
+    groups = pg_groups(pushgateway)
+    feedback = groups[FEEDBACK]
+    assert value(feedback, "model_quality", metric="accuracy") == 0.75
+    assert value(feedback, "model_feedback_joined_samples") == 500
+    assert value(feedback, "model_feedback_labels") == 500
+    assert value(feedback, "model_feedback_insufficient_samples") == 0
+    summary = json.loads(s3.get_object(Bucket=bucket, Key="feedback/reports/fraud/3/2026-11-30T073000Z/report.json")["Body"].read())
+    assert summary["window"] == {"start": (NOW - timedelta(days=7)).isoformat(), "end": NOW.isoformat(), "seconds": 604800}
+    assert summary["capturedRecords"] == 1000 and summary["labelObjectsRead"] == 1 and summary["labelRowsRead"] == 500
+    # Drift saw only the last day: the 1000 unshifted rows, not the shifted ones of 3 days ago.
+    drift = groups[DRIFT]
+    assert value(drift, "model_drift_samples") == 1000
+    assert value(drift, "model_drift_detected") == 0
+    # One read of the captures for both checks: each object once.
+    capture_keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="capture/fraud/3/")["Contents"]]
+    assert len(capture_keys) == 10
+    assert {k: n for k, n in gets.items() if k.startswith("capture/")} == dict.fromkeys(capture_keys, 1)
+
+    # The same without feedback.windowSeconds: the feedback window is the drift window, the labels find nothing.
+    del cfg["feedback"]["windowSeconds"]
+    gets.clear()
+    assert run_job(parse_config(cfg), NOW, s3=client) == 0
+    groups = pg_groups(pushgateway)
+    feedback = groups[FEEDBACK]
+    assert "model_quality" not in feedback
+    assert value(feedback, "model_feedback_insufficient_samples") == 1
+    assert value(feedback, "model_feedback_joined_samples") == 0
+    assert value(feedback, "model_feedback_labels") == 500
+    assert value(groups[DRIFT], "model_drift_samples") == 1000
+    assert value(groups[DRIFT], "model_drift_detected") == 0
+    # The 3-day-old partitions are no longer read at all.
+    assert sorted(k for k in gets if k.startswith("capture/")) == sorted(k for k in capture_keys if "dt=2026-11-30/" in k)
 
 
 def test_bad_arguments_exit_2(tmp_path, capsys):

@@ -53,6 +53,8 @@ def test_contract_example_parses():
     assert (cfg.model, cfg.namespace, cfg.version, cfg.window_seconds, cfg.min_samples) == ("fraud", "fraud", "3", 86400, 500)
     assert cfg.drift.method == "psi" and cfg.drift.drift_share == 0.5 and cfg.drift.records_path == "$.instances[*]"
     assert cfg.feedback.label_key_field == "requestId" and cfg.feedback.metric == "accuracy"
+    # Without feedback.windowSeconds the feedback window is the drift window.
+    assert cfg.feedback.window_seconds == 86400
 
 
 def test_each_check_is_optional_but_one_is_required():
@@ -78,6 +80,12 @@ def test_each_check_is_optional_but_one_is_required():
         ("feedback.joinKey", "txn_id", "feedback.joinKey", '"requestId" or a JSONPath'),
         ("feedback.joinKey", "$.ids[0]", "feedback.joinKey", "single field name"),
         ("feedback.labelField", "", "feedback.labelField", "non-empty string"),
+        ("feedback.labelField", "requestId", "feedback.labelField", "join column"),
+        ("feedback.windowSeconds", 3599, "feedback.windowSeconds", "an integer >= 3600"),
+        ("feedback.windowSeconds", "7d", "feedback.windowSeconds", "an integer >= 3600"),
+        ("feedback.windowSeconds", 604800.5, "feedback.windowSeconds", "an integer >= 3600"),
+        ("feedback.windowSeconds", False, "feedback.windowSeconds", "an integer >= 3600"),
+        ("feedback.windowSecond", 3600, "feedback.windowSecond", "unknown field; allowed here:"),
         ("windowSeconds", 0, "windowSeconds", "integer >= 1"),
         ("minSamples", True, "minSamples", "integer >= 1"),
         ("version", 3, "version", "non-empty string"),
@@ -105,6 +113,27 @@ def test_method_error_lists_every_allowed_stattest():
 def test_jsonpath_join_key_names_its_last_field():
     cfg = parse_config(with_change("feedback.joinKey", "$.meta.transactionId"))
     assert cfg.feedback.label_key_field == "transactionId"
+
+
+def test_label_field_must_not_be_the_join_column():
+    doc = with_change("feedback.joinKey", "$.meta.label")  # label rows' key column: `label`, as is labelField
+    with pytest.raises(ConfigError) as e:
+        parse_config(doc)
+    assert e.value.field == "feedback.labelField"
+    assert str(e.value).startswith('feedback.labelField: "label" is the label rows\' join column')
+    doc["feedback"]["labelField"] = "outcome"
+    assert parse_config(doc).feedback.label_key_field == "label"
+    # A key column named like the label field elsewhere in the request does not matter: only the last field does.
+    assert parse_config(with_change("feedback.joinKey", "$.label.id")).feedback.label_key_field == "id"
+
+
+def test_feedback_window_is_its_own_and_may_be_shorter_or_longer():
+    week = parse_config(with_change("feedback.windowSeconds", 7 * 86400))
+    assert week.window_seconds == 86400 and week.feedback.window_seconds == 7 * 86400
+    assert parse_config(with_change("feedback.windowSeconds", 3600)).feedback.window_seconds == 3600
+    # The default follows the top-level window, whatever it is (even under the 3600 an explicit value needs).
+    short = with_change("windowSeconds", 900)
+    assert parse_config(short).feedback.window_seconds == 900
 
 
 def test_unreadable_and_invalid_files(tmp_path):

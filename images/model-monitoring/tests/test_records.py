@@ -5,7 +5,7 @@ import gzip
 import json
 from datetime import UTC, datetime, timedelta, timezone
 
-from model_monitoring.records import WindowStats, hour_partitions, iter_window_records, read_table_rows
+from model_monitoring.records import WindowStats, hour_partitions, iter_timed_window_records, iter_window_records, read_table_rows
 from monitor_fixtures import capture_record, put_capture, put_csv, put_jsonl
 
 pytest_plugins = ["monitor_fixtures"]  # its fixtures: s3, bucket, aws_env, pushgateway
@@ -64,6 +64,10 @@ def test_window_boundaries_and_partitions(s3, bucket):
     assert ids(records) == ["at-end", "in-1", "in-2", "lookback"]
     assert stats.partitions == 3 and stats.objects == 3 and stats.records == 4
     assert stats.outside_window == 3 and stats.corrupt_objects == 0
+    # The timed form gives each record's parsed `time` (aware UTC), by which the job splits the read between checks.
+    timed = list(iter_timed_window_records(s3, bucket, PREFIX, start, NOW))
+    assert [r for _, r in timed] == records
+    assert all(t == datetime.fromisoformat(r["time"]) and t.tzinfo is not None for t, r in timed)
 
 
 def test_corrupt_objects_and_lines_are_skipped_and_counted(s3, bucket):

@@ -10,8 +10,13 @@ Shape (see the monitoring contract; `drift` and `feedback` are each optional, at
      "drift": {"referencePrefix", "reportPrefix": prefixes ending in "/", "method": an Evidently stattest name,
                "threshold" (optional): number > 0, "driftShare": number in (0, 1], "recordsPath": JSONPath},
      "feedback": {"labelsPrefix", "reportPrefix": prefixes ending in "/", "joinKey": "requestId" or a JSONPath
-                  ending in a field name, "predictionPath": JSONPath, "labelField": non-empty string,
-                  "metric": "accuracy" | "mae" | "rmse"}}
+                  ending in a field name, "predictionPath": JSONPath, "labelField": non-empty string other than the
+                  label rows' key field (the one `joinKey` names), "metric": "accuracy" | "mae" | "rmse",
+                  "windowSeconds" (optional): int >= 3600, default the top-level windowSeconds}}
+
+`windowSeconds` is the drift window; `feedback.windowSeconds` is how far back captured predictions are kept for the
+label join, so that labels arriving days later (chargebacks) still find their prediction. The job reads the captures
+of the longer of the two once and gives each check the records inside its own window.
 """
 
 from __future__ import annotations
@@ -81,6 +86,9 @@ class FeedbackConfig:
     label_field: str
     metric: str
     report_prefix: str
+    window_seconds: int
+    """Predictions captured in (now - window_seconds, now] are joined with the labels (the top-level windowSeconds
+    when the config leaves feedback.windowSeconds out)."""
 
     @property
     def label_key_field(self) -> str:
@@ -97,7 +105,9 @@ class MonitorConfig:
     region: str
     capture_prefix: str
     window_seconds: int
+    """The drift window (and the feedback window unless feedback.windowSeconds is set)."""
     min_samples: int
+    """The minimum for both checks: feature records for drift, joined predictions for feedback."""
     pushgateway: str
     drift: DriftConfig | None
     feedback: FeedbackConfig | None
@@ -117,7 +127,9 @@ _TOP = {
     "feedback",
 }
 _DRIFT = {"referencePrefix", "method", "threshold", "driftShare", "recordsPath", "reportPrefix"}
-_FEEDBACK = {"labelsPrefix", "joinKey", "predictionPath", "labelField", "metric", "reportPrefix"}
+_FEEDBACK = {"labelsPrefix", "joinKey", "predictionPath", "labelField", "metric", "reportPrefix", "windowSeconds"}
+# A feedback window shorter than an hour could not wait for any label that is not written at once.
+FEEDBACK_MIN_WINDOW_SECONDS = 3600
 
 
 def load_config(path: str) -> MonitorConfig:
@@ -141,8 +153,9 @@ def load_config(path: str) -> MonitorConfig:
 def parse_config(doc: Any) -> MonitorConfig:
     """Validate a decoded config document and return it typed. Raises ConfigError (see load_config)."""
     _object(doc, "", _TOP)
+    window_seconds = _integer(doc, "windowSeconds", minimum=1)
     drift = _parse_drift(doc["drift"]) if "drift" in doc else None
-    feedback = _parse_feedback(doc["feedback"]) if "feedback" in doc else None
+    feedback = _parse_feedback(doc["feedback"], window_seconds) if "feedback" in doc else None
     if drift is None and feedback is None:
         raise ConfigError("", "at least one of `drift` and `feedback` must be present")
     return MonitorConfig(
@@ -152,7 +165,7 @@ def parse_config(doc: Any) -> MonitorConfig:
         bucket=_string(doc, "bucket"),
         region=_string(doc, "region"),
         capture_prefix=_prefix(doc, "capturePrefix"),
-        window_seconds=_integer(doc, "windowSeconds", minimum=1),
+        window_seconds=window_seconds,
         min_samples=_integer(doc, "minSamples", minimum=1),
         pushgateway=_url(doc, "pushgateway"),
         drift=drift,
@@ -190,7 +203,7 @@ def _parse_drift(d: Any) -> DriftConfig:
     )
 
 
-def _parse_feedback(d: Any) -> FeedbackConfig:
+def _parse_feedback(d: Any, default_window_seconds: int) -> FeedbackConfig:
     _object(d, "feedback", _FEEDBACK)
     join_key = _string(d, "joinKey", "feedback")
     if join_key != "requestId":
@@ -207,14 +220,26 @@ def _parse_feedback(d: Any) -> FeedbackConfig:
     metric = d.get("metric")
     if metric not in QUALITY_METRICS:
         raise ConfigError("feedback.metric", f"{json.dumps(metric)}: allowed: {', '.join(QUALITY_METRICS)}")
-    return FeedbackConfig(
+    window_seconds = (
+        _integer(d, "windowSeconds", "feedback", minimum=FEEDBACK_MIN_WINDOW_SECONDS) if "windowSeconds" in d else default_window_seconds
+    )
+    cfg = FeedbackConfig(
         labels_prefix=_prefix(d, "labelsPrefix", "feedback"),
         join_key=join_key,
         prediction_path=_jsonpath(d, "predictionPath", "feedback"),
         label_field=_string(d, "labelField", "feedback"),
         metric=metric,
         report_prefix=_prefix(d, "reportPrefix", "feedback"),
+        window_seconds=window_seconds,
     )
+    # A label row holds the key and the label in two fields: one field cannot be both (every label would be its own key).
+    if cfg.label_field == cfg.label_key_field:
+        raise ConfigError(
+            "feedback.labelField",
+            f"{json.dumps(cfg.label_field)} is the label rows' join column (the field joinKey {json.dumps(join_key)} names); "
+            f"allowed: any other field name",
+        )
+    return cfg
 
 
 def jsonpath_last_field(expression: str) -> str:

@@ -1,9 +1,11 @@
 """Model quality from feedback: captured predictions joined with labels that clients send later.
 
-A captured record's join key is its `requestId` (the `X-Request-Id` the proxy returned to the client) or the first
-match of a JSONPath in its request; its prediction is the first match of `predictionPath` in its response. Label rows
-(`.jsonl`, `.jsonl.gz`, `.csv` under `labelsPrefix`) hold the key under `requestId` or the JSONPath's last field name,
-and the label under `labelField`.
+The predictions are those captured in the feedback window, (now - feedback.windowSeconds, now] (by default the
+drift window), which can be days long so that late labels (fraud chargebacks) still find their prediction; the
+labels are every label row under `labelsPrefix`. A captured record's join key is its `requestId` (the
+`X-Request-Id` the proxy returned to the client) or the first match of a JSONPath in its request; its prediction is
+the first match of `predictionPath` in its response. Label rows (`.jsonl`, `.jsonl.gz`, `.csv` under `labelsPrefix`)
+hold the key under `requestId` or the JSONPath's last field name, and the label under `labelField`.
 
 Keys compare as strings (`123`, `123.0` and `"123"` are one key), so a numeric id in a JSON request matches the same
 id in a CSV file. Predictions and labels compare as numbers when both are numbers, otherwise as text (JSON for
@@ -119,20 +121,39 @@ class FeedbackResult:
     report_key: str | None = None
 
 
-def load_labels(s3, bucket: str, prefix: str, key_field: str, label_field: str) -> tuple[dict[str, object], int]:
-    """(key -> label, rows skipped for lacking the key or the label) from the label files under `prefix`.
+@dataclass
+class LabelsRead:
+    """What reading the label files found: `labels` maps key -> label; `objects` and `rows` count what was read,
+    `skipped` the rows lacking the key or the label."""
+
+    labels: dict[str, object] = field(default_factory=dict)
+    objects: int = 0
+    rows: int = 0
+    skipped: int = 0
+
+
+def load_labels(s3, bucket: str, prefix: str, key_field: str, label_field: str) -> LabelsRead:
+    """Every label under `prefix` (the label files: `.jsonl`, `.jsonl.gz`, `.csv`).
 
     A later label for a key (newer object, or later row of the same object) replaces an earlier one: a correction.
     """
-    labels: dict[str, object] = {}
-    skipped = 0
-    for _, row in read_table_rows(s3, bucket, prefix, string_fields=[key_field]):
+    # KNOWN GROWTH: every label object under labelsPrefix is listed and read on every run, whatever its age: the
+    # prefix is not partitioned by time, and a label may grade a prediction from any day of feedback.windowSeconds.
+    # The run's S3 reads and memory therefore grow with all the labels ever written (published as
+    # model_feedback_labels, the distinct keys read) until something removes old label files (an S3 lifecycle rule
+    # on labelsPrefix longer than feedback.windowSeconds: older labels can no longer join anyway).
+    read = LabelsRead()
+    seen_objects: set[str] = set()
+    for key_name, row in read_table_rows(s3, bucket, prefix, string_fields=[key_field]):
+        seen_objects.add(key_name)
+        read.rows += 1
         key = normalize_key(row.get(key_field))
         if key is None or row.get(label_field) is None:
-            skipped += 1
+            read.skipped += 1
             continue
-        labels[key] = row[label_field]
-    return labels, skipped
+        read.labels[key] = row[label_field]
+    read.objects = len(seen_objects)
+    return read
 
 
 def quality(metric: str, pairs: list[tuple[object, object]]) -> float:
@@ -168,7 +189,9 @@ def run_feedback(
     For mae/rmse, pairs whose prediction or label is not a number are left out (counted in the summary as
     `unusablePairs`). Raises boto3/botocore errors (S3 access) and ValueError (a label file that is not JSON lines).
     """
-    labels, skipped_rows = load_labels(s3, bucket, cfg.labels_prefix, cfg.label_key_field, cfg.label_field)
+    # Every label under labelsPrefix, each run (see load_labels: this read grows with all the labels ever written).
+    read = load_labels(s3, bucket, cfg.labels_prefix, cfg.label_key_field, cfg.label_field)
+    labels = read.labels
     pairs: list[tuple[object, object]] = []
     unusable = 0
     for key, (_, prediction) in collector.predictions.items():
@@ -191,7 +214,7 @@ def run_feedback(
         log.warning("feedback: %d joined pairs had a non-numeric prediction or label and were left out of %s", unusable, cfg.metric)
     result.summary = {
         **identity,
-        "window": {"start": window[0].isoformat(), "end": window[1].isoformat()},
+        "window": {"start": window[0].isoformat(), "end": window[1].isoformat(), "seconds": cfg.window_seconds},
         "metric": cfg.metric,
         "value": result.value,
         "insufficientSamples": result.insufficient,
@@ -204,7 +227,9 @@ def run_feedback(
         "recordsWithoutPrediction": collector.without_prediction,
         "duplicateKeys": collector.duplicates,
         "unusablePairs": unusable,
-        "labelRowsSkipped": skipped_rows,
+        "labelObjectsRead": read.objects,
+        "labelRowsRead": read.rows,
+        "labelRowsSkipped": read.skipped,
         "joinKey": cfg.join_key,
         "labelKeyField": cfg.label_key_field,
         "labelField": cfg.label_field,
@@ -219,12 +244,18 @@ def run_feedback(
     result.report_key = f"{cfg.report_prefix}{report_stamp(now)}/report.json"
     put_bytes(s3, bucket, result.report_key, json.dumps(result.summary, indent=2).encode(), "application/json")
     log.info(
-        "feedback: %s=%s over %d joined samples (%d labels, %d captured predictions); summary s3://%s/%s",
+        "feedback: %s=%s over %d joined samples (%d labels from %d rows in %d objects under s3://%s/%s, "
+        "%d captured predictions in the last %ds); summary s3://%s/%s",
         cfg.metric,
         result.value,
         result.joined,
         result.labels,
+        read.rows,
+        read.objects,
+        bucket,
+        cfg.labels_prefix,
         len(collector.predictions),
+        cfg.window_seconds,
         bucket,
         result.report_key,
     )
@@ -246,7 +277,7 @@ def feedback_registry(result: FeedbackResult, success_time: float) -> CollectorR
             ["metric"],
             registry=registry,
         ).labels(metric=result.metric).set(result.value)
-    gauge("model_feedback_joined_samples", "Captured predictions in the window joined with a label.", result.joined)
+    gauge("model_feedback_joined_samples", "Predictions captured in the feedback window joined with a label.", result.joined)
     gauge("model_feedback_labels", "Distinct label keys under labelsPrefix.", result.labels)
     gauge("model_feedback_min_samples", "Joined samples needed to compute quality (minSamples).", result.min_samples)
     gauge("model_feedback_insufficient_samples", "1 when fewer than minSamples predictions were joined.", 1 if result.insufficient else 0)

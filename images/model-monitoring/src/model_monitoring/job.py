@@ -1,8 +1,9 @@
 """`model-monitor run --config FILE [--now RFC3339]`: one run of a model's monitor CronJob.
 
-Reads the model's captured traffic for the window (now - windowSeconds, now] once, runs the configured checks
-(drift, feedback) on it and publishes each check's metrics to the Pushgateway under its own job (`model-drift`,
-`model-feedback`) and grouping key {namespace, model, version}.
+Reads the model's captured traffic once, for the longer of the checks' windows, gives each check the records inside
+its own window (drift: (now - windowSeconds, now]; feedback: (now - feedback.windowSeconds, now], by default the
+same), runs the configured checks (drift, feedback) and publishes each check's metrics to the Pushgateway under its
+own job (`model-drift`, `model-feedback`) and grouping key {namespace, model, version}.
 
 Exit codes: 0 every configured check succeeded (too few samples is a success: it is published as such);
 1 a check failed (its `last_failure` timestamp was pushed, the other check still ran); 2 bad configuration or
@@ -24,7 +25,7 @@ from . import drift as drift_mod
 from . import feedback as feedback_mod
 from . import pushgateway as pg
 from .config import ConfigError, MonitorConfig, load_config
-from .records import WindowStats, iter_window_records
+from .records import WindowStats, iter_timed_window_records
 
 log = logging.getLogger("model_monitoring.job")
 
@@ -49,10 +50,12 @@ def parse_now(value: str | None) -> datetime:
 class _Check:
     name: str  # "drift" | "feedback"
     job: str  # Pushgateway job
+    start: datetime  # the check's window is (start, now]
     collector: object  # has .add(record)
     run: Callable[[], object]  # -> result, after the window was read
     registry: Callable[[object, float], object]
     error: BaseException | None = None
+    records: int = 0  # capture records given to the collector
 
 
 # Failures whose message says it all; anything else is logged with its traceback (a bug to fix).
@@ -81,7 +84,7 @@ def run(cfg: MonitorConfig, now: datetime, s3=None) -> int:
         import boto3
 
         s3 = boto3.client("s3", region_name=cfg.region)
-    start = now - timedelta(seconds=cfg.window_seconds)
+    drift_start = now - timedelta(seconds=cfg.window_seconds)
     key = pg.grouping_key(cfg.namespace, cfg.model, cfg.version)
     identity = {"model": cfg.model, "namespace": cfg.namespace, "version": cfg.version}
     checks: list[_Check] = []
@@ -91,29 +94,38 @@ def run(cfg: MonitorConfig, now: datetime, s3=None) -> int:
             _Check(
                 "drift",
                 drift_mod.JOB,
+                drift_start,
                 features,
                 lambda: drift_mod.run_drift(cfg.drift, s3, cfg.bucket, features, cfg.min_samples, now),
                 drift_mod.drift_registry,
             )
         )
     if cfg.feedback is not None:
+        # Its own window: labels (chargebacks, reviews) can arrive days after the prediction they grade.
+        feedback_start = now - timedelta(seconds=cfg.feedback.window_seconds)
         predictions = feedback_mod.PredictionCollector(cfg.feedback.join_key, cfg.feedback.prediction_path)
         checks.append(
             _Check(
                 "feedback",
                 feedback_mod.JOB,
+                feedback_start,
                 predictions,
-                lambda: feedback_mod.run_feedback(cfg.feedback, s3, cfg.bucket, predictions, cfg.min_samples, now, (start, now), identity),
+                lambda: feedback_mod.run_feedback(
+                    cfg.feedback, s3, cfg.bucket, predictions, cfg.min_samples, now, (feedback_start, now), identity
+                ),
                 feedback_mod.feedback_registry,
             )
         )
 
-    # One pass over the window feeds both checks: a day of captures is read from S3 once.
+    # One pass over the longer window feeds both checks: the captures are read from S3 once, and each check gets
+    # only the records inside its own window (by the record's `time`).
+    start = min(c.start for c in checks)
     stats = WindowStats()
     try:
-        for record in iter_window_records(s3, cfg.bucket, cfg.capture_prefix, start, now, stats):
+        for t, record in iter_timed_window_records(s3, cfg.bucket, cfg.capture_prefix, start, now, stats):
             for check in checks:
-                if check.error is None:
+                if check.error is None and check.start < t:
+                    check.records += 1
                     try:
                         check.collector.add(record)
                     except Exception as e:  # one check's bad extraction must not stop the other
@@ -122,7 +134,9 @@ def run(cfg: MonitorConfig, now: datetime, s3=None) -> int:
         log.error("reading captured records from s3://%s/%s failed: %s", cfg.bucket, cfg.capture_prefix, e)
         for check in checks:
             check.error = check.error or e
-    log.info("window (%s, %s]: %s", start.isoformat(), now.isoformat(), stats.as_dict())
+    log.info("captures read for (%s, %s]: %s", start.isoformat(), now.isoformat(), stats.as_dict())
+    for check in checks:
+        log.info("%s window (%s, %s]: %d capture records", check.name, check.start.isoformat(), now.isoformat(), check.records)
 
     failed = [c.name for c in checks if not _run_check(cfg, c, key)]
     configured = {c.job for c in checks}
@@ -189,7 +203,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"model-monitor: bad configuration: {e}", file=sys.stderr)
         return EXIT_BAD_CONFIG
     log.info(
-        "monitoring %s/%s version %s, window %ss ending %s", cfg.namespace, cfg.model, cfg.version, cfg.window_seconds, now.isoformat()
+        "monitoring %s/%s version %s, window %ss%s ending %s",
+        cfg.namespace,
+        cfg.model,
+        cfg.version,
+        cfg.window_seconds,
+        f" (feedback {cfg.feedback.window_seconds}s)" if cfg.feedback is not None else "",
+        now.isoformat(),
     )
     return run(cfg, now)
 

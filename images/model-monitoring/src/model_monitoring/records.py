@@ -73,7 +73,16 @@ def list_keys(s3, bucket: str, prefix: str) -> list[tuple[str, datetime]]:
 def iter_window_records(
     s3, bucket: str, capture_prefix: str, start: datetime, end: datetime, stats: WindowStats | None = None
 ) -> Iterator[dict]:
-    """Yield every capture record with `start < time <= end` (aware datetimes), object by object in key order.
+    """Yield every capture record with `start < time <= end` (aware datetimes); see `iter_timed_window_records`."""
+    for _, record in iter_timed_window_records(s3, bucket, capture_prefix, start, end, stats):
+        yield record
+
+
+def iter_timed_window_records(
+    s3, bucket: str, capture_prefix: str, start: datetime, end: datetime, stats: WindowStats | None = None
+) -> Iterator[tuple[datetime, dict]]:
+    """Yield (time, record) for every capture record with `start < time <= end` (aware datetimes; `time` is the
+    record's parsed `time`, aware UTC), object by object in key order.
 
     Lists only the hour partitions from `hour_partitions`. A corrupt object (not gzip, truncated) is counted in
     `stats.corrupt_objects`, logged and skipped; a line that is not a JSON object with a parsable `time` is counted
@@ -110,7 +119,7 @@ def iter_window_records(
                 continue
             if start < t <= end:
                 stats.records += 1
-                yield record
+                yield t, record
             else:
                 stats.outside_window += 1
     if stats.bad_records:
