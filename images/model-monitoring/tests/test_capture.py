@@ -1,8 +1,9 @@
 """The capture proxy against real parts: a stub model server (aiohttp on 127.0.0.1), the proxy in-process (and once
 as a real subprocess stopped by SIGTERM), moto's S3 server. Nothing here waits a fixed time for something to
-happen: ordering is proven with events, and records are read after the proxy's stop() has flushed them. (The one
-sleep, in the SIGTERM test, gives a proxy that does not drain the time to exit early; a correct one passes however
-slow the machine.)"""
+happen: ordering is proven with events, records are read after the proxy's stop() has flushed them, and what happens
+in the background (an upload, a disconnect noticed) is polled for with a bound (`until`). (The one sleep, in the
+SIGTERM test, gives a proxy that does not drain the time to exit early; a correct one passes however slow the
+machine.)"""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import re
 import signal
 import socket
 import sys
+import threading
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -26,7 +28,8 @@ import pytest
 from aiohttp import web
 from model_monitoring import capture
 from model_monitoring.capture import ConfigError, load_config, start_proxy
-from model_monitoring.capture_payload import NotCaptured, decode_content, parse_sse
+from model_monitoring.capture_payload import CopyBudget, NotCaptured, PairCopy, decode_content, parse_sse
+from model_monitoring.capture_store import DROP_REASONS, CaptureStore
 from model_monitoring.redact import Redactor
 from multidict import CIMultiDict
 from yarl import URL
@@ -44,13 +47,16 @@ GZIP_DOC = {"predictions": [0.25, 0.75], "note": "compressed " * 50}
 
 # ------------------------------------------------------------------------------------------------------ the model
 class StubModel:
-    """A model server: echoes, streams SSE (holding the rest until `release`), compresses, breaks, stalls."""
+    """A model server: echoes, streams SSE (holding the rest until `release`), compresses, breaks, stalls, holds
+    requests until `gate_size` have arrived, streams events until the reader goes away. It never decodes a request
+    body: `seen` holds the bytes as they arrived."""
 
     def __init__(self) -> None:
         self.seen: list[tuple[str, str, list[tuple[str, str]], bytes]] = []  # method, raw path, headers, body
         self.release = asyncio.Event()
         self.entered_slow = asyncio.Event()
         self.first_request_chunk = asyncio.Event()
+        self.gate_size, self.gate_arrived, self.gate_open = 0, 0, asyncio.Event()
         self.url = ""
         app = web.Application()
         for path, handler in [
@@ -64,9 +70,11 @@ class StubModel:
             ("/broken", self.broken),
             ("/slow", self.slow),
             ("/stream-in", self.stream_in),
+            ("/gate", self.gate),
+            ("/drip", self.drip),
         ]:
             app.router.add_route("*", path, handler)
-        self.runner = web.AppRunner(app, access_log=None)
+        self.runner = web.AppRunner(app, access_log=None, auto_decompress=False)
 
     async def start(self) -> None:
         await self.runner.setup()
@@ -77,8 +85,8 @@ class StubModel:
     async def echo(self, request: web.Request) -> web.Response:
         body = await request.read()
         self.seen.append((request.method, request.raw_path, list(request.headers.items()), body))
-        headers = {"Content-Type": request.headers["Content-Type"]} if "Content-Type" in request.headers else {}
-        return web.Response(body=body, headers=headers)
+        echoed = ("Content-Type", "Content-Encoding")  # a compressed body goes back compressed, labelled as such
+        return web.Response(body=body, headers={k: request.headers[k] for k in echoed if k in request.headers})
 
     async def predict(self, request: web.Request) -> web.Response:
         await request.read()
@@ -137,6 +145,25 @@ class StubModel:
         self.first_request_chunk.set()
         rest = await request.content.read()
         return web.json_response({"received": (first + rest).decode()})
+
+    async def gate(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        self.gate_arrived += 1
+        if self.gate_arrived >= self.gate_size:
+            self.gate_open.set()
+        await self.gate_open.wait()  # every request body is in (and through the proxy) before any response
+        return web.Response(body=body, content_type="application/json")
+
+    async def drip(self, request: web.Request) -> web.StreamResponse:
+        await request.read()
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        try:
+            while True:  # until the proxy hangs up
+                await response.write(b'data: {"tick": 1}\n\n')
+                await asyncio.sleep(0.005)  # pacing only
+        except ConnectionError:
+            return response
 
 
 @pytest.fixture
@@ -218,6 +245,44 @@ def all_records(moto_s3, bucket: str) -> list[dict[str, Any]]:
     return [r for rs in records(moto_s3, bucket).values() for r in rs]
 
 
+async def until(predicate: Callable[[], bool], what: str) -> None:
+    """Poll `predicate` until it holds; fail after WAIT seconds."""
+    try:
+        async with asyncio.timeout(WAIT):
+            while not predicate():
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        raise AssertionError(f"still not true after {WAIT} s: {what}") from None
+
+
+def outcomes(proxy: Any) -> float:
+    """Sampled pairs accounted for: uploaded + dropped (every reason) + still queued."""
+    m = proxy.metrics
+    dropped = sum(m.value("capture_dropped_total", reason=r) for r in DROP_REASONS)
+    return m.value("capture_uploaded_records_total") + dropped + m.value("capture_queued_records")
+
+
+class GatedS3:
+    """An S3 client whose put_object waits (in the store's worker thread) until `open` is set, so records stay
+    queued as long as a test needs. Opened at teardown at the latest (see the gated_s3 fixture)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.open = threading.Event()
+
+    def put_object(self, **kwargs: Any) -> Any:
+        self.open.wait(3 * WAIT)
+        return self._client.put_object(**kwargs)
+
+
+@pytest.fixture
+def gated_s3(start, moto_s3) -> Iterator[GatedS3]:
+    # Depends on `start` so that its teardown (which opens the gate) runs before the proxies are stopped.
+    gated = GatedS3(moto_s3.client)
+    yield gated
+    gated.open.set()
+
+
 # ------------------------------------------------------------------------------------------------- passing through
 async def test_json_exchange_passes_untouched_and_is_recorded(stub, start, client, moto_s3, s3_bucket):
     proxy = await start()
@@ -248,7 +313,7 @@ async def test_json_exchange_passes_untouched_and_is_recorded(stub, start, clien
     assert set(record) == RECORD_FIELDS
     assert record["requestId"] == request_id
     assert (record["model"], record["version"], record["method"], record["status"]) == ("fraud", "3", "POST", 200)
-    assert record["path"] == path
+    assert record["path"] == "/echo/a%2Fb"  # no query string unless CAPTURE_STORE_QUERY=true
     assert record["request"] == record["response"] == json.loads(body)
     assert isinstance(record["latencyMs"], float) and record["latencyMs"] > 0
     when = datetime.strptime(record["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
@@ -422,19 +487,19 @@ async def test_only_post_is_sampled(start, client):
 async def test_unsampled_exchanges_are_never_copied(start, client, monkeypatch):
     copies = []
 
-    class CountedCopy(capture.BoundedCopy):  # the real class, counted
-        def __init__(self, limit: int) -> None:
-            super().__init__(limit)
+    class CountedCopy(PairCopy):  # the real class, counted
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
             copies.append(self)
 
-    monkeypatch.setattr(capture, "BoundedCopy", CountedCopy)
+    monkeypatch.setattr(capture, "PairCopy", CountedCopy)
     proxy = await start(CAPTURE_SAMPLE_RATE="0.2")
     for i in range(40):
         async with client.request("POST" if i % 2 else "GET", proxy.url + "/echo", json={"i": i}) as resp:
             assert resp.status == 200
     sampled = proxy.metrics.value("capture_sampled_total")
     assert 0 < sampled < 20
-    assert len(copies) == 2 * sampled  # one request and one response copy per sampled pair, none for the rest
+    assert len(copies) == sampled  # one pair of copies per sampled pair, none for the rest
 
 
 # ---------------------------------------------------------------------------------------------------- redaction
@@ -497,14 +562,38 @@ async def test_non_json_bodies_are_dropped_as_not_json(stub, start, client):
     assert proxy.metrics.value("capture_uploaded_records_total") == 0
 
 
-async def test_records_beyond_the_queue_limit_are_dropped(start, client, moto_s3, s3_bucket):
-    proxy = await start(CAPTURE_QUEUE_RECORDS="2", CAPTURE_FLUSH_RECORDS="1000", CAPTURE_FLUSH_SECONDS="600")
+async def test_records_beyond_the_queue_limit_are_dropped(start, client, gated_s3, moto_s3, s3_bucket):
+    # Records being uploaded still count: with the upload held, the third record finds the queue full.
+    proxy = await start(s3_client=gated_s3, CAPTURE_QUEUE_RECORDS="2", CAPTURE_FLUSH_RECORDS="2", CAPTURE_FLUSH_SECONDS="600")
     for i in range(3):
         async with client.post(proxy.url + "/echo", json={"i": i}) as resp:
             assert await resp.json() == {"i": i}
     assert proxy.metrics.value("capture_dropped_total", reason="queue_full") == 1
+    gated_s3.open.set()
     await stop(proxy)
     assert [r["request"] for r in all_records(moto_s3, s3_bucket)] == [{"i": 0}, {"i": 1}]
+
+
+async def test_the_queue_is_bounded_in_bytes(start, client, gated_s3, moto_s3, s3_bucket):
+    pad = "x" * 1000  # each record is ~2.3 kB: request and response both carry it
+    proxy = await start(s3_client=gated_s3, CAPTURE_QUEUE_BYTES="5000", CAPTURE_FLUSH_SECONDS="600")
+    async with client.post(proxy.url + "/echo", json={"i": 0, "pad": pad}) as resp:
+        assert resp.status == 200
+    first = proxy.metrics.value("capture_queued_bytes")  # the queued line itself, not parsed objects
+    assert 2000 < first < 2500
+    for i in (1, 2):  # the second fits (and, over half the bound, starts an upload); the third does not
+        async with client.post(proxy.url + "/echo", json={"i": i, "pad": pad}) as resp:
+            assert resp.status == 200
+    assert proxy.metrics.value("capture_dropped_total", reason="queue_full") == 1
+    assert proxy.metrics.value("capture_queued_records") == 2
+    assert proxy.metrics.value("capture_queued_bytes") <= 5000
+    gated_s3.open.set()
+    await stop(proxy)
+    [body] = moto_s3.objects(s3_bucket, PREFIX).values()
+    lines = gzip.decompress(body).splitlines(keepends=True)
+    assert [json.loads(line)["request"]["i"] for line in lines] == [0, 1]
+    assert len(lines[0]) == first  # the queued bytes are the stored line's
+    assert proxy.metrics.value("capture_queued_bytes") == proxy.metrics.value("capture_queued_records") == 0
 
 
 @pytest.mark.parametrize("target", ["missing bucket", "closed port"])
@@ -571,7 +660,9 @@ async def test_metrics_and_healthz_are_served(start, client):
     async with client.get(base + "/metrics") as resp:
         text = await resp.text()
     assert "capture_requests_total 1.0" in text and "capture_sampled_total 1.0" in text
-    for reason in ("too_large", "not_json", "queue_full", "upload_failed"):
+    assert "capture_queued_records 1.0" in text and "capture_inflight_bytes 0.0" in text
+    assert re.search(r"^capture_queued_bytes (\d+)\.0$", text, re.M)[1] == str(int(proxy.metrics.value("capture_queued_bytes")))
+    for reason in ("too_large", "not_json", "queue_full", "upload_failed", "upstream_error"):
         assert f'capture_dropped_total{{reason="{reason}"}} 0.0' in text
     for name in (
         "capture_uploaded_records_total",
@@ -579,6 +670,9 @@ async def test_metrics_and_healthz_are_served(start, client):
         "capture_upload_errors_total",
         "capture_last_upload_timestamp_seconds",
         "capture_upstream_errors_total",
+        "capture_queued_records",
+        "capture_queued_bytes",
+        "capture_inflight_bytes",
     ):
         assert re.search(rf"^{name} ", text, re.M), name
 
@@ -653,6 +747,10 @@ BASE_ENV = proxy_env("http://127.0.0.1:8000", "bucket")
         ("CAPTURE_FLUSH_SECONDS", "-1", "a number >= 0.001"),
         ("CAPTURE_FLUSH_RECORDS", "1.5", "an integer >= 1"),
         ("CAPTURE_QUEUE_RECORDS", "0", "an integer >= 1"),
+        ("CAPTURE_QUEUE_RECORDS", "200", "(1000) must not be more than CAPTURE_QUEUE_RECORDS (200)"),  # FLUSH's default
+        ("CAPTURE_QUEUE_BYTES", "0", "an integer >= 1"),
+        ("CAPTURE_INFLIGHT_BYTES", "64Mi", "an integer >= 1"),
+        ("CAPTURE_STORE_QUERY", "yes", "must be true or false, got 'yes'"),
         ("CAPTURE_REDACT", '["$.a", "$.[["]', "'$.[[' is not a valid JSONPath"),
         ("CAPTURE_REDACT", '"$.a"', "JSON array"),
         ("CAPTURE_REDACT", '["$"]', "whole document"),
@@ -666,8 +764,17 @@ def test_config_errors_name_the_variable(variable, value, message):
         env[variable] = value
     with pytest.raises(ConfigError) as exc:
         load_config(env)
+    if "must not be more than" in message:  # the pair: named by the one to lower, the other in the message
+        assert exc.value.variable == "CAPTURE_FLUSH_RECORDS"
+        assert str(exc.value).startswith("CAPTURE_FLUSH_RECORDS (1000)") and message in str(exc.value)
+        return
     assert exc.value.variable == variable
     assert str(exc.value).startswith(variable) and message in str(exc.value)
+
+
+def test_flush_records_equal_to_queue_records_is_allowed():
+    config = load_config(BASE_ENV | {"CAPTURE_FLUSH_RECORDS": "200", "CAPTURE_QUEUE_RECORDS": "200"})
+    assert (config.flush_records, config.queue_records) == (200, 200)
 
 
 def test_config_defaults():
@@ -675,7 +782,11 @@ def test_config_defaults():
     config = load_config(env)
     assert (config.port, config.metrics_port, config.max_payload_bytes) == (8090, 9103, 1_048_576)
     assert (config.flush_seconds, config.flush_records, config.queue_records) == (60.0, 1000, 10_000)
+    assert (config.queue_bytes, config.inflight_bytes) == (64 * 2**20, 64 * 2**20)
+    assert config.store_query is False
     assert config.seed is None and config.redactor.expressions == []
+    for raw, value in (("true", True), ("TRUE", True), ("false", False), ("", False)):
+        assert load_config(env | {"CAPTURE_STORE_QUERY": raw}).store_query is value
 
 
 # -------------------------------------------------------------------------------------------------- as a process
@@ -686,8 +797,19 @@ def child_env(extra: dict[str, str]) -> dict[str, str]:
     return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": SRC, **extra}
 
 
-async def test_configuration_error_exits_2_with_the_variable_named():
-    env = child_env({k: v for k, v in BASE_ENV.items() if k != "CAPTURE_SAMPLE_RATE"} | {"CAPTURE_SAMPLE_RATE": "2"})
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"CAPTURE_SAMPLE_RATE": "2"}, "CAPTURE_SAMPLE_RATE must be a number with 0 < rate <= 1, got '2'"),
+        (
+            {"CAPTURE_QUEUE_RECORDS": "200"},  # the platform's old setting, with CAPTURE_FLUSH_RECORDS left at 1000
+            "CAPTURE_FLUSH_RECORDS (1000) must not be more than CAPTURE_QUEUE_RECORDS (200): lower CAPTURE_FLUSH_RECORDS"
+            " or raise CAPTURE_QUEUE_RECORDS",
+        ),
+    ],
+)
+async def test_configuration_error_exits_2_with_the_variable_named(overrides, message):
+    env = child_env(BASE_ENV | overrides)
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -698,7 +820,7 @@ async def test_configuration_error_exits_2_with_the_variable_named():
     )
     out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 2
-    assert err.decode().strip() == "capture-proxy: configuration error: CAPTURE_SAMPLE_RATE must be a number with 0 < rate <= 1, got '2'"
+    assert err.decode().strip() == f"capture-proxy: configuration error: {message}"
     assert out == b""
 
 

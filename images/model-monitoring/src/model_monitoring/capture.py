@@ -5,8 +5,56 @@ Run as `capture-proxy` (or `python -m model_monitoring.capture`); configured by 
 Traffic on CAPTURE_PORT, Prometheus metrics and /healthz on CAPTURE_METRICS_PORT. SIGTERM: stop accepting, let
 in-flight requests finish (up to 25 s), upload what is buffered, exit 0. Configuration errors exit 2.
 
-Proxying comes first: bodies are streamed both ways as they arrive, an unsampled exchange is never buffered, and a
-capture problem (size, format, full queue, S3 down) only ever costs the record, never the response.
+Proxying comes first: bodies are streamed both ways as they arrive, byte for byte (compressed request bodies too:
+only the captured copy is decoded), an unsampled exchange is never buffered, and a capture problem (size, format,
+full queue, no memory to spare, S3 down) only ever costs the record, never the response.
+
+Environment (required ones have no default):
+    CAPTURE_UPSTREAM            required  http(s)://host[:port] of the model server, e.g. http://127.0.0.1:8000
+    CAPTURE_SAMPLE_RATE         required  0 < r <= 1, the share of POST requests captured
+    CAPTURE_BUCKET              required  the model store bucket
+    CAPTURE_PREFIX              required  key prefix ending in "/", e.g. capture/fraud/3/
+    CAPTURE_MODEL               required  written in each record
+    CAPTURE_MODEL_VERSION       required  written in each record
+    CAPTURE_PORT                8090      traffic port (0: any free port)
+    CAPTURE_METRICS_PORT        9103      /metrics and /healthz (0: any free port)
+    CAPTURE_MAX_PAYLOAD_BYTES   1048576   request and response each (as sent, and again once decoded); a larger
+                                          pair is proxied whole and dropped (too_large)
+    CAPTURE_REDACT              []        JSON array of JSONPath expressions (jsonpath-ng) removed from both bodies
+    CAPTURE_STORE_QUERY         false     "true": a record's path keeps the query string; "false": path only (the
+                                          query is not redacted, and may carry keys: ?api_key=...)
+    CAPTURE_FLUSH_SECONDS       60        upload at least this often while records wait
+    CAPTURE_FLUSH_RECORDS       1000      upload when this many wait; must be <= CAPTURE_QUEUE_RECORDS (an upload
+                                          also starts when more than half of either queue bound is waiting)
+    CAPTURE_QUEUE_RECORDS       10000     records waiting or being uploaded; beyond: dropped (queue_full)
+    CAPTURE_QUEUE_BYTES         67108864  bytes of those records' JSON lines; beyond: dropped (queue_full)
+    CAPTURE_INFLIGHT_BYTES      67108864  bytes held by copies of sampled requests/responses still being proxied;
+                                          beyond: the pair is not copied, or its copy abandoned (queue_full)
+    CAPTURE_SEED                unset     integer seed of the sampler (tests)
+    POD_NAME                    hostname  part of each object key
+    AWS_REGION, AWS_ENDPOINT_URL_S3, credentials: boto3's own.
+
+Memory. What capture holds is bounded by the settings above; proxying itself holds only aiohttp's flow-controlled
+buffers. Worst case, in bytes:
+
+    CAPTURE_QUEUE_BYTES                       queued JSON lines (those being uploaded included)
+  + CAPTURE_QUEUE_BYTES                       the gzip body of the object being uploaded (at most about its lines;
+                                              JSON lines usually compress 3-10x, so typically a fraction of this)
+  + CAPTURE_INFLIGHT_BYTES                    copies of sampled bodies still streaming
+  + 30 * CAPTURE_MAX_PAYLOAD_BYTES            building one record (done one at a time): the joined copy, the decoded
+                                              body, the parsed document (Python objects: ~5-10x the JSON for
+                                              feature records, up to ~27x for documents of tiny objects such as
+                                              [{},{},...]) and its serialised line; request and response are
+                                              parsed one after the other
+  + concurrent connections * ~0.5 MiB         aiohttp's read buffers (64 KiB high-water marks each way plus a
+                                              socket read of up to 256 KiB)
+  + the interpreter and libraries             ~70 MB RSS idle
+
+With the defaults: 64 + 64 + 64 + 30 MiB + 0.5 MiB per connection + ~70 MB, ~300 MiB + 0.5 MiB per connection
+(so ~400 MiB for 200 concurrent requests). Records are dropped (queue_full), never the memory limit exceeded.
+A sampled pair has exactly one outcome: queued (then uploaded or dropped upload_failed) or dropped with a reason, so
+with no sampled request in flight capture_sampled_total == capture_uploaded_records_total + sum(capture_dropped_total)
++ capture_queued_records.
 """
 
 from __future__ import annotations
@@ -34,8 +82,8 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from yarl import URL
 
-from model_monitoring.capture_payload import BoundedCopy, NotCaptured, decode_content, parse_json, parse_sse
-from model_monitoring.capture_store import CaptureMetrics, CaptureStore
+from model_monitoring.capture_payload import CopyBudget, NotCaptured, PairCopy, decode_content, parse_json, parse_sse
+from model_monitoring.capture_store import CaptureMetrics, CaptureStore, to_json
 from model_monitoring.redact import RedactError, Redactor
 
 log = logging.getLogger("model_monitoring.capture")
@@ -87,8 +135,11 @@ class Config:
     max_payload_bytes: int  # each of request and response
     redactor: Redactor
     flush_seconds: float
-    flush_records: int
+    flush_records: int  # <= queue_records
     queue_records: int
+    queue_bytes: int
+    inflight_bytes: int
+    store_query: bool  # False: a record's path without the query string
     seed: int | None  # None: seeded from the OS
     pod_name: str
 
@@ -120,9 +171,10 @@ def load_config(env: Mapping[str, str]) -> Config:
     Required: CAPTURE_UPSTREAM (http(s)://host[:port]), CAPTURE_SAMPLE_RATE (0 < r <= 1), CAPTURE_BUCKET,
     CAPTURE_PREFIX (ending in "/"), CAPTURE_MODEL, CAPTURE_MODEL_VERSION. Optional, with defaults: CAPTURE_PORT 8090
     and CAPTURE_METRICS_PORT 9103 (0 = any free port, logged at start), CAPTURE_MAX_PAYLOAD_BYTES 1048576,
-    CAPTURE_REDACT `[]` (JSON array of jsonpath-ng expressions), CAPTURE_FLUSH_SECONDS 60, CAPTURE_FLUSH_RECORDS
-    1000, CAPTURE_QUEUE_RECORDS 10000, CAPTURE_SEED unset (integer), POD_NAME the host name.
-    Raises ConfigError naming the first bad variable.
+    CAPTURE_REDACT `[]` (JSON array of jsonpath-ng expressions), CAPTURE_STORE_QUERY false (true|false),
+    CAPTURE_FLUSH_SECONDS 60, CAPTURE_FLUSH_RECORDS 1000 (at most CAPTURE_QUEUE_RECORDS), CAPTURE_QUEUE_RECORDS
+    10000, CAPTURE_QUEUE_BYTES 67108864, CAPTURE_INFLIGHT_BYTES 67108864, CAPTURE_SEED unset (integer), POD_NAME the
+    host name. Raises ConfigError naming the first bad variable.
     """
     upstream = _required(env, "CAPTURE_UPSTREAM", "http://127.0.0.1:8000").rstrip("/")
     parts = urlsplit(upstream)
@@ -156,6 +208,20 @@ def load_config(env: Mapping[str, str]) -> Config:
     except ValueError:
         raise ConfigError("CAPTURE_SEED", f"must be an integer, got {raw_seed!r}") from None
 
+    raw_query = env.get("CAPTURE_STORE_QUERY", "").strip().lower() or "false"
+    if raw_query not in ("true", "false"):
+        raise ConfigError("CAPTURE_STORE_QUERY", f"must be true or false, got {env['CAPTURE_STORE_QUERY']!r}")
+
+    flush_records = _number(env, "CAPTURE_FLUSH_RECORDS", 1000, int, 1)
+    queue_records = _number(env, "CAPTURE_QUEUE_RECORDS", 10_000, int, 1)
+    if flush_records > queue_records:
+        # The count would never be reached: the queue refuses records first, and they would wait for the clock.
+        raise ConfigError(
+            "CAPTURE_FLUSH_RECORDS",
+            f"({flush_records}) must not be more than CAPTURE_QUEUE_RECORDS ({queue_records}): lower CAPTURE_FLUSH_RECORDS"
+            " or raise CAPTURE_QUEUE_RECORDS",
+        )
+
     pod = env.get("POD_NAME", "").strip() or socket.gethostname()
     if "/" in pod:
         raise ConfigError("POD_NAME", f"must not contain '/' (it is part of each object key), got {pod!r}")
@@ -172,8 +238,11 @@ def load_config(env: Mapping[str, str]) -> Config:
         max_payload_bytes=_number(env, "CAPTURE_MAX_PAYLOAD_BYTES", 1_048_576, int, 1),
         redactor=redactor,
         flush_seconds=_number(env, "CAPTURE_FLUSH_SECONDS", 60.0, float, 0.001),
-        flush_records=_number(env, "CAPTURE_FLUSH_RECORDS", 1000, int, 1),
-        queue_records=_number(env, "CAPTURE_QUEUE_RECORDS", 10_000, int, 1),
+        flush_records=flush_records,
+        queue_records=queue_records,
+        queue_bytes=_number(env, "CAPTURE_QUEUE_BYTES", 67_108_864, int, 1),
+        inflight_bytes=_number(env, "CAPTURE_INFLIGHT_BYTES", 67_108_864, int, 1),
+        store_query=raw_query == "true",
         seed=seed,
         pod_name=pod,
     )
@@ -193,7 +262,8 @@ def _iso_millis(at: float) -> str:
 class CaptureProxy:
     """The request handler: forwards to `config.upstream` over `session` and hands sampled pairs to `store`.
 
-    `clock` (unix seconds) stamps records; tests replace it to cross hour boundaries."""
+    `clock` (unix seconds) stamps records; tests replace it to cross hour boundaries. `budget` holds the copies of
+    all sampled pairs in progress to CAPTURE_INFLIGHT_BYTES together."""
 
     def __init__(
         self,
@@ -209,21 +279,46 @@ class CaptureProxy:
         self._metrics = metrics
         self._clock = clock
         self._rng = random.Random(config.seed)
+        self.budget = CopyBudget(config.inflight_bytes)
+        metrics.inflight_bytes.set_function(lambda: self.budget.used)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        """Proxy one request; never raises for upstream or capture problems (502 when the upstream is down)."""
+        """Proxy one request; never raises for upstream or capture problems (502 when the upstream is down).
+
+        A sampled pair gets exactly one outcome: queued, or counted in capture_dropped_total. A pair whose exchange
+        did not complete (upstream unreachable or broken off, client gone, cancelled at shutdown) is dropped with
+        reason upstream_error, unless it had already failed for a reason of its own (too_large, queue_full)."""
         started, at = time.perf_counter(), self._clock()
         self._metrics.requests.inc()
-        # Decided before forwarding so that an unsampled exchange is never copied.
-        sampled = request.method == "POST" and self._rng.random() < self._config.sample_rate
-        limit = self._config.max_payload_bytes
-        req_copy = resp_copy = None
-        if sampled:
-            self._metrics.sampled.inc()
-            req_copy, resp_copy = BoundedCopy(limit), BoundedCopy(limit)
+        pair = self._select(request)
+        if pair is None:
+            return await self._exchange(request, None, started, at)
+        try:
+            return await self._exchange(request, pair, started, at)
+        finally:
+            pair.release()
+            if not pair.settled:
+                self._drop(pair.reason or "upstream_error", request, "the exchange did not complete")
 
+    def _select(self, request: web.Request) -> PairCopy | None:
+        """The sampling decision, made before forwarding so that an unsampled exchange is never copied: None, or the
+        pair's copies. A pair is sampled but never copied (so dropped) when its declared request body is over the
+        payload limit (too_large) or would not fit in the in-flight budget, or that budget is already used up
+        (queue_full)."""
+        if request.method != "POST" or self._rng.random() >= self._config.sample_rate:
+            return None
+        self._metrics.sampled.inc()
+        declared = request.content_length or 0  # None when chunked: only the copy itself can tell
+        reason = None
+        if declared > self._config.max_payload_bytes:
+            reason = "too_large"
+        elif self.budget.used >= self.budget.limit or self.budget.used + declared > self.budget.limit:
+            reason = "queue_full"
+        return PairCopy(self._config.max_payload_bytes, self.budget, reason)
+
+    async def _exchange(self, request: web.Request, pair: PairCopy | None, started: float, at: float) -> web.StreamResponse:
         headers = _forwardable(request.headers, _NOT_FORWARDED_REQUEST)
-        body = self._stream_body(request, req_copy) if request.body_exists else None
+        body = self._stream_body(request, pair) if request.body_exists else None
         url = URL(self._config.upstream + request.raw_path, encoded=True)  # raw: the path's encoding is untouched
         try:
             upstream = await self._session.request(request.method, url, headers=headers, data=body, allow_redirects=False)
@@ -255,8 +350,8 @@ class CaptureProxy:
                     return response
                 if not chunk:
                     break
-                if resp_copy is not None:
-                    resp_copy.add(chunk)
+                if pair is not None:
+                    pair.add_response(chunk)
                 try:
                     await response.write(chunk)
                 except ConnectionError:
@@ -266,16 +361,24 @@ class CaptureProxy:
             except ConnectionError:
                 return response
 
-        if req_copy is not None and resp_copy is not None:
+        if pair is not None:
             latency_ms = round((time.perf_counter() - started) * 1000, 3)
-            self._capture(request, upstream, request_id, at, latency_ms, req_copy, resp_copy)
+            self._capture(request, upstream, request_id, at, latency_ms, pair)
         return response
 
-    async def _stream_body(self, request: web.Request, copy: BoundedCopy | None) -> AsyncIterator[bytes]:
+    async def _stream_body(self, request: web.Request, pair: PairCopy | None) -> AsyncIterator[bytes]:
+        # The bytes as the client sent them: the server does not decode Content-Encoding (see start_proxy).
         while chunk := await request.content.readany():
-            if copy is not None:
-                copy.add(chunk)
+            if pair is not None:
+                pair.add_request(chunk)
             yield chunk
+
+    def _stored_path(self, request: web.Request) -> str:
+        return request.raw_path if self._config.store_query else request.raw_path.split("?", 1)[0]
+
+    def _drop(self, reason: str, request: web.Request, detail: object) -> None:
+        self._metrics.dropped.labels(reason=reason).inc()
+        log.debug("not capturing %s %s (%s): %s", request.method, self._stored_path(request), reason, detail)
 
     def _capture(
         self,
@@ -284,45 +387,55 @@ class CaptureProxy:
         request_id: str,
         at: float,
         latency_ms: float,
-        req_copy: BoundedCopy,
-        resp_copy: BoundedCopy,
+        pair: PairCopy,
     ) -> None:
-        limit = self._config.max_payload_bytes
+        """Queue the record of a completed exchange, or count why not. Synchronous (no other record is built at the
+        same time), and request and response are parsed one after the other: see the memory note at the top."""
+        pair.settled = True
+        redactor, limit = self._config.redactor, self._config.max_payload_bytes
         try:
-            if req_copy.overflow or resp_copy.overflow:
-                raise NotCaptured("too_large", f"a body is over {limit} bytes")
-            request_doc = parse_json(decode_content(req_copy.data(), request.headers.get("Content-Encoding"), limit))
-            raw = decode_content(resp_copy.data(), upstream.headers.get("Content-Encoding"), limit)
+            if pair.reason is not None:
+                raise NotCaptured(pair.reason, "the copy was not kept")
+            if self._store.full:
+                raise NotCaptured("queue_full", "the queue is full")
+            request_raw, response_raw = pair.request_data(), pair.response_data()
+            pair.release()  # the joined copies replace the parts
+            request_doc = to_json(redactor.redact(parse_json(decode_content(request_raw, request.headers.get("Content-Encoding"), limit))))
+            del request_raw
+            raw = decode_content(response_raw, upstream.headers.get("Content-Encoding"), limit)
+            del response_raw
             if upstream.content_type == "text/event-stream":
-                response_doc: Any = [self._config.redactor.redact(e) for e in parse_sse(raw)]
+                response_doc = to_json([redactor.redact(e) for e in parse_sse(raw)])
             else:
-                response_doc = self._config.redactor.redact(parse_json(raw))
-            request_doc = self._config.redactor.redact(request_doc)
+                response_doc = to_json(redactor.redact(parse_json(raw)))
+            del raw
         except NotCaptured as exc:
-            self._metrics.dropped.labels(reason=exc.reason).inc()
-            log.debug("not capturing %s %s: %s", request.method, request.raw_path, exc)
+            self._drop(exc.reason, request, exc)
             return
         except Exception:
             # Only a jsonpath-ng surprise can get here (expressions are vetted at start). The pair must not be
             # stored unredacted, and the contract has no reason for this: it counts as a body we could not make
             # into a record.
             self._metrics.dropped.labels(reason="not_json").inc()
-            log.exception("not capturing %s %s: building the record failed", request.method, request.raw_path)
+            log.exception("not capturing %s %s: building the record failed", request.method, self._stored_path(request))
             return
-        record = {
-            "requestId": request_id,
-            "time": _iso_millis(at),
-            "model": self._config.model,
-            "version": self._config.model_version,
-            "method": request.method,
-            "path": request.raw_path,
-            "status": upstream.status,
-            "latencyMs": latency_ms,
-            "request": request_doc,
-            "response": response_doc,
-        }
-        if not self._store.add(record, at):
-            self._metrics.dropped.labels(reason="queue_full").inc()
+        head = to_json(
+            {
+                "requestId": request_id,
+                "time": _iso_millis(at),
+                "model": self._config.model,
+                "version": self._config.model_version,
+                "method": request.method,
+                "path": self._stored_path(request),
+                "status": upstream.status,
+                "latencyMs": latency_ms,
+            }
+        )
+        # The record as one JSON line, the documents spliced in as already serialised (same key order as a dict).
+        line = b"".join((head[:-1], b',"request":', request_doc, b',"response":', response_doc, b"}\n"))
+        del request_doc, response_doc
+        if not self._store.add(line, at):
+            self._drop("queue_full", request, f"a {len(line)}-byte record does not fit in the queue")
 
 
 # ----------------------------------------------------------------------------------------------- running the proxy
@@ -378,6 +491,7 @@ async def start_proxy(
         flush_seconds=config.flush_seconds,
         flush_records=config.flush_records,
         queue_records=config.queue_records,
+        queue_bytes=config.queue_bytes,
         retry_delays=retry_delays,
     )
     session = aiohttp.ClientSession(
@@ -397,7 +511,10 @@ async def start_proxy(
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", proxy.handle)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=drain_seconds)
+    # auto_decompress=False: aiohttp's server would otherwise decode a compressed request body (gzip, deflate; br
+    # and zstd fail with 400 without their decoders) and the proxy would forward the decoded bytes under the
+    # client's Content-Encoding and Content-Length. The upstream gets the bytes as sent; only the copy is decoded.
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=drain_seconds, auto_decompress=False)
 
     async def metrics_page(_request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -1,6 +1,7 @@
-"""The capture proxy's copies of bodies: keeping a bounded copy while a body streams past (BoundedCopy), then
-turning it into JSON: undoing Content-Encoding, parsing JSON strictly, reading the `data:` events of a
-text/event-stream. Every failure is a NotCaptured carrying its capture_dropped_total reason.
+"""The capture proxy's copies of bodies: keeping bounded copies of a pair's bodies while they stream past (PairCopy,
+all pairs together held to a CopyBudget), then turning them into JSON: undoing Content-Encoding, parsing JSON
+strictly, reading the `data:` events of a text/event-stream. Every failure is a NotCaptured carrying its
+capture_dropped_total reason.
 """
 
 from __future__ import annotations
@@ -84,23 +85,79 @@ def parse_sse(data: bytes) -> list[Any]:
     return events
 
 
-class BoundedCopy:
-    """A copy of a body as it streams past, kept only while it stays within `limit` bytes: `add(chunk)` each chunk;
-    once the total passes `limit`, `overflow` turns True and the kept bytes are released; `data()` is the copy."""
+class CopyBudget:
+    """The bytes held by all copies in progress together (`used`), kept to at most `limit` (CAPTURE_INFLIGHT_BYTES):
+    `take(n)` claims n bytes if they fit and says whether they did; `give(n)` returns them."""
 
-    __slots__ = ("limit", "overflow", "parts", "size")
+    __slots__ = ("limit", "used")
 
     def __init__(self, limit: int) -> None:
-        self.limit, self.parts, self.size, self.overflow = limit, [], 0, False
+        self.limit, self.used = limit, 0
 
-    def add(self, chunk: bytes) -> None:
-        if self.overflow:
+    def take(self, n: int) -> bool:
+        if self.used + n > self.limit:
+            return False
+        self.used += n
+        return True
+
+    def give(self, n: int) -> None:
+        self.used -= n
+
+
+class PairCopy:
+    """The copies of one sampled pair's request and response bodies, kept as they stream past.
+
+    Each body is held to `limit` bytes (CAPTURE_MAX_PAYLOAD_BYTES) and every chunk is claimed from `budget`, which all
+    pairs share. The first problem ends both copies at once and frees what they held: a body over `limit` (`reason`
+    too_large) or a chunk the budget has no room for (`reason` queue_full: the capture path is out of memory, as with
+    a full queue). A pair can also start refused (`reason` given): nothing is ever kept. `release()` gives back what
+    is still held; call it when the pair is done, whatever happened (it may be called more than once). The chunks
+    kept are the very bytes objects the proxy forwards, so a copy costs references, not duplicates, while it lasts.
+    `settled` is the proxy's: True once the pair's outcome (queued or a drop reason) has been counted.
+    """
+
+    __slots__ = ("_budget", "_held", "_limit", "_parts", "_sizes", "reason", "settled")
+
+    def __init__(self, limit: int, budget: CopyBudget, reason: str | None = None) -> None:
+        self._limit, self._budget, self.reason, self.settled = limit, budget, reason, False
+        self._parts: tuple[list[bytes], list[bytes]] = ([], [])
+        self._sizes = [0, 0]
+        self._held = 0
+
+    def add_request(self, chunk: bytes) -> None:
+        self._add(0, chunk)
+
+    def add_response(self, chunk: bytes) -> None:
+        self._add(1, chunk)
+
+    def _add(self, side: int, chunk: bytes) -> None:
+        if self.reason is not None or not chunk:
             return
-        self.size += len(chunk)
-        if self.size > self.limit:
-            self.overflow, self.parts = True, []
+        self._sizes[side] += len(chunk)
+        if self._sizes[side] > self._limit:
+            self._give_up("too_large")
+        elif not self._budget.take(len(chunk)):
+            self._give_up("queue_full")
         else:
-            self.parts.append(chunk)
+            self._held += len(chunk)
+            self._parts[side].append(chunk)
 
-    def data(self) -> bytes:
-        return b"".join(self.parts)
+    def _give_up(self, reason: str) -> None:
+        self.reason = reason
+        self.release()
+
+    @property
+    def held(self) -> int:
+        """Bytes this pair holds now (claimed from the budget)."""
+        return self._held
+
+    def request_data(self) -> bytes:
+        return b"".join(self._parts[0])
+
+    def response_data(self) -> bytes:
+        return b"".join(self._parts[1])
+
+    def release(self) -> None:
+        self._budget.give(self._held)
+        self._held = 0
+        self._parts = ([], [])

@@ -4,17 +4,20 @@ Records wait in memory and go to S3 as gzipped JSON lines, one object per UTC ho
 `<prefix>dt=YYYY-MM-DD/hr=HH/<pod>-<unix ms>-<seq>.jsonl.gz` (the monitor job lists the hour partitions that overlap
 its window, so a record must sit under its own hour). boto3 is synchronous: every put runs in a worker thread
 (asyncio.to_thread) so a slow or unreachable S3 never stalls the proxy's event loop.
+
+A record is queued as its compact JSON line (bytes), never as parsed objects (which take several times the room), and
+the queue is bounded both in records and in bytes; the bytes bound is what sizes the proxy's memory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import gzip
 import json
 import logging
 import time
-from collections.abc import Sequence
+import zlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,7 +27,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 log = logging.getLogger("model_monitoring.capture")
 
 #: Why a sampled pair was not stored; the values of capture_dropped_total's `reason` label (fixed by the alerts).
-DROP_REASONS = ("too_large", "not_json", "queue_full", "upload_failed")
+#: upstream_error: the exchange itself failed (upstream unreachable or broke off, client gone) after being sampled.
+DROP_REASONS = ("too_large", "not_json", "queue_full", "upload_failed", "upstream_error")
 #: Attempts per object before its records are dropped (reason upload_failed).
 UPLOAD_TRIES = 3
 
@@ -53,6 +57,20 @@ class CaptureMetrics:
         self.upstream_errors = Counter(
             "capture_upstream_errors_total", "Requests the upstream could not answer (502) or broke off.", registry=r
         )
+        # Live values (set_function, read at scrape time) attached by the store and the proxy that own them. With no
+        # sampled request in flight, capture_sampled_total == capture_uploaded_records_total + the sum of
+        # capture_dropped_total + capture_queued_records.
+        self.queued_records = Gauge(
+            "capture_queued_records", "Records waiting for upload or being uploaded (bounded by CAPTURE_QUEUE_RECORDS).", registry=r
+        )
+        self.queued_bytes = Gauge(
+            "capture_queued_bytes", "Bytes of JSON lines waiting for upload or being uploaded (bounded by CAPTURE_QUEUE_BYTES).", registry=r
+        )
+        self.inflight_bytes = Gauge(
+            "capture_inflight_bytes",
+            "Bytes held by copies of sampled bodies still being proxied (bounded by CAPTURE_INFLIGHT_BYTES).",
+            registry=r,
+        )
 
     def value(self, name: str, **labels: str) -> float:
         """The current value of sample `name` (with `labels`), 0.0 if it has none yet."""
@@ -73,26 +91,40 @@ def unix_millis(at: float) -> int:
     return (datetime.fromtimestamp(at, UTC) - _EPOCH) // timedelta(milliseconds=1)
 
 
-def encode_records(records: Sequence[dict[str, Any]]) -> bytes:
-    """gzip of one compact JSON document per line. ASCII escapes keep lone surrogates (legal in parsed JSON strings,
-    not in UTF-8) from failing the encode."""
-    lines = b"".join(json.dumps(r, separators=(",", ":"), allow_nan=False).encode() + b"\n" for r in records)
-    return gzip.compress(lines, compresslevel=6)
+def to_json(document: Any) -> bytes:
+    """`document` as compact JSON. ASCII escapes keep lone surrogates (legal in parsed JSON strings, not in UTF-8)
+    from failing the encode."""
+    return json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
+
+
+def record_line(record: dict[str, Any]) -> bytes:
+    """The line a record is queued and stored as: its compact JSON and a newline."""
+    return to_json(record) + b"\n"
+
+
+def encode_lines(lines: Iterable[bytes]) -> bytes:
+    """The gzip object body of `lines` (each a record_line). Compressed line by line, so the only large buffer is the
+    compressed result, not a second copy of the lines."""
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # 16+: a gzip header and trailer
+    parts = [compressor.compress(line) for line in lines]
+    parts.append(compressor.flush())
+    return b"".join(parts)
 
 
 @dataclass(slots=True)
 class _Entry:
-    record: dict[str, Any]
+    line: bytes  # the record's JSON line, newline included
     at: float  # unix seconds: picks the hour partition and the key's timestamp
 
 
 class CaptureStore:
-    """Buffers records and uploads them to `s3://bucket/prefix…` from a background task.
+    """Buffers records (as JSON lines) and uploads them to `s3://bucket/prefix…` from a background task.
 
-    - `add()` never waits: it queues a record or refuses it when `queue_records` are already waiting or being
-      uploaded (the caller counts queue_full).
-    - A batch is uploaded when `flush_records` are waiting or `flush_seconds` after the oldest waiting record
-      arrived, whichever comes first; one batch at a time.
+    - `add()` never waits: it queues a line or refuses it when it would take the records or bytes waiting or being
+      uploaded past `queue_records` or `queue_bytes` (the caller counts queue_full).
+    - A batch is uploaded when `flush_records` are waiting, or more than half of `queue_records` or of
+      `queue_bytes` is waiting, or `flush_seconds` after the oldest waiting record arrived, whichever comes first;
+      one batch at a time. (Half: so that the records waiting while a batch uploads still fit.)
     - Each object is tried `UPLOAD_TRIES` times, sleeping `retry_delays[i]` seconds after failed try i+1; every failed
       try counts capture_upload_errors_total, and records of an object that failed every try count
       capture_dropped_total{reason="upload_failed"}.
@@ -113,6 +145,7 @@ class CaptureStore:
         flush_seconds: float,
         flush_records: int,
         queue_records: int,
+        queue_bytes: int,
         retry_delays: Sequence[float] = (1.0, 3.0),
     ) -> None:
         if len(retry_delays) < UPLOAD_TRIES - 1:
@@ -125,32 +158,52 @@ class CaptureStore:
         self._flush_seconds = flush_seconds
         self._flush_records = flush_records
         self._queue_records = queue_records
+        self._queue_bytes = queue_bytes
         self._retry_delays = tuple(retry_delays)
         self._pending: list[_Entry] = []
+        self._pending_bytes = 0
         self._pending_since = 0.0  # monotonic time the oldest waiting record arrived
         self._uploading = 0  # records taken out of _pending and not yet stored or dropped
+        self._uploading_bytes = 0  # their lines' bytes
         self._seq = 0
         self._closing = False
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        metrics.queued_records.set_function(lambda: self.buffered)
+        metrics.queued_bytes.set_function(lambda: self.buffered_bytes)
 
     @property
     def buffered(self) -> int:
         """Records waiting or being uploaded (what `queue_records` limits)."""
         return len(self._pending) + self._uploading
 
-    def add(self, record: dict[str, Any], at: float) -> bool:
-        """Queue `record` (a JSON-serialisable dict) captured at unix time `at` (seconds). Returns False, keeping
-        nothing, when the queue is full or the store is closing."""
-        if self._closing or self.buffered >= self._queue_records:
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes of the lines waiting or being uploaded (what `queue_bytes` limits)."""
+        return self._pending_bytes + self._uploading_bytes
+
+    @property
+    def full(self) -> bool:
+        """True when no record at all would be accepted now."""
+        return self._closing or self.buffered >= self._queue_records or self.buffered_bytes >= self._queue_bytes
+
+    def add(self, line: bytes, at: float) -> bool:
+        """Queue `line` (a record_line) of a record captured at unix time `at` (seconds). Returns False, keeping
+        nothing, when it does not fit in the queue or the store is closing."""
+        if self._closing or self.buffered >= self._queue_records or self.buffered_bytes + len(line) > self._queue_bytes:
             return False
-        self._pending.append(_Entry(record, at))
+        self._pending.append(_Entry(line, at))
+        self._pending_bytes += len(line)
         if len(self._pending) == 1:
             self._pending_since = time.monotonic()
             self._wake.set()  # starts the flush_seconds clock in the loop
-        elif len(self._pending) >= self._flush_records:
+        elif self._flush_due():
             self._wake.set()
         return True
+
+    def _flush_due(self) -> bool:
+        waiting = len(self._pending)
+        return waiting >= self._flush_records or 2 * waiting > self._queue_records or 2 * self._pending_bytes > self._queue_bytes
 
     def start(self) -> None:
         """Start the background uploader on the running event loop."""
@@ -175,19 +228,21 @@ class CaptureStore:
                 await self._wake.wait()
                 continue
             wait = self._pending_since + self._flush_seconds - time.monotonic()
-            if not self._closing and len(self._pending) < self._flush_records and wait > 0:
+            if not self._closing and not self._flush_due() and wait > 0:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), wait)
                 continue
             batch, self._pending = self._pending, []
             self._uploading += len(batch)
+            self._uploading_bytes += self._pending_bytes
+            self._pending_bytes = 0
             try:
                 await self._upload(batch)
             except Exception:  # a bug here must not end the loop: the queue would fill and capture stop silently
                 log.exception("capture upload of %d records failed unexpectedly", len(batch))
                 self._metrics.dropped.labels(reason="upload_failed").inc(self._uploading)
-                self._uploading = 0
+                self._uploading = self._uploading_bytes = 0
 
     async def _upload(self, batch: list[_Entry]) -> None:
         groups: dict[str, list[_Entry]] = {}
@@ -196,7 +251,7 @@ class CaptureStore:
         for partition, entries in groups.items():
             key = f"{self._prefix}{partition}/{self._pod}-{unix_millis(entries[0].at)}-{self._seq}.jsonl.gz"
             self._seq += 1
-            body = await asyncio.to_thread(encode_records, [e.record for e in entries])
+            body = await asyncio.to_thread(encode_lines, [e.line for e in entries])
             stored = await self._put_with_retries(key, body)
             if stored:
                 self._metrics.uploaded_records.inc(len(entries))
@@ -205,6 +260,8 @@ class CaptureStore:
             else:
                 self._metrics.dropped.labels(reason="upload_failed").inc(len(entries))
             self._uploading -= len(entries)
+            self._uploading_bytes -= sum(len(e.line) for e in entries)
+            del body  # the next object's body is built with this one gone
 
     async def _put_with_retries(self, key: str, body: bytes) -> bool:
         for attempt in range(1, UPLOAD_TRIES + 1):
