@@ -35,10 +35,21 @@ PORT_NAME = "capture"
 METRICS_PORT_NAME = "capture-metrics"
 REQUESTS = {"cpu": "100m", "memory": "128Mi"}
 """What the proxy adds to the pod's requests."""
-LIMITS = {"cpu": "1", "memory": "512Mi"}
-"""Its limits: the buffer (CAPTURE_QUEUE_RECORDS records of at most max_payload_bytes each side) must fit."""
-QUEUE_RECORDS = 200
+CPU_LIMIT = "1"
+QUEUE_BYTES = 64 * 2**20
+"""Captured lines waiting for upload (CAPTURE_QUEUE_BYTES); beyond it, samples are dropped (queue_full)."""
+INFLIGHT_BYTES = 64 * 2**20
+"""Copies of requests and responses being proxied (CAPTURE_INFLIGHT_BYTES); beyond it, requests go unsampled."""
 FLUSH_SECONDS = 60
+
+
+def memory_limit_mib(max_payload_bytes: int) -> int:
+    """The proxy's memory limit, MiB: its worst case as images/model-monitoring/capture.py's docstring gives it
+    (interpreter ~70 MiB, ~0.75 MiB per concurrent request for 200 requests, the queue twice (lines, and the gzip
+    body being uploaded), the in-flight copies, and 30 x max_payload_bytes while one record is built), with a
+    quarter again as margin, rounded up to 64 MiB. An OOM-killed proxy takes the pod's traffic port down."""
+    worst = 70 + 200 * 0.75 + 2 * QUEUE_BYTES / 2**20 + INFLIGHT_BYTES / 2**20 + 30 * max_payload_bytes / 2**20
+    return int(-(-worst * 1.25 // 64) * 64)
 
 
 @dataclass(frozen=True)
@@ -98,7 +109,10 @@ def sidecar(spec: ModelSpec) -> dict:
         "CAPTURE_MODEL": spec.name,
         "CAPTURE_MODEL_VERSION": capture.version,
         "CAPTURE_FLUSH_SECONDS": str(FLUSH_SECONDS),
-        "CAPTURE_QUEUE_RECORDS": str(QUEUE_RECORDS),
+        "CAPTURE_QUEUE_BYTES": str(QUEUE_BYTES),
+        "CAPTURE_INFLIGHT_BYTES": str(INFLIGHT_BYTES),
+        # Query strings carry keys and identifiers that no JSONPath redaction reaches: never written.
+        "CAPTURE_STORE_QUERY": "false",
         "AWS_REGION": spec.region,
     }
     health = {"httpGet": {"path": "/healthz", "port": METRICS_PORT}, "timeoutSeconds": 2}
@@ -116,7 +130,10 @@ def sidecar(spec: ModelSpec) -> dict:
             *({"name": k, "value": v} for k, v in sorted(env.items())),
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         ],
-        "resources": {"requests": dict(REQUESTS), "limits": dict(LIMITS)},
+        "resources": {
+            "requests": dict(REQUESTS),
+            "limits": {"cpu": CPU_LIMIT, "memory": f"{memory_limit_mib(capture.max_payload_bytes)}Mi"},
+        },
         "securityContext": container_security(),
         # The server starts only once the proxy answers (a sidecar's startup probe gates the next container).
         "startupProbe": {**health, "periodSeconds": 1, "failureThreshold": 30},

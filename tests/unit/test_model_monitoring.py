@@ -390,3 +390,14 @@ def test_a_namespace_preview_says_what_it_turns_off():
     )
     (warning,) = [w for w in models.start_warnings(preview) if "namespace preview" in w]
     assert warning.startswith("chat, fraud: capture, drift and metricDrift are off")
+
+
+def test_the_proxys_memory_limit_covers_its_worst_case(plans):
+    pod = manifest(plans["prod"], "Deployment", "fraud")["spec"]["template"]["spec"]
+    proxy = pod["initContainers"][-1]
+    env = {e["name"]: e.get("value") for e in proxy["env"]}
+    assert env["CAPTURE_STORE_QUERY"] == "false", "query strings (keys, identifiers) are never written"
+    assert int(env["CAPTURE_QUEUE_BYTES"]) == capture.QUEUE_BYTES and "CAPTURE_QUEUE_RECORDS" not in env
+    # 70 MiB + 200 x 0.75 MiB + 2 x 64 MiB queue + 64 MiB in flight + 30 x 1 MiB payloads = 442 MiB, a quarter again
+    assert proxy["resources"]["limits"]["memory"] == "576Mi"
+    assert capture.memory_limit_mib(16 * 2**20) > capture.memory_limit_mib(2**20) + 450, "large payloads need room"

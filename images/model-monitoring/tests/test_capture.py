@@ -322,6 +322,23 @@ async def test_json_exchange_passes_untouched_and_is_recorded(stub, start, clien
     assert int(match[3]) == unix_ms(when)
 
 
+@pytest.mark.parametrize(
+    ("store_query", "stored_path"), [(None, "/echo/v1"), ("false", "/echo/v1"), ("true", "/echo/v1?api_key=s3cret&x=%20y")]
+)
+async def test_the_query_string_is_stored_only_when_asked(store_query, stored_path, stub, start, client, moto_s3, s3_bucket):
+    proxy = await start(**({"CAPTURE_STORE_QUERY": store_query} if store_query else {}))
+    path = "/echo/v1?api_key=s3cret&x=%20y"
+    async with client.post(URL(proxy.url + path, encoded=True), json={"a": 1}) as resp:
+        assert resp.status == 200
+    assert stub.seen[-1][1] == path  # the upstream always gets it
+    await stop(proxy)
+    [record] = all_records(moto_s3, s3_bucket)
+    assert record["path"] == stored_path
+    if store_query != "true":  # redaction does not cover the query: the secret must appear nowhere in the object
+        [body] = moto_s3.objects(s3_bucket, PREFIX).values()
+        assert b"s3cret" not in gzip.decompress(body)
+
+
 async def test_response_headers_match_the_upstream_except_hop_by_hop(stub, start, client):
     proxy = await start()
     async with client.post(stub.url + "/predict", json={}) as direct:
@@ -352,6 +369,45 @@ async def test_gzip_response_reaches_the_client_compressed_and_is_recorded_decod
     await stop(proxy)
     [record] = all_records(moto_s3, s3_bucket)
     assert record["response"] == GZIP_DOC
+
+
+# Not a valid brotli stream on purpose: the proxy must not try to decode it (the copy is dropped as not_json).
+BR_BODY = b"\x8b\x03\x80" + b'{"brotli": "not really"}' + b"\x03"
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br"])
+async def test_compressed_request_bodies_reach_the_upstream_as_sent(encoding, stub, start, client, moto_s3, s3_bucket):
+    doc = {"instances": [{"amount": 12.5, "note": "compressed " * 40}]}
+    body = {"gzip": gzip.compress(json.dumps(doc).encode()), "deflate": zlib.compress(json.dumps(doc).encode()), "br": BR_BODY}[encoding]
+    proxy = await start()
+    headers = {"Content-Type": "application/json", "Content-Encoding": encoding}
+    async with client.post(proxy.url + "/echo", data=body, headers=headers) as resp:
+        assert resp.status == 200
+        assert await resp.read() == body  # the stub echoes what it got, still compressed
+    _, _, seen_headers, seen_body = stub.seen[-1]
+    assert seen_body == body
+    seen = CIMultiDict(seen_headers)
+    assert (seen["Content-Encoding"], seen["Content-Length"]) == (encoding, str(len(body)))
+    await stop(proxy)
+    if encoding == "br":  # no decoder for the copy: not captured, still proxied
+        assert all_records(moto_s3, s3_bucket) == []
+        assert proxy.metrics.value("capture_dropped_total", reason="not_json") == 1
+    else:  # the copy is decoded, request and (echoed, equally compressed) response
+        [record] = all_records(moto_s3, s3_bucket)
+        assert record["request"] == record["response"] == doc
+
+
+async def test_a_compressed_request_that_decodes_too_large_is_proxied_and_dropped(stub, start, client, moto_s3, s3_bucket):
+    body = gzip.compress(json.dumps({"zeros": "0" * 50_000}).encode())
+    assert len(body) < 1000
+    proxy = await start(CAPTURE_MAX_PAYLOAD_BYTES="5000")
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    async with client.post(proxy.url + "/echo", data=body, headers=headers) as resp:
+        assert await resp.read() == body
+    assert stub.seen[-1][3] == body
+    await stop(proxy)
+    assert proxy.metrics.value("capture_dropped_total", reason="too_large") == 1
+    assert all_records(moto_s3, s3_bucket) == []
 
 
 async def test_streamed_response_reaches_the_client_before_the_upstream_finishes(stub, start, client, moto_s3, s3_bucket):
@@ -427,6 +483,39 @@ async def test_upstream_breaking_mid_body_breaks_the_client_response(start, clie
         with pytest.raises(aiohttp.ClientPayloadError):  # not a clean, silently truncated body
             await resp.read()
     assert proxy.metrics.value("capture_upstream_errors_total") == 1
+
+
+async def test_every_sampled_pair_is_uploaded_dropped_or_queued(stub, start, client, closed_port, moto_s3, s3_bucket):
+    proxy = await start(CAPTURE_MAX_PAYLOAD_BYTES="2000", CAPTURE_FLUSH_RECORDS="2", CAPTURE_FLUSH_SECONDS="600")
+    for i in range(3):  # recorded: two go up at once (FLUSH_RECORDS), one stays queued
+        async with client.post(proxy.url + "/echo", json={"i": i}) as resp:
+            assert resp.status == 200
+    async with client.post(proxy.url + "/text", json={}) as resp:  # not_json
+        assert resp.status == 200
+    async with client.post(proxy.url + "/big?n=5000", json={}) as resp:  # too_large
+        assert resp.status == 200
+    async with client.post(proxy.url + "/broken", json={}) as resp:  # the upstream breaks off mid-body
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await resp.read()
+    resp = await client.post(proxy.url + "/drip", json={})  # the client leaves mid-stream
+    assert await resp.content.readany()
+    resp.close()
+    await until(lambda: proxy.metrics.value("capture_dropped_total", reason="upstream_error") == 2, "both lost pairs counted")
+    await until(lambda: proxy.metrics.value("capture_uploaded_records_total") == 2, "the first two records uploaded")
+    assert proxy.metrics.value("capture_queued_records") == 1
+    assert proxy.metrics.value("capture_sampled_total") == 7 == outcomes(proxy)
+    await stop(proxy)
+    assert proxy.metrics.value("capture_uploaded_records_total") == 3
+    assert proxy.metrics.value("capture_sampled_total") == 7 == outcomes(proxy)
+    assert [proxy.metrics.value("capture_dropped_total", reason=r) for r in DROP_REASONS] == [1, 1, 0, 0, 2]
+    assert sorted(r["request"]["i"] for r in all_records(moto_s3, s3_bucket)) == [0, 1, 2]
+
+    down = await start(CAPTURE_UPSTREAM=f"http://127.0.0.1:{closed_port}")  # unreachable: 502
+    async with client.post(down.url + "/predict", json={}) as resp:
+        assert resp.status == 502
+    await stop(down)
+    assert down.metrics.value("capture_dropped_total", reason="upstream_error") == 1
+    assert down.metrics.value("capture_sampled_total") == 1 == outcomes(down)
 
 
 # ------------------------------------------------------------------------------------------------------- sampling
@@ -596,6 +685,21 @@ async def test_the_queue_is_bounded_in_bytes(start, client, gated_s3, moto_s3, s
     assert proxy.metrics.value("capture_queued_bytes") == proxy.metrics.value("capture_queued_records") == 0
 
 
+async def test_an_upload_starts_when_half_the_records_bound_is_waiting(start, client):
+    proxy = await start(CAPTURE_QUEUE_RECORDS="4", CAPTURE_FLUSH_RECORDS="4", CAPTURE_FLUSH_SECONDS="600")
+    for i in range(3):  # 3 > 4 / 2; neither the count (4) nor the clock (600 s) is due
+        async with client.post(proxy.url + "/echo", json={"i": i}) as resp:
+            assert resp.status == 200
+    await until(lambda: proxy.metrics.value("capture_uploaded_records_total") == 3, "3 records uploaded before stop")
+
+
+async def test_an_upload_starts_when_half_the_bytes_bound_is_waiting(start, client):
+    proxy = await start(CAPTURE_QUEUE_BYTES="3000", CAPTURE_FLUSH_SECONDS="600")
+    async with client.post(proxy.url + "/echo", json={"pad": "x" * 700}) as resp:  # one ~1.6 kB record: over 1500
+        assert resp.status == 200
+    await until(lambda: proxy.metrics.value("capture_uploaded_records_total") == 1, "the record uploaded before stop")
+
+
 @pytest.mark.parametrize("target", ["missing bucket", "closed port"])
 async def test_failed_uploads_are_retried_then_dropped(target, start, client, moto_s3, closed_port):
     if target == "missing bucket":
@@ -611,6 +715,109 @@ async def test_failed_uploads_are_retried_then_dropped(target, start, client, mo
     assert proxy.metrics.value("capture_dropped_total", reason="upload_failed") == 2
     assert proxy.metrics.value("capture_uploaded_records_total") == 0
     assert proxy.metrics.value("capture_last_upload_timestamp_seconds") == 0
+
+
+# -------------------------------------------------------------------------------------------------------- memory
+@pytest.fixture
+def peaks(monkeypatch) -> dict[str, int]:
+    """The highest in-flight and queued byte counts the proxy reached, and how many chunks the budget refused: the
+    real classes, watched where they grow."""
+    seen = {"inflight": 0, "queued": 0, "refused": 0}
+
+    class WatchedBudget(CopyBudget):
+        def take(self, n: int) -> bool:
+            taken = super().take(n)
+            seen["inflight"] = max(seen["inflight"], self.used)
+            seen["refused"] += not taken
+            return taken
+
+    class WatchedStore(CaptureStore):
+        def add(self, line: bytes, at: float) -> bool:
+            added = super().add(line, at)
+            seen["queued"] = max(seen["queued"], self.buffered_bytes)
+            return added
+
+    monkeypatch.setattr(capture, "CopyBudget", WatchedBudget)
+    monkeypatch.setattr(capture, "CaptureStore", WatchedStore)
+    return seen
+
+
+async def test_concurrent_large_requests_keep_capture_within_its_byte_bounds(stub, start, client, gated_s3, peaks, moto_s3, s3_bucket):
+    n, inflight, queue = 24, 350_000, 450_000
+    bodies = [json.dumps({"i": i, "blob": chr(97 + i) * 100_000}).encode() for i in range(n)]
+    proxy = await start(
+        s3_client=gated_s3,  # uploads held: the queue fills
+        CAPTURE_MAX_PAYLOAD_BYTES="200000",
+        CAPTURE_INFLIGHT_BYTES=str(inflight),
+        CAPTURE_QUEUE_BYTES=str(queue),
+        CAPTURE_FLUSH_SECONDS="600",
+    )
+    stub.gate_size = n  # every request body is through the proxy before any response starts: 2.4 MB of copies wanted
+
+    async def chunked(body: bytes) -> AsyncIterator[bytes]:  # no Content-Length: the size shows only as it streams
+        for start in range(0, len(body), 16_384):
+            yield body[start : start + 16_384]
+
+    async def one(i: int, body: bytes) -> tuple[int, bytes]:
+        data = chunked(body) if i % 2 else body
+        async with client.post(proxy.url + "/gate", data=data, headers={"Content-Type": "application/json"}) as resp:
+            return resp.status, await resp.read()
+
+    assert await asyncio.gather(*(one(i, b) for i, b in enumerate(bodies))) == [(200, b) for b in bodies]  # all whole
+    assert inflight // 2 < peaks["inflight"] <= inflight  # the bound was reached for, and held
+    assert peaks["queued"] <= queue
+    assert proxy.metrics.value("capture_inflight_bytes") == 0  # every copy given back
+    assert proxy.metrics.value("capture_queued_bytes") == peaks["queued"]  # nothing uploaded yet: the most it held
+    assert proxy.metrics.value("capture_dropped_total", reason="queue_full") > 0
+    assert proxy.metrics.value("capture_sampled_total") == n == outcomes(proxy)
+    gated_s3.open.set()
+    await stop(proxy)
+    assert proxy.metrics.value("capture_sampled_total") == n == outcomes(proxy)
+    for record in all_records(moto_s3, s3_bucket):  # what was kept is whole
+        assert record["request"] == record["response"] == json.loads(bodies[record["request"]["i"]])
+
+
+async def test_no_copy_is_started_when_the_in_flight_budget_has_no_room(stub, start, client, peaks, moto_s3, s3_bucket):
+    proxy = await start(CAPTURE_MAX_PAYLOAD_BYTES="200000", CAPTURE_INFLIGHT_BYTES="250000")
+    held = asyncio.create_task(client.post(proxy.url + "/slow", json={"blob": "a" * 100_000}))
+    await asyncio.wait_for(stub.entered_slow.wait(), WAIT)
+    assert 100_000 < proxy.metrics.value("capture_inflight_bytes") < 100_100  # the held pair's request copy
+    big = json.dumps({"blob": "b" * 160_000}).encode()  # declared 160 kB: no room next to the held 100 kB
+    async with client.post(proxy.url + "/echo", data=big, headers={"Content-Type": "application/json"}) as resp:
+        assert await resp.read() == big
+    assert proxy.metrics.value("capture_dropped_total", reason="queue_full") == 1
+    assert peaks["inflight"] < 100_100 and peaks["refused"] == 0  # the refused pair never even asked for a byte
+    stub.release.set()
+    async with await held as resp:
+        assert (await resp.json())["slow"]["blob"] == "a" * 100_000
+    await stop(proxy)
+    [record] = all_records(moto_s3, s3_bucket)  # the held pair completed its copies (response included)
+    assert record["request"] == {"blob": "a" * 100_000}
+    assert proxy.metrics.value("capture_sampled_total") == 2 == outcomes(proxy)
+
+
+def test_a_pair_copy_is_bounded_per_body_and_by_the_shared_budget():
+    budget = CopyBudget(100)
+    first, second = PairCopy(60, budget), PairCopy(60, budget)
+    first.add_request(b"a" * 40)
+    first.add_response(b"b" * 40)
+    assert (budget.used, first.reason) == (80, None)
+    second.add_request(b"c" * 30)  # 110 > 100: abandoned, nothing kept
+    assert (budget.used, second.reason, second.held) == (80, "queue_full", 0)
+    second.add_response(b"d")  # an abandoned pair copies nothing more
+    assert budget.used == 80
+    first.add_response(b"e" * 30)  # 70 > 60 for one body: too_large, everything given back
+    assert (budget.used, first.reason, first.request_data()) == (0, "too_large", b"")
+    third = PairCopy(60, budget, "queue_full")  # refused at the start
+    third.add_request(b"f")
+    assert (budget.used, third.held) == (0, 0)
+    kept = PairCopy(60, budget)
+    kept.add_request(b"g" * 10)
+    kept.add_response(b"h" * 20)
+    assert (kept.request_data(), kept.response_data(), budget.used) == (b"g" * 10, b"h" * 20, 30)
+    kept.release()
+    kept.release()  # idempotent
+    assert budget.used == 0
 
 
 # ------------------------------------------------------------------------------------------- keys and request ids

@@ -35,23 +35,25 @@ Environment (required ones have no default):
     AWS_REGION, AWS_ENDPOINT_URL_S3, credentials: boto3's own.
 
 Memory. What capture holds is bounded by the settings above; proxying itself holds only aiohttp's flow-controlled
-buffers. Worst case, in bytes:
+buffers. Worst case (to size the container's memory limit):
 
-    CAPTURE_QUEUE_BYTES                       queued JSON lines (those being uploaded included)
-  + CAPTURE_QUEUE_BYTES                       the gzip body of the object being uploaded (at most about its lines;
-                                              JSON lines usually compress 3-10x, so typically a fraction of this)
-  + CAPTURE_INFLIGHT_BYTES                    copies of sampled bodies still streaming
-  + 30 * CAPTURE_MAX_PAYLOAD_BYTES            building one record (done one at a time): the joined copy, the decoded
-                                              body, the parsed document (Python objects: ~5-10x the JSON for
-                                              feature records, up to ~27x for documents of tiny objects such as
-                                              [{},{},...]) and its serialised line; request and response are
-                                              parsed one after the other
-  + concurrent connections * ~0.5 MiB         aiohttp's read buffers (64 KiB high-water marks each way plus a
-                                              socket read of up to 256 KiB)
-  + the interpreter and libraries             ~70 MB RSS idle
+    ~70 MB                                  the interpreter and libraries, idle (measured 64 MB RSS)
+  + concurrent requests * ~0.75 MiB         proxying alone, aiohttp's read/write buffers on both sides (less for
+                                            small bodies; measured: 200 concurrent 0.9 MB POSTs, nothing sampled,
+                                            peak RSS 213 MB)
+  + CAPTURE_QUEUE_BYTES                     queued JSON lines (those being uploaded included)
+  + CAPTURE_QUEUE_BYTES                     the gzip body of the object being uploaded: at most about its lines,
+                                            typically a fifth or less (JSON lines compress well)
+  + CAPTURE_INFLIGHT_BYTES                  copies of sampled bodies still streaming
+  + 30 * CAPTURE_MAX_PAYLOAD_BYTES          building one record (one at a time, request and response parsed one
+                                            after the other): the joined copies, the decoded body, the parsed
+                                            document (Python objects: ~10x the JSON for feature records, 28x
+                                            measured for documents of tiny objects like [{},{},...]), the line
 
-With the defaults: 64 + 64 + 64 + 30 MiB + 0.5 MiB per connection + ~70 MB, ~300 MiB + 0.5 MiB per connection
-(so ~400 MiB for 200 concurrent requests). Records are dropped (queue_full), never the memory limit exceeded.
+With the defaults and 200 concurrent large requests: 70 + 150 + 64 + 64 + 64 + 30 = ~440 MiB at the very worst
+(~390 MiB with a realistic gzip body); measured at sample rate 1 with 200 concurrent 0.9 MB POSTs: 328 MB peak
+RSS. Past the bounds, pairs are dropped (queue_full); the client's bytes are never affected.
+
 A sampled pair has exactly one outcome: queued (then uploaded or dropped upload_failed) or dropped with a reason, so
 with no sampled request in flight capture_sampled_total == capture_uploaded_records_total + sum(capture_dropped_total)
 + capture_queued_records.
