@@ -597,7 +597,7 @@ MODEL_BAD_CONFIGS = [
         "models.chat.source",
         "exactly one of s3Prefix, registry or hubId",
     ),
-    ("prefix without slash", with_model(source={"s3Prefix": "llama"}), "models.chat.source.s3Prefix", "should match pattern"),
+    ("prefix without slash", with_model(source={"s3Prefix": "llama"}), "models.chat.source.s3Prefix", "is not a key prefix"),
     (
         "triton without repository",
         with_model(runtime="triton", source={"hubId": "org/model"}),
