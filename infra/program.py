@@ -14,8 +14,7 @@ import pulumi_aws as aws
 from ml_platform.components import pushgateway
 from ml_platform.components.cluster_addons import ClusterAddons, ClusterAddonsArgs
 from ml_platform.components.eks_cluster import AccessGrant, EksCluster, EksClusterArgs
-from ml_platform.components.gpu import GPU_NODE_SELECTOR, GPU_TOLERATIONS, GpuSupport, GpuSupportArgs
-from ml_platform.components.karpenter import POLICY_CHART_VERSIONS as KARPENTER_POLICY_VERSIONS
+from ml_platform.components.gpu import GpuSupport, GpuSupportArgs
 from ml_platform.components.karpenter import Karpenter, KarpenterArgs
 from ml_platform.components.kms import KmsKey, KmsKeyArgs
 from ml_platform.components.logging import Logging, LoggingArgs, log_group_prefix
@@ -27,114 +26,15 @@ from ml_platform.components.node_pool import NodePool, NodePoolArgs
 from ml_platform.components.preview_namespace import PreviewNamespace, PreviewNamespaceArgs
 from ml_platform.components.registry import ContainerRegistry, ContainerRegistryArgs, PullThroughCache
 from ml_platform.components.resources import PROMETHEUS_CPU, SMALL, STANDARD, sized
-from ml_platform.components.scheduling import POOL_LABEL, device_plugin_gaps
-from ml_platform.components.serving_platform import ServingPlatform, ServingPlatformArgs, alb_policy_versions
-from ml_platform.infra import aliases, config, existing_network, images, models, placeholders, pools, registry_server, versions
-from ml_platform.infra.model_registry import lockfile
-
-
-def raw_config() -> dict[str, str]:
-    """The stack's config as the engine (or the offline plan) hands it to the program: full key -> string."""
-    return {**pulumi.runtime.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
-
-
-def load_config() -> config.StackConfig:
-    """The stack's typed config from the Pulumi config the engine (or the offline plan) provides."""
-    raw = raw_config()
-    try:
-        secret = [key for key in raw if pulumi.runtime.is_config_secret(key)]
-        cfg = lockfile.resolve(config.parse(raw, pulumi.get_stack(), secret))
-        check_pins(cfg)
-        check_scheduling(cfg)
-        return cfg
-    except config.ConfigError as err:
-        # RunError ends the run with the message alone, no traceback.
-        raise pulumi.RunError(err.render()) from None
-
-
-def check_pins(cfg: config.StackConfig) -> None:
-    """IAM policies tied to a controller's version exist for the chart version this stack pins (the load
-    balancer controller's and Karpenter's change with their releases). Other facts about a chart (its images,
-    pods, values keys) were checked at versions.CHARTS: moving a pin is warned about (warn_moved_charts)."""
-    problems = []
-    version = cfg.pins.charts.get("aws-load-balancer-controller")
-    if version is not None and version not in alb_policy_versions():
-        problems.append(
-            (
-                "pins.charts.aws-load-balancer-controller",
-                f"'{version}' has no IAM policy in components/serving_platform/ (have: {', '.join(alb_policy_versions())}); "
-                f"add aws-load-balancer-controller-{version}.iam-policy.json from the controller's docs/install/iam_policy.json "
-                "at the chart's appVersion",
-            )
-        )
-    version = cfg.pins.charts.get("karpenter")
-    if version is not None and version not in KARPENTER_POLICY_VERSIONS:
-        problems.append(
-            (
-                "pins.charts.karpenter",
-                f"'{version}': the controller's IAM policies in components/karpenter.py are those of "
-                f"{', '.join(KARPENTER_POLICY_VERSIONS)}; take the new release's from its getting-started cloudformation.yaml",
-            )
-        )
-    if problems:
-        raise config.ConfigError(problems)
-
-
-def warn_moved_charts(cfg: config.StackConfig) -> None:
-    """Say which chart pins move away from the versions whose images, pods and values keys this program knows."""
-    for chart, version in sorted(cfg.pins.charts.items()):
-        if version != versions.CHARTS[chart].version:
-            pulumi.log.warn(
-                f"pins.charts.{chart} is {version}; the platform's facts about it (its images, pods, values keys) were "
-                f"checked at {versions.CHARTS[chart].version}: render the new version with this stack's values before deploying"
-            )
-
-
-def check_scheduling(cfg: config.StackConfig) -> None:
-    """The scheduling contract over the whole config: the device plugin must run on every GPU pool."""
-    gaps = device_plugin_gaps(pools.scheduling_pools(cfg), GPU_NODE_SELECTOR, GPU_TOLERATIONS)
-    problems = [(f"nodePools.{pool}.taints", reason) for pool, reason in gaps]
-    problems += models.placement_problems(cfg)
-    if problems:
-        raise config.ConfigError(problems)
-
-
-def stack_tags(cfg: config.StackConfig) -> dict[str, str]:
-    """Tags on every AWS resource: who owns it, which stack and environment (policies read these); on a
-    preview, also its pull request and when it expires."""
-    tags = {
-        **cfg.tags,
-        "ml-platform/stack": cfg.stack,
-        "ml-platform/environment": cfg.environment,
-        "managed-by": "pulumi",
-    }
-    if cfg.preview is not None:
-        tags["ml-platform/preview-pr"] = str(cfg.preview.pr)
-        tags["ml-platform/expires-at"] = str(cfg.preview.expiresAt)
-    return tags
-
-
-def availability_zones(cfg: config.StackConfig) -> list[str]:
-    if cfg.network.availabilityZones is not None:
-        return list(cfg.network.availabilityZones)
-    available = aws.get_availability_zones(state="available", filters=[{"name": "opt-in-status", "values": ["opt-in-not-required"]}])
-    names = sorted(available.names)
-    if len(names) < cfg.network.azCount:
-        raise pulumi.RunError(f"network.azCount: {cfg.region} offers {len(names)} zones, fewer than {cfg.network.azCount}")
-    return names[: cfg.network.azCount]
-
-
-def cluster_name(stack: str) -> str:
-    return f"{config.PROJECT}-{stack}"
-
-
-def model_store_bucket(stack: str, account_id: str) -> str:
-    # Named, not auto-named, so weight URIs (s3://bucket/prefix) are known before the bucket exists.
-    return f"{cluster_name(stack)}-models-{account_id}"
-
-
-def registry_host(account_id: str, region: str) -> str:
-    return f"{account_id}.dkr.ecr.{region}.amazonaws.com"
+from ml_platform.components.scheduling import POOL_LABEL
+from ml_platform.components.serving_platform import ServingPlatform, ServingPlatformArgs
+from ml_platform.infra import aliases, config, existing_network, images, models, pools, registry_server, versions
+from ml_platform.infra.naming import availability_zones, registry_host, stack_tags
+from ml_platform.infra.naming import cluster_name as cluster_name
+from ml_platform.infra.naming import model_store_bucket as model_store_bucket
+from ml_platform.infra.stack_config import check_pins as check_pins
+from ml_platform.infra.stack_config import check_scheduling as check_scheduling
+from ml_platform.infra.stack_config import load_config, refuse_placeholders, warn_moved_charts
 
 
 @dataclass(frozen=True)
@@ -698,18 +598,6 @@ def build_namespace_preview(cfg: config.StackConfig, preview: config.PreviewConf
 def export_preview(preview: config.PreviewConfig) -> None:
     """What `preview-stack destroy` and the TTL sweep read back from a preview stack."""
     pulumi.export("preview", {"pr": preview.pr, "mode": preview.mode, "baseStack": preview.baseStack, "expiresAt": preview.expiresAt})
-
-
-def refuse_placeholders(cfg: config.StackConfig) -> None:
-    """A prod stack still holding the repository's example values (infra/placeholders.py) is refused before any
-    resource is registered: an update would otherwise fail much later, at IAM (the documentation account's
-    roles), ECR (made-up digests) or Alertmanager (example secrets). Raises pulumi.RunError listing every one."""
-    if cfg.environment != "prod":
-        return
-    found = placeholders.find(raw_config())
-    if found:
-        lines = "\n".join(f"  {p.line()}" for p in found)
-        raise pulumi.RunError(f"prod stack '{cfg.stack}' still holds example values from this repository:\n{lines}")
 
 
 def main(real_engine: bool = False) -> None:
