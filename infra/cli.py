@@ -3,7 +3,8 @@
 Exit status: 0 success; 1 a mandatory policy is violated or an object lacks the controller that acts on it
 (plan), a preflight check failed (doctor), or an AWS call failed (printed as one line saying what to do); 2 the
 stack configuration, its files or the arguments are wrong; 3 a stateful resource would be replaced (diff
-with --fail-on-replace).
+with --fail-on-replace); `ci` steps: 0 done, 1 a step they ran failed, 2 bad input, 3 refused by the replacement
+gate (infra/delivery/ci/).
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ import pulumi
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ml_platform.infra import coldstart, config, models, program
-from ml_platform.infra.delivery import aws_errors, backend, cleanup, cost, diff, doctor, preview, pulumi_cli, reproduce
+from ml_platform.infra.delivery import aws_errors, backend, bootstrap_ci, cleanup, cost, diff, doctor, preview, pulumi_cli, reproduce
+from ml_platform.infra.delivery.ci import CiInputError, comments, plan_diff, steps
+from ml_platform.infra.delivery.ci import arguments as ci_arguments
 from ml_platform.infra.model_registry import commands as registry_commands
 from ml_platform.infra.model_registry import lockfile
 from ml_platform.infra.offline import capacity, controllers, stack_files
@@ -321,6 +324,31 @@ def _preview_sweep(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed else 0
 
 
+def _ci(args: argparse.Namespace) -> int:
+    """`ci <step>` (infra/delivery/ci/): each step's flags to its function; its bad input is exit 2."""
+    project = Path(args.project_dir) if "project_dir" in args else Path()
+    try:
+        if args.step == "plan-diff":
+            stacks = plan_diff.parse_stacks(args.stacks)
+            out = (Path(args.markdown) if args.markdown else None, Path(args.json) if args.json else None)
+            return plan_diff.run(Path(args.base), Path(args.head), stacks, args.approved_replacement, *out)
+        if args.step == "comment":
+            target = comments.target(args.host, args.api_url, args.project, args.change)
+            token = os.environ.get(comments.TOKEN_ENV)
+            return comments.post(target, Path(args.body), args.marker, token, args.optional)
+        if args.step == "preview":
+            return steps.preview(project, args.stack, main, Path(args.markdown) if args.markdown else None)
+        if args.step == "deploy":
+            return steps.deploy(project, args.stack, main)
+        if args.step == "preview-stack":
+            return steps.preview_stack(project, args.change, args.event, steps.parse_labels(args.labels), main, args.secrets_provider)
+        if args.step == "sweep":
+            return steps.sweep(project, args.apply, main)
+        return steps.reproduce_copy(project, args.name, main, args.source, args.deploy, args.secrets_provider)
+    except CiInputError as err:
+        raise CommandError(str(err)) from None
+
+
 def _project_dir_argument(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--project-dir",
@@ -502,6 +530,9 @@ def parser() -> argparse.ArgumentParser:
     sweep.add_argument("--now", help="judge expiry at this UTC time instead of now (2026-11-23T18:00:00Z)")
     _project_dir_argument(sweep)
     sweep.set_defaults(handler=_preview_sweep)
+
+    ci_arguments.add_arguments(commands, _ci, _stack_arguments, _project_dir_argument)
+    bootstrap_ci.add_parser(commands)
     return top
 
 

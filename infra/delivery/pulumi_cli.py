@@ -1,4 +1,4 @@
-"""The few Pulumi CLI calls the delivery commands make (`stack output`, `stack ls`, `stack select`, `up`,
+"""The few Pulumi CLI calls the delivery commands make (`stack output`, `stack ls`, `stack select`, `preview`, `up`,
 `destroy`, `stack rm`). Long operations stream Pulumi's own progress to the terminal."""
 
 from __future__ import annotations
@@ -47,3 +47,19 @@ def stacks(cwd: Path) -> list[dict[str, Any]]:
 def short_name(stack: str) -> str:
     """`org/project/pr-12` -> `pr-12`."""
     return stack.rsplit("/", 1)[-1]
+
+
+def stream(arguments: list[str], cwd: Path) -> tuple[int, str]:
+    """Run `pulumi <arguments> --non-interactive`, printing its output (stdout and stderr, merged) line by line as it
+    comes, and return (its exit status, that output). Raises PulumiError only when the CLI is missing."""
+    command = ["pulumi", *arguments, "--non-interactive"]
+    lines = []
+    try:
+        with subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1) as process:
+            assert process.stdout is not None
+            for line in process.stdout:
+                print(line, end="", flush=True)
+                lines.append(line)
+    except FileNotFoundError:
+        raise PulumiError("the pulumi CLI is not installed (https://www.pulumi.com/docs/install/)") from None
+    return process.returncode, "".join(lines)

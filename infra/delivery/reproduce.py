@@ -190,12 +190,17 @@ def check_plans(project_dir: Path, name: str, document: dict[str, Any], lock: lo
             ) from None
 
 
-def write(project_dir: Path, source_stack: str, name: str, outputs: dict[str, Any]) -> Path:
+def check_name(name: str) -> None:
+    """ReproduceError unless `name` can name a copy (1-30 lowercase letters, digits or '-', starting with a letter)."""
     if not _STACK_NAME.match(name):
         raise ReproduceError(
             f"'{name}' must be 1-30 lowercase letters, digits or '-', starting with a letter and not ending in '-' "
             "(it names the cluster, the bucket and the registry server)"
         )
+
+
+def write(project_dir: Path, source_stack: str, name: str, outputs: dict[str, Any]) -> Path:
+    check_name(name)
     source_path = project_dir / f"Pulumi.{source_stack}.yaml"
     if not source_path.exists():
         raise ReproduceError(f"no stack file {source_path.name}")

@@ -129,9 +129,9 @@ def test_prod_is_deployed_after_staging_behind_its_environment():
     jobs = yaml.safe_load((ROOT / ".github" / "workflows" / "deploy.yml").read_text())["jobs"]
     assert jobs["staging"]["environment"] == "staging"
     assert (jobs["prod"]["needs"], jobs["prod"]["environment"]) == ("staging", "prod")
-    for job in jobs.values():
-        up = next(s for s in job["steps"] if s.get("uses", "").startswith("pulumi/actions@"))
-        assert (up["with"]["command"], up["with"]["policyPacks"]) == ("up", "policy")
+    for name, job in jobs.items():
+        # plan, doctor, models verify and sync, then `pulumi up --policy-pack policy` (infra/delivery/ci/steps.py)
+        assert job["steps"][-1]["run"] == f"venv/bin/python -m infra ci deploy --stack {name}"
 
 
 def test_previews_run_with_the_policy_pack_and_only_where_credentials_exist():
@@ -141,13 +141,41 @@ def test_previews_run_with_the_policy_pack_and_only_where_credentials_exist():
         # forks have no OIDC token and no variables: their jobs are skipped, not failed
         assert "vars.AWS_PREVIEW_ROLE_ARN != ''" in job["if"]
         assert "github.event.pull_request.head.repo.full_name == github.repository" in job["if"]
-    preview = next(s for s in jobs["pulumi-preview"]["steps"] if s.get("uses", "").startswith("pulumi/actions@"))
-    assert (preview["with"]["command"], preview["with"]["policyPacks"]) == ("preview", "policy")
+    runs = [step.get("run", "") for step in jobs["pulumi-preview"]["steps"]]
+    assert 'venv/bin/python -m infra ci preview --stack "$STACK" --markdown preview.md' in runs
+    assert any("ci comment --host github" in run and '--marker "ml-platform-preview-$STACK"' in run for run in runs)
     assert jobs["pulumi-preview"]["strategy"]["matrix"]["stack"] == ["dev", "staging", "prod"]
-    assert "preview-stack create" in jobs["preview-stack"]["steps"][-1]["run"]
-    assert "preview-stack destroy" in jobs["destroy-preview-stack"]["steps"][-1]["run"]
+    assert "ci preview-stack --change" in jobs["preview-stack"]["steps"][-1]["run"]
+    assert jobs["destroy-preview-stack"]["steps"][-1]["run"].endswith('ci preview-stack --change "$PR" --event close')
     sweep = yaml.safe_load((ROOT / ".github" / "workflows" / "preview-sweep.yml").read_text())
-    assert sweep[True]["schedule"] and "preview-stack sweep --apply" in sweep["jobs"]["sweep"]["steps"][-1]["run"]
+    assert sweep[True]["schedule"] and "ci sweep --apply" in sweep["jobs"]["sweep"]["steps"][-1]["run"]
+
+
+CORE_WORKFLOWS = ["deploy.yml", "preview.yml", "preview-sweep.yml", "pull-request.yml", "reproduce.yml"]
+
+
+@pytest.mark.parametrize("name", CORE_WORKFLOWS)
+def test_every_delivery_step_calls_the_ci_core(name):
+    # Issue #20: the logic lives in `python -m infra ci` (tested in tests/delivery/test_ci*.py), the workflow only
+    # maps GitHub's variables to its flags. The Pulumi CLI is installed by the setup action and run by the core.
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / name).read_text())
+    steps = [step for job in workflow["jobs"].values() for step in job["steps"]]
+    calls = [line.strip() for step in steps for line in step.get("run", "").splitlines() if "python -m infra" in line]
+    assert calls and all("python -m infra ci " in call for call in calls), calls
+    assert not [step["uses"] for step in steps if step.get("uses", "").startswith("pulumi/actions@")]
+    commands = [line.split()[0] for step in steps for line in step.get("run", "").splitlines() if line.strip()]
+    assert not {"pulumi", "gh"} & set(commands), "the core calls Pulumi and the host's API"
+
+
+def test_the_plan_diff_gate_fails_the_job_after_the_comment_and_forks_post_nothing():
+    steps = yaml.safe_load((ROOT / ".github" / "workflows" / "pull-request.yml").read_text())["jobs"]["plan-diff"]["steps"]
+    diff = next(step for step in steps if "ci plan-diff" in step.get("run", ""))
+    post = next(step for step in steps if "ci comment" in step.get("run", ""))
+    assert "approve-stateful-replacement" in diff["env"]["APPROVED"] and "--approved-replacement" in diff["run"]
+    assert post["if"] == "${{ !cancelled() && hashFiles('comment.md') != '' }}", "the comment is posted when the gate refused (exit 3)"
+    token = post["env"]["CI_COMMENT_TOKEN"]
+    assert token.startswith("${{ github.event.pull_request.head.repo.full_name == github.repository && github.token")
+    assert "--optional" in post["run"]
 
 
 def test_the_checks_catch_a_broken_or_unsafe_workflow(tmp_path):

@@ -1,5 +1,6 @@
-"""A stand-in for the Pulumi CLI, for the preview-stack tests: the few commands the delivery code runs, over a
-JSON state file. `up` runs the offline plan of the stack and keeps its outputs, as a deployment would export them.
+"""A stand-in for the Pulumi CLI, for the preview-stack and ci tests: the few commands the delivery code runs, over a
+JSON state file. `up` runs the offline plan of the stack and keeps its outputs, as a deployment would export them;
+`preview` checks the policy pack and prints a preview, changing nothing.
 
 State ($FAKE_PULUMI_STATE): {"stacks": {name: {"outputs": {...}, "lastUpdate": str | null}}, "calls": [[arg, ...]]}.
 $FAKE_PULUMI_FAIL=<command>[:<stack>] makes that command fail; $FAKE_PULUMI_NOW is the time `up` records.
@@ -62,6 +63,12 @@ def main(arguments):
                 else:
                     stacks[stack]["outputs"] = json.loads((Path(out_dir) / "plan.json").read_text())["outputs"]
                     stacks[stack]["lastUpdate"] = os.environ.get("FAKE_PULUMI_NOW", "2026-11-23T10:00:00.000Z")
+    elif command == "preview":
+        if not Path(option(arguments, "--policy-pack")).is_dir():
+            code, out = 1, "error: no policy pack\n"
+        else:
+            out = f"Previewing update ({stack}):\n    pulumi:pulumi:Stack ml-platform-{stack}\n"
+            out += "Policies:\n    policy: passed\nResources:\n    no changes\n"
     elif command == "destroy":
         stacks[stack]["outputs"] = {}
     elif command == "stack rm":
