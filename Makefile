@@ -8,7 +8,7 @@ MONITORING_SRC := images/model-monitoring
 PY := $(VENV)/bin/python
 STACK ?= dev
 
-.PHONY: postgresql pushgateway venv plan plans test lint clean promtool bench
+.PHONY: postgresql pushgateway groovy-lint venv plan plans test lint clean promtool bench
 
 # pip says what it collects and installs, one line each: progress on a first install that a CI log keeps
 # readable (no progress bars, no colour); a step line says which set is being installed.
@@ -76,7 +76,7 @@ pushgateway:
 	command -v prometheus-pushgateway >/dev/null || \
 		(apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus-pushgateway)
 
-test: $(VENV)/.installed $(TOOLS)/.installed $(MLFLOW)/.installed $(MONITORING)/.installed promtool postgresql pushgateway
+test: $(VENV)/.installed $(TOOLS)/.installed $(MLFLOW)/.installed $(MONITORING)/.installed promtool postgresql pushgateway groovy-lint
 	$(STEP) "ruff, then pytest on every core (about a minute)"
 	$(PY) -m ruff check .
 	TOOLS_BIN=$(abspath $(TOOLS))/bin MLFLOW_BIN=$(abspath $(MLFLOW))/bin MONITORING_BIN=$(abspath $(MONITORING))/bin \
@@ -84,10 +84,21 @@ test: $(VENV)/.installed $(TOOLS)/.installed $(MLFLOW)/.installed $(MONITORING)/
 	$(STEP) "the model-monitoring package's own tests ($(MONITORING_SRC)/tests, in $(MONITORING)/)"
 	cd $(MONITORING_SRC) && ../../$(MONITORING)/bin/python -m pytest
 
+# npm-groovy-lint for the Jenkinsfile (tests/contract/test_ci_adapters.py), pinned in ci/lint/package-lock.json and
+# installed with `npm ci`; it runs CodeNarc on the machine's Java (17 to 24), so nothing is downloaded at run time.
+# Node.js 20 and npm come with the machine; a missing Java comes from Debian's package.
+ci/lint/node_modules/.installed: ci/lint/package.json ci/lint/package-lock.json
+	$(STEP) "installing npm-groovy-lint into ci/lint/node_modules (ci/lint/package-lock.json)"
+	command -v java >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless)
+	cd ci/lint && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+groovy-lint: ci/lint/node_modules/.installed
+
 # Speeds against their goals (issue #15): first-deploy critical path, offline plan time, suite time (~4 min).
 bench: $(VENV)/.installed $(TOOLS)/.installed promtool
 	$(STEP) "benchmarks: first deploy, offline plan, test suite"
 	$(PY) bench/bench.py
 
 clean:
-	rm -rf build $(VENV) $(TOOLS) $(MLFLOW) $(MONITORING)
+	rm -rf build $(VENV) $(TOOLS) $(MLFLOW) $(MONITORING) ci/lint/node_modules
