@@ -190,12 +190,21 @@ def check_plans(project_dir: Path, name: str, document: dict[str, Any], lock: lo
             ) from None
 
 
+# Preview stacks' names (preview.PREVIEW_STACK, which imports this module; a test keeps the two equal).
+PREVIEW_NAME = re.compile(r"^pr-([1-9][0-9]*)$")
+
+
 def check_name(name: str) -> None:
     """ReproduceError unless `name` can name a copy (1-30 lowercase letters, digits or '-', starting with a letter)."""
     if not _STACK_NAME.match(name):
         raise ReproduceError(
             f"'{name}' must be 1-30 lowercase letters, digits or '-', starting with a letter and not ending in '-' "
             "(it names the cluster, the bucket and the registry server)"
+        )
+    if PREVIEW_NAME.match(name):
+        raise ReproduceError(
+            f"'{name}' is a preview stack's name (pr-<number>): the preview sweep and closing that pull request would "
+            "remove the copy, and a live preview of that name would be taken over; name it otherwise, e.g. repro-<date>"
         )
 
 

@@ -163,7 +163,8 @@ def environments_checked(environments: list[str]) -> tuple[str, ...]:
             raise TrustError(
                 f"--environments {env!r}: names of 1-64 letters, digits, '_', '.', '-' (and not '{PREVIEW}', the preview role's)"
             )
-    if len(set(environments)) != len(environments) or not environments:
+    # IAM role names are case-insensitive: prod and Prod would be one role, found only half-way through --apply.
+    if len({env.lower() for env in environments}) != len(environments) or not environments:
         raise TrustError(f"--environments {','.join(environments)!r}: give each deployment environment once, e.g. staging,prod")
     return tuple(environments)
 

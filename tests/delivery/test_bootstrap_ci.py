@@ -494,3 +494,10 @@ def test_prod_refuses_pull_request_and_foreign_tokens(provider):
 def test_the_evaluator_follows_iam_wildcards():
     assert _iam_like("a:*", "a:b/c:d") and _iam_like("a:?", "a:b") and not _iam_like("a:?", "a:bc")
     assert not _iam_like("a:[b]", "a:b") and _iam_like("a:[b]", "a:[b]")
+
+
+def test_environments_differing_only_in_case_are_one_role():
+    from ml_platform.infra.delivery import trust
+
+    with pytest.raises(trust.TrustError, match="give each deployment environment once"):
+        trust.environments_checked(["prod", "Prod"])

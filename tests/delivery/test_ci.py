@@ -186,6 +186,14 @@ def test_preview_plans_offline_then_previews_with_the_policy_pack_and_writes_a_c
     assert "failed (exit 1)" in body.read_text() and "preview failed on purpose" in body.read_text()
 
 
+def test_a_failed_offline_plan_replaces_the_last_preview_comment(project, pulumi, tmp_path):
+    body = tmp_path / "preview.md"
+    body.write_text("<!-- ml-platform-preview-dev -->\n... succeeded")
+    assert steps.preview(project, "dev", Recorder(fail="plan"), body) == 1
+    assert "failed (exit 1)" in body.read_text() and "the offline plan failed" in body.read_text()
+    assert pulumi.calls == [], "no preview without a plan"
+
+
 def test_a_stack_without_its_file_is_exit_2_and_nothing_runs(project, pulumi, capsys):
     for step in ("preview", "deploy"):
         assert cli.main(["ci", step, "--stack", "qa", "--project-dir", str(project)]) == 2
@@ -323,3 +331,17 @@ def test_every_ci_step_and_flag_has_help_text():
         for action in parser._actions:
             if action.option_strings and action.dest != "help":
                 assert action.help and action.help != argparse.SUPPRESS, f"ci {name} {action.option_strings[0]}"
+
+
+def test_a_copy_may_not_take_a_preview_stacks_name(project, capsys):
+    from ml_platform.infra.delivery import preview, reproduce
+
+    assert reproduce.PREVIEW_NAME.pattern == preview.PREVIEW_STACK.pattern
+    assert cli.main(["ci", "reproduce", "--as", "pr-12", "--project-dir", str(project)]) == 2
+    assert "'pr-12' is a preview stack's name" in capsys.readouterr().err
+    assert not (project / "Pulumi.pr-12.yaml").exists()
+
+
+def test_labels_count_whatever_their_case():
+    assert steps.preview_mode(steps.parse_labels(" Preview ,bug")) == "namespace"
+    assert steps.preview_mode(steps.parse_labels("PREVIEW-FULL")) == "full"

@@ -179,3 +179,29 @@ def test_a_long_body_is_cut_to_what_every_host_takes():
     text = comments.prepared("x" * 100_000, "m")
     assert len(text) == comments.MAX_BODY and text.startswith("<!-- m -->\n") and text.endswith("the full text is in the job's log.")
     assert json.dumps(comments.prepared("<!-- m -->\nok", "m")) == json.dumps("<!-- m -->\nok")
+
+
+AZURE_ARGS = ("--host", "azure", "--api-url", "https://dev.azure.com/acme", "--project", "ML Platform/platform", "--change", "9")
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    ("host", "url", "answer", "said"),
+    [
+        # a token Azure DevOps does not accept: its sign-in page, HTTP 203
+        ("azure", AZURE, {"body": "<html>Sign in</html>", "status": 203, "content_type": "text/html"}, "HTTP 203"),
+        ("github", f"{GITHUB}/42/comments", {"body": "<html>proxy</html>", "status": 200, "content_type": "text/html"}, "no JSON"),
+        ("gitlab", GITLAB, {"json": {"message": "moved"}, "status": 200}, "not the expected list"),
+        ("azure", AZURE, {"json": {"count": 0}, "status": 200}, "no `value` list"),
+    ],
+)
+def test_an_answer_that_is_not_the_apis_is_exit_1_never_a_traceback_or_a_new_comment(body, token, capsys, host, url, answer, said):
+    responses.get(url, **answer)
+    argv = {
+        "github": ("--host", "github", "--project", "acme/platform", "--change", "42"),
+        "gitlab": ("--host", "gitlab", "--project", "acme/ml/platform", "--change", "5"),
+        "azure": AZURE_ARGS,
+    }[host]
+    assert comment(*argv, "--body", str(body)) == 1
+    assert said in capsys.readouterr().err
+    assert all(call.request.method == "GET" for call in responses.calls), "nothing posted"

@@ -23,6 +23,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import requests
@@ -123,9 +124,21 @@ class _Host:
             response = self.session.request(method, url, timeout=TIMEOUT_SECONDS, **kwargs)
         except requests.RequestException as err:
             raise CommentError(f"{what}: {self.target.api_url} cannot be reached ({err})") from None
-        if not response.ok:
+        # 203: Azure DevOps answers a token it does not accept with its sign-in page, "non-authoritative".
+        if not response.ok or response.status_code == 203:
             raise _failed(response, what)
         return response
+
+    def answer(self, response: requests.Response, what: str, shape: type) -> Any:
+        """The response's JSON, which must be a `shape` (list or dict): anything else (an HTML page, an error object
+        with a 2xx status) is the host's refusal, said in one line, never a traceback or a silent new comment."""
+        try:
+            document = response.json()
+        except ValueError:
+            raise CommentError(f"{what}: HTTP {response.status_code} but no JSON: {response.text.strip()[:200]}") from None
+        if not isinstance(document, shape):
+            raise CommentError(f"{what}: HTTP {response.status_code} but not the expected {shape.__name__}: {str(document)[:200]}")
+        return document
 
     def find(self, line: str) -> object | None:
         raise NotImplementedError
@@ -149,18 +162,20 @@ class GitHub(_Host):
         url: str | None = f"{self._issue}/{self.target.change}/comments?per_page={PER_PAGE}"
         while url:
             response = self.call("GET", url, "listing the pull request's comments")
-            for comment in response.json():
+            for comment in self.answer(response, "listing the pull request's comments", list):
                 if (comment.get("body") or "").startswith(line):
                     return comment["id"]
             url = response.links.get("next", {}).get("url")
         return None
 
     def update(self, found: object, body: str) -> str:
-        return self.call("PATCH", f"{self._issue}/comments/{found}", "updating the comment", json={"body": body}).json().get("html_url", "")
+        response = self.call("PATCH", f"{self._issue}/comments/{found}", "updating the comment", json={"body": body})
+        return self.answer(response, "updating the comment", dict).get("html_url", "")
 
     def create(self, body: str) -> str:
         url = f"{self._issue}/{self.target.change}/comments"
-        return self.call("POST", url, "creating the comment", json={"body": body}).json().get("html_url", "")
+        response = self.call("POST", url, "creating the comment", json={"body": body})
+        return self.answer(response, "creating the comment", dict).get("html_url", "")
 
 
 class GitLab(_Host):
@@ -176,7 +191,7 @@ class GitLab(_Host):
         while page:
             params = {"per_page": PER_PAGE, "page": page, "sort": "asc", "order_by": "created_at"}
             response = self.call("GET", self._notes, "listing the merge request's notes", params=params)
-            for note in response.json():
+            for note in self.answer(response, "listing the merge request's notes", list):
                 if not note.get("system") and (note.get("body") or "").startswith(line):
                     return note["id"]
             page = response.headers.get("X-Next-Page", "").strip()
@@ -187,7 +202,8 @@ class GitLab(_Host):
         return f"note {found}"
 
     def create(self, body: str) -> str:
-        return f"note {self.call('POST', self._notes, 'creating the note', json={'body': body}).json().get('id')}"
+        response = self.call("POST", self._notes, "creating the note", json={"body": body})
+        return f"note {self.answer(response, 'creating the note', dict).get('id')}"
 
 
 class Azure(_Host):
@@ -200,7 +216,10 @@ class Azure(_Host):
 
     def find(self, line: str) -> tuple[int, int] | None:
         response = self.call("GET", self._threads, "listing the pull request's threads", params={"api-version": AZURE_API_VERSION})
-        for thread in response.json().get("value", []):
+        threads = self.answer(response, "listing the pull request's threads", dict).get("value")
+        if not isinstance(threads, list):
+            raise CommentError(f"listing the pull request's threads: HTTP {response.status_code} but no `value` list")
+        for thread in threads:
             comments = [c for c in thread.get("comments") or [] if not c.get("isDeleted")]
             if not thread.get("isDeleted") and comments and (comments[0].get("content") or "").startswith(line):
                 return thread["id"], comments[0]["id"]
@@ -215,7 +234,7 @@ class Azure(_Host):
     def create(self, body: str) -> str:
         thread = {"comments": [{"parentCommentId": 0, "content": body, "commentType": 1}], "status": AZURE_THREAD_STATUS}
         answer = self.call("POST", self._threads, "creating the thread", params={"api-version": AZURE_API_VERSION}, json=thread)
-        return f"thread {answer.json().get('id')}"
+        return f"thread {self.answer(answer, 'creating the thread', dict).get('id')}"
 
 
 HOST_CLASSES: dict[str, type[_Host]] = {"github": GitHub, "gitlab": GitLab, "azure": Azure}

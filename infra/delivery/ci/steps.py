@@ -83,6 +83,10 @@ def preview(project_dir: Path, stack: str, run: Run, markdown_path: Path | None 
     if markdown_path is not None and not markdown_path.parent.is_dir():
         raise CiInputError(f"--markdown {markdown_path}: the folder {markdown_path.parent} does not exist")
     if _in_order([(f"offline plan of {stack}", ["plan", "--stack", stack, "--project-dir", str(project_dir)])], run):
+        # The comment says so too: the last push's "succeeded" must not stay on the pull request.
+        if markdown_path is not None:
+            output = "the offline plan failed, so pulumi preview did not run: see the job's log for the plan's problems"
+            markdown_path.write_text(preview_markdown(stack, EXIT_FAILED, output), encoding="utf-8")
         return EXIT_FAILED
     say(f"\n==> pulumi preview of {stack} with the policy pack")
     try:
@@ -120,8 +124,9 @@ def deploy(project_dir: Path, stack: str, run: Run) -> int:
 
 
 def parse_labels(text: str) -> list[str]:
-    """`preview, other` -> ["preview", "other"]: the change's labels, separated by commas (empty: none)."""
-    return [label.strip() for label in text.split(",") if label.strip()]
+    """`Preview, other` -> ["preview", "other"]: the change's labels, separated by commas (empty: none), in lower case:
+    hosts match label names without case (GitHub's contains() does), so `Preview` must count as `preview`."""
+    return [label.strip().lower() for label in text.split(",") if label.strip()]
 
 
 def preview_mode(labels: list[str]) -> str | None:
