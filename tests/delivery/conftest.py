@@ -3,7 +3,12 @@ session and botocore's HTTP stack, pointed at the server by AWS_ENDPOINT_URL (th
 
 from __future__ import annotations
 
+import json
+import os
 import socket
+import stat
+import sys
+from pathlib import Path
 
 import boto3
 import pytest
@@ -51,3 +56,36 @@ def no_credentials(aws_server, monkeypatch):
     """The same environment without any credentials."""
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+
+
+class FakePulumi:
+    """The stand-in Pulumi CLI's state: the stacks it holds and the calls it was given (--non-interactive left out)."""
+
+    def __init__(self, state: Path):
+        self.state_file = state
+
+    def seed(self, stacks: dict) -> None:
+        self.state_file.write_text(json.dumps({"stacks": stacks, "calls": []}))
+
+    @property
+    def stacks(self) -> dict:
+        return json.loads(self.state_file.read_text())["stacks"]
+
+    @property
+    def calls(self) -> list[list[str]]:
+        return [[a for a in call if a != "--non-interactive"] for call in json.loads(self.state_file.read_text())["calls"]]
+
+
+@pytest.fixture
+def pulumi(tmp_path, monkeypatch):
+    """The stand-in Pulumi CLI (fake_pulumi.py) first on PATH, its state in a file the test seeds and reads back."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    wrapper = bin_dir / "pulumi"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{Path(__file__).with_name("fake_pulumi.py")}" "$@"\n')
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_PULUMI_STATE", str(tmp_path / "pulumi-state.json"))
+    fake = FakePulumi(tmp_path / "pulumi-state.json")
+    fake.seed({})
+    return fake

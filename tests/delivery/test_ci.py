@@ -8,9 +8,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
 import shutil
-import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +17,6 @@ import pytest
 
 from ml_platform.infra import cli
 from ml_platform.infra.delivery.ci import steps
-from tests.delivery.test_preview import FakePulumi
 
 ROOT = Path(__file__).resolve().parents[2]
 STACKS = ("dev", "staging", "prod")
@@ -31,21 +28,6 @@ def project(tmp_path):
         shutil.copy(ROOT / name, tmp_path / name)
     (tmp_path / "policy").mkdir()
     return tmp_path
-
-
-@pytest.fixture
-def pulumi(tmp_path, monkeypatch):
-    """The stand-in Pulumi CLI first on PATH, its state in a file (as tests/delivery/test_preview.py sets it up)."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    wrapper = bin_dir / "pulumi"
-    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{Path(__file__).with_name("fake_pulumi.py")}" "$@"\n')
-    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_PULUMI_STATE", str(tmp_path / "pulumi-state.json"))
-    fake = FakePulumi(tmp_path / "pulumi-state.json")
-    fake.seed({})
-    return fake
 
 
 class Recorder:

@@ -2,10 +2,7 @@
 Pulumi CLI (tests/delivery/fake_pulumi.py, whose `up` runs the offline plan), with moto for the cleanup."""
 
 import json
-import os
 import shutil
-import stat
-import sys
 from pathlib import Path
 
 import boto3
@@ -27,36 +24,6 @@ def project(tmp_path):
         shutil.copy(ROOT / name, tmp_path / name)
     (tmp_path / "policy").mkdir()
     return tmp_path
-
-
-class FakePulumi:
-    def __init__(self, state: Path):
-        self.state_file = state
-
-    def seed(self, stacks: dict) -> None:
-        self.state_file.write_text(json.dumps({"stacks": stacks, "calls": []}))
-
-    @property
-    def stacks(self) -> dict:
-        return json.loads(self.state_file.read_text())["stacks"]
-
-    @property
-    def calls(self) -> list[list[str]]:
-        return [[a for a in call if a != "--non-interactive"] for call in json.loads(self.state_file.read_text())["calls"]]
-
-
-@pytest.fixture
-def pulumi(tmp_path, monkeypatch):
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    wrapper = bin_dir / "pulumi"
-    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{Path(__file__).with_name("fake_pulumi.py")}" "$@"\n')
-    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_PULUMI_STATE", str(tmp_path / "pulumi-state.json"))
-    fake = FakePulumi(tmp_path / "pulumi-state.json")
-    fake.seed({})
-    return fake
 
 
 def create(project, *extra) -> int:
