@@ -11,7 +11,7 @@ from ml_platform.infra import promql
 from ml_platform.infra.config.base import _ECR_HOST, _K8S_NAMESPACE, PROJECT, RESERVED_NAMESPACES
 from ml_platform.infra.config.model_monitoring import duration_seconds
 from ml_platform.infra.config.model_registry import SECRET_AUTH_FIELDS
-from ml_platform.infra.config.models import ALLOWED_UPSTREAM_IMAGES, ModelConfig
+from ml_platform.infra.config.models import ALLOWED_UPSTREAM_IMAGES, ImageRef, ModelConfig
 from ml_platform.infra.config.monitoring import SECRET_RECEIVER_FIELDS
 from ml_platform.infra.config.pools import KarpenterPoolConfig, ManagedPoolConfig
 from ml_platform.infra.config.preview import PreviewConfig
@@ -205,9 +205,7 @@ def _self_hosted_registry_problems(cfg: StackConfig) -> list[tuple[str, str]]:
     if registry is None or registry.mode != "selfHosted" or registry.selfHosted.serverOfStack:
         return []
     settings, path = registry.selfHosted, "modelRegistry.selfHosted"
-    problems = []
-    if settings.image.repository not in cfg.registries.repositories:
-        problems.append((f"{path}.image.repository", f"'{settings.image.repository}' is not in registries.repositories"))
+    problems = _platform_image_problems(cfg, f"{path}.image", settings.image)
     certificate_region = settings.ingress.certificateArn.split(":")[3] if settings.ingress is not None else cfg.region
     if certificate_region != cfg.region:
         problems.append(
@@ -218,8 +216,6 @@ def _self_hosted_registry_problems(cfg: StackConfig) -> list[tuple[str, str]]:
             (f"{path}.database.minCapacity", "only dev may pause its registry database (0): resuming takes about 15 s on the first request")
         )
     if cfg.environment == "prod":
-        if settings.image.digest is None:
-            problems.append((f"{path}.image.digest", "prod runs images by digest"))
         if settings.replicas < 2:
             problems.append((f"{path}.replicas", f"prod runs at least 2 server replicas, got {settings.replicas}"))
         if settings.database.instances < 2:
@@ -253,16 +249,25 @@ def _model_monitoring_problems(cfg: StackConfig) -> list[tuple[str, str]]:
         problems.append(
             (
                 "serving.monitoringImage",
-                f"{', '.join(users)} capture(s) traffic: give the platform/model-monitoring image (README, 'Drift')",
+                f"{', '.join(users)} capture(s) traffic: give the platform/model-monitoring image (README, 'Drift and feedback')",
             )
         )
     if users and image is not None:
         if image.upstream:
             problems.append(("serving.monitoringImage.repository", "a repository of the platform's registry (platform/model-monitoring)"))
-        elif image.repository not in cfg.registries.repositories:
-            problems.append(("serving.monitoringImage.repository", f"'{image.repository}' is not in registries.repositories"))
-        if cfg.environment == "prod" and image.digest is None:
-            problems.append(("serving.monitoringImage.digest", "prod runs images by digest"))
+        else:
+            problems += _platform_image_problems(cfg, "serving.monitoringImage", image)
+    return problems
+
+
+def _platform_image_problems(cfg: StackConfig, path: str, image: ImageRef) -> list[tuple[str, str]]:
+    """An image the platform builds itself (images/<name>, e.g. the registry's server or model monitoring): its
+    repository is one of the stack's registries, and prod runs it by digest."""
+    problems = []
+    if image.repository not in cfg.registries.repositories:
+        problems.append((f"{path}.repository", f"'{image.repository}' is not in registries.repositories"))
+    if cfg.environment == "prod" and image.digest is None:
+        problems.append((f"{path}.digest", "prod runs images by digest"))
     return problems
 
 

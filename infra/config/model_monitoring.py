@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from itertools import pairwise
 from typing import Annotated, Literal
@@ -76,6 +77,8 @@ QUALITY_METRICS = {"accuracy": "higher", "mae": "lower", "rmse": "lower"}
 MIN_PERIOD_SECONDS = 900
 
 
+# Pure and a few thousand croniter steps: the config check and the monitor job's spec ask for the same schedule.
+@functools.cache
 def schedule_period_seconds(schedule: str) -> int:
     """The longest gap between two runs of a five-field cron schedule (UTC), seconds: the runs of eight years from
     a fixed date (croniter, a maintained parser), so a monthly or a leap-day schedule has gaps to measure. A schedule
