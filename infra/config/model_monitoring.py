@@ -23,14 +23,15 @@ from jsonpath_ng.ext import parse as parse_json_path
 from jsonpath_ng.ext.filter import Filter
 from pydantic import Field, field_validator, model_validator
 
+from ml_platform.components.model_service import capture, monitor_job
 from ml_platform.infra.config.base import _fail, _Model, check_cron, check_store_prefix
 
 _DURATION = r"^[1-9][0-9]*(m|h|d|w)$"
 _SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
-CAPTURE_PREFIX = "capture/"
-"""Where capture proxies write (`capture/<model>/<version>/dt=<day>/hr=<hour>/`)."""
-DRIFT_PREFIX = "drift/"
-"""Where the monitor job writes its reports (`drift/<model>/<version>/` and `drift/<model>/<version>/feedback/`)."""
+# Where capture proxies write (`capture/<model>/<version>/dt=<day>/hr=<hour>/`) and monitor jobs their reports
+# (`drift/<model>/<version>/`): the components' own constants.
+CAPTURE_PREFIX = capture.STORE_PREFIX
+DRIFT_PREFIX = monitor_job.REPORT_PREFIX
 METRIC_DRIFT_SIGNALS = ("promptTokens", "generationTokens", "finishReason")
 # Evidently 0.7.23's stattests (evidently/legacy/calculations/stattests/*.py `name=`). Tests on p-values find drift
 # below the threshold, distances above it; the job reads the direction from Evidently, the alerts read its verdict.

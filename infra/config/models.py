@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from croniter import croniter
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from ml_platform.components.model_service import capture
 from ml_platform.components.model_service.pods import STREAMER_MIN_MIB, STREAMER_SHARE_OF_MEMORY, streamer_buffer_mib
 from ml_platform.infra.config.base import _check_cpu, _check_memory, _fail, _fail_all, _Model, check_cron, check_store_prefix
 from ml_platform.infra.config.model_monitoring import CAPTURE_PREFIX, DRIFT_PREFIX, Capture, Drift, Feedback, MetricDrift, duration_seconds
@@ -24,8 +25,8 @@ ENFORCE_EAGER = "--enforce-eager"
 # model_store.COMPILE_CACHE_PREFIX, sagemaker_mlflow.ARTIFACT_PREFIX, the capture proxies' and the monitor jobs');
 # kept in step by a test.
 PLATFORM_PREFIXES = ("registry/", "compile-cache/", "mlflow/", CAPTURE_PREFIX, DRIFT_PREFIX)
-# The capture proxy's ports in a model's pod (images/model-monitoring: CAPTURE_PORT, CAPTURE_METRICS_PORT).
-CAPTURE_PORTS = (8090, 9103)
+# The capture proxy's ports in a model's pod (components/model_service/capture.py, which sets them on the proxy).
+CAPTURE_PORTS = (capture.PORT, capture.METRICS_PORT)
 LOAD_FORMAT = "--load-format"
 
 
