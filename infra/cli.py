@@ -333,7 +333,7 @@ def _ci(args: argparse.Namespace) -> int:
             out = (Path(args.markdown) if args.markdown else None, Path(args.json) if args.json else None)
             return plan_diff.run(Path(args.base), Path(args.head), stacks, args.approved_replacement, *out)
         if args.step == "comment":
-            target = comments.target(args.host, args.api_url, args.project, args.change)
+            target = comments.target(args.host, args.api_url, args.project, args.change, args.token_scheme)
             token = os.environ.get(comments.TOKEN_ENV)
             return comments.post(target, Path(args.body), args.marker, token, args.optional)
         if args.step == "preview":

@@ -5,7 +5,9 @@ Prints what it would create (default) and creates it with `--apply`. Reads befor
 OIDC provider, each role (its trust policy, attached and inline policies) and the permission policies given are
 looked at first. An existing provider or role that is already as wanted is reported ("exists") and left alone,
 so a second run changes nothing; one that differs is reported with what differs and never changed: nothing at
-all is created then (exit 2), and the user fixes or removes it, or picks another `--role-prefix`.
+all is created then (exit 2), and the user fixes or removes it, or picks another `--role-prefix`. Roles are made
+with MaxSessionDuration trust.MAX_SESSION_DURATION (4 hours; the CI adapters request `--duration-seconds 14400`, as
+a deploy can outlast an hour); an existing role with another maximum differs.
 
 The trust policies, per CI system, and the sources of their issuers, audiences and subjects: infra/delivery/trust.py.
 The project defines no permission policy for CI's roles (nothing under infra/ or components/ declares one), so
@@ -38,6 +40,7 @@ _PROVIDER_FLAGS = {
     "project": ("gitlab", "azure"),
     "organization": ("azure",),
     "organization_id": ("azure",),
+    "tenant_id": ("azure",),
     "service_connection": ("azure",),
     "issuer": ("github", "gitlab", "jenkins"),
     "subject": ("jenkins",),
@@ -150,6 +153,13 @@ def read_role(iam, role: Role, wanted_trust: dict, policy_arns: tuple[str, ...])
             return State("create")
         raise
     differences = []
+    duration = found.get("MaxSessionDuration", 3600)
+    if duration != trust.MAX_SESSION_DURATION:
+        differences.append(
+            f"MaxSessionDuration {duration} s, wanted {trust.MAX_SESSION_DURATION} s (CI requests --duration-seconds "
+            f"{trust.MAX_SESSION_DURATION}): aws iam update-role --role-name {role.name} "
+            f"--max-session-duration {trust.MAX_SESSION_DURATION}"
+        )
     document = found["AssumeRolePolicyDocument"]
     document = json.loads(document) if isinstance(document, str) else document
     if _canonical(document) != _canonical(wanted_trust):
@@ -214,6 +224,7 @@ def apply(session, current: Plan, say: Callable[[str], None] = print) -> None:
         iam.create_role(
             RoleName=role.name,
             AssumeRolePolicyDocument=json.dumps(wanted.trust_policy(role, current.provider_arn)),
+            MaxSessionDuration=trust.MAX_SESSION_DURATION,
             Description=f"{wanted.provider} CI, {role.describe()} (python -m infra bootstrap-ci)"[:1000],
             Tags=[*TAGS, {"Key": "ml-platform:ci-role", "Value": role.purpose}],
         )
@@ -249,6 +260,7 @@ def as_json(current: Plan, applied: bool) -> dict:
                 "purpose": role.purpose,
                 "subjects": list(role.subjects),
                 "trustPolicy": wanted.trust_policy(role, current.provider_arn),
+                "maxSessionDuration": trust.MAX_SESSION_DURATION,
                 "policyArns": list(current.policies(role)),
                 "status": current.roles[role.name].status,
                 "differences": current.roles[role.name].differences,
@@ -281,6 +293,7 @@ def as_text(current: Plan, applied: bool) -> str:
         f"  issuer {wanted.issuer}, audience {wanted.audience}, thumbprints: {thumbprints}",
         f"  {_status(current.provider, applied)}",
     ]
+    seconds = trust.MAX_SESSION_DURATION
     for role in wanted.roles:
         operator = "StringLike" if any(trust.has_wildcard(s) for s in role.subjects) else "StringEquals"
         policies = (
@@ -293,6 +306,7 @@ def as_text(current: Plan, applied: bool) -> str:
             f"  arn {current.role_arn(role)}",
             f"  admits {wanted.host_path}:sub {operator} {', '.join(role.subjects)}: {role.note}",
             f"  with {wanted.host_path}:aud = {wanted.audience}",
+            f"  sessions up to {seconds} s (MaxSessionDuration; CI requests --duration-seconds {seconds})",
             f"  policies: {policies}",
             f"  {_status(current.roles[role.name], applied)}",
         ]
@@ -303,12 +317,21 @@ def as_text(current: Plan, applied: bool) -> str:
     if wanted.provider in ("github", "gitlab"):  # a variable scoped to each environment
         lines += [f"    AWS_ROLE_ARN={current.role_arn(r)} scoped to environment {r.purpose}" for r in deploy]
     else:  # one variable per environment (azure-pipelines.yml's variable group, the Jenkinsfile's environment)
-        lines += [f"    AWS_{r.purpose.upper().replace('-', '_').replace('.', '_')}_ROLE_ARN={current.role_arn(r)}" for r in deploy]
-    if wanted.provider == "azure":
+        lines += [f"    AWS_{_variable(r.purpose)}_ROLE_ARN={current.role_arn(r)}" for r in deploy]
+    connection_ids = [trust.entra_connection_id(r.subjects[0]) for r in wanted.roles] if wanted.provider == "azure" else []
+    if connection_ids and all(connection_ids):  # the Entra issuer: each subject ends with its connection's id
+        ids = ", ".join(f"AWS_{_variable(r.purpose)}_CONNECTION_ID={i}" for r, i in zip(wanted.roles, connection_ids, strict=True))
+        lines.append(f"  - the service connections' ids (each subject's last GUID): {ids}; their names in azure-pipelines.yml")
+    elif wanted.provider == "azure":
         connections = ", ".join(f"{r.subjects[0].rsplit('/', 1)[-1]} ({r.purpose})" for r in wanted.roles)
         lines.append(f"  - service connections {connections}; their ids in AWS_<ROLE>_CONNECTION_ID")
     lines += [f"  - list {current.role_arn(r)} in Pulumi.{r.purpose}.yaml's cluster.admins with access cluster-admin" for r in deploy]
     return "\n".join(lines)
+
+
+def _variable(purpose: str) -> str:
+    """A role's part of a CI variable's name: AWS_<this>_ROLE_ARN, AWS_<this>_CONNECTION_ID."""
+    return purpose.upper().replace("-", "_").replace(".", "_")
 
 
 # Command line.
@@ -351,7 +374,15 @@ def wanted_trust(args: argparse.Namespace) -> CiTrust:
         built = trust.github(required("repository", "OWNER/REPO"), environments, prefix, args.issuer)
     elif provider == "gitlab":
         built = trust.gitlab(required("project", "GROUP/PROJECT"), environments, prefix, args.branch or "main", args.issuer)
+    elif provider == "azure" and args.tenant_id:
+        built = _azure_entra(args, environments, prefix)
     elif provider == "azure":
+        if not (args.organization or args.organization_id or args.project):
+            raise TrustError(
+                f"--tenant-id is required with --provider azure: the Microsoft Entra tenant's id (GUID) of the service connections "
+                f"(issuer {trust.ENTRA_ISSUER_PREFIX}<tenant id>/v2.0), with --service-connection ROLE=SUBJECT for every role; or, "
+                f"for the deprecated issuer {trust.AZURE_ISSUER_PREFIX}<organization id>, --organization, --organization-id and --project"
+            )
         connections = _pairs("--service-connection", args.service_connection or [], (trust.PREVIEW, *environments))
         built = trust.azure(
             required("organization", "the Azure DevOps organization's name"),
@@ -382,6 +413,24 @@ def wanted_trust(args: argparse.Namespace) -> CiTrust:
         if not _policy_arn_ok(arn):
             raise TrustError(f"{flag} {arn!r}: give a managed policy's ARN, arn:aws:iam::<account id or aws>:policy/<path/name>")
     return CiTrust(built.provider, built.issuer, built.audience, built.roles, thumbprints, built.notes)
+
+
+def _azure_entra(args: argparse.Namespace, environments: tuple[str, ...], prefix: str) -> CiTrust:
+    """--provider azure --tenant-id: the Entra issuer; refuses the vstoken mode's flags (the subjects name the
+    organization and the connections by id, so --organization and --project would be checked against nothing)."""
+    if args.organization_id:
+        raise TrustError(
+            "--tenant-id and --organization-id: give one: --tenant-id for service connections with the Microsoft Entra issuer "
+            f"({trust.ENTRA_ISSUER_PREFIX}<tenant id>/v2.0), --organization-id for the deprecated one ({trust.AZURE_ISSUER_PREFIX}<id>)"
+        )
+    for dest in ("organization", "project"):
+        if getattr(args, dest):
+            raise TrustError(
+                f"--{dest} is not read with --tenant-id: the subject identifiers (--service-connection ROLE=SUBJECT) name the "
+                "organization and the service connection by id; leave it out"
+            )
+    subjects = _pairs("--service-connection", args.service_connection or [], (trust.PREVIEW, *environments))
+    return trust.azure_entra(args.tenant_id, subjects, environments, prefix)
 
 
 def _policy_arn_ok(arn: str) -> bool:
@@ -434,7 +483,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="print (or with --apply create) the IAM OIDC provider and roles a CI system assumes",
         description="Print, or with --apply create, the IAM OIDC identity provider of a CI system (GitHub Actions, GitLab CI, "
         "Azure DevOps, Jenkins) and its roles: a preview role and a deploy role per environment, each trusting only "
-        "that system's tokens for this repository (subjects as narrow as its tokens allow). Existing ones are "
+        "that system's tokens for this repository (subjects as narrow as its tokens allow), sessions up to 4 hours. "
+        "Azure DevOps: --tenant-id with each connection's subject identifier (the Microsoft Entra issuer), or the "
+        "deprecated vstoken issuer with --organization, --organization-id and --project. Existing ones are "
         "reported and never changed. Exit 0 done, 1 an AWS call failed, 2 a wrong flag or an existing resource differs.",
     )
     command.add_argument("--provider", required=True, choices=trust.PROVIDERS, help="the CI system")
@@ -474,17 +525,32 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         f"instance's URL (default {trust.GITLAB_ISSUER}); jenkins (required): the OIDC provider plugin's issuer URL",
     )
     command.add_argument("--repository", metavar="OWNER/REPO", help="github (required): the repository")
-    command.add_argument("--project", help="gitlab (required): GROUP/PROJECT path; azure (required): the project's name")
-    command.add_argument("--branch", help="gitlab: the branch deployments run from (default main)")
-    command.add_argument("--organization", help="azure (required): the organization's name")
     command.add_argument(
-        "--organization-id", help="azure (required): the organization's id (GUID); the issuer is https://vstoken.dev.azure.com/<id>"
+        "--project", help="gitlab (required): GROUP/PROJECT path; azure with --organization-id (required): the project's name"
+    )
+    command.add_argument("--branch", help="gitlab: the branch deployments run from (default main)")
+    command.add_argument(
+        "--tenant-id",
+        metavar="GUID",
+        help=f"azure, for service connections with the Microsoft Entra issuer ({trust.ENTRA_ISSUER_PREFIX}<tenant id>/v2.0, "
+        "the mode for new connections): the tenant's id; then --service-connection ROLE=SUBJECT is required for every role",
+    )
+    command.add_argument(
+        "--organization",
+        help="azure, deprecated vstoken issuer (required with --organization-id): the organization's name",
+    )
+    command.add_argument(
+        "--organization-id",
+        metavar="GUID",
+        help=f"azure, deprecated issuer {trust.AZURE_ISSUER_PREFIX}<id> that Azure DevOps is retiring: the organization's id; "
+        "new connections use --tenant-id",
     )
     command.add_argument(
         "--service-connection",
         action="append",
-        metavar="ROLE=NAME",
-        help="azure: the service connection of a role (preview or an environment; default aws-<role>), repeatable",
+        metavar="ROLE=SUBJECT|NAME",
+        help="azure, per role (preview or an environment), repeatable: with --tenant-id (required for every role) the "
+        'connection\'s "Subject identifier" from its page, verbatim; with --organization-id its name (default aws-<role>)',
     )
     command.add_argument(
         "--subject",

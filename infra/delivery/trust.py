@@ -18,12 +18,20 @@ or `?` wildcard). The subjects are as narrow as each system's token allows, in t
   (https://docs.gitlab.com/ci/secrets/id_token_authentication). The subject does not name the environment: both
   deploy roles admit the deploy branch (main), and prod is guarded by GitLab's protected branch and protected
   environment (approvals); the preview role admits every branch of the project (`ref:*`), never a tag.
-- Azure DevOps (issuer https://vstoken.dev.azure.com/<organization id>, audience api://AzureADTokenExchange, the
-  audience of workload identity federation: https://learn.microsoft.com/graph/api/resources/federatedidentitycredential):
-  `sub` is `sc://<organization>/<project>/<service connection>` (microsoft/azure-pipelines-tasks,
-  docs/service-connections/azure-oidc). The subject names the service connection, not the branch or pipeline:
-  one service connection per role, and prod's connection restricted by its approvals and checks (branch control
-  to main, the prod environment's approvals) and pipeline permissions, which are what protect prod's role.
+- Azure DevOps, audience api://AzureADTokenExchange (the audience of workload identity federation:
+  https://learn.microsoft.com/graph/api/resources/federatedidentitycredential), in one of two modes:
+  - the Microsoft Entra issuer `https://login.microsoftonline.com/<tenant id>/v2.0` (`--tenant-id`), which
+    workload identity federation service connections made now use: `sub` is the connection's "Subject
+    identifier" as its page shows it (REST: authorization.parameters.workloadIdentityFederationSubject),
+    `/eid1/c/pub/t/<tenant>/a/<app>/sc/<organization id>/<service connection id>`, `<tenant>` and `<app>` being
+    the GUIDs' bytes in little-endian GUID order, base64url without padding. There is no default: each role's
+    subject is given verbatim, its shape checked and its tenant decoded and compared with `--tenant-id`;
+  - the issuer `https://vstoken.dev.azure.com/<organization id>` (`--organization-id`), which Azure DevOps is
+    retiring: `sub` is `sc://<organization>/<project>/<service connection name>` (microsoft/azure-pipelines-tasks,
+    docs/service-connections/azure-oidc).
+  Either way the subject names the service connection, not the branch or pipeline: one service connection per
+  role, and prod's connection restricted by its approvals and checks (branch control to main, the prod
+  environment's approvals) and pipeline permissions, which are what protect prod's role.
 - Jenkins (the OpenID Connect Provider plugin: issuer `https://<jenkins>/oidc` by default, or the external issuer
   it is configured with; audience sts.amazonaws.com by convention; `sub` by default the job's URL, e.g.
   `https://jenkins.example.com/job/ml-platform/job/main/`, https://plugins.jenkins.io/oidc-provider): the
@@ -35,11 +43,17 @@ Thumbprints: IAM verifies an issuer's JWKS endpoint through its library of trust
 provider's thumbprints only when the certificate is not signed by one of them (IAM API reference,
 CreateOpenIDConnectProvider, where ThumbprintList is optional); none are set unless given (a self-hosted
 issuer with a private CA).
+
+Session length: every role is made with MaxSessionDuration MAX_SESSION_DURATION (14400 s, 4 hours), and the CI
+adapters request `--duration-seconds 14400` from `aws sts assume-role-with-web-identity` (and the like): a deploy
+(`pulumi up` of an EKS cluster) can outlast IAM's default of one hour, and credentials must not expire mid-deploy.
 """
 
 from __future__ import annotations
 
+import base64
 import re
+import uuid
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -48,7 +62,14 @@ STS_AUDIENCE = "sts.amazonaws.com"
 AZURE_AUDIENCE = "api://AzureADTokenExchange"
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 GITLAB_ISSUER = "https://gitlab.com"
+# Azure DevOps' issuer until it moved to Microsoft Entra ID; Azure DevOps is retiring it (--organization-id).
 AZURE_ISSUER_PREFIX = "https://vstoken.dev.azure.com/"
+# The Microsoft Entra issuer of workload identity federation service connections: <prefix><tenant id>/v2.0 (--tenant-id).
+ENTRA_ISSUER_PREFIX = "https://login.microsoftonline.com/"
+# IAM's MaxSessionDuration of every role bootstrap-ci makes (IAM's default is 3600). A deploy (`pulumi up` of an EKS
+# cluster) can run past an hour, so the CI adapters request `--duration-seconds 14400` when they assume a role, and
+# STS refuses a duration longer than the role's maximum. A role found with another maximum "differs".
+MAX_SESSION_DURATION = 14400
 DEFAULT_ENVIRONMENTS = ("staging", "prod")
 DEFAULT_ROLE_PREFIX = "ml-platform-ci"
 PREVIEW = "preview"
@@ -61,7 +82,13 @@ _GITHUB_REPOSITORY = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9.
 _GITLAB_PROJECT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.-]*)+$")
 _GIT_BRANCH = re.compile(r"^[A-Za-z0-9._/-]+$")
 _ENVIRONMENT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_GUID_PART = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+_GUID = re.compile(rf"^{_GUID_PART}$")
+# An Azure DevOps service connection's subject under the Entra issuer: the tenant and Azure DevOps' application as
+# base64url GUIDs (16 bytes: 22 characters, no padding), then the organization's and the service connection's ids.
+_ENTRA_SUBJECT = re.compile(
+    rf"^/eid1/c/pub/t/(?P<tenant>[A-Za-z0-9_-]{{22}})/a/(?P<app>[A-Za-z0-9_-]{{22}})/sc/(?P<organization>{_GUID_PART})/(?P<connection>{_GUID_PART})$"
+)
 _AZURE_ORGANIZATION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,48}[A-Za-z0-9]?$")
 _THUMBPRINT = re.compile(r"^[0-9a-fA-F]{40}$")
 
@@ -248,7 +275,11 @@ def gitlab(project: str, environments: tuple[str, ...], prefix: str, branch: str
 def azure(
     organization: str, organization_id: str, project: str, connections: dict[str, str], environments: tuple[str, ...], prefix: str
 ) -> CiTrust:
-    """Azure DevOps: one service connection per role; each role admits `sc://<org>/<project>/<its connection>`."""
+    """Azure DevOps with the issuer Azure DevOps is retiring, `https://vstoken.dev.azure.com/<organization_id>`: one
+    service connection per role; each role admits `sc://<organization>/<project>/<its connection's name>`.
+    `connections`: role (`preview` or an environment) -> connection name, default `aws-<role>`. TrustError naming
+    the flag for a bad organization, id, project or connection name, or two roles with one connection. Connections
+    made now use the Entra issuer: azure_entra()."""
     if not _AZURE_ORGANIZATION.match(organization):
         raise TrustError(f"--organization {organization!r}: the organization's name as in https://dev.azure.com/<organization>")
     if not _GUID.match(organization_id):
@@ -266,6 +297,11 @@ def azure(
     roles = []
     for purpose in wanted:
         name = connections.get(purpose, f"aws-{purpose}")
+        if name.startswith("/eid1/"):
+            raise TrustError(
+                f"--service-connection {purpose}={name!r}: that is a subject identifier of the Microsoft Entra issuer: give "
+                "--tenant-id (instead of --organization, --organization-id and --project) with it"
+            )
         if "/" in name:
             raise TrustError(f"--service-connection {purpose}={name!r}: a service connection's name, without '/'")
         _literal("--service-connection", name, "a service connection's name")
@@ -285,8 +321,103 @@ def azure(
         "refs/heads/main; the prod environment's approvals) and allow it to the deploy pipeline only.",
         f"Azure DevOps: the issuer {AZURE_ISSUER_PREFIX}{organization_id} is the organization's; the audience is "
         f"{AZURE_AUDIENCE}, the one Azure DevOps puts in workload identity tokens.",
+        f"Azure DevOps: the issuer {AZURE_ISSUER_PREFIX}<organization id> is deprecated by Azure DevOps, which is retiring "
+        f"it; workload identity federation service connections made now use the Microsoft Entra issuer "
+        f"{ENTRA_ISSUER_PREFIX}<tenant id>/v2.0: for them use --tenant-id, with --service-connection ROLE=SUBJECT giving "
+        'each connection\'s "Subject identifier" from its page.',
     )
     return CiTrust("azure", f"{AZURE_ISSUER_PREFIX}{organization_id}", AZURE_AUDIENCE, tuple(roles), notes=notes)
+
+
+def entra_issuer(tenant_id: str) -> str:
+    """`https://login.microsoftonline.com/<tenant_id, lower case>/v2.0`, the `iss` of the tokens Microsoft Entra ID
+    issues for Azure DevOps service connections (Entra writes GUIDs in lower case)."""
+    return f"{ENTRA_ISSUER_PREFIX}{tenant_id.lower()}/v2.0"
+
+
+def entra_guid_segment(guid: str) -> str:
+    """How Entra subjects write a GUID (the `t/` tenant and `a/` application segments): its 16 bytes in the
+    little-endian GUID order (`uuid.UUID(guid).bytes_le`), base64url, without padding: 22 characters.
+    ValueError when `guid` is not a GUID."""
+    return base64.urlsafe_b64encode(uuid.UUID(guid).bytes_le).decode("ascii").rstrip("=")
+
+
+def entra_segment_guid(segment: str) -> str:
+    """The GUID (lower case, 8-4-4-4-12) a 22-character base64url segment of an Entra subject encodes, the inverse
+    of entra_guid_segment(). ValueError when `segment` is not 16 bytes of base64url."""
+    raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    return str(uuid.UUID(bytes_le=raw))
+
+
+def entra_connection_id(subject: str) -> str | None:
+    """The service connection's id (its subject's last GUID) when `subject` has the shape of an Azure DevOps
+    subject identifier under the Entra issuer, else None."""
+    found = _ENTRA_SUBJECT.match(subject)
+    return found["connection"] if found else None
+
+
+def _entra_subject_checked(purpose: str, subject: str, tenant_id: str) -> str:
+    """`subject` when it has the shape of a service connection's subject identifier and names `tenant_id`."""
+    found = _ENTRA_SUBJECT.match(subject)
+    if not found:
+        raise TrustError(
+            f"--service-connection {purpose}={subject!r}: with --tenant-id, give the connection's subject identifier verbatim, "
+            '/eid1/c/pub/t/<tenant>/a/<application>/sc/<organization id>/<service connection id>: copy "Subject identifier" '
+            "from the service connection's page in Azure DevOps (Project settings > Service connections)"
+        )
+    segment = found["tenant"]
+    expected = entra_guid_segment(tenant_id)
+    if segment != expected:
+        named = entra_segment_guid(segment)
+        raise TrustError(
+            f"--service-connection {purpose}=...: the subject names tenant {named} (t/{segment}), but --tenant-id is "
+            f"{tenant_id} (t/{expected}): give the tenant of the service connection's issuer, or that connection's subject"
+        )
+    return subject
+
+
+def azure_entra(tenant_id: str, subjects: dict[str, str], environments: tuple[str, ...], prefix: str) -> CiTrust:
+    """Azure DevOps with the Microsoft Entra issuer `https://login.microsoftonline.com/<tenant_id>/v2.0`: one service
+    connection per role; each role admits exactly its connection's subject identifier.
+
+    `tenant_id`: the tenant's GUID (any case; the issuer has it in lower case). `subjects`: role (`preview` and every
+    environment, all required, no default) -> the subject verbatim, `/eid1/c/pub/t/<tenant>/a/<app>/sc/<GUID>/<GUID>`.
+    TrustError naming the flag when the tenant is not a GUID, a role has no subject or an unknown role one, a subject
+    has another shape or names another tenant than `tenant_id` (its `t/` segment decoded), or two roles share one."""
+    if not _GUID.match(tenant_id):
+        raise TrustError(
+            f"--tenant-id {tenant_id!r}: the Microsoft Entra tenant's id, a GUID (a workload identity service connection "
+            f"shows its issuer as {ENTRA_ISSUER_PREFIX}<tenant id>/v2.0)"
+        )
+    tenant = tenant_id.lower()
+    wanted = (PREVIEW, *environments)
+    unknown = sorted(set(subjects) - set(wanted))
+    if unknown:
+        raise TrustError(f"--service-connection {unknown[0]}=...: the role must be one of {', '.join(wanted)}")
+    roles = []
+    for purpose in wanted:
+        subject = subjects.get(purpose)
+        if not subject:
+            raise TrustError(
+                f"--service-connection {purpose}=SUBJECT is missing: with --tenant-id every role ({', '.join(wanted)}) needs "
+                f"its own service connection's subject; copy \"Subject identifier\" from the service connection's page in "
+                "Azure DevOps (Project settings > Service connections)"
+            )
+        _entra_subject_checked(purpose, subject, tenant)
+        note = f"service connection {entra_connection_id(subject)} only (the subject identifier on its page)"
+        roles.append(Role(role_name(prefix, "azure", purpose), purpose, (subject,), note))
+    if len({r.subjects for r in roles}) != len(roles):
+        raise TrustError("--service-connection: give each role its own service connection (the subject names only the connection)")
+    issuer = entra_issuer(tenant)
+    notes = (
+        "Azure DevOps: the token's subject names the service connection, not the branch or pipeline: whoever may use "
+        "a connection may assume its role. Restrict prod's connection with approvals and checks (branch control: "
+        "refs/heads/main; the prod environment's approvals) and allow it to the deploy pipeline only.",
+        f"Azure DevOps: the issuer {issuer} is the tenant's Microsoft Entra ID, which issues the tokens of workload "
+        f"identity federation service connections; the audience is {AZURE_AUDIENCE}. The OIDC provider accepts every "
+        "token of that tenant with this audience: each role's exact subject is what admits one connection only.",
+    )
+    return CiTrust("azure", issuer, AZURE_AUDIENCE, tuple(roles), notes=notes)
 
 
 def jenkins(issuer: str, deploy_subjects: dict[str, str], preview_subject: str, environments: tuple[str, ...], prefix: str) -> CiTrust:

@@ -239,21 +239,40 @@ def azure_serialisation_problems(document: dict[str, Any], template: dict[str, A
     return problems
 
 
+def _innermost_call(code: str, at: int) -> str:
+    """The name of the innermost call whose parentheses enclose `at` ("" when none)."""
+    depth = 0
+    for k in range(at - 1, -1, -1):
+        depth += {")": 1, "(": -1}.get(code[k], 0)
+        if depth < 0:
+            return re.search(r"(\w*)$", code[:k]).group(1)
+    return ""
+
+
 def jenkins_serialisation_problems(text: str) -> list[str]:
+    """Every stack operation inside its stack's lock (onStack, or deployUnlessSuperseded for main's deploys); no newer
+    build aborts a running one; builds of a branch may run side by side (a build waiting for prod's approval must not
+    hold up the next), so main's deploys skip themselves when a newer commit's build exists."""
     code = jenkins_code(text)
     problems = []
-    if 'lock(resource: "stack-${stack}")' not in code:
-        problems.append('onStack must hold lock(resource: "stack-${stack}")')
+    for function in ("void onStack(", "void deployUnlessSuperseded("):
+        body = code[code.find(function) : code.find("\n}\n", code.find(function))]
+        if function not in code or 'lock(resource: "stack-${stack}")' not in body:
+            problems.append(f'{function[5:-1]} must hold lock(resource: "stack-${{stack}}")')
+    if "if (!superseded())" not in code:
+        problems.append("deployUnlessSuperseded must skip a deploy a newer commit's build supersedes")
     if re.search(r"abortPrevious:\s*true|\bmilestone\b", code):
         problems.append("a newer build must never abort a running one (abortPrevious, milestone)")
-    if "disableConcurrentBuilds()" not in code:
-        problems.append("builds of one branch must queue: disableConcurrentBuilds()")
+    if "disableConcurrentBuilds" in code:
+        problems.append("disableConcurrentBuilds: a build waiting for prod's approval would hold up every later build of main")
+    deploy_function = code.find("void deployUnlessSuperseded(")
+    deploy_body = range(deploy_function, code.find("\n}\n", deploy_function))
     for match in re.finditer(r"-m infra ci (deploy|preview|preview-stack|reproduce)\b", code):
-        before = code[: match.start()]
-        call = before.rfind("onStack(")
-        if call < 0 or before.count("(", call) - before.count(")", call) < 1:
+        if _innermost_call(code, match.start()) != "onStack" and match.start() not in deploy_body:
             line = code.count("\n", 0, match.start()) + 1
             problems.append(f"Jenkinsfile:{line}: `ci {match.group(1)}` outside onStack (no stack lock)")
+    for call in re.findall(r"ci deploy --stack (\w+)", code):
+        problems.append(f"Jenkinsfile: `ci deploy --stack {call}` directly: main's deploys go through deployUnlessSuperseded")
     return problems
 
 
@@ -429,7 +448,7 @@ def test_the_key_check_rejects_stored_keys():
         f"azure:{azure.count(chr(10))}: names an AWS key outside the OIDC exchange: # aws_access_key_id = AKIAIOSFODNN7EXAMPLE",
     ]
     jenkins = JENKINSFILE.read_text().replace(
-        "withCredentials([file(credentialsId: 'aws-oidc-token', variable: 'AWS_WEB_IDENTITY_TOKEN_FILE')])",
+        "withCredentials([file(credentialsId: 'aws-oidc-token', variable: 'AWS_ID_TOKEN_FILE')])",
         "withAWS(credentials: 'aws-keys')",
     )
     assert stored_key_problems(jenkins, "Jenkinsfile") == ["Jenkinsfile: a stored-key binding (withAWS()"]
@@ -457,8 +476,12 @@ def test_gitlab_reaches_aws_through_its_id_token_for_sts(gitlab):
 
 
 def test_azure_exchanges_the_pipeline_oidc_token_with_sts(azure):
-    step = yaml.safe_load((ROOT / "ci" / "azure" / "aws.yml").read_text())["steps"][0]
+    reference, step = yaml.safe_load((ROOT / "ci" / "azure" / "aws.yml").read_text())["steps"]
+    # the job names its service connection in a task input, so Azure DevOps issues that connection's token (and runs
+    # its checks); a name known when the run compiles, passed through from a YAML variable, never a variable group's
+    assert reference["task"] == "AzureCLI@2" and reference["inputs"]["azureSubscription"] == "${{ parameters.serviceConnection }}"
     script = step["bash"]
+    assert "--duration-seconds 14400" in script
     assert '"$(System.OidcRequestUri)?api-version=7.1&serviceConnectionId=$SERVICE_CONNECTION_ID"' in script
     assert '-H "Authorization: Bearer $SYSTEM_ACCESSTOKEN"' in script and "curl -fsS -X POST" in script
     assert step["env"]["SYSTEM_ACCESSTOKEN"] == "$(System.AccessToken)"
@@ -466,9 +489,13 @@ def test_azure_exchanges_the_pipeline_oidc_token_with_sts(azure):
     assert "##vso[task.setsecret]$token" in script, "the token is masked in the log"
     # each role with its own service connection (the token's subject); prod's only in the prod environment
     operations_ = azure_stack_operations(azure)
+    names = {v["name"]: v["value"] for v in azure["variables"] if "name" in v}
     for operation in operations_:
         role, connection = operation["roleArn"], operation["serviceConnectionId"]
         assert role.removeprefix("$(AWS_").split("_")[0] == connection.removeprefix("$(AWS_").split("_")[0], operation["name"]
+        environment = role.removeprefix("$(AWS_").split("_")[0].lower()
+        variable = f"aws{environment.capitalize()}Connection"
+        assert operation["serviceConnection"] == "${{ variables." + variable + " }}" and names[variable] == f"aws-{environment}"
         if "PROD" in role:
             assert operation["environment"] == "prod", operation["name"]
     # plain jobs reach AWS only for the read-only preview
@@ -480,12 +507,52 @@ def test_azure_exchanges_the_pipeline_oidc_token_with_sts(azure):
 
 def test_jenkins_reaches_aws_through_the_oidc_token_file():
     code = jenkins_code(JENKINSFILE.read_text())
-    assert "withCredentials([file(credentialsId: 'aws-oidc-token', variable: 'AWS_WEB_IDENTITY_TOKEN_FILE')])" in code
-    assert 'withEnv(["AWS_ROLE_ARN=${roleArn}"' in code
+    assert "withCredentials([file(credentialsId: 'aws-oidc-token', variable: 'AWS_ID_TOKEN_FILE')])" in code
+    assert 'withEnv(["ROLE_TO_ASSUME=${roleArn}"])' in code and "sh(assumeRole() + command)" in code
+    # exchanged in the command's own shell, for the roles' 4 hours (a deploy outlasts STS's default hour)
+    assert '--web-identity-token "$(cat "$AWS_ID_TOKEN_FILE")"' in code and "--duration-seconds 14400" in code
     # every AWS call goes through withAws, with the preview role on change requests, each environment's otherwise
-    roles = re.findall(r"(?:onStack\([^,]+|withAws|publishImages\([^,]+),\s*(env\.AWS_\w+_ROLE_ARN)", code)
+    roles = re.findall(r"(?:onStack\([^,]+|withAws\(|publishImages\([^,]+|deployUnlessSuperseded\([^,]+),\s*(env\.AWS_\w+_ROLE_ARN)", code)
+    roles += re.findall(r"withAws\((env\.AWS_\w+_ROLE_ARN)", code)
     assert set(roles) == {"env.AWS_PREVIEW_ROLE_ARN", "env.AWS_STAGING_ROLE_ARN", "env.AWS_PROD_ROLE_ARN"}
-    assert re.search(r"onStack\('prod', env\.AWS_PROD_ROLE_ARN", code)
+    assert re.search(r"deployUnlessSuperseded\('prod', env\.AWS_PROD_ROLE_ARN\)", code)
+
+
+def test_jenkins_installs_the_pinned_pulumi_and_an_aws_cli():
+    code = jenkins_code(JENKINSFILE.read_text())
+    setup = code[code.index("void setUp()") : code.index("\n}\n", code.index("void setUp()"))]
+    # an agent's own Pulumi of another version is not used: the pinned one is installed into the workspace
+    assert 'want="$(cat .pulumi.version)"' in setup and 'if [ "${have#v}" != "$want" ]' in setup
+    assert '--install-root "$PWD/.pulumi"' in setup
+    assert "grep -E '^awscli' requirements-tools.txt" in setup
+    assert 'withEnv(["PATH+TOOLS=${env.WORKSPACE}/.pulumi/bin:${env.WORKSPACE}/.aws-cli/bin"])' in code
+    stages = re.findall(r"stage\('([^']+)'\) \{\n(?:(?!stage\().)*?agent any", code, re.S)
+    assert stages == ["Build, plan, staging", "Deploy prod", "Images into prod"]
+    for stage in stages[1:]:
+        body = code[code.index(f"stage('{stage}')") :]
+        assert body.index("setUp()") < body.index("publishImages(" if "Images" in stage else "deployUnlessSuperseded("), stage
+
+
+def _braced(code: str, opening: int) -> str:
+    """The text between the brace at `opening` and its match (braces inside strings counted too: fine for this file)."""
+    depth = 0
+    for k in range(opening, len(code)):
+        depth += {"{": 1, "}": -1}.get(code[k], 0)
+        if depth == 0:
+            return code[opening + 1 : k]
+    raise AssertionError("unbalanced braces")
+
+
+def test_jenkins_binds_the_comment_token_only_where_no_change_code_runs():
+    code = jenkins_code(JENKINSFILE.read_text())
+    plan = code[code.index("stage('Plan diff')") : code.index("stage('Image check')")]
+    blocks = [_braced(plan, m.end() - 1) for m in re.finditer(r"withCommentToken \{", plan)]
+    assert len(blocks) == 2, "the labels' read and the comment's post"
+    assert "curl" in blocks[0] and "ci comment" in blocks[1]
+    for block in blocks:
+        assert "make" not in block and "ci plan-diff" not in block, block[:300]
+    assert "make plans" in plan and all("make plans" not in block for block in blocks)
+    assert '[ "$CI_HOST" != azure ] || scheme="--token-scheme basic"' in plan, "Jenkins holds a PAT: Basic for Azure DevOps"
 
 
 def test_gitlab_serialises_stack_operations_and_never_interrupts_them(gitlab):
@@ -524,13 +591,19 @@ def test_azure_serialises_stack_operations_and_never_cancels_them(azure, azure_t
 def test_jenkins_locks_each_stack_and_never_aborts_a_build():
     text = JENKINSFILE.read_text()
     assert jenkins_serialisation_problems(text) == []
-    broken = text.replace("disableConcurrentBuilds()", "disableConcurrentBuilds(abortPrevious: true)").replace(
-        "onStack('prod', env.AWS_PROD_ROLE_ARN, '$PY -m infra ci deploy --stack prod')",
-        "withAws(env.AWS_PROD_ROLE_ARN) { sh '$PY -m infra ci deploy --stack prod' }",
+    broken = text.replace(
+        "buildDiscarder(", "disableConcurrentBuilds(abortPrevious: true)\n        buildDiscarder("
+    ).replace(
+        "deployUnlessSuperseded('prod', env.AWS_PROD_ROLE_ARN)",
+        "withAws(env.AWS_PROD_ROLE_ARN, '$PY -m infra ci deploy --stack prod')",
     )
     problems = jenkins_serialisation_problems(broken)
     assert problems[0] == "a newer build must never abort a running one (abortPrevious, milestone)"
-    assert len(problems) == 3 and problems[2].endswith("`ci deploy` outside onStack (no stack lock)")
+    assert problems[1].startswith("disableConcurrentBuilds: ")
+    assert problems[2].endswith("`ci deploy` outside onStack (no stack lock)")
+    assert problems[3] == "Jenkinsfile: `ci deploy --stack prod` directly: main's deploys go through deployUnlessSuperseded"
+    unchecked = text.replace("if (!superseded())", "if (true)")
+    assert jenkins_serialisation_problems(unchecked) == ["deployUnlessSuperseded must skip a deploy a newer commit's build supersedes"]
 
 
 def test_prod_is_deployed_after_staging_behind_an_approval(gitlab, azure):
@@ -542,9 +615,13 @@ def test_prod_is_deployed_after_staging_behind_an_approval(gitlab, azure):
     assert stages["prod"]["dependsOn"] == ["staging"]
     assert [op["environment"] for op in azure_stack_operations(azure) if op["stage"] == "prod"] == ["prod"]
     code = jenkins_code(JENKINSFILE.read_text())
-    staging, prod_stage = code.index("stage('Deploy staging')"), code.index("stage('Deploy prod')")
-    assert staging < prod_stage and "input {" in code[prod_stage : code.index("stage(", prod_stage + 1)]
-    assert "beforeInput true" in code[prod_stage : code.index("input {", prod_stage)], "no approval asked for a skipped stage"
+    staging, approve, prod_stage = (code.index(f"stage('{name}')") for name in ("Deploy staging", "Approve prod", "Deploy prod"))
+    assert staging < approve < prod_stage
+    approval = code[approve:prod_stage]
+    assert "input {" in approval and "beforeInput true" in approval, "no approval asked for a skipped stage"
+    # the approval waits without an executor (no agent, none at the top either) and for a bounded time
+    assert "agent" not in approval and re.search(r"^pipeline \{\n(?:\s*//.*\n)*\s*agent none", code, re.M)
+    assert "timeout(time: 7, unit: 'DAYS')" in approval
 
 
 def test_the_plan_diff_gate_and_fork_handling():

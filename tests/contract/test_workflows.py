@@ -101,7 +101,9 @@ def test_aws_is_reached_through_oidc_only(path):
 def test_the_setup_action_assumes_a_role_and_pins_pulumi():
     steps = steps_of(yaml.safe_load(ACTIONS[0].read_text()))
     credentials = next(s for s in steps if s.get("uses", "").startswith(OIDC_ACTION))
-    assert set(credentials["with"]) == {"role-to-assume", "aws-region", "role-session-name"}
+    assert set(credentials["with"]) == {"role-to-assume", "aws-region", "role-session-name", "role-duration-seconds"}
+    # the roles' MaxSessionDuration (bootstrap-ci): a deploy outlasts STS's default hour
+    assert credentials["with"]["role-duration-seconds"] == 14400
     pulumi = next(s for s in steps if s.get("uses", "").startswith("pulumi/actions@"))
     assert pulumi["with"] == {"pulumi-version-file": ".pulumi.version"}
     assert (ROOT / ".pulumi.version").read_text().strip().count(".") == 2

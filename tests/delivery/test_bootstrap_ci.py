@@ -3,14 +3,18 @@ changes nothing, --apply that creates the provider and roles, a rerun that repor
 an existing provider or role that differs reported and left as it is (and nothing else created), flags checked
 before any call (exit 2 naming the flag), AWS failures left to the command line's one-line explanation, no stored
 keys; and each trust policy evaluated against the claims real tokens carry (a small StringEquals/StringLike
-evaluator): a prod deploy role refuses a pull-request token and a token of another repository or project."""
+evaluator): a prod deploy role refuses a pull-request token and a token of another repository or project. Azure
+DevOps in both modes: the Microsoft Entra issuer (--tenant-id, each connection's subject identifier given verbatim,
+its tenant decoded) and the deprecated vstoken issuer. Every role is made with MaxSessionDuration 14400 (4 hours)."""
 
 from __future__ import annotations
 
 import argparse
+import base64
 import fnmatch
 import json
 import re
+import uuid
 from pathlib import Path
 
 import boto3
@@ -200,7 +204,9 @@ def test_apply_creates_the_provider_and_roles(provider, aws, policies, capsys):
     found = iam.get_open_id_connect_provider(OpenIDConnectProviderArn=arn)
     assert found["ClientIDList"] == [AUDIENCES[provider]] and found["ThumbprintList"] == []
     for role in built.roles:
-        assert iam.get_role(RoleName=role.name)["Role"]["AssumeRolePolicyDocument"] == built.trust_policy(role, arn)
+        found_role = iam.get_role(RoleName=role.name)["Role"]
+        assert found_role["AssumeRolePolicyDocument"] == built.trust_policy(role, arn)
+        assert found_role["MaxSessionDuration"] == 14400  # 4 hours: a deploy outlasts IAM's default hour
         attached = [p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=role.name)["AttachedPolicies"]]
         assert attached == [policies[3] if role.is_deploy else policies[1]]
 
@@ -501,3 +507,221 @@ def test_environments_differing_only_in_case_are_one_role():
 
     with pytest.raises(trust.TrustError, match="give each deployment environment once"):
         trust.environments_checked(["prod", "Prod"])
+
+
+# Session duration: every role allows the 4-hour sessions the CI adapters request.
+
+
+def test_roles_allow_four_hour_sessions_and_say_so(aws, policies, monkeypatch, capsys):
+    assert trust.MAX_SESSION_DURATION == 14400
+    read_only(monkeypatch, aws)
+    assert run(example("gitlab", *policies)) == 0
+    assert capsys.readouterr().out.count("sessions up to 14400 s (MaxSessionDuration; CI requests --duration-seconds 14400)") == 3
+    assert run(example("gitlab", *policies, "--json")) == 0
+    assert [r["maxSessionDuration"] for r in json.loads(capsys.readouterr().out)["roles"]] == [14400] * 3
+
+
+def test_a_role_with_the_default_session_duration_differs_and_is_left(aws, policies, monkeypatch, capsys):
+    assert run(example("github", *policies, "--apply")) == 0
+    iam = aws.client("iam")
+    prod = "ml-platform-ci-github-deploy-prod"
+    iam.update_role(RoleName=prod, MaxSessionDuration=3600)  # as IAM makes a role by default
+    capsys.readouterr()
+    read_only(monkeypatch, aws)
+    assert run(example("github", *policies, "--apply", "--json")) == 2
+    captured = capsys.readouterr()
+    assert f"role {prod}: MaxSessionDuration 3600 s, wanted 14400 s" in captured.err
+    assert f"aws iam update-role --role-name {prod} --max-session-duration 14400" in captured.err
+    report = {r["purpose"]: r for r in json.loads(captured.out)["roles"]}
+    assert report["prod"]["status"] == "differs" and report["staging"]["status"] == "exists"
+    assert iam.get_role(RoleName=prod)["Role"]["MaxSessionDuration"] == 3600  # left as it is
+
+
+# Azure DevOps with the Microsoft Entra issuer: --tenant-id and each connection's subject identifier.
+
+TENANT = "3c1a9d2e-7b4f-4e8a-9c6d-5f2e1a0b7c93"
+OTHER_TENANT = "a0b1c2d3-e4f5-4a6b-8c7d-9e0f1a2b3c4d"
+ADO_APP = "499b84ac-1321-427f-aa17-267ca6975798"  # Azure DevOps' application id, the subjects' a/ segment
+CONNECTION_IDS = {
+    "preview": "5d7e2a10-3b4c-4d5e-8f60-7a8b9c0d1e2f",
+    "staging": "6e8f3b21-4c5d-4e6f-9071-8b9c0d1e2f30",
+    "prod": "7f904c32-5d6e-4f70-a182-9c0d1e2f3041",
+}
+ENTRA_ISSUER = f"https://login.microsoftonline.com/{TENANT}/v2.0"
+ENTRA_HOST_PATH = f"login.microsoftonline.com/{TENANT}/v2.0"
+
+
+def b64url_guid(guid: str) -> str:
+    """How Entra subjects write a GUID: its bytes in little-endian GUID order, base64url, no padding."""
+    return base64.urlsafe_b64encode(uuid.UUID(guid).bytes_le).decode().rstrip("=")
+
+
+def entra_subject(connection_id: str, tenant: str = TENANT) -> str:
+    return f"/eid1/c/pub/t/{b64url_guid(tenant)}/a/{b64url_guid(ADO_APP)}/sc/{ORG_ID}/{connection_id}"
+
+
+ENTRA_SUBJECTS = {role: entra_subject(connection) for role, connection in CONNECTION_IDS.items()}
+
+
+def entra(*extra: str, subjects: dict[str, str] = ENTRA_SUBJECTS, tenant: str = TENANT) -> list[str]:
+    pairs = [part for role, subject in subjects.items() for part in ("--service-connection", f"{role}={subject}")]
+    return ["--provider", "azure", "--tenant-id", tenant, *pairs, *extra]
+
+
+def wanted_entra(*extra: str, **kwargs) -> trust.CiTrust:
+    return bootstrap_ci.wanted_trust(_args(entra(*extra, **kwargs)))
+
+
+def test_the_subject_encoding_is_the_one_entra_publishes():
+    """A published Entra subject's t/ segment and its tenant (not from this code): little-endian GUID bytes."""
+    assert b64url_guid("975f013f-7f24-47e8-a7d3-abc4752bf346") == "PwFflyR_6Een06vEdSvzRg"
+    assert trust.entra_guid_segment(TENANT) == b64url_guid(TENANT) and len(b64url_guid(TENANT)) == 22
+    assert trust.entra_segment_guid(b64url_guid(OTHER_TENANT)) == OTHER_TENANT
+
+
+def test_entra_documents_are_valid_iam_and_name_the_tenants_issuer(aws):
+    built = wanted_entra()
+    assert built.issuer == ENTRA_ISSUER and built.audience == "api://AzureADTokenExchange"
+    assert trust.issuer_problem("--tenant-id", built.issuer) is None  # a path in the issuer URL is fine
+    iam = aws.client("iam")
+    arn = iam.create_open_id_connect_provider(Url=built.issuer, ClientIDList=[built.audience])["OpenIDConnectProviderArn"]
+    assert arn == built.provider_arn(ACCOUNT) == f"arn:aws:iam::{ACCOUNT}:oidc-provider/{ENTRA_HOST_PATH}"
+    for role in built.roles:
+        document = built.trust_policy(role, arn)
+        IAMTrustPolicyDocumentValidator(json.dumps(document)).validate()
+        assert document["Statement"][0]["Principal"] == {"Federated": arn}
+        assert document["Statement"][0]["Condition"] == {
+            "StringEquals": {f"{ENTRA_HOST_PATH}:aud": "api://AzureADTokenExchange", f"{ENTRA_HOST_PATH}:sub": ENTRA_SUBJECTS[role.purpose]}
+        }
+    assert [r.name for r in built.roles] == [f"ml-platform-ci-azure-{p}" for p in ("preview", "deploy-staging", "deploy-prod")]
+
+
+def test_entra_tenant_id_in_capitals_gives_the_lower_case_issuer():
+    assert wanted_entra(tenant=TENANT.upper()).issuer == ENTRA_ISSUER
+
+
+def test_entra_dry_run_prints_the_issuer_provider_and_trust_policies(aws, policies, monkeypatch, capsys):
+    before = snapshot(aws)
+    read_only(monkeypatch, aws)
+    assert run(entra(*policies)) == 0
+    out = capsys.readouterr().out
+    assert f"OIDC provider arn:aws:iam::{ACCOUNT}:oidc-provider/{ENTRA_HOST_PATH}" in out
+    assert f"issuer {ENTRA_ISSUER}, audience api://AzureADTokenExchange" in out and out.count("would be created") == 4
+    for role, subject in ENTRA_SUBJECTS.items():
+        assert f"admits {ENTRA_HOST_PATH}:sub StringEquals {subject}: service connection {CONNECTION_IDS[role]} only" in out
+        assert f"AWS_{role.upper()}_CONNECTION_ID={CONNECTION_IDS[role]}" in out
+    assert f"AWS_PROD_ROLE_ARN=arn:aws:iam::{ACCOUNT}:role/ml-platform-ci-azure-deploy-prod" in out
+    assert run(entra(*policies, "--json")) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["oidcProvider"]["url"] == ENTRA_ISSUER and report["oidcProvider"]["clientIds"] == ["api://AzureADTokenExchange"]
+    prod = next(r for r in report["roles"] if r["purpose"] == "prod")
+    assert prod["subjects"] == [ENTRA_SUBJECTS["prod"]]
+    assert prod["trustPolicy"]["Statement"][0]["Condition"]["StringEquals"][f"{ENTRA_HOST_PATH}:sub"] == ENTRA_SUBJECTS["prod"]
+    assert snapshot(aws) == before
+
+
+def test_entra_apply_creates_them_and_a_rerun_changes_nothing(aws, policies, monkeypatch, capsys):
+    assert run(entra(*policies, "--apply")) == 0
+    iam = aws.client("iam")
+    built = wanted_entra()
+    arn = built.provider_arn(ACCOUNT)
+    found = iam.get_open_id_connect_provider(OpenIDConnectProviderArn=arn)
+    assert found["ClientIDList"] == ["api://AzureADTokenExchange"]
+    for role in built.roles:
+        made = iam.get_role(RoleName=role.name)["Role"]
+        assert made["AssumeRolePolicyDocument"] == built.trust_policy(role, arn) and made["MaxSessionDuration"] == 14400
+    capsys.readouterr()
+    before = snapshot(aws)
+    read_only(monkeypatch, aws)
+    assert run(entra(*policies, "--apply")) == 0
+    assert capsys.readouterr().out.count("exists, as wanted: left as it is") == 4
+    assert snapshot(aws) == before
+
+
+def _entra_token(sub: str, **claims) -> dict:
+    return {"iss": ENTRA_ISSUER, "aud": "api://AzureADTokenExchange", "sub": sub} | claims
+
+
+ENTRA_TOKENS = [
+    (_entra_token(ENTRA_SUBJECTS["prod"]), {"prod"}),
+    (_entra_token(ENTRA_SUBJECTS["staging"]), {"staging"}),  # another connection's subject: not prod
+    (_entra_token(ENTRA_SUBJECTS["preview"]), {"preview"}),
+    (_entra_token(entra_subject("8a015d43-6e7f-4081-b293-0d1e2f304152")), set()),  # a fourth connection of the organization
+    (_entra_token(entra_subject(CONNECTION_IDS["prod"], tenant=OTHER_TENANT)), set()),
+    (_entra_token(ENTRA_SUBJECTS["prod"], iss=f"https://login.microsoftonline.com/{OTHER_TENANT}/v2.0"), set()),
+    (_entra_token(ENTRA_SUBJECTS["prod"], iss=f"https://vstoken.dev.azure.com/{ORG_ID}"), set()),  # the retired issuer
+    (_entra_token(ENTRA_SUBJECTS["prod"], aud="sts.amazonaws.com"), set()),
+    (_entra_token("sc://acme/ML Platform/aws-prod"), set()),  # a vstoken-style subject from the Entra issuer
+]
+
+
+@pytest.mark.parametrize(("claims", "admitted"), ENTRA_TOKENS, ids=[f"{c['iss'][8:30]}:{c['sub'][-12:]}" for c, _ in ENTRA_TOKENS])
+def test_entra_trust_policies_admit_exactly_their_connections_tokens(claims, admitted):
+    built = wanted_entra()
+    arn = built.provider_arn(ACCOUNT)
+    assert {role.purpose for role in built.roles if admits(built.trust_policy(role, arn), claims)} == admitted
+
+
+def _with(role: str, subject: str | None) -> dict[str, str]:
+    subjects = dict(ENTRA_SUBJECTS)
+    if subject is None:
+        del subjects[role]
+    else:
+        subjects[role] = subject
+    return subjects
+
+
+ENTRA_PROD = ENTRA_SUBJECTS["prod"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            entra(subjects=_with("prod", "aws-prod")),
+            "--service-connection prod='aws-prod': with --tenant-id, give the connection's subject",
+        ),
+        (entra(subjects=_with("prod", ENTRA_PROD.replace("/sc/", "/sc/x"))), "--service-connection prod='/eid1/c/pub/t/"),
+        (entra(subjects=_with("prod", ENTRA_PROD + "/")), "give the connection's subject identifier verbatim"),
+        (entra(subjects=_with("prod", ENTRA_PROD.replace(b64url_guid(TENANT), b64url_guid(TENANT)[:21]))), "subject identifier verbatim"),
+        (
+            entra(subjects=_with("prod", entra_subject(CONNECTION_IDS["prod"], tenant=OTHER_TENANT))),
+            f"--service-connection prod=...: the subject names tenant {OTHER_TENANT} (t/{b64url_guid(OTHER_TENANT)}), "
+            f"but --tenant-id is {TENANT} (t/{b64url_guid(TENANT)})",
+        ),
+        (entra(subjects=_with("staging", None)), "--service-connection staging=SUBJECT is missing: with --tenant-id every role"),
+        (
+            entra(subjects={}),
+            "preview=SUBJECT is missing: with --tenant-id every role (preview, staging, prod) needs its own service "
+            "connection's subject; copy \"Subject identifier\" from the service connection's page",
+        ),
+        (entra(subjects=_with("prod", ENTRA_SUBJECTS["staging"])), "give each role its own service connection"),
+        (entra(subjects=_with("qa", ENTRA_PROD)), "--service-connection 'qa=/eid1/"),
+        (entra("--organization-id", ORG_ID), "--tenant-id and --organization-id: give one"),
+        (entra("--organization", "acme"), "--organization is not read with --tenant-id"),
+        (entra("--project", "ML Platform"), "--project is not read with --tenant-id"),
+        (entra(tenant="42"), "--tenant-id '42': the Microsoft Entra tenant's id, a GUID"),
+        (example("github", "--tenant-id", TENANT), "--tenant-id is not read for --provider github; it is for --provider azure"),
+        (example("jenkins", "--tenant-id", TENANT), "--tenant-id is not read for --provider jenkins"),
+        (["--provider", "azure"], "--tenant-id is required with --provider azure"),
+        (example("azure", "--service-connection", f"prod={ENTRA_PROD}"), "that is a subject identifier of the Microsoft Entra issuer"),
+    ],
+)
+def test_bad_entra_flags_exit_2_naming_the_flag(argv, message, monkeypatch, capsys):
+    monkeypatch.setattr(bootstrap_ci, "_session", NoCalls)
+    assert run(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_the_vstoken_mode_is_kept_and_says_it_is_deprecated(aws, policies, monkeypatch, capsys):
+    read_only(monkeypatch, aws)
+    assert run(example("azure", *policies)) == 0
+    out = capsys.readouterr().out
+    assert f"issuer https://vstoken.dev.azure.com/{ORG_ID}" in out and "admits vstoken.dev.azure.com/" in out
+    assert "is deprecated by Azure DevOps" in out and "use --tenant-id" in out
+    assert "service connections aws-preview (preview), aws-staging (staging), aws-prod (prod)" in out
+    top = argparse.ArgumentParser()
+    command = bootstrap_ci.add_parser(top.add_subparsers())
+    text = " ".join(command.format_help().split())
+    assert "--tenant-id GUID" in text and "Microsoft Entra issuer" in text and "deprecated" in text and "vstoken" in text

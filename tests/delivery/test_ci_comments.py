@@ -5,6 +5,7 @@ PATCH its comment, Bearer); the token from CI_COMMENT_TOKEN, none with --optiona
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -137,6 +138,16 @@ def test_azure_creates_a_closed_thread_when_none_is_marked(body, token):
 
 
 @responses.activate
+def test_azure_sends_a_personal_access_token_as_basic_authentication(body, token):
+    # Azure DevOps takes a PAT as the password of Basic authentication (any user name); Jenkins holds a PAT.
+    basic = "Basic " + base64.b64encode(b":s3cret").decode()
+    responses.get(AZURE, json={"value": [], "count": 0}, match=[matchers.header_matcher({"Authorization": basic})])
+    post = responses.post(AZURE, json={"id": 31}, match=[matchers.header_matcher({"Authorization": basic})])
+    assert comment(*AZURE_ARGS, "--body", str(body), "--token-scheme", "basic") == 0
+    assert post.call_count == 1
+
+
+@responses.activate
 def test_a_refusal_is_exit_1_with_the_hosts_message(body, token, capsys):
     responses.get(f"{GITHUB}/42/comments?per_page=100", json={"message": "Resource not accessible by integration"}, status=403)
     assert comment("--host", "github", "--project", "acme/platform", "--change", "42", "--body", str(body)) == 1
@@ -164,6 +175,7 @@ def test_without_a_token_optional_says_so_and_posts_nothing_else_exit_2(body, mo
         (["--host", "gitlab", "--project", "acme/x", "--change", "0"], "--change 0: give the pull or merge request's number"),
         (["--host", "gitlab", "--project", "acme/x", "--marker", "a -- b"], "--marker 'a -- b': give a non-empty text without '--'"),
         (["--host", "gitlab", "--project", "acme/x", "--body", "/nowhere.md"], "--body /nowhere.md: cannot read it (No such file"),
+        (["--host", "github", "--project", "acme/x", "--token-scheme", "basic"], "--token-scheme basic is for --host azure"),
     ],
 )
 @responses.activate

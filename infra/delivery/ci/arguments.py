@@ -63,6 +63,12 @@ def add_arguments(
         "--marker", default=plan_diff.MARKER, help=f"finds the comment: <!-- TEXT --> at its start (default {plan_diff.MARKER})"
     )
     post.add_argument(
+        "--token-scheme",
+        default="bearer",
+        choices=comments.TOKEN_SCHEMES,
+        help="azure: how the token is sent: bearer (System.AccessToken, default) or basic (a personal access token, as Jenkins holds)",
+    )
+    post.add_argument(
         "--optional",
         action="store_true",
         help=f"without a token in {comments.TOKEN_ENV} say 'no token: not posted' and exit 0 (a fork's change), instead of exit 2",

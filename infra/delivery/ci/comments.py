@@ -14,11 +14,15 @@
   `{"value": [thread], "count": n}`, each thread with `comments`, the first being the thread's own text; one page),
   .../pull-request-threads/create (`POST .../threads`, `{"comments": [{"parentCommentId": 0, "content": text,
   "commentType": 1}], "status": ...}`), .../pull-request-thread-comments/update (`PATCH
-  .../threads/{threadId}/comments/{commentId}`, `{"content": text}`); `Authorization: Bearer <System.AccessToken>`.
+  .../threads/{threadId}/comments/{commentId}`, `{"content": text}`); `Authorization: Bearer <System.AccessToken>`
+  in a pipeline, or with `--token-scheme basic` a personal access token as `Authorization: Basic base64(":" + PAT)`
+  (https://learn.microsoft.com/azure/devops/organizations/accounts/use-personal-access-tokens-to-authenticate: a
+  PAT is the password of Basic authentication, any user name), as Jenkins holds one.
 """
 
 from __future__ import annotations
 
+import base64
 import re
 import sys
 from dataclasses import dataclass
@@ -32,6 +36,7 @@ from ml_platform.infra.delivery.ci import EXIT_DONE, EXIT_FAILED, CiInputError
 
 TOKEN_ENV = "CI_COMMENT_TOKEN"
 HOSTS = ("github", "gitlab", "azure")
+TOKEN_SCHEMES = ("bearer", "basic")
 DEFAULT_API_URL = {"github": "https://api.github.com", "gitlab": "https://gitlab.com/api/v4"}
 TIMEOUT_SECONDS = 30
 MAX_BODY = 65_000
@@ -54,19 +59,26 @@ class CommentError(Exception):
 @dataclass(frozen=True)
 class Target:
     """Where the comment goes: `host` one of HOSTS, `api_url` without a trailing slash, `project` in the host's
-    form (see _PROJECT), `change` the pull request, merge request or pull request id (1 or more)."""
+    form (see _PROJECT), `change` the pull request, merge request or pull request id (1 or more), `token_scheme`
+    how Azure DevOps takes the token (`bearer`: System.AccessToken; `basic`: a personal access token)."""
 
     host: str
     api_url: str
     project: str
     change: int
+    token_scheme: str = "bearer"
 
 
-def target(host: str, api_url: str | None, project: str, change: int) -> Target:
+def target(host: str, api_url: str | None, project: str, change: int, token_scheme: str = "bearer") -> Target:
     """A checked Target; `api_url` None takes the host's default (Azure has none: https://dev.azure.com/<org>).
-    Raises CiInputError naming --host, --api-url, --project or --change."""
+    Raises CiInputError naming --host, --api-url, --project, --change or --token-scheme (`basic` is Azure DevOps'
+    way for personal access tokens; GitHub and GitLab take theirs as they take any token)."""
     if host not in HOSTS:
         raise CiInputError(f"--host {host}: give one of {', '.join(HOSTS)}")
+    if token_scheme not in TOKEN_SCHEMES:
+        raise CiInputError(f"--token-scheme {token_scheme}: give one of {', '.join(TOKEN_SCHEMES)}")
+    if token_scheme != "bearer" and host != "azure":
+        raise CiInputError(f"--token-scheme {token_scheme} is for --host azure (a personal access token); {host} takes any token as is")
     api_url = api_url or DEFAULT_API_URL.get(host)
     if not api_url:
         raise CiInputError("--api-url: required with --host azure: the organisation's URL, e.g. https://dev.azure.com/<org>")
@@ -77,7 +89,7 @@ def target(host: str, api_url: str | None, project: str, change: int) -> Target:
         raise CiInputError(f"--project {project!r}: with --host {host} give {shape}")
     if change < 1:
         raise CiInputError(f"--change {change}: give the pull or merge request's number (1 or more)")
-    return Target(host, api_url.rstrip("/"), project, change)
+    return Target(host, api_url.rstrip("/"), project, change, token_scheme)
 
 
 def marker_line(marker: str) -> str:
@@ -207,6 +219,11 @@ class GitLab(_Host):
 
 
 class Azure(_Host):
+    def headers(self, token: str) -> dict[str, str]:
+        if self.target.token_scheme == "basic":
+            return {"Authorization": "Basic " + base64.b64encode(f":{token}".encode()).decode()}
+        return super().headers(token)
+
     @property
     def _threads(self) -> str:
         project, repository = self.target.project.split("/")
