@@ -591,9 +591,7 @@ def test_azure_serialises_stack_operations_and_never_cancels_them(azure, azure_t
 def test_jenkins_locks_each_stack_and_never_aborts_a_build():
     text = JENKINSFILE.read_text()
     assert jenkins_serialisation_problems(text) == []
-    broken = text.replace(
-        "buildDiscarder(", "disableConcurrentBuilds(abortPrevious: true)\n        buildDiscarder("
-    ).replace(
+    broken = text.replace("buildDiscarder(", "disableConcurrentBuilds(abortPrevious: true)\n        buildDiscarder(").replace(
         "deployUnlessSuperseded('prod', env.AWS_PROD_ROLE_ARN)",
         "withAws(env.AWS_PROD_ROLE_ARN, '$PY -m infra ci deploy --stack prod')",
     )
