@@ -7,6 +7,8 @@ else (the modules, the pure functions they are built from) is internal and may c
 - Network (NetworkArgs): a VPC with public and private subnets across zones, NAT, the S3 endpoint, flow logs.
 - KmsKey (KmsKeyArgs): a customer-managed key with rotation and an alias.
 - ContainerRegistry (ContainerRegistryArgs): ECR repositories with immutable tags, scanning and lifecycle rules.
+- RegistryScanning (RegistryScanningArgs): the account's ECR enhanced scanning (Amazon Inspector) in a region, with
+  Inspector's rescan durations; retained when destroyed.
 - ModelStore (ModelStoreArgs): the S3 bucket of model artifacts (versioned, SSE-KMS, TLS only).
 - EksCluster (EksClusterArgs): the control plane, access entries, bootstrap add-ons and a Kubernetes provider.
 - NodePool (NodePoolArgs): one managed node group with its launch template.
@@ -43,6 +45,8 @@ _MODULES = {
     "KmsKeyArgs": "kms",
     "ContainerRegistry": "registry",
     "ContainerRegistryArgs": "registry",
+    "RegistryScanning": "registry_scanning",
+    "RegistryScanningArgs": "registry_scanning",
     "ModelStore": "model_store",
     "ModelStoreArgs": "model_store",
     "SageMakerMlflow": "sagemaker_mlflow",

@@ -13,7 +13,7 @@ import argparse
 import json
 import os
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import boto3
@@ -21,7 +21,19 @@ import pulumi
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ml_platform.infra import coldstart, config, models, program
-from ml_platform.infra.delivery import aws_errors, backend, bootstrap_ci, cleanup, cost, diff, doctor, preview, pulumi_cli, reproduce
+from ml_platform.infra.delivery import (
+    aws_errors,
+    backend,
+    bootstrap_ci,
+    cleanup,
+    cost,
+    diff,
+    doctor,
+    preview,
+    pulumi_cli,
+    reproduce,
+    vulnerabilities,
+)
 from ml_platform.infra.delivery.ci import CiInputError, comments, plan_diff, steps
 from ml_platform.infra.delivery.ci import arguments as ci_arguments
 from ml_platform.infra.model_registry import commands as registry_commands
@@ -139,6 +151,31 @@ def _doctor(args: argparse.Namespace) -> int:
     failed = [c for c in checks if not c.ok]
     print(f"\n{len(checks) - len(failed)} passed, {len(failed)} failed")
     return 1 if failed else 0
+
+
+def _images_check(args: argparse.Namespace) -> int:
+    try:
+        today = date.fromisoformat(args.today) if args.today else None
+    except ValueError:
+        raise CommandError(f"--today {args.today}: give a date, YYYY-MM-DD") from None
+    return _vulnerability_gate(args.stack, args.project_dir, today=today)
+
+
+def _vulnerability_gate(stack: str, project_dir: str, plan: offline_plan.Plan | None = None, today: date | None = None) -> int:
+    """The vulnerability gate of `stack` (infra/delivery/vulnerabilities.py) on its offline plan's images, in the account
+    the caller's credentials reach: 0 passed, 3 refused."""
+    plan = plan or _planned(stack, project_dir)
+    cfg, _ = _read_config(stack, project_dir)
+    session = _session()
+    account = session.client("sts", region_name=cfg.region).get_caller_identity()["Account"]
+    images = vulnerabilities.stack_images(plan.outputs, account)
+    print(f"vulnerability gate of stack '{stack}' (account {account}, threshold {cfg.vulnerabilities.threshold}):")
+    clients: dict[str, object] = {}
+
+    def ecr(region: str):
+        return clients.setdefault(region, session.client("ecr", region_name=region))
+
+    return vulnerabilities.check(cfg, images, ecr, today or datetime.now(UTC).date())
 
 
 def _cleanup(args: argparse.Namespace) -> int:
@@ -268,6 +305,9 @@ def _preview_create(args: argparse.Namespace) -> int:
     if args.offline:
         print(f"\noffline: checked only. Deploy with: pulumi up --stack {stack} --policy-pack policy")
         return 0
+    refused = _vulnerability_gate(stack, args.project_dir, plan)
+    if refused:
+        return refused
     print(f"\ndeploying {stack} (pulumi up with the policy pack)...")
     try:
         preview.deploy(project, stack, args.secrets_provider, project / "policy")
@@ -401,6 +441,20 @@ def parser() -> argparse.ArgumentParser:
     _stack_arguments(check)
     check.add_argument("--backend-bucket", help="state bucket to check")
     check.set_defaults(handler=_doctor)
+
+    images = commands.add_parser("images", help="the stack's images: check them against their scan findings")
+    image_actions = images.add_subparsers(dest="action", required=True, metavar="ACTION")
+    gate = image_actions.add_parser(
+        "check",
+        help="the vulnerability gate: every image the stack runs, resolved to its digest, judged by its ECR scan findings",
+        description="Resolve every image the stack will run (models, loader, platform and chart images, from its offline "
+        "plan) to its ECR digest, read its scan findings, and refuse (exit 3) an active finding at or above "
+        "vulnerabilities.threshold that no unexpired vulnerabilities.allow entry covers, an expired entry, and, as "
+        "configured, images not scanned or outside ECR.",
+    )
+    _stack_arguments(gate)
+    gate.add_argument("--today", help="judge allow-list expiry on this date (YYYY-MM-DD) instead of today (UTC)")
+    gate.set_defaults(handler=_images_check)
 
     clean = commands.add_parser(
         "cleanup",

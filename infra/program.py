@@ -25,6 +25,7 @@ from ml_platform.components.network import Network, NetworkArgs
 from ml_platform.components.node_pool import NodePool, NodePoolArgs
 from ml_platform.components.preview_namespace import PreviewNamespace, PreviewNamespaceArgs
 from ml_platform.components.registry import ContainerRegistry, ContainerRegistryArgs, PullThroughCache
+from ml_platform.components.registry_scanning import RegistryScanning, RegistryScanningArgs
 from ml_platform.components.resources import PROMETHEUS_CPU, SMALL, STANDARD, sized
 from ml_platform.components.scheduling import POOL_LABEL
 from ml_platform.components.serving_platform import ServingPlatform, ServingPlatformArgs
@@ -414,6 +415,18 @@ def build(cfg: config.StackConfig) -> None:
         ),
         opts=aliases.options("registry"),
     )
+    scanning = cfg.vulnerabilities.registryScanning
+    if scanning is not None:
+        RegistryScanning(
+            "registry-scanning",
+            RegistryScanningArgs(
+                repository_filters=tuple(scanning.repositoryFilters),
+                rescan_duration=scanning.rescanDuration,
+                pull_date_rescan_duration=scanning.pullDateRescanDuration,
+                pull_date_rescan_mode=scanning.pullDateRescanMode,
+                region=cfg.region,
+            ),
+        )
 
     bucket_name = model_store_bucket(cfg.stack, identity.account_id)
     store = ModelStore(
@@ -531,10 +544,22 @@ def build(cfg: config.StackConfig) -> None:
         "charts": chart_images,
         "loader": models.image_reference(cfg.serving.loaderImage, ecr_host, prefix),
         "models": {name: models.image_reference(model.image, ecr_host, prefix) for name, model in sorted(cfg.models.items())},
+        "platform": platform_images(cfg, ecr_host),
     }
     pulumi.export("versions", pinned)
     if cfg.preview is not None:
         export_preview(cfg.preview)
+
+
+def platform_images(cfg: config.StackConfig, ecr_host: str) -> dict[str, str]:
+    """The platform's own images the stack runs, by role: the self-hosted registry server's, and the monitoring image
+    (capture proxy, drift and running-images jobs) where set."""
+    found = {}
+    if registry_server.declares_server(cfg) and cfg.modelRegistry.mode == "selfHosted":
+        found["registry-server"] = models.image_reference(cfg.modelRegistry.selfHosted.image, ecr_host, cfg.image_registry_prefix)
+    if cfg.serving.monitoringImage is not None:
+        found["monitoring"] = models.image_reference(cfg.serving.monitoringImage, ecr_host, cfg.image_registry_prefix)
+    return found
 
 
 def build_namespace_preview(cfg: config.StackConfig, preview: config.PreviewConfig) -> None:

@@ -8,6 +8,7 @@ plan.json. Property names are Pulumi's wire names (camelCase), which both source
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ PRIVATE_SUBNET_TAG = "kubernetes.io/role/internal-elb"
 CONTROL_PLANE_LOG_TYPES = {"api", "audit", "authenticator", "controllerManager", "scheduler"}
 
 ECR_REPOSITORY = "aws:ecr/repository:Repository"
+ECR_REGISTRY_SCANNING = "aws:ecr/registryScanningConfiguration:RegistryScanningConfiguration"
 S3_PUBLIC_ACCESS_BLOCK = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
 S3_ENCRYPTION = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
 S3_VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
@@ -100,11 +102,41 @@ def _ecr_hardened(stack: StackView) -> list[str]:
         props = repo.props
         if props.get("imageTagMutability") != "IMMUTABLE":
             problems.append(f"{repo.name}: image tags must be IMMUTABLE")
-        if not (props.get("imageScanningConfiguration") or {}).get("scanOnPush"):
-            problems.append(f"{repo.name}: scan on push must be on")
         encryption = props.get("encryptionConfigurations") or [{}]
         if encryption[0].get("encryptionType") != "KMS":
             problems.append(f"{repo.name}: images must be encrypted with KMS")
+    return problems
+
+
+def ecr_wildcard_match(pattern: str, name: str) -> bool:
+    """ECR's WILDCARD repository filter: `*` stands for any characters, `/` included."""
+    return re.fullmatch(".*".join(re.escape(part) for part in pattern.split("*")), name) is not None
+
+
+def _ecr_registry_scanning(stack: StackView) -> list[str]:
+    """Scanning is the registry's (ECR keeps one configuration per account and region; the repository-level scan on
+    push "is being deprecated, in favor of specifying the image scanning configuration at the registry level", ECR
+    API reference, PutImageScanningConfiguration): a stack that declares it scans ENHANCED (Amazon Inspector),
+    continuously, with filters covering every repository it creates (retained when destroyed: CrossGuard does not
+    see retainOnDelete, the unit tests check it). A stack that does not declare it leaves the check to `doctor`,
+    which reads the account's."""
+    problems = []
+    repositories = [str(repo.props.get("name") or repo.name) for repo in stack.of_type(ECR_REPOSITORY)]
+    for scanning in stack.of_type(ECR_REGISTRY_SCANNING):
+        props = scanning.props
+        if props.get("scanType") != "ENHANCED":
+            problems.append(f"{scanning.name}: scanType must be ENHANCED (Amazon Inspector), not {props.get('scanType')}")
+        continuous = [
+            f.get("filter", "")
+            for rule in props.get("rules") or []
+            if rule.get("scanFrequency") == "CONTINUOUS_SCAN"
+            for f in rule.get("repositoryFilters") or []
+        ]
+        if not continuous:
+            problems.append(f"{scanning.name}: needs a CONTINUOUS_SCAN rule (scan on push alone never rescans)")
+        for name in repositories:
+            if continuous and not any(ecr_wildcard_match(pattern, name) for pattern in continuous):
+                problems.append(f"{scanning.name}: repository {name} matches no continuous scanning filter, so it is not scanned")
     return problems
 
 
@@ -248,7 +280,12 @@ def _prod_protected(stack: StackView) -> list[str]:
 
 
 POLICIES: tuple[Policy, ...] = (
-    Policy("ecr-immutable-scanned-kms", "ECR repositories use immutable tags, scan on push and KMS encryption.", _ecr_hardened),
+    Policy("ecr-immutable-kms", "ECR repositories use immutable tags and KMS encryption.", _ecr_hardened),
+    Policy(
+        "ecr-registry-scanning",
+        "The registry's scanning, where a stack declares it, is ENHANCED and continuous over every repository.",
+        _ecr_registry_scanning,
+    ),
     Policy("eks-secrets-encrypted", "EKS clusters encrypt Kubernetes secrets with a KMS key.", _eks_secrets_encrypted),
     Policy("eks-control-plane-logging", "EKS clusters send all five control-plane log types to CloudWatch.", _eks_logging),
     Policy("eks-endpoint-access", "EKS API: private endpoint on; public endpoint only from listed CIDRs, never in prod.", _eks_endpoint),

@@ -47,6 +47,7 @@ from ml_platform.infra.config.registries import ModelStoreConfig, PullThroughCac
 from ml_platform.infra.config.rendering import _describe_all
 from ml_platform.infra.config.serving import ServingConfig
 from ml_platform.infra.config.stack import StackConfig
+from ml_platform.infra.config.vulnerabilities import AllowEntry, RegistryScanning, VulnerabilitiesConfig
 
 # Config namespaces the program reads (its own, and those of the providers and Pulumi settings it uses).
 CONFIG_NAMESPACES = (PROJECT, "aws", "kubernetes", "random", "pulumi")
@@ -63,6 +64,7 @@ OBJECT_KEYS = (
     "serving",
     "monitoring",
     "pins",
+    "vulnerabilities",
     "preview",
 )
 SCALAR_KEYS = ("environment", "protectStatefulResources", "ephemeral")
@@ -202,6 +204,7 @@ __all__ = [
     "RESERVED_NAMESPACES",
     "SCALAR_KEYS",
     "AdminAccess",
+    "AllowEntry",
     "Capture",
     "ClusterConfig",
     "ConfigError",
@@ -219,7 +222,9 @@ __all__ = [
     "PreviewConfig",
     "PullThroughCacheRule",
     "RegistriesConfig",
+    "RegistryScanning",
     "ServingConfig",
     "StackConfig",
+    "VulnerabilitiesConfig",
     "parse",
 ]

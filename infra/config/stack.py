@@ -19,6 +19,7 @@ from ml_platform.infra.config.pools import NodePoolConfig
 from ml_platform.infra.config.preview import PreviewConfig
 from ml_platform.infra.config.registries import ModelStoreConfig, PullThroughCacheRule, RegistriesConfig
 from ml_platform.infra.config.serving import ServingConfig
+from ml_platform.infra.config.vulnerabilities import VulnerabilitiesConfig
 
 
 class StackConfig(_Model):
@@ -49,6 +50,7 @@ class StackConfig(_Model):
     serving: ServingConfig = ServingConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
     pins: PinsConfig = PinsConfig()
+    vulnerabilities: VulnerabilitiesConfig = VulnerabilitiesConfig()
     preview: PreviewConfig | None = None
     """Set on pull-request preview stacks only."""
 
@@ -61,6 +63,11 @@ class StackConfig(_Model):
     def image_registry_prefix(self) -> str:
         """Prefix of the repositories the models' platform images come from."""
         return self.registry_prefix if self.serving.imageRegistryPrefix is None else self.serving.imageRegistryPrefix
+
+    @property
+    def unscanned_verdict(self) -> str:
+        """The gate's verdict on an ECR image without scan results: `vulnerabilities.unscanned`, else fail in prod."""
+        return self.vulnerabilities.unscanned or ("fail" if self.environment == "prod" else "warn")
 
     @property
     def prometheus_retention(self) -> str:

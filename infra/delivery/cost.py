@@ -142,6 +142,16 @@ def estimate(resources: list[Mapping[str, Any]], log_gb_per_day: float = 5.0) ->
                 "capture.retentionDays; one PUT per pod per minute at most); the proxy's CPU and memory are in the pods' requests",
             )
         )
+    if _of_type(resources, "aws:ecr/registryScanningConfiguration:RegistryScanningConfiguration"):
+        items.append(
+            Item(
+                "ECR enhanced scanning (Amazon Inspector, the account's)",
+                0.0,
+                0.0,
+                f"per use, not in the totals: ${prices.INSPECTOR_ECR_INITIAL_SCAN:.2f} per image pushed, "
+                f"${prices.INSPECTOR_ECR_RESCAN:.2f} per rescan (each new vulnerability affecting an image within its rescan duration)",
+            )
+        )
     keys = len(_of_type(resources, "aws:kms/key:Key"))
     items.append(Item(f"KMS keys ({keys})", keys * prices.KMS_KEY_PER_MONTH, keys * prices.KMS_KEY_PER_MONTH))
     if _of_type(resources, "aws:cloudwatch/logGroup:LogGroup"):

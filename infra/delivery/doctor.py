@@ -1,7 +1,9 @@
 """`python -m infra doctor`: a preflight before `pulumi up`. No example values left in the stack file,
 credentials and account, an existing VPC's subnets, zones and routes (network.vpcId), each GPU instance
 type the stack may launch offered in its zones, the account's GPU
-vCPU quotas against what the pools may run, and the state backend bucket. Prints a pass/fail report."""
+vCPU quotas against what the pools may run, the registry's scanning (ECR enhanced scanning over the stack's
+repositories, Inspector's rescan durations where the stack owns it), and the state backend bucket. Prints a
+pass/fail report."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from ml_platform.components import instance_types
 from ml_platform.infra import config, existing_network
 from ml_platform.infra.delivery.aws_errors import explain
 from ml_platform.infra.placeholders import Placeholder
+from ml_platform.policy.rules import ecr_wildcard_match
 
 # EC2 vCPU quotas (Service Quotas, service code ec2) for the GPU instance classes.
 QUOTAS = {
@@ -149,10 +152,64 @@ def run(session, cfg: config.StackConfig, backend_bucket: str | None = None, exa
             )
         )
 
+    checks += scanning_checks(session, cfg)
     if backend_bucket:
         try:
             session.client("s3", region_name=cfg.region).head_bucket(Bucket=backend_bucket)
             checks.append(Check("state backend", True, f"s3://{backend_bucket} is reachable"))
         except ClientError as err:
             checks.append(Check("state backend", False, f"s3://{backend_bucket}: {err.response['Error']['Code']} (run bootstrap-backend)"))
+    return checks
+
+
+def scanning_checks(session, cfg: config.StackConfig) -> list[Check]:
+    """The account's ECR scanning in the stack's region (ecr GetRegistryScanningConfiguration): ENHANCED, with a
+    CONTINUOUS_SCAN filter over every repository of the stack, else the gate has no findings to read. The owner
+    (`vulnerabilities.registryScanning`) passes before its first `pulumi up`, which turns it on, and also has
+    Inspector's rescan durations compared with its settings (inspector2 GetConfiguration)."""
+    owned = cfg.vulnerabilities.registryScanning
+    ecr = session.client("ecr", region_name=cfg.region)
+    try:
+        scanning = ecr.get_registry_scanning_configuration()["scanningConfiguration"]
+    except ClientError as err:
+        return [Check("registry scanning", False, f"cannot read the registry's scanning configuration: {explain(err)}")]
+    filters = [
+        f["filter"]
+        for rule in scanning.get("rules", [])
+        if rule.get("scanFrequency") == "CONTINUOUS_SCAN"
+        for f in rule.get("repositoryFilters", [])
+    ]
+    repositories = [f"{cfg.registry_prefix}/{r}" if cfg.registry_prefix else r for r in cfg.registries.repositories]
+    unscanned = [r for r in repositories if not any(ecr_wildcard_match(f, r) for f in filters)]
+    if scanning.get("scanType") == "ENHANCED" and not unscanned:
+        check = Check(
+            "registry scanning", True, f"ENHANCED, continuous over {', '.join(filters)}" + (" (this stack owns it)" if owned else "")
+        )
+    elif owned:
+        check = Check("registry scanning", True, f"{scanning.get('scanType')} now; this stack declares ENHANCED, which pulumi up sets")
+    else:
+        what = "BASIC" if scanning.get("scanType") != "ENHANCED" else f"ENHANCED, but no continuous filter matches {', '.join(unscanned)}"
+        check = Check(
+            "registry scanning",
+            False,
+            f"{what}: the vulnerability gate finds no results; declare vulnerabilities.registryScanning in the one stack that "
+            "owns this account's scanning (README, 'Vulnerabilities')",
+        )
+    checks = [check]
+    if owned is not None:
+        try:
+            state = session.client("inspector2", region_name=cfg.region).get_configuration()["ecrConfiguration"]["rescanDurationState"]
+        except (ClientError, KeyError) as err:
+            detail = explain(err) if isinstance(err, ClientError) else "no ECR configuration yet"
+            return [*checks, Check("inspector rescan durations", True, f"not set yet ({detail}); pulumi up sets them")]
+        wanted = {k: getattr(owned, k) for k in ("rescanDuration", "pullDateRescanDuration", "pullDateRescanMode")}
+        differing = {k: state.get(k) for k, v in wanted.items() if state.get(k) != v}
+        detail = ", ".join(f"{k} {v}" for k, v in wanted.items())
+        checks.append(
+            Check(
+                "inspector rescan durations",
+                True,
+                detail if not differing else f"now {differing}; pulumi up sets {detail}",
+            )
+        )
     return checks

@@ -11,6 +11,11 @@ Compiled 2026-11-23 from:
 - Services: AWS price lists for us-west-2 as quoted by public cost write-ups checked 2026-09/10 (EKS,
   NAT, ALB, EBS gp3, S3, CloudWatch Logs, KMS, interface endpoints, public IPv4).
 
+- Amazon Inspector, ECR container image scanning (enhanced scanning): $0.09 per image's initial scan, $0.01 per
+  rescan (https://aws.amazon.com/inspector/pricing/, as quoted by third-party documentation 2026; AWS's page renders
+  its figures with JavaScript and no stored copy held them: re-check there). Billed per use (usage types
+  ECR_INITIAL_SCAN and ECR_RESCAN, inspector2 ListUsageTotals), so `cost` states it per unit.
+
 Estimates, not a bill: data transfer, NAT and ALB per-GB/LCU charges, and request costs are left out.
 Instance types missing here are priced from the nearest listed size of the same family, by vCPU.
 """
@@ -56,6 +61,8 @@ GP3_PER_GB_MONTH = 0.08
 S3_PER_GB_MONTH = 0.023
 LOGS_INGESTION_PER_GB = 0.50
 KMS_KEY_PER_MONTH = 1.00
+INSPECTOR_ECR_INITIAL_SCAN = 0.09
+INSPECTOR_ECR_RESCAN = 0.01
 
 
 def on_demand(instance_type: str) -> tuple[float, int]:

@@ -38,8 +38,24 @@ def set_path(path: str, value):
 
 
 BREAKS = [
-    ("ecr-immutable-scanned-kms", "dev", rules.ECR_REPOSITORY, set_path("imageTagMutability", "MUTABLE"), None, None),
-    ("ecr-immutable-scanned-kms", "dev", rules.ECR_REPOSITORY, set_path("imageScanningConfiguration.scanOnPush", False), None, None),
+    ("ecr-immutable-kms", "dev", rules.ECR_REPOSITORY, set_path("imageTagMutability", "MUTABLE"), None, None),
+    ("ecr-registry-scanning", "prod", rules.ECR_REGISTRY_SCANNING, set_path("scanType", "BASIC"), None, None),
+    (
+        "ecr-registry-scanning",
+        "prod",
+        rules.ECR_REGISTRY_SCANNING,
+        set_path("rules", [{"scanFrequency": "SCAN_ON_PUSH", "repositoryFilters": [{"filter": "*", "filterType": "WILDCARD"}]}]),
+        None,
+        None,
+    ),
+    (
+        "ecr-registry-scanning",
+        "prod",
+        rules.ECR_REGISTRY_SCANNING,
+        set_path("rules", [{"scanFrequency": "CONTINUOUS_SCAN", "repositoryFilters": [{"filter": "staging/*", "filterType": "WILDCARD"}]}]),
+        None,
+        None,
+    ),
     ("eks-secrets-encrypted", "dev", rules.EKS_CLUSTER, set_path("encryptionConfig.resources", []), None, None),
     ("eks-control-plane-logging", "dev", rules.EKS_CLUSTER, set_path("enabledClusterLogTypes", ["api"]), None, None),
     ("eks-endpoint-access", "dev", rules.EKS_CLUSTER, set_path("vpcConfig.publicAccessCidrs", ["0.0.0.0/0"]), None, None),

@@ -15,6 +15,8 @@ import pytest
 import requests
 from moto.server import ThreadedMotoServer
 
+from ml_platform.infra import cli
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -89,3 +91,22 @@ def pulumi(tmp_path, monkeypatch):
     fake = FakePulumi(tmp_path / "pulumi-state.json")
     fake.seed({})
     return fake
+
+
+@pytest.fixture
+def gate(monkeypatch):
+    """The vulnerability gate stood in for (its own tests, test_vulnerabilities.py, run it against ECR's model):
+    records the stacks it judged and returns `gate.status` (0: passed; 3: refused)."""
+
+    class Gate:
+        status = 0
+        stacks: list[str] = []
+
+        def __call__(self, stack, project_dir, plan=None, today=None):
+            self.stacks.append(stack)
+            return self.status
+
+    stand_in = Gate()
+    stand_in.stacks = []
+    monkeypatch.setattr(cli, "_vulnerability_gate", stand_in)
+    return stand_in

@@ -187,17 +187,17 @@ def test_deploy_runs_plan_doctor_models_then_pulumi_up_in_order(project, pulumi)
     pulumi.seed({"staging": {"outputs": {}, "lastUpdate": None}})
     run = Recorder()
     assert steps.deploy(project, "staging", run) == 0
-    assert run.commands == ["plan", "doctor", "models verify", "models sync"]
+    assert run.commands == ["plan", "doctor", "models verify", "images check", "models sync"]
     assert all(argv[-4:] == ["--stack", "staging", "--project-dir", str(project)] for argv in run.calls)
     assert pulumi.calls == [["up", "--stack", "staging", "--policy-pack", "policy", "--yes", "--skip-preview=false"]]
     assert pulumi.stacks["staging"]["outputs"]["environment"] == "staging", "the stand-in's up ran the program"
 
 
-@pytest.mark.parametrize("failing", ["plan", "doctor", "models verify", "models sync"])
+@pytest.mark.parametrize("failing", ["plan", "doctor", "models verify", "images check", "models sync"])
 def test_deploy_stops_at_the_first_failure(project, pulumi, capsys, failing):
     run = Recorder(fail=failing)
     assert steps.deploy(project, "staging", run) == 1
-    order = ["plan", "doctor", "models verify", "models sync"]
+    order = ["plan", "doctor", "models verify", "images check", "models sync"]
     assert run.commands == order[: order.index(failing) + 1]
     assert pulumi.calls == [], "no pulumi up after a failed step"
     assert "failed (exit 1)" in capsys.readouterr().out
@@ -208,7 +208,7 @@ def test_deploy_through_the_command_line_stops_at_doctor_without_credentials(pro
     assert cli.main(["ci", "deploy", "--stack", "dev", "--project-dir", str(project)]) == 1
     out = capsys.readouterr().out
     assert "==> offline plan of dev" in out and "==> doctor (preflight) of dev" in out
-    assert "doctor (preflight) of dev failed (exit 1); not run: models verify of dev, models sync of dev" in out
+    assert "doctor (preflight) of dev failed (exit 1); not run: models verify of dev, vulnerability gate of dev, models sync of dev" in out
     assert pulumi.calls == []
 
 
@@ -238,7 +238,7 @@ def test_the_preview_stack_follows_the_event_and_labels(project, event, labels, 
     assert [a for a in argv if a not in ("--project-dir", str(project))] == expected
 
 
-def test_a_preview_stack_is_created_then_removed_through_the_stand_in(project, pulumi, capsys):
+def test_a_preview_stack_is_created_then_removed_through_the_stand_in(project, pulumi, gate, capsys):
     where = ["--project-dir", str(project)]
     secrets = "awskms://alias/x?region=us-west-2"
     argv = ["ci", "preview-stack", "--change", "12", "--event", "open", "--labels", "preview", "--secrets-provider", secrets, *where]
@@ -268,7 +268,7 @@ def test_sweep_passes_apply_on(project):
     assert [argv[-1] for argv in run.calls] == [str(project), "--apply"]
 
 
-def test_reproduce_writes_plans_and_deploys_the_copy_with_models_sync_beside_it(project, pulumi, plans, capfd):
+def test_reproduce_writes_plans_and_deploys_the_copy_with_models_sync_beside_it(project, pulumi, plans, gate, capfd):
     pulumi.seed({"staging": {"outputs": plans["staging"].outputs, "lastUpdate": "2026-11-23T10:00:00.000Z"}})
     where = ["--project-dir", str(project)]
     assert cli.main(["ci", "reproduce", "--as", "repro-1", *where]) == 0
@@ -283,6 +283,7 @@ def test_reproduce_writes_plans_and_deploys_the_copy_with_models_sync_beside_it(
     assert pulumi.stacks["repro-2"]["outputs"]["clusterName"] == "ml-platform-repro-2"
     out = capfd.readouterr().out  # models sync ran in its own process
     assert "stack 'repro-2' has no model with source.registry: nothing to sync" in out and "repro-2 is up" in out
+    assert gate.stacks == ["repro-2"], "the copy's images were judged before its up (and the plan-only copy's were not)"
 
 
 @pytest.mark.parametrize(

@@ -66,3 +66,12 @@ def test_a_billed_resource_without_a_price_is_listed_as_not_priced(plans):
     for name in ("Aurora Serverless v2 instances (2)", "Aurora storage (1)", "Aurora migration snapshots (1)"):
         assert items[name].note.startswith("not priced:") and items[name].floor == items[name].ceiling == 0, name
     assert not [i for i in cost.estimate(plans["dev"].resources) if i.name.startswith("Aurora")]
+
+
+def test_the_scanning_owner_lists_inspectors_price_per_use(plans):
+    owner = {i.name: i for i in cost.estimate(plans["prod"].resources)}
+    scanning = owner["ECR enhanced scanning (Amazon Inspector, the account's)"]
+    assert (scanning.floor, scanning.ceiling) == (0.0, 0.0), "billed per use: not in the totals"
+    assert f"${prices.INSPECTOR_ECR_INITIAL_SCAN:.2f} per image pushed" in scanning.note
+    assert f"${prices.INSPECTOR_ECR_RESCAN:.2f} per rescan" in scanning.note
+    assert not [i for i in cost.estimate(plans["staging"].resources) if "Inspector" in i.name], "staging does not own it"

@@ -51,10 +51,37 @@ def test_dev_needs_spot_g_quota_and_passes_with_enough(aws):
     cfg = stack("dev")
     assert doctor.needed_vcpus(cfg, aws.client("ec2")) == {("G", "spot"): 64, ("G", "on-demand"): 32}
     aws.client("s3").create_bucket(Bucket="state", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    enhanced(aws, "*")
     checks = doctor.run(Session(aws, {"L-DB2E81BA": 64, "L-3819A6DF": 128}), cfg, backend_bucket="state")
     assert all(c.ok for c in checks), [c.line() for c in checks]
     names = [c.name for c in checks]
     assert names[:2] == ["placeholders", "credentials"] and "gpu offerings of pool gpu" in names and "state backend" in names
+
+
+def enhanced(aws, *filters: str) -> None:
+    aws.client("ecr").put_registry_scanning_configuration(
+        scanType="ENHANCED",
+        rules=[{"scanFrequency": "CONTINUOUS_SCAN", "repositoryFilters": [{"filter": f, "filterType": "WILDCARD"} for f in filters]}],
+    )
+
+
+def test_a_stack_whose_repositories_the_account_does_not_scan_fails(aws):
+    checks = {c.name: c for c in doctor.scanning_checks(aws, stack("dev"))}
+    assert not checks["registry scanning"].ok and checks["registry scanning"].detail.startswith("BASIC: the vulnerability gate finds")
+    enhanced(aws, "prod/*")
+    checks = {c.name: c for c in doctor.scanning_checks(aws, stack("dev"))}
+    assert (
+        not checks["registry scanning"].ok
+        and "ENHANCED, but no continuous filter matches dev/serving/vllm, dev/serving/triton" in checks["registry scanning"].detail
+    )
+    enhanced(aws, "prod/*", "dev/*")
+    assert [c.ok for c in doctor.scanning_checks(aws, stack("dev"))] == [True]
+
+
+def test_the_owner_passes_before_its_first_up_and_compares_the_rescan_durations(aws):
+    (scanning, rescan) = doctor.scanning_checks(aws, stack("prod"))
+    assert scanning.ok and "BASIC now; this stack declares ENHANCED, which pulumi up sets" in scanning.detail
+    assert rescan.ok and rescan.detail.startswith("not set yet"), "moto has no inspector2 GetConfiguration: said, not hidden"
 
 
 def test_a_low_quota_and_a_missing_bucket_fail_with_the_fix(aws):

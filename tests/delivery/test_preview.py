@@ -167,13 +167,14 @@ def test_the_template_is_not_a_stack(project, capsys):
     assert "pr" not in stack_files.stack_names(project)
 
 
-def test_create_makes_the_stack_and_deploys_it_with_the_policy_pack(project, pulumi):
+def test_create_makes_the_stack_and_deploys_it_with_the_policy_pack(project, pulumi, gate):
     provider = "awskms://alias/pulumi-secrets?region=us-west-2"
     assert create(project, "--pr", "12", "--secrets-provider", provider) == 0
     assert ["stack", "select", "--create", "pr-12", "--secrets-provider", provider] in pulumi.calls
     assert ["up", "--yes", "--stack", "pr-12", "--policy-pack", str(project / "policy")] in pulumi.calls
     assert pulumi.stacks["pr-12"]["outputs"]["preview"]["expiresAt"] == "2026-11-26T10:00:00Z"
     assert pulumi.stacks["pr-12"]["outputs"]["namespace"] == "pr-12"
+    assert gate.stacks == ["pr-12"], "the vulnerability gate judged the preview's images before its up"
 
     # a push a day later updates it and keeps its expiry; --extend restarts the clock
     later = ["--pr", "12"]
@@ -183,7 +184,13 @@ def test_create_makes_the_stack_and_deploys_it_with_the_policy_pack(project, pul
     assert pulumi.stacks["pr-12"]["outputs"]["preview"]["expiresAt"] == "2026-11-27T10:00:00Z"
 
 
-def test_a_failed_up_fails_the_command(project, pulumi, monkeypatch, capsys):
+def test_a_refusing_vulnerability_gate_stops_the_create_before_any_up(project, pulumi, gate):
+    gate.status = 3
+    assert create(project, "--pr", "12") == 3
+    assert not [c for c in pulumi.calls if c[0] == "up"] and gate.stacks == ["pr-12"]
+
+
+def test_a_failed_up_fails_the_command(project, pulumi, gate, monkeypatch, capsys):
     monkeypatch.setenv("FAKE_PULUMI_FAIL", "up")
     assert create(project, "--pr", "12") == 1
     assert "`pulumi up --yes --stack pr-12" in capsys.readouterr().err
@@ -201,7 +208,7 @@ def test_destroy_of_a_missing_preview_is_a_no_op(project, pulumi, capsys):
     assert not [c for c in pulumi.calls if c[0] == "destroy"]
 
 
-def test_destroy_removes_the_stack_and_its_file(project, pulumi):
+def test_destroy_removes_the_stack_and_its_file(project, pulumi, gate):
     assert create(project, "--pr", "12") == 0
     assert cli.main(["preview-stack", "destroy", "--pr", "12", "--project-dir", str(project)]) == 0
     assert ["destroy", "--yes", "--stack", "pr-12"] in pulumi.calls and ["stack", "rm", "--yes", "pr-12"] in pulumi.calls

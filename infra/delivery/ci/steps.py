@@ -101,7 +101,8 @@ def preview(project_dir: Path, stack: str, run: Run, markdown_path: Path | None 
 
 def deploy(project_dir: Path, stack: str, run: Run) -> int:
     """In order, stopping at the first failure: offline plan (config, policy pack, controllers, capacity), doctor
-    (AWS preflight), models verify, models sync (registry models; nothing to do without them), then
+    (AWS preflight), models verify, the vulnerability gate (`images check`), models sync (registry models; nothing to
+    do without them), then
     `pulumi up --stack <stack> --policy-pack policy --yes --skip-preview=false`, streaming Pulumi's progress."""
     check_stack(project_dir, stack)
     where = ["--stack", stack, "--project-dir", str(project_dir)]
@@ -109,6 +110,7 @@ def deploy(project_dir: Path, stack: str, run: Run) -> int:
         (f"offline plan of {stack}", ["plan", *where]),
         (f"doctor (preflight) of {stack}", ["doctor", *where]),
         (f"models verify of {stack}", ["models", "verify", *where]),
+        (f"vulnerability gate of {stack}", ["images", "check", *where]),
         (f"models sync of {stack}", ["models", "sync", *where]),
     ]
     if _in_order(parts, run):
@@ -166,7 +168,8 @@ def reproduce_copy(
 ) -> int:
     """Write Pulumi.<name>.yaml as a copy of `source` (`reproduce`) and plan it offline; with `deploy`, create the
     stack and `pulumi up` it with the policy pack while `models sync --wait-for-store SYNC_WAIT_SECONDS` copies the
-    registry models into its store as soon as that up has made it (the sync is stopped when the up fails)."""
+    registry models into its store as soon as that up has made it (the sync is stopped when the up fails), after the
+    vulnerability gate has passed the copy's images."""
     try:
         reproduce.check_name(name)
     except reproduce.ReproduceError as err:
@@ -179,6 +182,8 @@ def reproduce_copy(
         (f"reproduce {source} as {name}", ["reproduce", "--from", source, "--as", name, "--project-dir", str(project_dir)]),
         (f"offline plan of {name}", ["plan", "--stack", name, "--project-dir", str(project_dir)]),
     ]
+    if deploy:
+        parts.append((f"vulnerability gate of {name}", ["images", "check", "--stack", name, "--project-dir", str(project_dir)]))
     if _in_order(parts, run):
         return EXIT_FAILED
     return _deploy_copy(project_dir, name, secrets_provider) if deploy else EXIT_DONE
