@@ -48,7 +48,7 @@ _NVIDIA_FAMILIES: dict[str, tuple[str, int, bool, dict[str, int]]] = {
 # Accelerated families the platform deliberately does not schedule on: no NVIDIA device plugin serves them.
 _UNSUPPORTED_ACCELERATED = re.compile(r"^(inf\d|trn\d|dl\d|f\d|vt\d|g6f|gr6f|mac)")
 
-_FAMILY = re.compile(r"^(?P<prefix>[a-z]+)(?P<generation>\d+)(?P<suffix>[a-z-]*)$")
+_FAMILY = re.compile(r"^(?P<prefix>[a-z]+)(?P<generation>\d+)(?P<suffix>[a-z-]*)\Z")
 
 
 @functools.cache

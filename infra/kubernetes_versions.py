@@ -25,8 +25,8 @@ from ruamel.yaml.error import YAMLError
 # Kubernetes version pins a build of each.
 ADDONS = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent", "coredns", "aws-ebs-csi-driver")
 VERSIONS_FILE = Path(__file__).with_name("kubernetes-versions.yaml")
-_ADDON_BUILD = re.compile(r"^v[0-9]+\.[0-9]+\.[0-9]+-eksbuild\.[0-9]+$")
-_MINOR = re.compile(r"^1\.[0-9]+$")
+_ADDON_BUILD = re.compile(r"^v[0-9]+\.[0-9]+\.[0-9]+-eksbuild\.[0-9]+\Z")
+_MINOR = re.compile(r"^1\.[0-9]+\Z")
 
 
 def _check_source(value: str) -> str:

@@ -32,7 +32,7 @@ TRANSFER_CLIENTS = ("crt", "classic", "auto")
 ALB_SCHEMES = ("internal", "internet-facing")
 # Namespaces a model's name (its namespace) must not take: Kubernetes' own and the platform's.
 RESERVED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", "nvidia", "monitoring", "keda", "logging")
-_DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?\Z")
 
 
 @dataclass(frozen=True)

@@ -30,13 +30,13 @@ INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "sts", "logs", "ec2", "elasticloadb
 
 # An ECR registry of an account (another stack's, e.g. staging's, when a stack reproduces it).
 _ECR_HOST = re.compile(r"^[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com/")
-_ECR_NAME = re.compile(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$")
-_POOL_NAME = re.compile(r"^[a-z][a-z0-9-]{0,18}[a-z0-9]$")
-_IAM_PRINCIPAL = re.compile(r"^arn:aws(?:-cn|-us-gov)?:iam::\d{12}:(?:role|user)/[\w+=,.@/-]{1,512}$")
-_SECRET_ARN = re.compile(r"^arn:aws(?:-cn|-us-gov)?:secretsmanager:[a-z0-9-]+:\d{12}:secret:ecr-pullthroughcache/[\w/+=.@-]+$")
-_LABEL_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
-_LABEL_PREFIX = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
-_LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
+_ECR_NAME = re.compile(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*\Z")
+_POOL_NAME = re.compile(r"^[a-z][a-z0-9-]{0,18}[a-z0-9]\Z")
+_IAM_PRINCIPAL = re.compile(r"^arn:aws(?:-cn|-us-gov)?:iam::\d{12}:(?:role|user)/[\w+=,.@/-]{1,512}\Z")
+_SECRET_ARN = re.compile(r"^arn:aws(?:-cn|-us-gov)?:secretsmanager:[a-z0-9-]+:\d{12}:secret:ecr-pullthroughcache/[\w/+=.@-]+\Z")
+_LABEL_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?\Z")
+_LABEL_PREFIX = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\Z")
+_LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?\Z")
 # Under kubernetes.io and k8s.io, the NodeRestriction admission plugin lets a kubelet set only these.
 _KUBELET_LABEL_PREFIXES = ("kubelet.kubernetes.io", "node.kubernetes.io")
 # Tags the platform sets itself; a stack's `tags` may not override them.
@@ -44,7 +44,7 @@ RESERVED_TAG_KEYS = ("Name", "managed-by")
 # Tags the platform sets, and those Karpenter's EC2NodeClass refuses (it sets them on its nodes itself).
 RESERVED_TAG_PREFIXES = ("ml-platform/", "kubernetes.io/cluster/", "eks:", "karpenter.sh/", "karpenter.k8s.aws/")
 MAX_USER_TAGS = 40  # AWS allows 50 per resource; the platform and Kubernetes controllers add their own
-_K8S_NAMESPACE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_K8S_NAMESPACE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
 
 # Namespaces the platform's own components run in, and Kubernetes' own: a model's name is its namespace, and
 # a model named like one of these would declare (and on removal delete) a namespace it does not own.
@@ -85,8 +85,8 @@ class _Model(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True, populate_by_name=False)
 
 
-_CPU = re.compile(r"^([0-9]+(\.[0-9]+)?|[0-9]+m)$")
-_MEMORY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)$")
+_CPU = re.compile(r"^([0-9]+(\.[0-9]+)?|[0-9]+m)\Z")
+_MEMORY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)\Z")
 
 
 def _check_cpu(value: str) -> str:
@@ -149,7 +149,7 @@ def check_cron(value: str, parser: str, consequence: str) -> str:
     return value
 
 
-_STORE_PREFIX = re.compile(r"^[A-Za-z0-9!_.'()-]+(/[A-Za-z0-9!_.'()-]+)*/$")
+_STORE_PREFIX = re.compile(r"^[A-Za-z0-9!_.'()-]+(/[A-Za-z0-9!_.'()-]+)*/\Z")
 
 
 def check_store_prefix(value: str) -> str:

@@ -11,8 +11,8 @@ from ml_platform.infra.config.base import INTERFACE_ENDPOINTS, _check_cidr, _che
 from ml_platform.infra.config.cluster import _RFC1918
 
 # EC2 resource IDs: a prefix and 8 (older) or 17 lowercase hex digits.
-_VPC_ID = re.compile(r"^vpc-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
-_SUBNET_ID = re.compile(r"^subnet-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
+_VPC_ID = re.compile(r"^vpc-(?:[0-9a-f]{8}|[0-9a-f]{17})\Z")
+_SUBNET_ID = re.compile(r"^subnet-(?:[0-9a-f]{8}|[0-9a-f]{17})\Z")
 # Fields that shape a VPC the platform creates; with vpcId the network team owns the VPC and they do not apply.
 CREATED_ONLY = ("cidr", "azCount", "availabilityZones", "natGateways", "flowLogs", "flowLogRetentionDays", "interfaceEndpoints")
 

@@ -9,7 +9,7 @@ from pydantic import Field, field_validator
 
 from ml_platform.infra.config.base import _fail, _Model
 
-_ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+_ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z\Z")
 
 
 class PreviewConfig(_Model):

@@ -25,8 +25,8 @@ RESCAN_DURATIONS = ("LIFETIME", "DAYS_3", "DAYS_7", "DAYS_14", "DAYS_30", "DAYS_
 PULL_DATE_RESCAN_DURATIONS = RESCAN_DURATIONS[1:]
 PULL_DATE_RESCAN_MODES = ("LAST_PULL_DATE", "LAST_IN_USE_AT")
 # ECR repository filter (RegistryScanningConfiguration rule, filterType WILDCARD): botocore's ecr model pattern.
-_REPOSITORY_FILTER = re.compile(r"^[a-z0-9*](?:[._\-/a-z0-9*]?[a-z0-9*]+)*$")
-_CVE = re.compile(r"^(CVE-\d{4}-\d{4,}|GHSA(-[23456789cfghjmpqrvwx]{4}){3}|[A-Z][A-Z0-9]+-[A-Za-z0-9.:_-]+)$")
+_REPOSITORY_FILTER = re.compile(r"^[a-z0-9*](?:[._\-/a-z0-9*]?[a-z0-9*]+)*\Z")
+_CVE = re.compile(r"^(CVE-\d{4}-\d{4,}|GHSA(-[23456789cfghjmpqrvwx]{4}){3}|[A-Z][A-Z0-9]+-[A-Za-z0-9.:_-]+)\Z")
 MAX_ALLOW_DAYS = 365
 """An allow-list entry may run at most a year: an exception nobody revisits is a hole."""
 
@@ -86,7 +86,7 @@ class AllowEntry(_Model):
     def _image(cls, value: str) -> str:
         repository, _, digest = value.partition("@")
         if value != "*" and (
-            not re.match(r"^[a-z0-9]+([._/-][a-z0-9]+)*$", repository) or (digest and not re.match(r"^sha256:[0-9a-f]{64}$", digest))
+            not re.match(r"^[a-z0-9]+([._/-][a-z0-9]+)*\Z", repository) or (digest and not re.match(r"^sha256:[0-9a-f]{64}\Z", digest))
         ):
             raise _fail(f"'{value}': give a repository path (e.g. prod/serving/vllm), optionally @sha256:<64 hex>, or '*'")
         return value

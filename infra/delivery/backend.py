@@ -23,11 +23,11 @@ DEFAULT_KEY_ALIAS = "alias/ml-platform-pulumi-secrets"
 
 # General purpose bucket naming rules:
 # https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
-_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
 _RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 _RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
 # KMS alias names: https://docs.aws.amazon.com/kms/latest/APIReference/API_CreateAlias.html
-_ALIAS = re.compile(r"^alias/[a-zA-Z0-9/_-]{1,250}$")
+_ALIAS = re.compile(r"^alias/[a-zA-Z0-9/_-]{1,250}\Z")
 
 _PUBLIC_ACCESS_BLOCK = {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
 

@@ -344,6 +344,8 @@ def _pairs(flag: str, values: list[str], allowed: tuple[str, ...], bare: bool = 
     for value in values:
         role, sep, rest = value.partition("=")
         if sep and role in allowed:
+            if role in found:
+                raise TrustError(f"{flag} {value!r}: {flag} {role}=... is given twice ({found[role]!r}); give each role once")
             found[role] = rest
         elif bare and not (sep and role.isidentifier()) and default is None:
             default = value
@@ -351,6 +353,8 @@ def _pairs(flag: str, values: list[str], allowed: tuple[str, ...], bare: bool = 
             raise TrustError(f"{flag} {value!r}: {flag} without ROLE= is given twice ({default!r}); give it once, or as ROLE=VALUE")
         else:
             raise TrustError(f"{flag} {value!r}: give ROLE=VALUE with ROLE one of {', '.join(allowed)}")
+    if default is not None and all(role in found for role in allowed):
+        raise TrustError(f"{flag} {default!r}: every role has its own {flag} ROLE=VALUE, so this one would apply to none; drop it")
     return {role: found.get(role, default) for role in allowed if role in found or default is not None}
 
 

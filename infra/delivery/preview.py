@@ -28,7 +28,7 @@ from ml_platform.infra.delivery.reproduce import without_alert_receivers
 from ml_platform.infra.offline import stack_files
 
 TEMPLATE = stack_files.PREVIEW_TEMPLATE
-PREVIEW_STACK = re.compile(r"^pr-([1-9][0-9]*)$")
+PREVIEW_STACK = re.compile(r"^pr-([1-9][0-9]*)\Z")
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 

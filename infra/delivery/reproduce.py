@@ -22,7 +22,7 @@ from ml_platform.infra.model_registry import lockfile
 from ml_platform.infra.offline import plan as offline_plan
 from ml_platform.infra.offline import stack_files
 
-_STACK_NAME = re.compile(r"^[a-z](?:[a-z0-9-]{0,28}[a-z0-9])?$")
+_STACK_NAME = re.compile(r"^[a-z](?:[a-z0-9-]{0,28}[a-z0-9])?\Z")
 
 
 class ReproduceError(Exception):
@@ -191,7 +191,7 @@ def check_plans(project_dir: Path, name: str, document: dict[str, Any], lock: lo
 
 
 # Preview stacks' names (preview.PREVIEW_STACK, which imports this module; a test keeps the two equal).
-PREVIEW_NAME = re.compile(r"^pr-([1-9][0-9]*)$")
+PREVIEW_NAME = re.compile(r"^pr-([1-9][0-9]*)\Z")
 
 
 def check_name(name: str) -> None:

@@ -77,20 +77,20 @@ PREVIEW = "preview"
 GITHUB_PREVIEW_ENVIRONMENT = "preview"
 
 _WILDCARDS = re.compile(r"[*?]")
-_GITHUB_REPOSITORY = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
+_GITHUB_REPOSITORY = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}\Z")
 # GitLab paths: namespaces and project paths of letters, digits, '_', '-', '.', subgroups joined by '/'.
-_GITLAB_PROJECT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.-]*)+$")
-_GIT_BRANCH = re.compile(r"^[A-Za-z0-9._/-]+$")
-_ENVIRONMENT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_GITLAB_PROJECT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.-]*)+\Z")
+_GIT_BRANCH = re.compile(r"^[A-Za-z0-9._/-]+\Z")
+_ENVIRONMENT = re.compile(r"^[A-Za-z0-9_.-]{1,64}\Z")
 _GUID_PART = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-_GUID = re.compile(rf"^{_GUID_PART}$")
+_GUID = re.compile(rf"^{_GUID_PART}\Z")
 # An Azure DevOps service connection's subject under the Entra issuer: the tenant and Azure DevOps' application as
 # base64url GUIDs (16 bytes: 22 characters, no padding), then the organization's and the service connection's ids.
 _ENTRA_SUBJECT = re.compile(
-    rf"^/eid1/c/pub/t/(?P<tenant>[A-Za-z0-9_-]{{22}})/a/(?P<app>[A-Za-z0-9_-]{{22}})/sc/(?P<organization>{_GUID_PART})/(?P<connection>{_GUID_PART})$"
+    rf"^/eid1/c/pub/t/(?P<tenant>[A-Za-z0-9_-]{{22}})/a/(?P<app>[A-Za-z0-9_-]{{22}})/sc/(?P<organization>{_GUID_PART})/(?P<connection>{_GUID_PART})\Z"
 )
-_AZURE_ORGANIZATION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,48}[A-Za-z0-9]?$")
-_THUMBPRINT = re.compile(r"^[0-9a-fA-F]{40}$")
+_AZURE_ORGANIZATION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,48}[A-Za-z0-9]?\Z")
+_THUMBPRINT = re.compile(r"^[0-9a-fA-F]{40}\Z")
 
 
 class TrustError(Exception):

@@ -36,7 +36,7 @@ __all__ = ["EXIT_REFUSED", "Gate", "Image", "allow_problems", "check", "stack_im
 from ml_platform.infra.offline.mocks import ACCOUNT_ID as PLAN_ACCOUNT
 
 EXIT_REFUSED = 3
-_ECR = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/(?P<rest>.+)$")
+_ECR = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/(?P<rest>.+)\Z")
 _INDEX_TYPES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
 _MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json")
 _SCANNED = ("ACTIVE", "COMPLETE")

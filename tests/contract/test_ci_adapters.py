@@ -483,7 +483,7 @@ def test_azure_exchanges_the_pipeline_oidc_token_with_sts(azure):
     script = step["bash"]
     assert "--duration-seconds 14400" in script
     assert '"$(System.OidcRequestUri)?api-version=7.1&serviceConnectionId=$SERVICE_CONNECTION_ID"' in script
-    assert '-H "Authorization: Bearer $SYSTEM_ACCESSTOKEN"' in script and "curl -fsS -X POST" in script
+    assert '-H "Authorization: Bearer $SYSTEM_ACCESSTOKEN"' in script and "curl -sS -X POST" in script
     assert step["env"]["SYSTEM_ACCESSTOKEN"] == "$(System.AccessToken)"
     assert '--web-identity-token "$token"' in script and EXCHANGE.split(" --web")[0] in script
     assert "##vso[task.setsecret]$token" in script, "the token is masked in the log"
@@ -672,3 +672,43 @@ def test_npm_groovy_lint_is_pinned():
     version = package["dependencies"]["npm-groovy-lint"]
     assert re.fullmatch(r"1[56]\.\d+\.\d+", version), "15.x or 16.x, exactly"
     assert lock["packages"]["node_modules/npm-groovy-lint"]["version"] == version
+
+
+def test_jenkins_never_traces_the_token_exchange():
+    # Jenkins runs a script without `#!` under `sh -xe`: its trace would print the ID token and the STS credentials
+    code = JENKINSFILE.read_text()
+    body = code[code.index("String assumeRole()") :]
+    assert body.split("return '''", 1)[1].startswith("#!/bin/sh -e\n"), "the exchange's script must name its interpreter first"
+
+
+def test_jenkins_previews_every_stack_comments_each_and_gates_after_them():
+    code = jenkins_code(JENKINSFILE.read_text())
+    preview = code[code.index("stage('Preview')") : code.index("stage('Preview stack')")]
+    assert "catchError(buildResult: 'FAILURE', stageResult: 'FAILURE')" in preview, "one failing preview stops none of the others"
+    assert "--markdown preview-${stack}.md" in preview and '--marker "ml-platform-preview-$STACK"' in preview
+    plan = code[code.index("stage('Plan diff')") : code.index("stage('Image check')")]
+    assert 'exit "$(cat plan-diff.exit)"' not in plan, "the gate's exit 3 must not skip the previews"
+    assert code.index("stage('Replacement gate')") > code.index("stage('Preview stack')")
+    for stage in ("Deploy prod", "Images into prod"):
+        when = code[code.index(f"stage('{stage}')") :]
+        assert when.index("beforeAgent true") < when.index("agent any"), f"{stage}: no executor for a build that skips it"
+
+
+def test_gitlab_previews_run_whatever_the_gate_says(gitlab):
+    jobs = gitlab_jobs(gitlab)
+    for name in ("preview:dev", "preview:staging", "preview:prod", "preview-stack", "preview-stack:unlabelled"):
+        assert jobs[name]["needs"] == [], name
+
+
+def test_azure_reads_labels_for_sure_deploys_only_mains_tip_and_pins_pulumi(azure):
+    operations_ = {op["name"]: op for op in azure_stack_operations(azure)}
+    for name in ("preview_stack", "preview_stack_unlabelled"):
+        assert "eq(dependencies.plan_diff.outputs['labels.LABELS_READ'], 'true')" in operations_[name]["condition"], name
+    assert operations_["deploy_staging"]["onlyIfTipOf"] == operations_["deploy_prod"]["onlyIfTipOf"] == "main"
+    assert operations_["deploy_prod"]["agentPool"] == "${{ parameters.prodAgentPool }}"
+    template = (ROOT / "ci" / "azure" / "stack-operation.yml").read_text()
+    assert 'git ls-remote origin "refs/heads/$BRANCH"' in template and "variable=SUPERSEDED]true" in template
+    assert "condition: and(succeeded(), ne(variables['SUPERSEDED'], 'true'))" in template
+    aws_steps = (ROOT / "ci" / "azure" / "aws.yml").read_text()
+    assert """if [ "$(pulumi version 2>/dev/null | sed 's/^v//')" != "$want" ]""" in aws_steps, "the pinned Pulumi, not the image's"
+    assert "'$('*)" in aws_steps, "a variable the group lacks arrives as its macro text: refused"

@@ -705,6 +705,16 @@ ENTRA_PROD = ENTRA_SUBJECTS["prod"]
         (example("jenkins", "--tenant-id", TENANT), "--tenant-id is not read for --provider jenkins"),
         (["--provider", "azure"], "--tenant-id is required with --provider azure"),
         (example("azure", "--service-connection", f"prod={ENTRA_PROD}"), "that is a subject identifier of the Microsoft Entra issuer"),
+        # a value pasted with its line end is refused, never taken into a policy no token matches (or a traceback)
+        (entra(tenant=TENANT + "\n"), "--tenant-id"),
+        (entra(subjects=_with("prod", ENTRA_PROD + "\n")), "--service-connection prod="),
+        (example("github", "--repository", "acme/platform\n"), "--repository"),
+        (example("gitlab", "--branch", "main\n"), "--branch"),
+        # a role given twice is refused, naming the flag, not the last one silently kept
+        (
+            entra("--service-connection", f"prod={ENTRA_PROD}"),
+            "--service-connection prod=... is given twice",
+        ),
     ],
 )
 def test_bad_entra_flags_exit_2_naming_the_flag(argv, message, monkeypatch, capsys):

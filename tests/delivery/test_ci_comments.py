@@ -176,6 +176,7 @@ def test_without_a_token_optional_says_so_and_posts_nothing_else_exit_2(body, mo
         (["--host", "gitlab", "--project", "acme/x", "--marker", "a -- b"], "--marker 'a -- b': give a non-empty text without '--'"),
         (["--host", "gitlab", "--project", "acme/x", "--body", "/nowhere.md"], "--body /nowhere.md: cannot read it (No such file"),
         (["--host", "github", "--project", "acme/x", "--token-scheme", "basic"], "--token-scheme basic is for --host azure"),
+        (["--host", "github", "--project", "acme/x\n"], "with --host github give owner/repo"),
     ],
 )
 @responses.activate

@@ -46,9 +46,9 @@ AZURE_API_VERSION = "7.1"
 AZURE_THREAD_STATUS = "closed"
 """A new thread is created closed: it informs, and never holds a pull request whose policy requires resolved comments."""
 _PROJECT = {
-    "github": (re.compile(r"^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$"), "owner/repo"),
-    "gitlab": (re.compile(r"^(\d+|[\w.-]+(/[\w.-]+)+)$"), "the numeric project id or group/project"),
-    "azure": (re.compile(r"^[^/]+/[^/]+$"), "<project>/<repositoryId>"),
+    "github": (re.compile(r"^[A-Za-z0-9-]+/[A-Za-z0-9._-]+\Z"), "owner/repo"),
+    "gitlab": (re.compile(r"^(\d+|[\w.-]+(/[\w.-]+)+)\Z"), "the numeric project id or group/project"),
+    "azure": (re.compile(r"^[^/]+/[^/]+\Z"), "<project>/<repositoryId>"),
 }
 
 

@@ -23,7 +23,7 @@ MARKER = "ml-platform-plan-diff"
 OVERRIDE_LABEL = "approve-stateful-replacement"
 """The label (on every host) that approves a stateful replacement; adapters pass `--approved-replacement` when it is on."""
 DEFAULT_STACKS = ("dev", "staging", "prod")
-_STACK = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
+_STACK = re.compile(r"^[a-z][a-z0-9-]{0,29}\Z")
 
 
 @dataclass(frozen=True)

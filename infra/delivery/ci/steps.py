@@ -46,13 +46,14 @@ def check_stack(project_dir: Path, stack: str) -> None:
         raise CiInputError(f"--stack {stack}: no Pulumi.{stack}.yaml in {project_dir}; give one of: {', '.join(stack_names(project_dir))}")
 
 
-def _in_order(parts: list[tuple[str, list[str]]], run: Run) -> int:
-    """Run each (title, argv) in order; 1 at the first that fails, naming it and what was not run."""
+def _in_order(parts: list[tuple[str, list[str]]], run: Run, then: tuple[str, ...] = ()) -> int:
+    """Run each (title, argv) in order; 1 at the first that fails, naming it and what was not run (the rest, and
+    `then`: what the caller would have done after them)."""
     for index, (title, argv) in enumerate(parts):
         say(f"\n==> {title}")
         status = run(argv)
         if status != 0:
-            skipped = [t for t, _ in parts[index + 1 :]]
+            skipped = [t for t, _ in parts[index + 1 :]] + list(then)
             say(f"\n{title} failed (exit {status}){'; not run: ' + ', '.join(skipped) if skipped else ''}")
             return EXIT_FAILED
     return EXIT_DONE
@@ -113,7 +114,7 @@ def deploy(project_dir: Path, stack: str, run: Run) -> int:
         (f"vulnerability gate of {stack}", ["images", "check", *where]),
         (f"models sync of {stack}", ["models", "sync", *where]),
     ]
-    if _in_order(parts, run):
+    if _in_order(parts, run, then=(f"pulumi up of {stack}",)):
         return EXIT_FAILED
     say(f"\n==> pulumi up of {stack} with the policy pack")
     try:
