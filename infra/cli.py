@@ -30,6 +30,7 @@ from ml_platform.infra.delivery import (
     diff,
     doctor,
     preview,
+    prices,
     pulumi_cli,
     reproduce,
     vulnerabilities,
@@ -208,9 +209,25 @@ def _cleanup(args: argparse.Namespace) -> int:
 
 
 def _cost(args: argparse.Namespace) -> int:
+    if not 0 <= args.log_gb_per_day <= 100_000:
+        raise CommandError(f"--log-gb-per-day {args.log_gb_per_day:g}: give the GB of logs ingested per day, 0 to 100000")
+    if args.price_region is not None and args.price_region not in prices.REGIONS:
+        raise CommandError(f"--price-region {args.price_region}: give one of {', '.join(sorted(prices.REGIONS))}")
     plan = _planned(args.stack, args.project_dir)
-    print(f"estimated monthly cost of stack '{args.stack}':\n")
-    print(cost.render(cost.estimate(plan.resources, args.log_gb_per_day), markdown=args.format == "markdown"))
+    region = cost.plan_region({"outputs": plan.outputs, "resources": plan.resources})
+    priced_at = args.price_region or region
+    if priced_at not in prices.REGIONS:
+        print(
+            f"warning: no prices for {region}, the region of stack '{args.stack}': nothing estimated rather than another "
+            f"region's rates. Tables: {', '.join(sorted(prices.REGIONS))}; --price-region <one of them> estimates at its rates."
+        )
+        return 0
+    print(
+        f"estimated monthly cost of stack '{args.stack}'"
+        + (f" at {priced_at}'s prices (it runs in {region})" if priced_at != region else "")
+        + ":\n"
+    )
+    print(cost.render(cost.estimate(plan.resources, args.log_gb_per_day, priced_at), markdown=args.format == "markdown", region=priced_at))
     return 0
 
 
@@ -469,12 +486,17 @@ def parser() -> argparse.ArgumentParser:
     price = commands.add_parser(
         "cost",
         help="estimated monthly cost of a stack: idle floor and ceiling, itemised",
-        description="Plan the stack offline and estimate its monthly cost: the idle floor (every pool at its minimum) "
-        "and the ceiling (every pool at its limits), itemised, from the dated price table in infra/delivery/prices.py.",
+        description="Plan the stack offline and estimate its monthly cost: the idle floor (every pool at its minimum, "
+        "and the nodes the models' minimum replicas need) and the ceiling (every pool at its limits, at its dearest "
+        "type), itemised, from the stack's region's dated price table in infra/delivery/prices.py.",
     )
     _stack_arguments(price)
     price.add_argument("--format", choices=("text", "markdown"), default="text")
-    price.add_argument("--log-gb-per-day", type=float, default=5.0, help="assumed log volume (default 5)")
+    price.add_argument("--log-gb-per-day", type=float, default=5.0, help="assumed log volume, GB ingested per day (default 5)")
+    price.add_argument(
+        "--price-region",
+        help="estimate at this region's prices (default: the stack's region; one without a table is not estimated)",
+    )
     price.set_defaults(handler=_cost)
 
     start = commands.add_parser(

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ml_platform.infra.delivery import cost, replacements
+from ml_platform.infra.delivery import cost, prices, replacements
 from ml_platform.infra.offline.plan import component_of
 
 MAX_ROWS = 60  # per section in markdown: a pull-request comment must stay readable
@@ -299,9 +299,20 @@ def _code(text: str) -> str:
 
 
 def _cost_line(base: dict, head: dict, markdown: bool) -> str:
-    before, after = cost.totals(cost.estimate(base["resources"])), cost.totals(cost.estimate(head["resources"]))
+    """The change in estimated monthly cost, each plan at its own region's prices (cost.estimate); a region without
+    prices is said, not priced at another's."""
+    try:
+        before = cost.totals(cost.estimate(base["resources"], region=cost.plan_region(base)))
+        head_items = cost.estimate(head["resources"], region=cost.plan_region(head))
+        after = cost.totals(head_items)
+    except prices.UnknownRegion as err:
+        text = f"estimated monthly cost: not estimated ({err}; `python -m infra cost --price-region R` estimates at another region's rates)"
+        return f"**{text}**" if markdown else text
     floor, ceiling = after[0] - before[0], after[1] - before[1]
     text = f"estimated monthly cost: idle floor ${after[0]:,.0f} ({floor:+,.0f}), ceiling ${after[1]:,.0f} ({ceiling:+,.0f})"
+    unplaced = [i for i in head_items if i.name == "models not in the floor"]
+    if unplaced:
+        text += f"; {len(unplaced)} model(s) not in the floor (see `python -m infra cost`)"
     return f"**{text}**" if markdown else text
 
 
