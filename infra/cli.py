@@ -209,6 +209,7 @@ def _cleanup(args: argparse.Namespace) -> int:
 
 
 def _cost(args: argparse.Namespace) -> int:
+    args.log_gb_per_day += 0.0  # -0 reads as 0
     if not 0 <= args.log_gb_per_day <= 100_000:
         raise CommandError(f"--log-gb-per-day {args.log_gb_per_day:g}: give the GB of logs ingested per day, 0 to 100000")
     if args.price_region is not None and args.price_region not in prices.REGIONS:
@@ -219,7 +220,8 @@ def _cost(args: argparse.Namespace) -> int:
     if priced_at not in prices.REGIONS:
         print(
             f"warning: no prices for {region}, the region of stack '{args.stack}': nothing estimated rather than another "
-            f"region's rates. Tables: {', '.join(sorted(prices.REGIONS))}; --price-region <one of them> estimates at its rates."
+            f"region's rates. Tables: {', '.join(sorted(prices.REGIONS))}; --price-region <one of them> estimates at its rates.",
+            file=sys.stderr,
         )
         return 0
     print(

@@ -15,15 +15,17 @@ plan.json alone, so two plans can be compared.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
-from ml_platform.components import instance_types
+from ml_platform.components import instance_types, quantity
 from ml_platform.infra.delivery import model_floor, prices
 from ml_platform.infra.delivery.prices import NoPrice, RegionPrices
+from ml_platform.infra.offline import capacity
 
 H = prices.HOURS_PER_MONTH
 
@@ -45,22 +47,42 @@ def _requirement(spec: Mapping[str, Any], key: str) -> list[str]:
 
 
 def karpenter_types(spec: Mapping[str, Any], table: RegionPrices) -> list[str]:
-    """Priced instance types (in `table`'s region) a Karpenter NodePool may launch."""
+    """Priced instance types (in `table`'s region) a Karpenter NodePool may launch: its families or categories and
+    generation, its GPU counts and architecture, and only types one node of which stays within its limits."""
     families = _requirement(spec, "karpenter.k8s.aws/instance-family")
     categories = _requirement(spec, "karpenter.k8s.aws/instance-category")
     floor = int((_requirement(spec, "karpenter.k8s.aws/instance-generation") or ["0"])[0])
     gpu_counts = {int(count) for count in _requirement(spec, "karpenter.k8s.aws/instance-gpu-count")}
+    architectures = _requirement(spec, "kubernetes.io/arch") or ["amd64"]
+    limits = spec.get("limits") or {}
     chosen = []
-    for name in prices.VCPUS:
-        if not table.priced(name):
+    for name in sorted(set(prices.VCPUS) | set(prices.cpu_sizes())):
+        arch = {"x86_64": "amd64"}.get(instance_types.architecture(name), instance_types.architecture(name))
+        if not table.priced(name) or arch not in architectures:
             continue
         family = name.split(".")[0]
         generation = int("".join(ch for ch in family if ch.isdigit()) or 0)
         if family in families or (family[0] in categories and generation > floor and family[1].isdigit()):
             gpu = instance_types.gpu_info(name)
-            if not gpu_counts or (gpu is not None and gpu.count in gpu_counts):
-                chosen.append(name)
+            if gpu_counts and (gpu is None or gpu.count not in gpu_counts):
+                continue
+            if not _within_limits(name, limits):
+                continue
+            chosen.append(name)
     return chosen
+
+
+def _within_limits(instance_type: str, limits: Mapping[str, Any]) -> bool:
+    """Whether one node of the type stays within a NodePool's cpu, memory and GPU limits (Karpenter launches none
+    that would break them)."""
+    sized = capacity.vcpus_and_gib(instance_type)
+    vcpus, gib = sized if sized else (prices.VCPUS.get(instance_type, 0), 0.0)
+    gpu = instance_types.gpu_info(instance_type)
+    if "cpu" in limits and vcpus > float(quantity.parse(str(limits["cpu"]))):
+        return False
+    if "memory" in limits and gib and gib * 1024 > quantity.mebibytes(str(limits["memory"])):
+        return False
+    return not ("nvidia.com/gpu" in limits and gpu is not None and gpu.count > float(limits["nvidia.com/gpu"]))
 
 
 def _time_slices(resources: Iterable[Mapping[str, Any]]) -> dict[str, int]:
@@ -181,8 +203,9 @@ def _environment(resources: list[Mapping[str, Any]]) -> str:
 
 
 def _managed_pools(resources: list[Mapping[str, Any]], table: RegionPrices) -> list[Item]:
-    """Each managed node group: floor at minSize of its first listed type (what EKS launches first for on-demand
-    groups), ceiling at maxSize of its dearest listed type."""
+    """Each managed node group: floor at what runs, its desiredSize (default minSize; the platform installs no
+    autoscaler for managed groups, so nothing resizes it) of its first listed type (what EKS launches first for
+    on-demand groups); ceiling at maxSize of its dearest listed type (resized by hand)."""
     by_urn = {r["urn"]: r for r in resources}
     items = []
     for group in sorted(_of_type(resources, "aws:eks/nodeGroup:NodeGroup"), key=lambda r: r["name"]):
@@ -203,12 +226,12 @@ def _managed_pools(resources: list[Mapping[str, Any]], table: RegionPrices) -> l
             continue
         dearest = max(types, key=lambda t: hourly[t])
         per_node = {t: hourly[t] * H + disk * table.gp3_per_gb_month for t in types}
-        note = "" if len(types) == 1 else f"floor at {types[0]}, ceiling at its dearest type, {dearest}"
-        items.append(
-            Item(
-                f"pool {pool} (managed, {types[0]})", scaling["minSize"] * per_node[types[0]], scaling["maxSize"] * per_node[dearest], note
-            )
-        )
+        running = int(scaling.get("desiredSize", scaling["minSize"]))
+        notes = [] if len(types) == 1 else [f"floor at {types[0]}, ceiling at its dearest type, {dearest}"]
+        if running != scaling["minSize"]:
+            notes.append(f"floor at desiredSize {running}: nothing scales a managed group down to minSize {scaling['minSize']}")
+        floor_cost, ceiling_cost = running * per_node[types[0]], scaling["maxSize"] * per_node[dearest]
+        items.append(Item(f"pool {pool} (managed, {types[0]})", floor_cost, ceiling_cost, "; ".join(notes)))
     return items
 
 
@@ -224,18 +247,65 @@ def _karpenter_pools(resources: list[Mapping[str, Any]], table: RegionPrices) ->
         if not types:
             items.append(Item(f"pool {name} (Karpenter)", 0.0, 0.0, f"not priced: no type it may launch has a price in {table.region}"))
             continue
-        per_vcpu = max(table.hourly(t, spot_only) / table.on_demand(t)[1] for t in types)
-        bounds = {"cpu": float(spec["limits"]["cpu"]) * per_vcpu}
+        limits = {"cpu": float(quantity.parse(str(spec["limits"]["cpu"])))} if "cpu" in spec["limits"] else {}
+        if "memory" in spec["limits"]:
+            limits["memory"] = quantity.mebibytes(str(spec["limits"]["memory"])) / 1024
         if "nvidia.com/gpu" in spec["limits"]:
-            physical = float(spec["limits"]["nvidia.com/gpu"]) / slices.get(name, 1)
-            per_gpu = max((table.hourly(t, spot_only) / gpu.count for t in types if (gpu := instance_types.gpu_info(t))), default=0.0)
-            bounds["gpu"] = physical * per_gpu
+            limits["gpu"] = float(spec["limits"]["nvidia.com/gpu"]) / slices.get(name, 1)
         if "nodes" in spec["limits"]:
-            bounds["node"] = float(spec["limits"]["nodes"]) * max(table.hourly(t, spot_only) for t in types)
-        binding = min(bounds, key=lambda limit: bounds[limit])
-        note = f"from zero; ceiling at its {binding} limit, dearest type" + (", spot" if spot_only else "")
-        items.append(Item(f"pool {name} (Karpenter)", 0.0, bounds[binding] * H, note))
+            limits["nodes"] = float(spec["limits"]["nodes"])
+        hourly, binding = most_spent(types, limits, lambda t, spot=spot_only: table.hourly(t, spot))
+        which = " and ".join(binding) + (" limit allows" if len(binding) == 1 else " limits allow")
+        note = f"from zero; ceiling: the dearest mix of types its {which}" + (", spot" if spot_only else "")
+        items.append(Item(f"pool {name} (Karpenter)", 0.0, hourly * H, note))
     return items
+
+
+def _uses(instance_type: str) -> dict[str, float]:
+    """What one node of the type counts against a NodePool's limits (memory 0 where this program cannot size it:
+    leaving a constraint out only raises the bound)."""
+    vcpus, gib = capacity.vcpus_and_gib(instance_type) or (prices.VCPUS.get(instance_type, 0), 0.0)
+    gpu = instance_types.gpu_info(instance_type)
+    return {"cpu": float(vcpus), "memory": float(gib), "gpu": float(gpu.count if gpu else 0), "nodes": 1.0}
+
+
+def most_spent(types: list[str], limits: Mapping[str, float], hourly) -> tuple[float, list[str]]:
+    """The most a NodePool can cost per hour within all its limits at once: the linear programme "maximise the
+    price of the nodes, each limit a budget" solved exactly by its vertices (an optimum uses at most as many types
+    as there are limits). Fractional nodes make it an upper bound, never below what Karpenter can launch.
+    Returns ($/hour, the limits that bind)."""
+    names = [k for k in ("cpu", "memory", "gpu", "nodes") if k in limits]
+    uses = {t: _uses(t) for t in types}
+    price = {t: hourly(t) for t in types}
+    best, binding = 0.0, names[:1]
+    for size in range(1, len(names) + 1):
+        for chosen in itertools.combinations(types, size):
+            for tight in itertools.combinations(names, size):
+                x = _solve([[uses[t][k] for t in chosen] for k in tight], [limits[k] for k in tight])
+                if x is None or any(v < -1e-9 for v in x):
+                    continue
+                if any(sum(v * uses[t][k] for v, t in zip(x, chosen, strict=True)) > limits[k] + 1e-6 for k in names):
+                    continue
+                value = sum(v * price[t] for v, t in zip(x, chosen, strict=True))
+                if value > best + 1e-9:
+                    best, binding = value, list(tight)
+    return best, binding
+
+
+def _solve(matrix: list[list[float]], rhs: list[float]) -> list[float] | None:
+    """x with matrix x = rhs (square, at most 4 x 4), by Gaussian elimination; None when singular."""
+    n = len(rhs)
+    rows = [[*row, value] for row, value in zip(matrix, rhs, strict=True)]
+    for col in range(n):
+        pivot = max(range(col, n), key=lambda r: abs(rows[r][col]))
+        if abs(rows[pivot][col]) < 1e-12:
+            return None
+        rows[col], rows[pivot] = rows[pivot], rows[col]
+        for r in range(n):
+            if r != col and rows[r][col]:
+                factor = rows[r][col] / rows[col][col]
+                rows[r] = [a - factor * b for a, b in zip(rows[r], rows[col], strict=True)]
+    return [rows[i][n] / rows[i][i] for i in range(n)]
 
 
 def _models_floor(resources: list[Mapping[str, Any]], table: RegionPrices, environment: str) -> list[Item]:
@@ -245,18 +315,17 @@ def _models_floor(resources: list[Mapping[str, Any]], table: RegionPrices, envir
     placed, problems = model_floor.place(model_floor.model_pods(resources), pools, table, environment)
     items = []
     for floor in placed:
-        counts = {m: floor.models.get(m, 0) + floor.on_minimum.get(m, 0) for m in {*floor.models, *floor.on_minimum}}
-        replicas = ", ".join(
-            f"{model} {count}" + (f", {floor.on_minimum[model]} on the pool's minimum nodes" if floor.on_minimum.get(model) else "")
-            for model, count in sorted(counts.items())
-        )
+        if floor.on_minimum:
+            running = ", ".join(f"{model} {count}" for model, count in sorted(floor.on_minimum.items()))
+            note = f"{running}: on its running {floor.instance_type} nodes (desiredSize), already in the floor"
+            items.append(Item(f"pool {floor.pool}: models on its running nodes", 0.0, 0.0, note))
         if floor.nodes:
-            note = f"models' minimum replicas ({replicas}); within the pool's ceiling"
+            replicas = ", ".join(f"{model} {count}" for model, count in sorted(floor.models.items()))
             monthly = floor.nodes * (floor.hourly * H + floor.disk_gib * (table.gp3_per_gb_month or 0.0))
+            note = f"models' minimum replicas ({replicas}); within the pool's ceiling"
             items.append(Item(f"pool {floor.pool}: {floor.nodes} x {floor.instance_type} for models", monthly, 0.0, note))
-        else:
-            items.append(Item(f"pool {floor.pool}: models on its minimum nodes", 0.0, 0.0, f"{replicas} fit the pool's minSize nodes"))
     items += [Item("models not in the floor", 0.0, 0.0, f"not priced: {problem}") for problem in problems]
+    items += [Item("models on a schedule", 0.0, 0.0, f"not priced: {line}") for line in model_floor.part_time(resources)]
     return items
 
 
@@ -375,6 +444,7 @@ FREE_TYPES = {
     "kubernetes:monitoring.coreos.com/v1:ServiceMonitor",
     "kubernetes:networking.k8s.io/v1:NetworkPolicy",
     "kubernetes:policy/v1:PodDisruptionBudget",
+    "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole",
     "kubernetes:rbac.authorization.k8s.io/v1:Role",
     "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding",
     "kubernetes:storage.k8s.io/v1:StorageClass",

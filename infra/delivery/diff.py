@@ -312,7 +312,7 @@ def _cost_line(base: dict, head: dict, markdown: bool) -> str:
     text = f"estimated monthly cost: idle floor ${after[0]:,.0f} ({floor:+,.0f}), ceiling ${after[1]:,.0f} ({ceiling:+,.0f})"
     unplaced = [i for i in head_items if i.name == "models not in the floor"]
     if unplaced:
-        text += f"; {len(unplaced)} model(s) not in the floor (see `python -m infra cost`)"
+        text += f"; {len(unplaced)} model replica(s) not in the floor (see `python -m infra cost`)"
     return f"**{text}**" if markdown else text
 
 

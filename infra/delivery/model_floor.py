@@ -6,14 +6,17 @@ and the autoscalers will read the objects.
   zero, nothing idle), else the Deployment's `replicas`. A pod requests its containers' and native sidecars' sum,
   or its largest ordinary init container if that is more (Kubernetes' effective request), and `nvidia.com/gpu`.
 - Where it may run: a pool whose nodes carry the pod's nodeSelector labels, satisfy its required node affinity
-  (In, NotIn, Exists, DoesNotExist over the pool's labels) and whose taints it tolerates; a managed node group's
-  listed types, or the priced types a Karpenter NodePool's requirements allow (cost.karpenter_types). A node
-  offers its allocatable CPU and memory (infra/offline/capacity.py: kube-reserved, eviction, less the DaemonSets)
-  and its GPUs times the pool's time-slicing replicas.
-- Placement: each model on the cheapest node type (per node-hour, spot where the pool is spot-only) of any pool
-  that fits one replica; then all replicas placed there are packed first-fit-decreasing, a managed pool's
-  `minSize` nodes first (the floor already pays for them), new nodes after, within a managed pool's `maxSize`
-  and a NodePool's cpu, memory and GPU limits.
+  (In, NotIn, Exists, DoesNotExist over the pool's labels) and whose taints it tolerates. A node offers its
+  allocatable CPU and memory (infra/offline/capacity.py: kube-reserved, eviction, less the DaemonSets) and its GPUs
+  times the pool's time-slicing replicas.
+- Managed node groups do not grow: the platform installs no autoscaler for them (README, "GPU pools"), so their
+  `desiredSize` nodes of the first listed type (what EKS launches first) are all they offer; the floor already pays
+  for them, and replicas are packed onto them first (first-fit-decreasing, shared by every model).
+- What is left goes where Karpenter would launch it: the admitting NodePool of the highest `weight` (then the
+  cheapest), spot where the pool allows spot, its types being those its requirements allow that the price table
+  prices (cost.karpenter_types, architecture included); the replicas are packed onto the type that costs least
+  for them (one larger node may hold several), and nodes are added only within the pool's cpu, memory and GPU
+  limits, summed over the pool, as Karpenter does. A Karpenter node's root volume is its EC2NodeClass's.
 
 What cannot be placed or sized is a problem line, never a silent zero.
 """
@@ -60,7 +63,9 @@ class PoolShape:
     """A NodePool's limits: cpu (cores), memory (MiB), gpu (physical GPUs)."""
     slices: int = 1
     disk_gib: int = 0
-    """A managed node's root volume (gp3), from its launch template; Karpenter's are the EC2NodeClass's (not read)."""
+    """A node's root volume (gp3): a managed group's launch template's, a NodePool's EC2NodeClass's."""
+    weight: int = 0
+    """A NodePool's `weight` (Karpenter tries higher weights first)."""
 
 
 @dataclass
@@ -121,6 +126,23 @@ def model_pods(resources: list[Mapping[str, Any]]) -> list[ModelPod]:
     return sorted(found, key=lambda p: p.model)
 
 
+def part_time(resources: list[Mapping[str, Any]]) -> list[str]:
+    """Models a KEDA cron trigger keeps up on a schedule above their minimum (`activeHours`): said, not priced, as
+    the floor counts what always runs. Returns one line per model."""
+    lines = []
+    for r in resources:
+        if r["type"] != "kubernetes:keda.sh/v1alpha1:ScaledObject":
+            continue
+        for trigger in r["inputs"]["spec"].get("triggers") or []:
+            if trigger.get("type") == "cron":
+                meta, model = trigger.get("metadata") or {}, r["inputs"]["metadata"].get("namespace")
+                lines.append(
+                    f"model {model}: {meta.get('desiredReplicas')} replica(s) from '{meta.get('start')}' "
+                    f"to '{meta.get('end')}' ({meta.get('timezone', 'UTC')}) above its minimum"
+                )
+    return lines
+
+
 def _expression(labels: Mapping[str, str], expression: Mapping[str, Any]) -> bool:
     key, operator, values = expression["key"], expression["operator"], expression.get("values") or []
     if operator == "In":
@@ -166,79 +188,140 @@ def _offer(instance_type: str, pool: PoolShape, environment: str) -> tuple[int, 
     return offered[0] - overhead[0], offered[1] - overhead[1], (gpu.count * pool.slices if gpu else 0)
 
 
-def place(pods: list[ModelPod], pools: list[PoolShape], table: RegionPrices, environment: str) -> tuple[list[FloorNodes], list[str]]:
-    """The new nodes each pool needs for the models' minimum replicas, and the problems (a model no pool can take,
-    or whose pool's maximum or limits its replicas exceed)."""
-    problems: list[str] = []
-    chosen: dict[tuple[str, str], list[ModelPod]] = {}
-    for pod in pods:
-        if pod.replicas == 0:
-            continue
-        options = []
-        for pool in pools:
-            if not may_run(pod, pool):
-                continue
-            for instance_type in pool.types:
-                offer = _offer(instance_type, pool, environment)
-                if offer is None or offer[0] < pod.cpu_m or offer[1] < pod.memory_mi or offer[2] < pod.gpus:
-                    continue
-                if _limit_problems(pool, instance_type, 1):
-                    continue  # Karpenter launches no node that alone would break the pool's limits
-                try:
-                    options.append((table.hourly(instance_type, pool.spot), pool.name, instance_type))
-                except NoPrice:
-                    continue
-        if not options:
-            problems.append(
-                f"model {pod.model}: no priced node type of a pool it may run on fits one replica "
-                f"({pod.cpu_m}m CPU, {pod.memory_mi}Mi, {pod.gpus} GPU); its {pod.replicas} minimum replica(s) are not in the floor"
-            )
-            continue
-        _, pool_name, instance_type = min(options)
-        chosen.setdefault((pool_name, instance_type), []).append(pod)
-
-    results = []
-    by_name = {pool.name: pool for pool in pools}
-    for (pool_name, instance_type), placed in sorted(chosen.items()):
-        pool = by_name[pool_name]
-        cpu, memory, slots = _offer(instance_type, pool, environment)  # type: ignore[misc]
-        result = FloorNodes(pool_name, instance_type, table.hourly(instance_type, pool.spot), pool.disk_gib)
-        existing = pool.min_nodes if pool.managed else 0
-        nodes = [[cpu, memory, slots, True] for _ in range(existing)]
-        replicas = sorted(
-            ((p, i) for p in placed for i in range(p.replicas)), key=lambda item: (item[0].gpus, item[0].memory_mi), reverse=True
-        )
-        for pod, _ in replicas:
-            node = next((n for n in nodes if n[0] >= pod.cpu_m and n[1] >= pod.memory_mi and n[2] >= pod.gpus), None)
-            if node is None:
-                node = [cpu, memory, slots, False]
-                nodes.append(node)
-            node[0] -= pod.cpu_m
-            node[1] -= pod.memory_mi
-            node[2] -= pod.gpus
-            target = result.on_minimum if node[3] else result.models
-            target[pod.model] = target.get(pod.model, 0) + 1
-        result.nodes = sum(1 for n in nodes if not n[3])
-        problems += _limit_problems(pool, instance_type, result.nodes)
-        results.append(result)
-    return results, problems
+def _fits(pod: ModelPod, room: list[int]) -> bool:
+    return room[0] >= pod.cpu_m and room[1] >= pod.memory_mi and room[2] >= pod.gpus
 
 
-def _limit_problems(pool: PoolShape, instance_type: str, nodes: int) -> list[str]:
-    if pool.managed:
-        if pool.max_nodes is not None and pool.min_nodes + nodes > pool.max_nodes:
-            return [
-                f"pool {pool.name}: the models' minimum replicas need {pool.min_nodes + nodes} nodes, over its maxSize {pool.max_nodes}"
-            ]
-        return []
+def _take(pod: ModelPod, room: list[int]) -> None:
+    room[0] -= pod.cpu_m
+    room[1] -= pod.memory_mi
+    room[2] -= pod.gpus
+
+
+def _pack(replicas: list[ModelPod], offer: tuple[int, int, int]) -> list[list[ModelPod]]:
+    """First-fit-decreasing onto as many nodes of one offer as needed (every replica fits one node)."""
+    nodes: list[tuple[list[int], list[ModelPod]]] = []
+    for pod in replicas:
+        node = next((n for n in nodes if _fits(pod, n[0])), None)
+        if node is None:
+            node = ([*offer], [])
+            nodes.append(node)
+        _take(pod, node[0])
+        node[1].append(pod)
+    return [placed for _, placed in nodes]
+
+
+def _node_size(instance_type: str) -> dict[str, float]:
     vcpus, gib = capacity.vcpus_and_gib(instance_type) or (0, 0.0)
     gpu = instance_types.gpu_info(instance_type)
-    need = {"cpu": vcpus * nodes, "memory": gib * 1024 * nodes, "gpu": (gpu.count if gpu else 0) * nodes}
-    return [
-        f"pool {pool.name}: the models' minimum replicas need {need[key]:g} {key} on {nodes} x {instance_type}, over its limit {limit:g}"
-        for key, limit in pool.limits.items()
-        if need[key] > limit
-    ]
+    return {"cpu": float(vcpus), "memory": gib * 1024, "gpu": float(gpu.count if gpu else 0)}
+
+
+def place(pods: list[ModelPod], pools: list[PoolShape], table: RegionPrices, environment: str) -> tuple[list[FloorNodes], list[str]]:
+    """Where the models' minimum replicas run (see the module's docstring): per pool and type, the replicas on the
+    managed pools' running nodes and the Karpenter nodes they need, and the problems (replicas nothing can take)."""
+    replicas = sorted((p for p in pods for _ in range(p.replicas)), key=lambda p: (p.gpus, p.memory_mi, p.cpu_m), reverse=True)
+    results: dict[tuple[str, str], FloorNodes] = {}
+    problems: list[str] = []
+    pending: list[ModelPod] = []
+    running = {}
+    for pool in (p for p in pools if p.managed and p.min_nodes and p.types):
+        offer = _offer(pool.types[0], pool, environment)
+        if offer is not None:
+            running[pool.name] = (pool, [[*offer] for _ in range(pool.min_nodes)])
+    for pod in replicas:
+        spot = next(((pool, room) for pool, rooms in running.values() if may_run(pod, pool) for room in rooms if _fits(pod, room)), None)
+        if spot is None:
+            pending.append(pod)
+            continue
+        pool, room = spot
+        _take(pod, room)
+        result = results.setdefault((pool.name, pool.types[0]), FloorNodes(pool.name, pool.types[0], 0.0, pool.disk_gib))
+        result.on_minimum[pod.model] = result.on_minimum.get(pod.model, 0) + 1
+
+    karpenter = [p for p in pools if not p.managed]
+    used: dict[str, dict[str, float]] = {p.name: {"cpu": 0.0, "memory": 0.0, "gpu": 0.0} for p in karpenter}
+    by_pool: dict[str, list[ModelPod]] = {}
+    for pod in pending:
+        options = []
+        for pool in karpenter:
+            if not may_run(pod, pool):
+                continue
+            prices_ = [
+                _hourly(table, t, pool.spot)
+                for t in pool.types
+                if (offer := _offer(t, pool, environment)) is not None and _fits(pod, [*offer])
+            ]
+            prices_ = [price for price in prices_ if price is not None]
+            if prices_:
+                options.append((-pool.weight, min(prices_), pool.name))
+        if not options:
+            problems.append(_unplaceable(pod, pools))
+            continue
+        by_pool.setdefault(min(options)[2], []).append(pod)
+    for pool in karpenter:
+        waiting = by_pool.get(pool.name, [])
+        while waiting:
+            choice = _cheapest_packing(waiting, pool, table, environment)
+            if choice is None:
+                problems += [_unplaceable(pod, pools) for pod in waiting]
+                break
+            instance_type, hourly, nodes = choice
+            result = results.setdefault((pool.name, instance_type), FloorNodes(pool.name, instance_type, hourly, pool.disk_gib))
+            size = _node_size(instance_type)
+            for placed in nodes:
+                over = [k for k, limit in pool.limits.items() if used[pool.name][k] + size[k] > limit]
+                if over:
+                    problems += [
+                        f"model {p.model}: a replica needs another {instance_type} in pool {pool.name}, over its {over[0]} limit "
+                        f"({pool.limits[over[0]]:g}); not in the floor (Karpenter launches no node past a limit)"
+                        for p in placed
+                    ]
+                    continue
+                for key in used[pool.name]:
+                    used[pool.name][key] += size[key]
+                result.nodes += 1
+                for p in placed:
+                    result.models[p.model] = result.models.get(p.model, 0) + 1
+            placed_ids = {id(p) for node in nodes for p in node}
+            waiting = [p for p in waiting if id(p) not in placed_ids]
+    return [r for _, r in sorted(results.items())], problems
+
+
+def _hourly(table: RegionPrices, instance_type: str, spot: bool) -> float | None:
+    try:
+        return table.hourly(instance_type, spot)
+    except NoPrice:
+        return None
+
+
+def _cheapest_packing(
+    waiting: list[ModelPod], pool: PoolShape, table: RegionPrices, environment: str
+) -> tuple[str, float, list[list[ModelPod]]] | None:
+    """The type (and its nodes) that places the most waiting replicas at the least cost per replica placed."""
+    best = None
+    for instance_type in pool.types:
+        offer = _offer(instance_type, pool, environment)
+        hourly = _hourly(table, instance_type, pool.spot)
+        if offer is None or hourly is None:
+            continue
+        fitting = [p for p in waiting if _fits(p, [*offer])]
+        if not fitting:
+            continue
+        nodes = _pack(fitting, offer)
+        key = (len(nodes) * hourly / len(fitting), -len(fitting))
+        if best is None or key < best[0]:
+            best = (key, instance_type, hourly, nodes)
+    return None if best is None else best[1:]
+
+
+def _unplaceable(pod: ModelPod, pools: list[PoolShape]) -> str:
+    admitting = [p for p in pools if may_run(pod, p)]
+    unsized = sorted({t for p in admitting for t in p.types if capacity.allocatable(t) is None})
+    why = "no pool admits it" if not admitting else "no node type of the pools that admit it fits one replica"
+    if unsized:
+        why += f" (types this program cannot size: {', '.join(unsized)})"
+    return f"model {pod.model}: {why} ({pod.cpu_m}m CPU, {pod.memory_mi}Mi, {pod.gpus} GPU); a replica is not in the floor"
 
 
 def pool_shapes(resources: list[Mapping[str, Any]], karpenter_types, slices: Mapping[str, int], table: RegionPrices) -> list[PoolShape]:
@@ -259,12 +342,18 @@ def pool_shapes(resources: list[Mapping[str, Any]], karpenter_types, slices: Map
                 tuple(inputs["instanceTypes"]),
                 inputs.get("capacityType") == "SPOT",
                 True,
-                int(inputs["scalingConfig"]["minSize"]),
+                # What runs: desiredSize (default minSize), which nothing resizes (no autoscaler for managed groups).
+                int(inputs["scalingConfig"].get("desiredSize", inputs["scalingConfig"]["minSize"])),
                 int(inputs["scalingConfig"]["maxSize"]),
                 slices=slices.get(name, 1),
                 disk_gib=int(template["inputs"]["blockDeviceMappings"][0]["ebs"]["volumeSize"]) if template else 0,
             )
         )
+    classes = {
+        r["inputs"]["metadata"]["name"]: r["inputs"]["spec"]
+        for r in resources
+        if r["type"] == "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
+    }
     for pool in (r for r in resources if r["type"] == "kubernetes:karpenter.sh/v1:NodePool"):
         spec = pool["inputs"]["spec"]
         name = pool["inputs"]["metadata"]["name"]
@@ -282,13 +371,23 @@ def pool_shapes(resources: list[Mapping[str, Any]], karpenter_types, slices: Map
                 (template.get("metadata") or {}).get("labels") or {},
                 tuple(template["spec"].get("taints") or []),
                 tuple(karpenter_types(spec)),
-                capacity_types == ["spot"],
+                "spot" in capacity_types,  # Karpenter launches spot where the pool allows it (cheaper)
                 False,
                 limits=shape_limits,
                 slices=slices.get(name, 1),
+                disk_gib=_root_volume_gib(classes.get(((template["spec"].get("nodeClassRef") or {}).get("name")), {})),
+                weight=int(spec.get("weight", 0)),
             )
         )
     return shapes
+
+
+def _root_volume_gib(node_class: Mapping[str, Any]) -> int:
+    """The root volume of an EC2NodeClass's nodes (its blockDeviceMappings' rootVolume, else the first), in GiB."""
+    mappings = node_class.get("blockDeviceMappings") or []
+    root = next((m for m in mappings if m.get("rootVolume")), mappings[0] if mappings else None)
+    size = ((root or {}).get("ebs") or {}).get("volumeSize")
+    return quantity.mebibytes(str(size)) // 1024 if size else 0
 
 
 def _effect(effect: str) -> str:

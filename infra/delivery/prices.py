@@ -51,6 +51,23 @@ VCPUS: dict[str, int] = {
     "g6e.12xlarge": 48,
     "p4d.24xlarge": 96,
     "p5.48xlarge": 192,
+    "g5.8xlarge": 32,
+    "g5.16xlarge": 64,
+    "g5.24xlarge": 96,
+    "g6.4xlarge": 16,
+    "g6.8xlarge": 32,
+    "g6.16xlarge": 64,
+    "g6.24xlarge": 96,
+    "g6.48xlarge": 192,
+    "g6e.2xlarge": 8,
+    "g6e.4xlarge": 16,
+    "g6e.8xlarge": 32,
+    "g6e.16xlarge": 64,
+    "g6e.24xlarge": 96,
+    "g6e.48xlarge": 192,
+    "p4de.24xlarge": 96,
+    "p5e.48xlarge": 192,
+    "p5en.48xlarge": 192,
 }
 
 # Planning discount of spot against on-demand, by family (AWS advertises "up to 90%").
@@ -86,14 +103,18 @@ class RegionPrices:
     kms_key_per_month: float | None
 
     def on_demand(self, instance_type: str) -> tuple[float, int]:
-        """(on-demand $/hour, vCPUs); a type not listed is priced by vCPU from its family's listed sizes here.
-        Raises NoPrice for a type not offered in the region or of a family the table does not list."""
+        """(on-demand $/hour, vCPUs); a CPU type not listed is priced by vCPU from its family's listed sizes here
+        (EC2's m, c and r sizes are priced in proportion to their vCPUs). Raises NoPrice for a type not offered in
+        the region, a GPU type not listed (GPU sizes are not priced by vCPU: a g5.16xlarge costs far less than
+        four g5.4xlarge), a metal size, or a family the table does not list."""
         if instance_type in self.ec2:
             price = self.ec2[instance_type]
             if price is None:
                 raise NoPrice(f"{instance_type} is not offered in {self.region} (per the price catalog)")
             return price, VCPUS[instance_type]
         family = instance_type.split(".")[0]
+        if family[0] in "gp" or instance_type.endswith(".metal"):
+            raise NoPrice(f"no price for {instance_type} in {self.region}: list it in infra/delivery/prices.py (GPU, metal: not by vCPU)")
         cpus = _vcpus_by_size(instance_type)
         listed = [
             (abs(VCPUS[name] - cpus), VCPUS[name], price)
@@ -120,9 +141,16 @@ class RegionPrices:
         return True
 
 
+def cpu_sizes() -> list[str]:
+    """Every size of the listed CPU families (large to 24xlarge) the tables can price by vCPU."""
+    families = sorted({name.split(".")[0] for name in VCPUS if name[0] not in "gp"})
+    sizes = ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge", "24xlarge")
+    return [f"{family}.{size}" for family in families for size in sizes]
+
+
 def _vcpus_by_size(instance_type: str) -> int:
     size = instance_type.split(".")[1]
-    known = {"large": 2, "xlarge": 4, "metal": 96}
+    known = {"large": 2, "xlarge": 4}
     if size in known:
         return known[size]
     return int(size.removesuffix("xlarge")) * 4
@@ -147,6 +175,23 @@ _US_EC2: dict[str, float | None] = {
     "g6e.12xlarge": 10.49264,
     "p4d.24xlarge": 21.95764,
     "p5.48xlarge": 55.04,
+    "g5.8xlarge": 2.448,
+    "g5.16xlarge": 4.096,
+    "g5.24xlarge": 8.144,
+    "g6.4xlarge": 1.3232,
+    "g6.8xlarge": 2.0144,
+    "g6.16xlarge": 3.3968,
+    "g6.24xlarge": 6.6752,
+    "g6.48xlarge": 13.3504,
+    "g6e.2xlarge": 2.24208,
+    "g6e.4xlarge": 3.00424,
+    "g6e.8xlarge": 4.52856,
+    "g6e.16xlarge": 7.57719,
+    "g6e.24xlarge": 15.06559,
+    "g6e.48xlarge": 30.13118,
+    "p4de.24xlarge": 27.44705,
+    "p5e.48xlarge": None,
+    "p5en.48xlarge": 63.296,
 }
 _US_SERVICES = {
     "eks_control_plane": 0.10,
@@ -163,6 +208,7 @@ _US_SERVICES = {
 REGIONS: dict[str, RegionPrices] = {
     region: RegionPrices(region, dict(_US_EC2), **_US_SERVICES) for region in ("us-west-2", "us-east-1", "us-east-2")
 }
+REGIONS["us-east-2"].ec2["p4de.24xlarge"] = None  # not offered there, per the catalog
 REGIONS["eu-west-1"] = RegionPrices(
     "eu-west-1",
     {
@@ -184,6 +230,23 @@ REGIONS["eu-west-1"] = RegionPrices(
         "g6e.12xlarge": None,
         "p4d.24xlarge": 23.71569,
         "p5.48xlarge": None,
+        "g5.8xlarge": 2.73271,
+        "g5.16xlarge": 4.57237,
+        "g5.24xlarge": 9.09117,
+        "g6.4xlarge": None,
+        "g6.8xlarge": None,
+        "g6.16xlarge": None,
+        "g6.24xlarge": None,
+        "g6.48xlarge": None,
+        "g6e.2xlarge": None,
+        "g6e.4xlarge": None,
+        "g6e.8xlarge": None,
+        "g6e.16xlarge": None,
+        "g6e.24xlarge": None,
+        "g6e.48xlarge": None,
+        "p4de.24xlarge": None,
+        "p5e.48xlarge": None,
+        "p5en.48xlarge": None,
     },
     eks_control_plane=0.10,
     nat_gateway=0.048,
@@ -216,6 +279,23 @@ REGIONS["eu-central-1"] = RegionPrices(
         "g6e.12xlarge": 13.12002,
         "p4d.24xlarge": 27.43298,
         "p5.48xlarge": None,
+        "g5.8xlarge": 3.06122,
+        "g5.16xlarge": 5.12204,
+        "g5.24xlarge": 10.18405,
+        "g6.4xlarge": 1.65466,
+        "g6.8xlarge": 2.519,
+        "g6.16xlarge": 4.24769,
+        "g6.24xlarge": 8.34732,
+        "g6.48xlarge": 16.69464,
+        "g6e.2xlarge": 2.8035,
+        "g6e.4xlarge": 3.75651,
+        "g6e.8xlarge": 5.66252,
+        "g6e.16xlarge": 9.47454,
+        "g6e.24xlarge": 18.83806,
+        "g6e.48xlarge": 37.67612,
+        "p4de.24xlarge": 34.29122,
+        "p5e.48xlarge": None,
+        "p5en.48xlarge": None,
     },
     eks_control_plane=0.10,
     nat_gateway=0.052,

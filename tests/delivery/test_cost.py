@@ -1,6 +1,7 @@
 """The monthly estimate from a plan: floors at pool minimums, ceilings at the binding pool limit."""
 
 import copy
+import itertools
 
 import pytest
 
@@ -28,15 +29,33 @@ def test_dev_floor_is_the_always_on_part(plans):
     assert estimate["pool gpu (Karpenter)"].floor == 0
 
 
-def test_gpu_ceiling_is_bound_by_physical_gpus_not_slices(plans):
+def integer_ceiling(types: list[str], limits: dict[str, float], spot: bool) -> float:
+    """The dearest whole-node mix within every limit, by brute force over the multisets of at most `nodes` nodes
+    (independent of cost.py's linear programme, which may only be at or above it)."""
+    best = 0.0
+    for count in range(int(limits["nodes"]) + 1):
+        for nodes in itertools.combinations_with_replacement(types, count):
+            use = {"cpu": 0.0, "memory": 0.0, "gpu": 0.0, "nodes": float(count)}
+            for t in nodes:
+                vcpus, gib = capacity.vcpus_and_gib(t)
+                use["cpu"] += vcpus
+                use["memory"] += gib
+                use["gpu"] += instance_types.gpu_info(t).count
+            if all(use[k] <= limit for k, limit in limits.items()):
+                best = max(best, sum(US.hourly(t, spot) for t in nodes))
+    return best
+
+
+def test_gpu_ceiling_is_the_dearest_mix_its_limits_allow_counting_physical_gpus(plans):
     spot_gpu = items(plans["dev"])["pool gpu (Karpenter)"]
-    # 16 slices = 4 physical GPUs (time-sliced 4 ways) on 1-GPU instances only (the NodePool requires
-    # instance-gpu-count 1): the dearest spot GPU hour among the 1-GPU g5/g6 sizes
+    # dev's spot GPU pool: 1-GPU g5/g6 sizes, limits cpu 64, memory 256Gi, 4 nodes, 16 GPU slices = 4 physical GPUs
+    # (time-sliced 4 ways); one node past any limit is never launched, so g5.16xlarge (64 vCPU, 256 GiB) is the
+    # largest type and only alone
     one_gpu = [t for t in prices.VCPUS if t.split(".")[0] in ("g5", "g6") and instance_types.gpu_info(t).count == 1]
-    assert "g5.48xlarge" not in one_gpu and "g5.4xlarge" in one_gpu
-    dearest = max(US.hourly(t, True) for t in one_gpu)
-    assert spot_gpu.ceiling == pytest.approx(4 * dearest * H)
-    assert "gpu limit, dearest type, spot" in spot_gpu.note
+    assert "g5.48xlarge" not in one_gpu and "g5.16xlarge" in one_gpu
+    best = integer_ceiling(one_gpu, {"cpu": 64, "memory": 256, "gpu": 4, "nodes": 4}, spot=True)
+    assert best * H <= spot_gpu.ceiling <= best * H * 1.05, "the linear programme is at or just above the whole-node optimum"
+    assert spot_gpu.note.startswith("from zero; ceiling: the dearest mix of types its ") and spot_gpu.note.endswith(", spot")
 
 
 def test_prod_costs_more_and_totals_add_up(plans):
@@ -50,7 +69,9 @@ def test_prod_costs_more_and_totals_add_up(plans):
 
 
 def test_unknown_sizes_are_priced_by_vcpu_and_unknown_families_refused():
-    assert US.on_demand("g5.8xlarge") == (pytest.approx(1.624 / 16 * 32), 32)
+    assert US.on_demand("m6i.8xlarge") == (pytest.approx(0.096 / 2 * 32), 32), "CPU sizes: in proportion to vCPUs"
+    with pytest.raises(prices.NoPrice, match=r"no price for g5g\.xlarge"):
+        US.on_demand("g5g.xlarge")  # GPU sizes are never priced by vCPU
     with pytest.raises(prices.NoPrice, match=r"no price for x9z\.large or its family in us-west-2"):
         US.on_demand("x9z.large")
     with pytest.raises(prices.NoPrice, match=r"g6e\.xlarge is not offered in eu-west-1"):
@@ -106,21 +127,26 @@ def test_stagings_floor_includes_its_gpu_models_on_the_cheapest_type_that_fits(p
     assert not fits("g5.xlarge", ranker_pod.cpu_m, ranker_pod.memory_mi) and fits("g5.2xlarge", ranker_pod.cpu_m, ranker_pod.memory_mi)
     chat = estimate["pool gpu: 1 x g5.4xlarge for models"]
     ranker = estimate["pool gpu: 1 x g5.2xlarge for models"]
-    assert chat.floor == pytest.approx(US.hourly("g5.4xlarge", False) * H) and "chat 1" in chat.note
-    assert ranker.floor == pytest.approx(US.hourly("g5.2xlarge", False) * H) and "ranker 1" in ranker.note
+    disk = {shape.name: shape.disk_gib for shape in model_floor.pool_shapes(plans["staging"].resources, list, {}, US)}
+    assert disk["gpu"] == 200 and disk["cpu"] == 50, "the EC2NodeClasses' root volumes"
+    assert chat.floor == pytest.approx(US.hourly("g5.4xlarge", False) * H + 200 * US.gp3_per_gb_month) and "chat 1" in chat.note
+    assert ranker.floor == pytest.approx(US.hourly("g5.2xlarge", False) * H + 200 * US.gp3_per_gb_month) and "ranker 1" in ranker.note
     assert chat.ceiling == ranker.ceiling == 0, "the ceiling already counts the pool at its limits"
-    # fraud: 2 replicas of 1.1 CPU, 2.1Gi (server and capture proxy) on the CPU pool's cheapest fitting type
-    assert estimate["pool cpu: 2 x m6i.large for models"].floor == pytest.approx(2 * US.hourly("m6i.large", False) * H)
+    # fraud: 2 replicas of 1.1 CPU and 2.1 GiB (server and capture proxy); the CPU pool's cheapest fitting type is
+    # c6i.large ($0.085/h, 4 GiB), which holds one (two need 2.2 CPU of its ~1.9 allocatable)
+    fraud = estimate["pool cpu: 2 x c6i.large for models"]
+    assert fraud.floor == pytest.approx(2 * (US.hourly("c6i.large", False) * H + 50 * US.gp3_per_gb_month))
 
 
-def test_a_managed_pools_minimum_nodes_take_replicas_first(plans):
-    # prod's chat keeps 2 replicas with one GPU each; the managed GPU pool's one minSize node takes the first
+def test_a_managed_pools_running_nodes_take_replicas_first_and_never_grow(plans):
+    # prod's chat keeps 2 replicas of one GPU each. The managed GPU group runs its desiredSize (1 node, nothing
+    # grows it: no autoscaler for managed groups), which takes the first; the second goes where Karpenter would
+    # launch it: gpu-large (g6e), its cheapest fitting size, the 2xlarge.
     prod = items(plans["prod"])
-    extra = prod["pool gpu: 1 x g5.2xlarge for models"]
-    assert "chat 2, 1 on the pool's minimum nodes" in extra.note
-    pool = next(shape for shape in model_floor.pool_shapes(plans["prod"].resources, list, {}, US) if shape.name == "gpu")
-    assert pool.managed and pool.min_nodes == 1 and pool.disk_gib > 0
-    assert extra.floor == pytest.approx(US.hourly("g5.2xlarge", False) * H + pool.disk_gib * US.gp3_per_gb_month)
+    assert prod["pool gpu: models on its running nodes"].note.startswith("chat 1: on its running g5.2xlarge nodes")
+    extra = prod["pool gpu-large: 1 x g6e.2xlarge for models"]
+    assert "chat 1" in extra.note and not [name for name in prod if name.startswith("pool gpu: 1 x")]
+    assert extra.floor == pytest.approx(US.hourly("g6e.2xlarge", False) * H + 200 * US.gp3_per_gb_month)
 
 
 def copy_model(resources: list[dict], model: str, as_name: str) -> list[dict]:
@@ -145,7 +171,7 @@ def test_adding_a_gpu_model_raises_the_floor_by_its_node_and_the_diff_says_so(pl
     head = copy_model(base, "ranker", "ranker2")
     before, after = cost.totals(cost.estimate(base)), cost.totals(cost.estimate(head))
     # one GPU per g5.2xlarge: ranker2's replica needs a node of its own
-    assert after[0] - before[0] == pytest.approx(US.hourly("g5.2xlarge", False) * H)
+    assert after[0] - before[0] == pytest.approx(US.hourly("g5.2xlarge", False) * H + 200 * US.gp3_per_gb_month)
     line = diff._cost_line(
         {"resources": base, "outputs": {"region": "us-west-2"}}, {"resources": head, "outputs": {"region": "us-west-2"}}, False
     )
@@ -158,7 +184,7 @@ def test_a_model_no_pool_can_take_is_said_not_left_out(plans):
         if resource["type"] == "kubernetes:apps/v1:Deployment" and resource["inputs"]["metadata"].get("namespace") == "chat":
             resource["inputs"]["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["nvidia.com/gpu"] = "8"
     unplaced = [i for i in cost.estimate(head) if i.name == "models not in the floor"]
-    assert len(unplaced) == 1 and "model chat: no priced node type of a pool it may run on fits one replica" in unplaced[0].note
+    assert len(unplaced) == 1 and "model chat: no node type of the pools that admit it fits one replica" in unplaced[0].note
 
 
 # --- ceilings at the dearest type, prices per region, every type accounted ----------------------------------------------
@@ -179,7 +205,8 @@ def test_a_stack_is_priced_at_its_regions_rates(plans):
     europe = prices.for_region("eu-central-1")
     estimate = {i.name: i for i in cost.estimate(plans["staging"].resources, region="eu-central-1")}
     assert estimate["NAT gateways (3)"].floor == pytest.approx(3 * (europe.nat_gateway + europe.public_ipv4) * H)
-    assert estimate["pool gpu: 1 x g5.4xlarge for models"].floor == pytest.approx(europe.hourly("g5.4xlarge", False) * H)
+    expected = europe.hourly("g5.4xlarge", False) * H + 200 * europe.gp3_per_gb_month
+    assert estimate["pool gpu: 1 x g5.4xlarge for models"].floor == pytest.approx(expected)
     ireland = {i.name: i for i in cost.estimate(plans["staging"].resources, region="eu-west-1")}
     assert ireland["CloudWatch Logs"].note.startswith("not priced in eu-west-1"), "no sourced figure: said, not zero in silence"
     with pytest.raises(prices.UnknownRegion, match="no prices for ap-south-2"):
@@ -192,8 +219,8 @@ def test_the_command_refuses_another_regions_rates_unless_asked(plans, capsys, m
         cli, "_planned", lambda stack, project_dir: type(plan)(**{**plan.__dict__, "outputs": {**plan.outputs, "region": "ap-south-2"}})
     )
     assert cli.main(["cost", "--stack", "staging"]) == 0
-    out = capsys.readouterr().out
-    assert "warning: no prices for ap-south-2" in out and "total per month" not in out
+    said = capsys.readouterr()
+    assert "warning: no prices for ap-south-2" in said.err and "total per month" not in said.out
     assert cli.main(["cost", "--stack", "staging", "--price-region", "us-east-1"]) == 0
     out = capsys.readouterr().out
     assert "at us-east-1's prices (it runs in ap-south-2)" in out and "prices: us-east-1" in out
@@ -225,3 +252,25 @@ def test_every_type_the_program_declares_is_priced_listed_or_free(plans):
     for token, (what, _) in cost.NOT_PRICED.items():
         count = sum(1 for r in plans["prod"].resources if r["type"] == token)
         assert not count or f"{what} ({count})" in names, token
+
+
+def test_karpenter_tries_the_heavier_pool_first_and_keeps_to_its_architecture(plans):
+    resources = copy.deepcopy(plans["dev"].resources)
+    chat = next(
+        r for r in resources if r["type"] == "kubernetes:keda.sh/v1alpha1:ScaledObject" and r["inputs"]["metadata"]["namespace"] == "chat"
+    )
+    chat["inputs"]["spec"]["minReplicaCount"] = 1
+    floors = {i.name for i in cost.estimate(resources) if "for models" in i.name}
+    assert any(name.startswith("pool gpu: 1 x") for name in floors), "dev's spot pool weighs 100, the on-demand one 10"
+    pools = {r["inputs"]["metadata"]["name"]: r for r in resources if r["type"] == "kubernetes:karpenter.sh/v1:NodePool"}
+    pools["gpu-on-demand"]["inputs"]["spec"]["weight"] = 200
+    floors = {i.name for i in cost.estimate(resources) if "for models" in i.name}
+    assert any(name.startswith("pool gpu-on-demand: 1 x") for name in floors), "Karpenter tries the higher weight first"
+    # an arm64 CPU pool: the table prices no Graviton type, so nothing is placed at an x86 price
+    requirements = pools["cpu"]["inputs"]["spec"]["template"]["spec"]["requirements"]
+    requirements[:] = [r for r in requirements if r["key"] != "kubernetes.io/arch"] + [
+        {"key": "kubernetes.io/arch", "operator": "In", "values": ["arm64"]}
+    ]
+    estimate = {i.name: i for i in cost.estimate(resources)}
+    assert estimate["pool cpu (Karpenter)"].note.startswith("not priced: no type it may launch has a price")
+    assert "model fraud: no node type of the pools that admit it fits one replica" in estimate["models not in the floor"].note
