@@ -377,7 +377,9 @@ def wanted_trust(args: argparse.Namespace) -> CiTrust:
     if provider == "github":
         built = trust.github(required("repository", "OWNER/REPO"), environments, prefix, args.issuer)
     elif provider == "gitlab":
-        built = trust.gitlab(required("project", "GROUP/PROJECT"), environments, prefix, args.branch or "main", args.issuer)
+        built = trust.gitlab(
+            required("project", "GROUP/PROJECT"), environments, prefix, "main" if args.branch is None else args.branch, args.issuer
+        )
     elif provider == "azure" and args.tenant_id:
         built = _azure_entra(args, environments, prefix)
     elif provider == "azure":
