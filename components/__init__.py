@@ -22,6 +22,8 @@ else (the modules, the pure functions they are built from) is internal and may c
   AWS identity, Deployment, Service, autoscaling, disruption budget, network policy, monitoring and alerts;
   it deploys onto any EKS cluster given a Kubernetes provider (examples/model-service-on-existing-cluster).
 - PreviewNamespace (PreviewNamespaceArgs): a pull-request preview's namespace in another stack's cluster.
+- RunningImages (RunningImagesArgs): a CronJob publishing the scan findings of the images running in model
+  namespaces to the Pushgateway, its least-privilege RBAC and Pod Identity role, and its alerts.
 
 Types some arguments take: Chart (a pinned Helm chart), KarpenterPool (one Karpenter NodePool), AccessGrant (an
 EKS access entry), PullThroughCache (an ECR pull-through cache rule). `help()` of any public class lists its
@@ -76,6 +78,8 @@ _MODULES = {
     "ModelSpec": "model_service",
     "PreviewNamespace": "preview_namespace",
     "PreviewNamespaceArgs": "preview_namespace",
+    "RunningImages": "running_images",
+    "RunningImagesArgs": "running_images",
     "Chart": "helm",
     "KarpenterPool": "karpenter",
     "AccessGrant": "eks_cluster",

@@ -198,8 +198,8 @@ class MonitoringArgs:
     model_namespaces: Sequence[str] = ()
     """Namespaces of model services, for the crash-loop alert."""
     pushgateway: Chart | None = None
-    """Pinned prometheus-pushgateway chart, installed when a model's monitor job publishes (components/pushgateway.py);
-    None: no Pushgateway."""
+    """Pinned prometheus-pushgateway chart, installed when a model's monitor job or the running-images report publishes
+    (components/pushgateway.py); None: no Pushgateway."""
     pushgateway_storage_gib: int | None = None
     """The Pushgateway's gp3 volume; None keeps its groups in memory only (dev)."""
     amp_remote_write: bool = False

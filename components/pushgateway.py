@@ -6,8 +6,9 @@ Prometheus scrapes the Pushgateway with the pushed labels kept (honorLabels: `jo
 What it holds survives a restart on a small gp3 volume (`--persistence.file`): without it, a restart would empty
 every group until each job ran again, and "last success" alerts would read absence. Only pods of the monitor
 jobs (label app.kubernetes.io/component=model-monitor in namespaces labelled ml-platform/monitoring=true) and
-Prometheus's namespace reach it. A job deletes the groups of its model's older versions; groups never pushed again
-otherwise stay (README, "Drift and feedback": how to delete one by hand).
+Prometheus's namespace (where the running-images report, components/running_images.py, runs too) reach it. A job
+deletes the groups of its model's older versions; groups never pushed again otherwise stay (README, "Drift and
+feedback": how to delete one by hand).
 """
 
 from __future__ import annotations

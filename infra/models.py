@@ -16,6 +16,8 @@ from ml_platform.components.model_store import COMPILE_CACHE_PREFIX
 from ml_platform.components.monitoring import NAMESPACE as MONITORING_NAMESPACE
 from ml_platform.components.monitoring import PROMETHEUS_URL
 from ml_platform.components.resources import SMALL, STANDARD
+from ml_platform.components.running_images import RunningImagesSpec
+from ml_platform.components.scheduling import POOL_LABEL
 from ml_platform.infra import coldstart, config, pools
 from ml_platform.infra.config.model_monitoring import duration_seconds, schedule_period_seconds
 from ml_platform.infra.model_registry.artifacts import STORE_PREFIX
@@ -459,3 +461,30 @@ def metric_drift_spec(drift: config.MetricDrift | None) -> MetricDriftSpec | Non
     if drift is None:
         return None
     return MetricDriftSpec(signals=tuple(drift.signals), baseline=drift.baseline, threshold=drift.threshold, min_requests=drift.minRequests)
+
+
+def reports_running_images(cfg: config.StackConfig) -> bool:
+    """Whether the stack runs the running-images report: vulnerabilities.runningImages.enabled, models to report on,
+    and the monitoring image it runs from (serving.monitoringImage)."""
+    return cfg.vulnerabilities.runningImages.enabled and bool(cfg.models) and cfg.serving.monitoringImage is not None
+
+
+def running_images_spec(cfg: config.StackConfig, registry: str, account_id: str, partition: str) -> RunningImagesSpec | None:
+    """The running-images report over every model's namespace (a model runs in the namespace of its name), or None
+    (reports_running_images). It runs on the system pool, in the monitoring namespace beside the Pushgateway."""
+    if not reports_running_images(cfg):
+        return None
+    settings = cfg.vulnerabilities.runningImages
+    return RunningImagesSpec(
+        image=image_reference(cfg.serving.monitoringImage, registry, cfg.image_registry_prefix),
+        namespaces={name: name for name in sorted(cfg.models)},
+        region=cfg.region,
+        account_id=account_id,
+        partition=partition,
+        schedule=settings.schedule,
+        period_seconds=schedule_period_seconds(settings.schedule),
+        pushgateway_url=pushgateway.url(MONITORING_NAMESPACE),
+        namespace=MONITORING_NAMESPACE,
+        allow=tuple((entry.cve, entry.image, entry.expires.isoformat()) for entry in cfg.vulnerabilities.allow),
+        node_selector={POOL_LABEL: "system"},
+    )

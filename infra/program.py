@@ -6,7 +6,6 @@ Holds no resource logic of its own; every resource lives in a component under co
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
@@ -27,70 +26,17 @@ from ml_platform.components.preview_namespace import PreviewNamespace, PreviewNa
 from ml_platform.components.registry import ContainerRegistry, ContainerRegistryArgs, PullThroughCache
 from ml_platform.components.registry_scanning import RegistryScanning, RegistryScanningArgs
 from ml_platform.components.resources import PROMETHEUS_CPU, SMALL, STANDARD, sized
+from ml_platform.components.running_images import RunningImages, RunningImagesArgs
 from ml_platform.components.scheduling import POOL_LABEL
 from ml_platform.components.serving_platform import ServingPlatform, ServingPlatformArgs
-from ml_platform.infra import aliases, config, existing_network, images, models, pools, registry_server, versions
+from ml_platform.infra import aliases, config, images, models, pools, registry_server, versions
 from ml_platform.infra.naming import availability_zones, registry_host, stack_tags
 from ml_platform.infra.naming import cluster_name as cluster_name
 from ml_platform.infra.naming import model_store_bucket as model_store_bucket
+from ml_platform.infra.placement import Placement, Weights, base_weights, existing_placement
 from ml_platform.infra.stack_config import check_pins as check_pins
 from ml_platform.infra.stack_config import check_scheduling as check_scheduling
 from ml_platform.infra.stack_config import load_config, refuse_placeholders, warn_moved_charts
-
-
-@dataclass(frozen=True)
-class Weights:
-    """The model store the models read their weights from."""
-
-    bucket_name: str
-    bucket_arn: pulumi.Input[str]
-    key_arn: pulumi.Input[str]
-
-
-@dataclass(frozen=True)
-class Placement:
-    """Where the stack sits in its network, whether the platform created the VPC (Network) or was given one
-    (network.vpcId, looked up: infra/existing_network.py)."""
-
-    vpc_id: pulumi.Input[str]
-    private_subnet_ids: pulumi.Input[list[str]]
-    public_subnet_ids: pulumi.Input[list[str]]
-    zones: list[str]
-    """The private subnets' zones."""
-    cidrs: tuple[str, ...]
-    """The VPC's IPv4 CIDRs."""
-    egress: list[pulumi.Resource]
-    """What gives the private subnets their routes out, for what must be deleted before them (Karpenter)."""
-    alb_subnets: dict[str, list[str]] | None = None
-    """An existing VPC's subnets for ALBs by scheme (`internal`, `internet-facing`), one per zone; None when
-    created (the controller finds the Network component's subnets by their tags)."""
-
-
-def existing_placement(cfg: config.StackConfig) -> Placement:
-    """The placement in an existing VPC: its facts looked up and judged (existing_network.problems); errors end
-    the run as config errors do, warnings are logged. Raises pulumi.RunError."""
-    facts = existing_network.look_up(cfg)
-    errors, warnings = existing_network.problems(facts, cfg)
-    if errors:
-        raise pulumi.RunError(f"network.vpcId {facts.vpc_id}, as looked up:\n" + config.ConfigError(errors).render())
-    for warning in warnings:
-        pulumi.log.warn(warning)
-    return Placement(
-        vpc_id=facts.vpc_id,
-        private_subnet_ids=facts.private_subnet_ids,
-        public_subnet_ids=[subnet.id for subnet in facts.public],
-        zones=facts.zones,
-        cidrs=facts.cidrs,
-        egress=[],
-        alb_subnets={"internal": facts.one_per_zone(facts.private), "internet-facing": facts.one_per_zone(facts.public)},
-    )
-
-
-def base_weights(preview: config.PreviewConfig, base: pulumi.StackReference, account_id: str, partition: str) -> Weights:
-    """A preview's models read the store of the stack it previews (same account): the preview's own, in full
-    mode, starts empty."""
-    bucket = model_store_bucket(preview.base_stack_name, account_id)
-    return Weights(bucket, f"arn:{partition}:s3:::{bucket}", base.require_output("dataKeyArn"))
 
 
 def installed_charts(cfg: config.StackConfig) -> set[str]:
@@ -104,7 +50,7 @@ def installed_charts(cfg: config.StackConfig) -> set[str]:
         installed.add("keda")
     if any(model.exposure.type == "alb" for model in cfg.models.values()):
         installed.add("aws-load-balancer-controller")
-    if any(model.drift is not None for model in cfg.models.values()):
+    if any(model.drift is not None for model in cfg.models.values()) or models.reports_running_images(cfg):
         installed.add("prometheus-pushgateway")
     return installed
 
@@ -501,9 +447,10 @@ def build(cfg: config.StackConfig) -> None:
             depends_on=[*system_group, addons.coredns],
         ),
     )
+    model_services: list[pulumi.Resource] = []
     if cfg.models:
         for model_name, model in sorted(cfg.models.items()):
-            ModelService(
+            service = ModelService(
                 f"model-{model_name}",
                 ModelServiceArgs(
                     spec=models.model_spec(
@@ -522,6 +469,23 @@ def build(cfg: config.StackConfig) -> None:
                 ),
                 opts=aliases.options(f"model-{model_name}"),
             )
+            model_services.append(service)
+    running_images = models.running_images_spec(cfg, ecr_host, identity.account_id, partition)
+    if running_images is not None:
+        RunningImages(
+            "running-images",
+            RunningImagesArgs(
+                spec=running_images,
+                kubernetes_provider=cluster.provider,
+                cluster_name=cluster.name,
+                monitoring_crds=monitoring.crds,
+                # Its RoleBindings live in the model namespaces, which the model services create.
+                model_namespaces=model_services,
+                tags=tags,
+            ),
+            # Its pods run on the system pool.
+            opts=aliases.options("running-images", depends_on=system_group),
+        )
 
     pulumi.export("environment", cfg.environment)
     pulumi.export("region", cfg.region)

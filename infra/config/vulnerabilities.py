@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from ml_platform.infra.config.base import _fail, _Model, check_cron
+from ml_platform.infra.config.model_monitoring import MIN_PERIOD_SECONDS, schedule_period_seconds
 
 # Ordered from least to most severe (inspector2 Severity). UNTRIAGED (not yet rated by its source) sits with
 # MEDIUM: unknown is not harmless, and a threshold of MEDIUM or lower takes it.
@@ -109,7 +110,11 @@ class RunningImages(_Model):
     @field_validator("schedule")
     @classmethod
     def _schedule(cls, value: str) -> str:
-        return check_cron(value, "the CronJob controller", "the running-images report would never run")
+        check_cron(value, "the CronJob controller", "the running-images report would never run")
+        # components/running_images.py refuses a shorter period: each run lists every model namespace and reads ECR.
+        if schedule_period_seconds(value) < MIN_PERIOD_SECONDS:
+            raise _fail(f"'{value}' runs more often than every {MIN_PERIOD_SECONDS // 60} minutes: findings change far slower than that")
+        return value
 
 
 class VulnerabilitiesConfig(_Model):

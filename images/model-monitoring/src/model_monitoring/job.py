@@ -8,6 +8,9 @@ own job (`model-drift`, `model-feedback`) and grouping key {namespace, model, ve
 Exit codes: 0 every configured check succeeded (too few samples is a success: it is published as such);
 1 a check failed (its `last_failure` timestamp was pushed, the other check still ran); 2 bad configuration or
 arguments (one line naming the field, no traceback).
+
+`model-monitor running-images --config FILE | --config-env NAME` is the running-images report's CronJob
+(running_images.py).
 """
 
 from __future__ import annotations
@@ -186,6 +189,10 @@ def _parser() -> argparse.ArgumentParser:
     run_cmd = commands.add_parser("run", help="run the configured checks once and publish them")
     run_cmd.add_argument("--config", required=True, metavar="FILE", help="the monitor's JSON config")
     run_cmd.add_argument("--now", metavar="RFC3339", help="end of the window (default: the current time)")
+    images_cmd = commands.add_parser("running-images", help="publish the scan findings of the images running in model namespaces")
+    source = images_cmd.add_mutually_exclusive_group(required=True)
+    source.add_argument("--config", metavar="FILE", help="the report's JSON config (running_images.py)")
+    source.add_argument("--config-env", metavar="NAME", help="the environment variable holding it (the CronJob's way)")
     return parser
 
 
@@ -196,6 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # argparse has printed its usage message
         return e.code if isinstance(e.code, int) else EXIT_BAD_CONFIG
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "running-images":
+        from . import running_images
+
+        return running_images.main(args.config, args.config_env)
     try:
         cfg = load_config(args.config)
         now = parse_now(args.now)
