@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -156,6 +157,8 @@ def _doctor(args: argparse.Namespace) -> int:
 
 def _images_check(args: argparse.Namespace) -> int:
     try:
+        if args.today and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", args.today):
+            raise ValueError(args.today)  # fromisoformat also takes 20261201 and 2026-W49-1
         today = date.fromisoformat(args.today) if args.today else None
     except ValueError:
         raise CommandError(f"--today {args.today}: give a date, YYYY-MM-DD") from None
@@ -169,14 +172,24 @@ def _vulnerability_gate(stack: str, project_dir: str, plan: offline_plan.Plan | 
     cfg, _ = _read_config(stack, project_dir)
     session = _session()
     account = session.client("sts", region_name=cfg.region).get_caller_identity()["Account"]
-    images = vulnerabilities.stack_images(plan.outputs, account)
+    try:
+        images = vulnerabilities.stack_images(plan.outputs, account)
+    except KeyError:
+        raise CommandError(f"the offline plan of stack '{stack}' names no images (no versions.images output): plan it again") from None
     print(f"vulnerability gate of stack '{stack}' (account {account}, threshold {cfg.vulnerabilities.threshold}):")
     clients: dict[str, object] = {}
 
     def ecr(region: str):
         return clients.setdefault(region, session.client("ecr", region_name=region))
 
-    return vulnerabilities.check(cfg, images, ecr, today or datetime.now(UTC).date())
+    unscanned = None
+    if cfg.vulnerabilities.registryScanning is not None:
+        # The owner's first deploy is the one that turns enhanced scanning on: until it has, no image has results.
+        scan_type = ecr(cfg.region).get_registry_scanning_configuration()["scanningConfiguration"].get("scanType")
+        if scan_type != "ENHANCED":
+            unscanned = "warn"
+            print(f"note: this stack owns the account's scanning, {scan_type} until this deploy makes it ENHANCED: unscanned images warn")
+    return vulnerabilities.check(cfg, images, ecr, today or datetime.now(UTC).date(), unscanned=unscanned)
 
 
 def _cleanup(args: argparse.Namespace) -> int:

@@ -37,6 +37,7 @@ from ml_platform.infra.placement import Placement, Weights, base_weights, existi
 from ml_platform.infra.stack_config import check_pins as check_pins
 from ml_platform.infra.stack_config import check_scheduling as check_scheduling
 from ml_platform.infra.stack_config import load_config, refuse_placeholders, warn_moved_charts
+from ml_platform.infra.stack_images import stack_images
 
 
 def installed_charts(cfg: config.StackConfig) -> set[str]:
@@ -503,27 +504,10 @@ def build(cfg: config.StackConfig) -> None:
         pulumi.export("modelRegistry", registry_output)
     pinned = versions.versions_output(release, charts)
     # The images this stack runs, as resolved from its config (tags or digests), to reproduce it exactly.
-    prefix = cfg.image_registry_prefix
-    pinned["images"] = {
-        "charts": chart_images,
-        "loader": models.image_reference(cfg.serving.loaderImage, ecr_host, prefix),
-        "models": {name: models.image_reference(model.image, ecr_host, prefix) for name, model in sorted(cfg.models.items())},
-        "platform": platform_images(cfg, ecr_host),
-    }
+    pinned["images"] = {"charts": chart_images, **stack_images(cfg, ecr_host)}
     pulumi.export("versions", pinned)
     if cfg.preview is not None:
         export_preview(cfg.preview)
-
-
-def platform_images(cfg: config.StackConfig, ecr_host: str) -> dict[str, str]:
-    """The platform's own images the stack runs, by role: the self-hosted registry server's, and the monitoring image
-    (capture proxy, drift and running-images jobs) where set."""
-    found = {}
-    if registry_server.declares_server(cfg) and cfg.modelRegistry.mode == "selfHosted":
-        found["registry-server"] = models.image_reference(cfg.modelRegistry.selfHosted.image, ecr_host, cfg.image_registry_prefix)
-    if cfg.serving.monitoringImage is not None:
-        found["monitoring"] = models.image_reference(cfg.serving.monitoringImage, ecr_host, cfg.image_registry_prefix)
-    return found
 
 
 def build_namespace_preview(cfg: config.StackConfig, preview: config.PreviewConfig) -> None:
@@ -581,6 +565,8 @@ def build_namespace_preview(cfg: config.StackConfig, preview: config.PreviewConf
     pulumi.export("region", cfg.region)
     pulumi.export("clusterName", base_cluster)
     pulumi.export("namespace", preview.namespace)
+    # The images it runs, for the vulnerability gate (infra/delivery/vulnerabilities.py), as a full stack exports them.
+    pulumi.export("versions", {"images": stack_images(cfg, ecr_host, preview=True)})
     export_preview(preview)
 
 

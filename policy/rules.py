@@ -109,7 +109,11 @@ def _ecr_hardened(stack: StackView) -> list[str]:
 
 
 def ecr_wildcard_match(pattern: str, name: str) -> bool:
-    """ECR's WILDCARD repository filter: `*` stands for any characters, `/` included."""
+    """ECR's WILDCARD repository filter: `*` stands for any characters, `/` included; a filter without `*` matches
+    every repository whose name contains it (ECR user guide, "Filters for image scanning": `prod` matches
+    `repo-prod`)."""
+    if "*" not in pattern:
+        return pattern in name
     return re.fullmatch(".*".join(re.escape(part) for part in pattern.split("*")), name) is not None
 
 

@@ -27,7 +27,7 @@ PULL_DATE_RESCAN_DURATIONS = RESCAN_DURATIONS[1:]
 PULL_DATE_RESCAN_MODES = ("LAST_PULL_DATE", "LAST_IN_USE_AT")
 # ECR repository filter (RegistryScanningConfiguration rule, filterType WILDCARD): botocore's ecr model pattern.
 _REPOSITORY_FILTER = re.compile(r"^[a-z0-9*](?:[._\-/a-z0-9*]?[a-z0-9*]+)*\Z")
-_CVE = re.compile(r"^(CVE-\d{4}-\d{4,}|GHSA(-[23456789cfghjmpqrvwx]{4}){3}|[A-Z][A-Z0-9]+-[A-Za-z0-9.:_-]+)\Z")
+_CVE = re.compile(r"^(CVE-\d{4}-\d{4,}|GHSA(-[23456789cfghjmpqrvwx]{4}){3}|[A-Za-z][A-Za-z0-9]+-[A-Za-z0-9.:_-]+)\Z")
 MAX_ALLOW_DAYS = 365
 """An allow-list entry may run at most a year: an exception nobody revisits is a hole."""
 
@@ -82,9 +82,18 @@ class AllowEntry(_Model):
             )
         return value
 
+    @field_validator("reason")
+    @classmethod
+    def _reason(cls, value: str) -> str:
+        if len(value.strip()) < 10:
+            raise _fail("say why it is accepted, in at least 10 characters (not blanks)")
+        return value
+
     @field_validator("image")
     @classmethod
     def _image(cls, value: str) -> str:
+        if ".amazonaws.com" in value or value.startswith(("http:", "https:")):
+            raise _fail(f"'{value}': give the repository path below the registry (e.g. prod/serving/vllm), as `images check` prints it")
         repository, _, digest = value.partition("@")
         if value != "*" and (
             not re.match(r"^[a-z0-9]+([._/-][a-z0-9]+)*\Z", repository) or (digest and not re.match(r"^sha256:[0-9a-f]{64}\Z", digest))
@@ -130,6 +139,13 @@ class VulnerabilitiesConfig(_Model):
     it through a cache or mirror, and pin its digest, to have it checked."""
     allow: list[AllowEntry] = []
     runningImages: RunningImages = RunningImages()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _owner_stated(cls, data):
+        if isinstance(data, dict) and "registryScanning" in data and data["registryScanning"] is None:
+            raise _fail("registryScanning is empty: give {} to own the account's scanning with the defaults, or leave the key out")
+        return data
 
     @model_validator(mode="after")
     def _allow_list(self) -> VulnerabilitiesConfig:

@@ -164,52 +164,71 @@ def run(session, cfg: config.StackConfig, backend_bucket: str | None = None, exa
 
 def scanning_checks(session, cfg: config.StackConfig) -> list[Check]:
     """The account's ECR scanning in the stack's region (ecr GetRegistryScanningConfiguration): ENHANCED, with a
-    CONTINUOUS_SCAN filter over every repository of the stack, else the gate has no findings to read. The owner
-    (`vulnerabilities.registryScanning`) passes before its first `pulumi up`, which turns it on, and also has
-    Inspector's rescan durations compared with its settings (inspector2 GetConfiguration)."""
+    CONTINUOUS_SCAN filter over every repository of the stack, else the gate has no rescanned findings to read.
+
+    - Another stack owns it: not so fails where the stack refuses unscanned images (`unscanned: fail`, prod's
+      default) and warns (passing) elsewhere, so staging's deploy is not held up before the owner's first deploy.
+    - This stack owns it (`vulnerabilities.registryScanning`): BASIC passes (its first `pulumi up` turns ENHANCED
+      on); ENHANCED with other rules than it declares fails (another stack declares it too: each `pulumi up` would
+      overwrite the other's). Inspector's rescan durations are compared with its settings (inspector2
+      GetConfiguration); a refusal to read them fails, since `pulumi up` calls the same API."""
     owned = cfg.vulnerabilities.registryScanning
     ecr = session.client("ecr", region_name=cfg.region)
     try:
         scanning = ecr.get_registry_scanning_configuration()["scanningConfiguration"]
     except ClientError as err:
         return [Check("registry scanning", False, f"cannot read the registry's scanning configuration: {explain(err)}")]
-    filters = [
-        f["filter"]
-        for rule in scanning.get("rules", [])
-        if rule.get("scanFrequency") == "CONTINUOUS_SCAN"
-        for f in rule.get("repositoryFilters", [])
-    ]
+    rules = scanning.get("rules", [])
+    filters = [f["filter"] for rule in rules if rule.get("scanFrequency") == "CONTINUOUS_SCAN" for f in rule.get("repositoryFilters", [])]
     repositories = [f"{cfg.registry_prefix}/{r}" if cfg.registry_prefix else r for r in cfg.registries.repositories]
     unscanned = [r for r in repositories if not any(ecr_wildcard_match(f, r) for f in filters)]
-    if scanning.get("scanType") == "ENHANCED" and not unscanned:
-        check = Check(
-            "registry scanning", True, f"ENHANCED, continuous over {', '.join(filters)}" + (" (this stack owns it)" if owned else "")
-        )
-    elif owned:
-        check = Check("registry scanning", True, f"{scanning.get('scanType')} now; this stack declares ENHANCED, which pulumi up sets")
+    enhanced = scanning.get("scanType") == "ENHANCED"
+    if owned is not None:
+        declared = sorted(owned.repositoryFilters)
+        if not enhanced:
+            check = Check("registry scanning", True, f"{scanning.get('scanType')} now; this stack declares ENHANCED, which pulumi up sets")
+        elif len(rules) != 1 or rules[0].get("scanFrequency") != "CONTINUOUS_SCAN" or sorted(filters) != declared:
+            check = Check(
+                "registry scanning",
+                False,
+                f"the account's scanning ({rules}) is not what this stack declares (CONTINUOUS_SCAN over {declared}): another "
+                "stack may declare vulnerabilities.registryScanning too; exactly one per account and region may",
+            )
+        else:
+            check = Check("registry scanning", True, f"ENHANCED, continuous over {', '.join(filters)} (this stack owns it)")
+    elif enhanced and not unscanned:
+        check = Check("registry scanning", True, f"ENHANCED, continuous over {', '.join(filters)}")
     else:
-        what = "BASIC" if scanning.get("scanType") != "ENHANCED" else f"ENHANCED, but no continuous filter matches {', '.join(unscanned)}"
+        what = (
+            "BASIC (images scanned once on push, never rescanned)"
+            if not enhanced
+            else f"ENHANCED, but no continuous filter matches {', '.join(unscanned)}"
+        )
+        strict = cfg.unscanned_verdict == "fail"
         check = Check(
             "registry scanning",
-            False,
-            f"{what}: the vulnerability gate finds no results; declare vulnerabilities.registryScanning in the one stack that "
-            "owns this account's scanning (README, 'Vulnerabilities')",
+            not strict,
+            ("" if strict else "WARNING (vulnerabilities.unscanned is warn here): ")
+            + f"{what}; declare vulnerabilities.registryScanning in the one stack that owns this account's scanning "
+            "(README, 'Vulnerabilities')",
         )
     checks = [check]
     if owned is not None:
         try:
-            state = session.client("inspector2", region_name=cfg.region).get_configuration()["ecrConfiguration"]["rescanDurationState"]
-        except (ClientError, KeyError) as err:
-            detail = explain(err) if isinstance(err, ClientError) else "no ECR configuration yet"
-            return [*checks, Check("inspector rescan durations", True, f"not set yet ({detail}); pulumi up sets them")]
+            answer = session.client("inspector2", region_name=cfg.region).get_configuration()
+        except ClientError as err:
+            if err.response["Error"]["Code"] in ("AccessDeniedException", "AccessDenied", "UnauthorizedException"):
+                return [
+                    *checks,
+                    Check("inspector rescan durations", False, f"{explain(err)}: pulumi up needs inspector2 access to set them"),
+                ]
+            return [
+                *checks,
+                Check("inspector rescan durations", True, f"not set yet ({explain(err).splitlines()[0][:160]}); pulumi up sets them"),
+            ]
+        state = (answer.get("ecrConfiguration") or {}).get("rescanDurationState") or {}
         wanted = {k: getattr(owned, k) for k in ("rescanDuration", "pullDateRescanDuration", "pullDateRescanMode")}
         differing = {k: state.get(k) for k, v in wanted.items() if state.get(k) != v}
         detail = ", ".join(f"{k} {v}" for k, v in wanted.items())
-        checks.append(
-            Check(
-                "inspector rescan durations",
-                True,
-                detail if not differing else f"now {differing}; pulumi up sets {detail}",
-            )
-        )
+        checks.append(Check("inspector rescan durations", True, detail if not differing else f"now {differing}; pulumi up sets {detail}"))
     return checks

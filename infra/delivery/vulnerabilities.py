@@ -102,10 +102,10 @@ def split_reference(reference: str) -> tuple[str, str | None, str | None]:
 class Gate:
     """Judges images against a stack's `vulnerabilities` settings with ECR clients made by `client(region)`."""
 
-    def __init__(self, cfg: config.StackConfig, client, today: dt.date):
+    def __init__(self, cfg: config.StackConfig, client, today: dt.date, unscanned: str | None = None):
         self.settings, self.client, self.today = cfg.vulnerabilities, client, today
         self.threshold = SEVERITY_RANK[self.settings.threshold]
-        self.unscanned = cfg.unscanned_verdict
+        self.unscanned = unscanned or cfg.unscanned_verdict
 
     def judge(self, image: Image) -> Verdict:
         verdict = Verdict(image)
@@ -132,8 +132,15 @@ class Gate:
             )["imageDetails"]
         except ClientError as err:
             code = err.response["Error"]["Code"]
-            if code in ("ImageNotFoundException", "RepositoryNotFoundException"):
+            if code == "ImageNotFoundException":
                 verdict.worse("fail", f"not in ECR ({code}): push it before deploying")
+                return verdict
+            if code == "RepositoryNotFoundException":
+                verdict.worse(
+                    "fail",
+                    f"not in ECR ({code}): a repository of this stack is made by its first `pulumi up`; deploy once without "
+                    "the models that use it, push the image, then add them",
+                )
                 return verdict
             raise
         detail = described[0]
@@ -206,9 +213,10 @@ def _enhanced(finding: dict) -> Finding:
     return Finding(details.get("vulnerabilityId") or finding.get("title", "?"), finding.get("severity", "UNTRIAGED"), packages)
 
 
-def check(cfg: config.StackConfig, images: list[Image], client, today: dt.date, say=print) -> int:
-    """Judge `images` and the allow-list, print a line per image (and its findings), return 0 or EXIT_REFUSED."""
-    gate = Gate(cfg, client, today)
+def check(cfg: config.StackConfig, images: list[Image], client, today: dt.date, say=print, unscanned: str | None = None) -> int:
+    """Judge `images` and the allow-list, print a line per image (and its findings), return 0 or EXIT_REFUSED.
+    `unscanned` overrides the stack's verdict on images without results (the scanning owner's first deploy)."""
+    gate = Gate(cfg, client, today, unscanned)
     verdicts = [gate.judge(image) for image in images]
     entries = allow_problems(cfg.vulnerabilities.allow, today)
     for verdict in verdicts:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.constructor import DuplicateKeyError
+from ruamel.yaml.constructor import DuplicateKeyError, SafeConstructor
 from ruamel.yaml.error import YAMLError
 
 from ml_platform.infra import placeholders
@@ -68,12 +68,22 @@ class RawStackConfig:
     reads the stack's model lock file there (infra/model_registry/lockfile.py)."""
 
 
+class _TimestampsAsText(SafeConstructor):
+    """Unquoted dates and times stay the text they are (`expires: 2027-01-31`), as the Pulumi CLI's YAML reader
+    (go-yaml v3 into an untyped value) hands them to the program, instead of date objects JSON cannot carry."""
+
+
+_TimestampsAsText.add_constructor("tag:yaml.org,2002:timestamp", SafeConstructor.construct_yaml_str)
+
+
 def load_yaml(path: Path) -> dict[str, Any]:
     """A YAML file as data, strictly: a key given twice in one mapping is an error naming both lines (a second
     `ml-platform:models:` block would otherwise silently replace the first). ruamel.yaml does this check, so
-    the project does not parse YAML itself."""
+    the project does not parse YAML itself. Timestamps stay text (_TimestampsAsText)."""
+    reader = YAML(typ="safe", pure=True)
+    reader.Constructor = _TimestampsAsText
     try:
-        loaded = YAML(typ="safe", pure=True).load(path.read_text())
+        loaded = reader.load(path.read_text())
     except FileNotFoundError:
         raise StackFileError(f"{path.name} not found in {path.parent}") from None
     except DuplicateKeyError as err:

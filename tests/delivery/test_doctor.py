@@ -65,23 +65,43 @@ def enhanced(aws, *filters: str) -> None:
     )
 
 
-def test_a_stack_whose_repositories_the_account_does_not_scan_fails(aws):
-    checks = {c.name: c for c in doctor.scanning_checks(aws, stack("dev"))}
-    assert not checks["registry scanning"].ok and checks["registry scanning"].detail.startswith("BASIC: the vulnerability gate finds")
+def test_a_stack_whose_repositories_the_account_does_not_scan_fails_where_it_refuses_unscanned_images(aws):
+    # dev's unscanned verdict is warn: said loudly, but its deploy is not held up before the owner's first deploy
+    (check,) = doctor.scanning_checks(aws, stack("dev"))
+    assert check.ok and check.detail.startswith("WARNING (vulnerabilities.unscanned is warn here): BASIC (images scanned once")
     enhanced(aws, "prod/*")
-    checks = {c.name: c for c in doctor.scanning_checks(aws, stack("dev"))}
-    assert (
-        not checks["registry scanning"].ok
-        and "ENHANCED, but no continuous filter matches dev/serving/vllm, dev/serving/triton" in checks["registry scanning"].detail
-    )
-    enhanced(aws, "prod/*", "dev/*")
+    (check,) = doctor.scanning_checks(aws, stack("dev"))
+    assert check.ok and "ENHANCED, but no continuous filter matches dev/serving/vllm, dev/serving/triton" in check.detail
+    # where unscanned images fail the gate, so does the preflight
+    strict = config.parse({**stack_files.read_stack("dev").values, "ml-platform:vulnerabilities": '{"unscanned": "fail"}'}, "dev")
+    (check,) = doctor.scanning_checks(aws, strict)
+    assert not check.ok and not check.detail.startswith("WARNING")
+    enhanced(aws, "prod/*", "dev")  # no wildcard: ECR matches every name containing it
     assert [c.ok for c in doctor.scanning_checks(aws, stack("dev"))] == [True]
 
 
-def test_the_owner_passes_before_its_first_up_and_compares_the_rescan_durations(aws):
+def test_the_owner_passes_before_its_first_up_and_fails_when_another_stack_declares_otherwise(aws):
     (scanning, rescan) = doctor.scanning_checks(aws, stack("prod"))
     assert scanning.ok and "BASIC now; this stack declares ENHANCED, which pulumi up sets" in scanning.detail
     assert rescan.ok and rescan.detail.startswith("not set yet"), "moto has no inspector2 GetConfiguration: said, not hidden"
+    enhanced(aws, "staging/*")  # what a second owner, staging, would have set
+    (scanning, _) = doctor.scanning_checks(aws, stack("prod"))
+    assert not scanning.ok and "another stack may declare vulnerabilities.registryScanning too" in scanning.detail
+    enhanced(aws, "*")
+    assert doctor.scanning_checks(aws, stack("prod"))[0].ok
+
+
+def test_the_owner_fails_when_it_may_not_read_inspectors_settings(aws, monkeypatch):
+    client = boto3.client("inspector2", region_name="us-west-2")
+    stub = Stubber(client)
+    stub.add_client_error("get_configuration", service_error_code="AccessDeniedException", http_status_code=403)
+    stub.activate()
+    real = aws.client
+    monkeypatch.setattr(
+        aws, "client", lambda name, region_name=None: client if name == "inspector2" else real(name, region_name=region_name)
+    )
+    (_, rescan) = doctor.scanning_checks(aws, stack("prod"))
+    assert not rescan.ok and "pulumi up needs inspector2 access to set them" in rescan.detail
 
 
 def test_a_low_quota_and_a_missing_bucket_fail_with_the_fix(aws):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import boto3
 import pytest
@@ -20,6 +21,7 @@ DIGEST = "sha256:" + "a" * 64
 AMD64 = "sha256:" + "b" * 64
 ARM64 = "sha256:" + "c" * 64
 TODAY = dt.date(2026, 11, 30)
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def stack(name: str, vulnerabilities_config: dict | None = None) -> config.StackConfig:
@@ -247,8 +249,74 @@ def test_the_command_judges_the_stacks_plan_in_the_callers_account(aws_server, c
     out = capsys.readouterr().out
     assert "vulnerability gate of stack 'dev' (account 123456789012, threshold CRITICAL)" in out
     assert "FAIL  model fraud: 123456789012.dkr.ecr.us-west-2.amazonaws.com/dev/models/custom:1.4.2" in out
-    assert "not in ECR (RepositoryNotFoundException): push it before deploying" in out
+    assert "not in ECR (RepositoryNotFoundException): a repository of this stack is made by its first `pulumi up`" in out
     assert "WARN  model chat: docker.io/vllm/vllm-openai" in out, "outside ECR: warn (vulnerabilities.outsideEcr)"
     assert "WARN  chart dcgm-exporter: nvcr.io/nvidia/k8s/dcgm-exporter" in out
     assert cli.main(["images", "check", "--stack", "dev", "--today", "30/11/2026"]) == 2
     assert "--today 30/11/2026: give a date, YYYY-MM-DD" in capsys.readouterr().err
+
+
+def test_the_owners_first_deploy_warns_on_unscanned_images_it_is_about_to_have_scanned(aws_server, capsys):
+    """prod owns the account's scanning: while the account is still BASIC (before prod's first `pulumi up`), images
+    without results warn instead of refusing the very deploy that turns enhanced scanning on."""
+    from ml_platform.infra import cli
+
+    ecr = aws_server("ecr", "us-west-2")
+    ecr.create_repository(repositoryName="prod/models/custom")
+    assert ecr.get_registry_scanning_configuration()["scanningConfiguration"]["scanType"] == "BASIC"
+    cli.main(["images", "check", "--stack", "prod"])
+    out = capsys.readouterr().out
+    assert "note: this stack owns the account's scanning, BASIC until this deploy makes it ENHANCED: unscanned images warn" in out
+    assert "FAIL  model fraud" in out, "an image missing from its repository still fails"
+
+
+def test_unquoted_dates_in_the_stack_file_read_as_the_pulumi_cli_reads_them(tmp_path):
+    for name in ("Pulumi.yaml", "Pulumi.prod.yaml"):
+        (tmp_path / name).write_text((ROOT / name).read_text())
+    text = (
+        (tmp_path / "Pulumi.prod.yaml")
+        .read_text()
+        .replace(
+            '      repositoryFilters: ["*"]\n',
+            '      repositoryFilters: ["*"]\n    allow:\n      - cve: CVE-2026-12345\n        image: prod/serving/vllm\n'
+            "        reason: the parser is not reachable from the API\n        expires: 2027-01-31\n",
+        )
+    )
+    (tmp_path / "Pulumi.prod.yaml").write_text(text)
+    cfg = config.parse(stack_files.read_stack("prod", tmp_path).values, "prod")
+    assert cfg.vulnerabilities.allow[0].expires == dt.date(2027, 1, 31)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ('{"registryScanning": null}', "registryScanning is empty: give {} to own the account's scanning"),
+        (
+            '{"allow": [{"cve": "CVE-2026-1234", "image": "111122223333.dkr.ecr.us-west-2.amazonaws.com/prod/x", '
+            '"reason": "not reachable at all", "expires": "2027-01-01"}]}',
+            "give the repository path below the registry",
+        ),
+        ('{"allow": [{"cve": "CVE-2026-1234", "image": "*", "reason": "          ", "expires": "2027-01-01"}]}', "not blanks"),
+    ],
+)
+def test_owner_and_allow_list_mistakes_are_config_errors(value, message):
+    with pytest.raises(config.ConfigError) as err:
+        config.parse({**stack_files.read_stack("staging").values, "ml-platform:vulnerabilities": value}, "staging")
+    assert message in err.value.render()
+
+
+def test_vendor_ids_and_strict_dates():
+    entry = config.AllowEntry(cve="openSUSE-SU-2026:1234-1", image="*", reason="a vendor advisory id", expires="2027-01-01")
+    assert entry.cve.startswith("openSUSE")
+    from ml_platform.infra import cli
+
+    for bad in ("20261201", "2026-W49-1"):
+        assert cli.main(["images", "check", "--stack", "dev", "--today", bad]) == 2
+
+
+def test_an_ecr_filter_without_a_wildcard_matches_names_containing_it():
+    from ml_platform.policy.rules import ecr_wildcard_match
+
+    assert ecr_wildcard_match("prod", "repo-prod") and ecr_wildcard_match("prod", "prod/serving/vllm")
+    assert ecr_wildcard_match("prod/*", "prod/serving/vllm") and not ecr_wildcard_match("prod/*", "staging/prod")
+    assert not ecr_wildcard_match("prod", "staging/serving")
