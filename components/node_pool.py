@@ -86,7 +86,7 @@ class NodePoolArgs:
     max_size: int
     """Most nodes."""
     desired_size: int | None = None
-    """Initial size (default min_size); the autoscaler owns it afterwards."""
+    """Initial size (default min_size); left to an autoscaler afterwards (`ignore_changes`), when one is installed."""
     capacity_type: str = "ON_DEMAND"
     """`ON_DEMAND` or `SPOT`."""
     local_nvme: bool = False

@@ -143,7 +143,8 @@ class ManagedPoolConfig(_PoolBase):
     maxSize: Annotated[int, Field(ge=1, le=1000)]
     """Most nodes."""
     desiredSize: Annotated[int, Field(ge=0, le=1000)] | None = None
-    """Initial node count (default minSize); the autoscaler owns it afterwards."""
+    """Initial node count (default minSize). `pulumi up` never changes it afterwards (an autoscaler would own it; the
+    platform installs none for managed groups, so it stays, and `cost` counts it as what runs)."""
     maxUnavailable: Annotated[int, Field(ge=1, le=100)] = 1
     """Nodes replaced at once during an update."""
 

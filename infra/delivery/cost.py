@@ -238,6 +238,9 @@ def _managed_pools(resources: list[Mapping[str, Any]], table: RegionPrices) -> l
 def _karpenter_pools(resources: list[Mapping[str, Any]], table: RegionPrices) -> list[Item]:
     """Each NodePool from zero; its ceiling up to whichever limit binds first, at the dearest type it may launch."""
     slices = _time_slices(resources)
+    classes = {
+        r["inputs"]["metadata"]["name"]: r["inputs"]["spec"] for r in _of_type(resources, "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass")
+    }
     items = []
     for pool in sorted(_of_type(resources, "kubernetes:karpenter.sh/v1:NodePool"), key=lambda r: r["name"]):
         spec = pool["inputs"]["spec"]
@@ -254,8 +257,11 @@ def _karpenter_pools(resources: list[Mapping[str, Any]], table: RegionPrices) ->
             limits["gpu"] = float(spec["limits"]["nvidia.com/gpu"]) / slices.get(name, 1)
         if "nodes" in spec["limits"]:
             limits["nodes"] = float(spec["limits"]["nodes"])
-        hourly, binding = most_spent(types, limits, lambda t, spot=spot_only: table.hourly(t, spot))
-        which = " and ".join(binding) + (" limit allows" if len(binding) == 1 else " limits allow")
+        node_class = (spec["template"]["spec"].get("nodeClassRef") or {}).get("name")
+        disk_hourly = model_floor.root_volume_gib(classes.get(node_class, {})) * (table.gp3_per_gb_month or 0.0) / H
+        hourly, binding = most_spent(types, limits, lambda t, spot=spot_only, disk=disk_hourly: table.hourly(t, spot) + disk)
+        names = ", ".join(binding[:-1]) + (" and " if len(binding) > 1 else "") + binding[-1]
+        which = names + (" limit allows" if len(binding) == 1 else " limits allow")
         note = f"from zero; ceiling: the dearest mix of types its {which}" + (", spot" if spot_only else "")
         items.append(Item(f"pool {name} (Karpenter)", 0.0, hourly * H, note))
     return items
@@ -288,7 +294,8 @@ def most_spent(types: list[str], limits: Mapping[str, float], hourly) -> tuple[f
                     continue
                 value = sum(v * price[t] for v, t in zip(x, chosen, strict=True))
                 if value > best + 1e-9:
-                    best, binding = value, list(tight)
+                    best = value
+                    binding = [k for k in names if abs(sum(v * uses[t][k] for v, t in zip(x, chosen, strict=True)) - limits[k]) < 1e-6]
     return best, binding
 
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from ml_platform.components import instance_types, quantity
 from ml_platform.components.scheduling import POOL_LABEL
+from ml_platform.infra.delivery.prices import HOURS_PER_MONTH as H
 from ml_platform.infra.delivery.prices import NoPrice, RegionPrices
 from ml_platform.infra.offline import capacity
 
@@ -47,6 +48,8 @@ class ModelPod:
     terms: tuple[tuple[Mapping[str, Any], ...], ...]
     """Required node affinity: ORed terms of ANDed match expressions (empty: any node)."""
     tolerations: tuple[Mapping[str, Any], ...]
+    storage_mi: int = 0
+    """Ephemeral storage requested (the weights' emptyDir, the compile cache)."""
 
 
 @dataclass(frozen=True)
@@ -82,15 +85,16 @@ class FloorNodes:
     """Replicas placed on the managed pool's minSize nodes (already in the floor)."""
 
 
-def _requests(containers: Iterable[Mapping[str, Any]]) -> tuple[int, int, int]:
-    cpu = memory = gpus = 0
+def _requests(containers: Iterable[Mapping[str, Any]]) -> tuple[int, int, int, int]:
+    cpu = memory = gpus = storage = 0
     for container in containers:
         resources = container.get("resources") or {}
         requests = {**(resources.get("limits") or {}), **(resources.get("requests") or {})}
         cpu += int(quantity.parse(str(requests.get("cpu", "0"))) * 1000)
         memory += quantity.mebibytes(str(requests["memory"])) if "memory" in requests else 0
         gpus += int(requests.get(GPU, 0))
-    return cpu, memory, gpus
+        storage += quantity.mebibytes(str(requests["ephemeral-storage"])) if "ephemeral-storage" in requests else 0
+    return cpu, memory, gpus, storage
 
 
 def model_pods(resources: list[Mapping[str, Any]]) -> list[ModelPod]:
@@ -114,15 +118,16 @@ def model_pods(resources: list[Mapping[str, Any]]) -> list[ModelPod]:
         inits = pod.get("initContainers") or []
         sidecars = [c for c in inits if c.get("restartPolicy") == "Always"]
         ordinary = [c for c in inits if c.get("restartPolicy") != "Always"]
-        cpu, memory, gpus = _requests([*pod["containers"], *sidecars])
+        cpu, memory, gpus, storage = _requests([*pod["containers"], *sidecars])
         for init in ordinary:
-            init_cpu, init_memory, _ = _requests([init])
-            cpu, memory = max(cpu, init_cpu), max(memory, init_memory)
+            init_cpu, init_memory, _, init_storage = _requests([init])
+            cpu, memory, storage = max(cpu, init_cpu), max(memory, init_memory), max(storage, init_storage)
         required = ((pod.get("affinity") or {}).get("nodeAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution") or {}
         terms = tuple(tuple(term.get("matchExpressions") or []) for term in required.get("nodeSelectorTerms") or [])
         name = meta.get("namespace") or meta["name"]
         replicas = minimum.get((meta.get("namespace", ""), meta["name"]), int(r["inputs"]["spec"].get("replicas", 1)))
-        found.append(ModelPod(name, replicas, cpu, memory, gpus, pod.get("nodeSelector") or {}, terms, tuple(pod.get("tolerations") or [])))
+        selector, tolerations = pod.get("nodeSelector") or {}, tuple(pod.get("tolerations") or [])
+        found.append(ModelPod(name, replicas, cpu, memory, gpus, selector, terms, tolerations, storage))
     return sorted(found, key=lambda p: p.model)
 
 
@@ -177,38 +182,39 @@ def may_run(pod: ModelPod, pool: PoolShape) -> bool:
     return all(_tolerated(taint, pod.tolerations) for taint in hard)
 
 
-def _offer(instance_type: str, pool: PoolShape, environment: str) -> tuple[int, int, int] | None:
-    """(CPU m, memory Mi, GPU slots) one node of the type offers a model's pods, or None when not sized here."""
+def _offer(instance_type: str, pool: PoolShape, environment: str) -> tuple[int, int, int, int] | None:
+    """(CPU m, memory Mi, GPU slots, ephemeral storage Mi) one node of the type offers a model's pods, or None when
+    not sized here. Ephemeral storage: the root volume less the kubelet's 10% `nodefs.available` eviction threshold
+    and 1 GiB for the system (unbounded when the volume is not known)."""
     offered = capacity.allocatable(instance_type)
     if offered is None:
         return None
     gpu = instance_types.gpu_info(instance_type)
     size = "small" if environment == "dev" else "standard"
     overhead = capacity.node_overhead(size, gpu is not None)
-    return offered[0] - overhead[0], offered[1] - overhead[1], (gpu.count * pool.slices if gpu else 0)
+    storage = int(pool.disk_gib * 1024 * 0.9) - 1024 if pool.disk_gib else 1 << 40
+    return offered[0] - overhead[0], offered[1] - overhead[1], (gpu.count * pool.slices if gpu else 0), storage
 
 
 def _fits(pod: ModelPod, room: list[int]) -> bool:
-    return room[0] >= pod.cpu_m and room[1] >= pod.memory_mi and room[2] >= pod.gpus
+    return room[0] >= pod.cpu_m and room[1] >= pod.memory_mi and room[2] >= pod.gpus and room[3] >= pod.storage_mi
 
 
 def _take(pod: ModelPod, room: list[int]) -> None:
     room[0] -= pod.cpu_m
     room[1] -= pod.memory_mi
     room[2] -= pod.gpus
+    room[3] -= pod.storage_mi
 
 
-def _pack(replicas: list[ModelPod], offer: tuple[int, int, int]) -> list[list[ModelPod]]:
-    """First-fit-decreasing onto as many nodes of one offer as needed (every replica fits one node)."""
-    nodes: list[tuple[list[int], list[ModelPod]]] = []
+def _one_node(replicas: list[ModelPod], offer: tuple[int, int, int, int]) -> list[ModelPod]:
+    """The replicas (largest first) that one node of the offer takes."""
+    room, taken = [*offer], []
     for pod in replicas:
-        node = next((n for n in nodes if _fits(pod, n[0])), None)
-        if node is None:
-            node = ([*offer], [])
-            nodes.append(node)
-        _take(pod, node[0])
-        node[1].append(pod)
-    return [placed for _, placed in nodes]
+        if _fits(pod, room):
+            _take(pod, room)
+            taken.append(pod)
+    return taken
 
 
 def _node_size(instance_type: str) -> dict[str, float]:
@@ -219,7 +225,10 @@ def _node_size(instance_type: str) -> dict[str, float]:
 
 def place(pods: list[ModelPod], pools: list[PoolShape], table: RegionPrices, environment: str) -> tuple[list[FloorNodes], list[str]]:
     """Where the models' minimum replicas run (see the module's docstring): per pool and type, the replicas on the
-    managed pools' running nodes and the Karpenter nodes they need, and the problems (replicas nothing can take)."""
+    managed pools' running nodes and the Karpenter nodes they need, and the problems (replicas nothing can take).
+    Karpenter's nodes are chosen one at a time: in the heaviest NodePool that admits a waiting replica and has room
+    in its limits for a node, the type that places the most of the waiting replicas per dollar; a replica whose
+    pool's limits are spent goes on to the next NodePool that admits it, as Karpenter's does."""
     replicas = sorted((p for p in pods for _ in range(p.replicas)), key=lambda p: (p.gpus, p.memory_mi, p.cpu_m), reverse=True)
     results: dict[tuple[str, str], FloorNodes] = {}
     problems: list[str] = []
@@ -239,53 +248,48 @@ def place(pods: list[ModelPod], pools: list[PoolShape], table: RegionPrices, env
         result = results.setdefault((pool.name, pool.types[0]), FloorNodes(pool.name, pool.types[0], 0.0, pool.disk_gib))
         result.on_minimum[pod.model] = result.on_minimum.get(pod.model, 0) + 1
 
-    karpenter = [p for p in pools if not p.managed]
+    karpenter = sorted((p for p in pools if not p.managed), key=lambda p: -p.weight)
     used: dict[str, dict[str, float]] = {p.name: {"cpu": 0.0, "memory": 0.0, "gpu": 0.0} for p in karpenter}
-    by_pool: dict[str, list[ModelPod]] = {}
-    for pod in pending:
-        options = []
-        for pool in karpenter:
-            if not may_run(pod, pool):
-                continue
-            prices_ = [
-                _hourly(table, t, pool.spot)
-                for t in pool.types
-                if (offer := _offer(t, pool, environment)) is not None and _fits(pod, [*offer])
-            ]
-            prices_ = [price for price in prices_ if price is not None]
-            if prices_:
-                options.append((-pool.weight, min(prices_), pool.name))
-        if not options:
-            problems.append(_unplaceable(pod, pools))
-            continue
-        by_pool.setdefault(min(options)[2], []).append(pod)
-    for pool in karpenter:
-        waiting = by_pool.get(pool.name, [])
-        while waiting:
-            choice = _cheapest_packing(waiting, pool, table, environment)
-            if choice is None:
-                problems += [_unplaceable(pod, pools) for pod in waiting]
-                break
-            instance_type, hourly, nodes = choice
-            result = results.setdefault((pool.name, instance_type), FloorNodes(pool.name, instance_type, hourly, pool.disk_gib))
-            size = _node_size(instance_type)
-            for placed in nodes:
-                over = [k for k, limit in pool.limits.items() if used[pool.name][k] + size[k] > limit]
-                if over:
-                    problems += [
-                        f"model {p.model}: a replica needs another {instance_type} in pool {pool.name}, over its {over[0]} limit "
-                        f"({pool.limits[over[0]]:g}); not in the floor (Karpenter launches no node past a limit)"
-                        for p in placed
-                    ]
-                    continue
-                for key in used[pool.name]:
-                    used[pool.name][key] += size[key]
-                result.nodes += 1
-                for p in placed:
-                    result.models[p.model] = result.models.get(p.model, 0) + 1
-            placed_ids = {id(p) for node in nodes for p in node}
-            waiting = [p for p in waiting if id(p) not in placed_ids]
+    while pending:
+        step = _next_node(pending, karpenter, used, table, environment)
+        if step is None:
+            break
+        pool, instance_type, hourly, taken = step
+        for key, value in _node_size(instance_type).items():
+            used[pool.name][key] += value
+        result = results.setdefault((pool.name, instance_type), FloorNodes(pool.name, instance_type, hourly, pool.disk_gib))
+        result.nodes += 1
+        for pod in taken:
+            result.models[pod.model] = result.models.get(pod.model, 0) + 1
+        for pod in taken:  # one occurrence each: a model's replicas are the same pod, repeated
+            pending.remove(pod)
+    problems += [_unplaceable(pod, pools, running, used, table, environment) for pod in pending]
     return [r for _, r in sorted(results.items())], problems
+
+
+def _next_node(
+    pending: list[ModelPod], karpenter: list[PoolShape], used: dict[str, dict[str, float]], table: RegionPrices, environment: str
+) -> tuple[PoolShape, str, float, list[ModelPod]] | None:
+    """The next node Karpenter would launch for the pending replicas, or None when no NodePool can take any."""
+    for pool in karpenter:  # heaviest first
+        best = None
+        for instance_type in pool.types:
+            offer, hourly = _offer(instance_type, pool, environment), _hourly(table, instance_type, pool.spot)
+            if offer is None or hourly is None:
+                continue
+            size = _node_size(instance_type)
+            if any(used[pool.name][k] + size[k] > limit for k, limit in pool.limits.items()):
+                continue
+            taken = _one_node([p for p in pending if may_run(p, pool)], offer)
+            if not taken:
+                continue
+            monthly = hourly + pool.disk_gib * (table.gp3_per_gb_month or 0.0) / H
+            key = (monthly / len(taken), monthly)
+            if best is None or key < best[0]:
+                best = (key, instance_type, hourly, taken)
+        if best is not None:
+            return pool, best[1], best[2], best[3]
+    return None
 
 
 def _hourly(table: RegionPrices, instance_type: str, spot: bool) -> float | None:
@@ -295,33 +299,32 @@ def _hourly(table: RegionPrices, instance_type: str, spot: bool) -> float | None
         return None
 
 
-def _cheapest_packing(
-    waiting: list[ModelPod], pool: PoolShape, table: RegionPrices, environment: str
-) -> tuple[str, float, list[list[ModelPod]]] | None:
-    """The type (and its nodes) that places the most waiting replicas at the least cost per replica placed."""
-    best = None
-    for instance_type in pool.types:
-        offer = _offer(instance_type, pool, environment)
-        hourly = _hourly(table, instance_type, pool.spot)
-        if offer is None or hourly is None:
-            continue
-        fitting = [p for p in waiting if _fits(p, [*offer])]
-        if not fitting:
-            continue
-        nodes = _pack(fitting, offer)
-        key = (len(nodes) * hourly / len(fitting), -len(fitting))
-        if best is None or key < best[0]:
-            best = (key, instance_type, hourly, nodes)
-    return None if best is None else best[1:]
-
-
-def _unplaceable(pod: ModelPod, pools: list[PoolShape]) -> str:
+def _unplaceable(pod: ModelPod, pools: list[PoolShape], running, used, table: RegionPrices, environment: str) -> str:
+    """Why a replica is not in the floor, as precisely as the placement knows."""
     admitting = [p for p in pools if may_run(pod, p)]
-    unsized = sorted({t for p in admitting for t in p.types if capacity.allocatable(t) is None})
-    why = "no pool admits it" if not admitting else "no node type of the pools that admit it fits one replica"
-    if unsized:
-        why += f" (types this program cannot size: {', '.join(unsized)})"
-    return f"model {pod.model}: {why} ({pod.cpu_m}m CPU, {pod.memory_mi}Mi, {pod.gpus} GPU); a replica is not in the floor"
+    what = f"({pod.cpu_m}m CPU, {pod.memory_mi}Mi, {pod.gpus} GPU, {pod.storage_mi}Mi ephemeral)"
+    if not admitting:
+        why = "no pool admits it (labels, affinity, taints)"
+    else:
+        fits = [
+            (p, t)
+            for p in admitting
+            for t in (p.types[:1] if p.managed else p.types)
+            if (offer := _offer(t, p, environment)) is not None and _fits(pod, [*offer])
+        ]
+        priced = [(p, t) for p, t in fits if p.managed or _hourly(table, t, p.spot) is not None]
+        unsized = sorted({t for p in admitting for t in p.types if capacity.allocatable(t) is None})
+        if priced and all(p.managed for p, _ in priced):
+            why = "the managed pools that admit it are full at their desiredSize (nothing grows a managed group)"
+        elif priced:
+            why = "the NodePools that admit it have spent their limits on the replicas before it"
+        elif fits:
+            why = "no type that fits it has a price in the tables"
+        else:
+            why = "no node type of the pools that admit it fits one replica"
+        if unsized:
+            why += f" (types this program cannot size: {', '.join(unsized)})"
+    return f"model {pod.model}: {why} {what}; a replica is not in the floor"
 
 
 def pool_shapes(resources: list[Mapping[str, Any]], karpenter_types, slices: Mapping[str, int], table: RegionPrices) -> list[PoolShape]:
@@ -375,14 +378,14 @@ def pool_shapes(resources: list[Mapping[str, Any]], karpenter_types, slices: Map
                 False,
                 limits=shape_limits,
                 slices=slices.get(name, 1),
-                disk_gib=_root_volume_gib(classes.get(((template["spec"].get("nodeClassRef") or {}).get("name")), {})),
+                disk_gib=root_volume_gib(classes.get(((template["spec"].get("nodeClassRef") or {}).get("name")), {})),
                 weight=int(spec.get("weight", 0)),
             )
         )
     return shapes
 
 
-def _root_volume_gib(node_class: Mapping[str, Any]) -> int:
+def root_volume_gib(node_class: Mapping[str, Any]) -> int:
     """The root volume of an EC2NodeClass's nodes (its blockDeviceMappings' rootVolume, else the first), in GiB."""
     mappings = node_class.get("blockDeviceMappings") or []
     root = next((m for m in mappings if m.get("rootVolume")), mappings[0] if mappings else None)

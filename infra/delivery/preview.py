@@ -83,6 +83,11 @@ def compose(
     merged[_key("protectStatefulResources")] = False
     # The base's registry holds the images the models run; the preview's own (full mode) starts empty.
     merged[_key("serving")] = {**(merged.get(_key("serving")) or {}), "imageRegistryPrefix": base_cfg.image_registry_prefix}
+    # One stack owns the account's scanning: a preview of the owner must not rewrite it (and keep it on destroy).
+    vulnerabilities = dict(merged.get(_key("vulnerabilities")) or {})
+    if vulnerabilities.pop("registryScanning", None) is not None:
+        merged[_key("vulnerabilities")] = vulnerabilities
+        notes.append("vulnerabilities.registryScanning: left to the base stack (one stack owns the account's scanning)")
 
     if settings.mode == "namespace":
         model_configs = {name: dict(model) for name, model in (merged.get(_key("models")) or {}).items()}

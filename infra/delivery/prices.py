@@ -116,6 +116,8 @@ class RegionPrices:
         if family[0] in "gp" or instance_type.endswith(".metal"):
             raise NoPrice(f"no price for {instance_type} in {self.region}: list it in infra/delivery/prices.py (GPU, metal: not by vCPU)")
         cpus = _vcpus_by_size(instance_type)
+        if cpus is None:
+            raise NoPrice(f"no price for {instance_type} in {self.region}: its size is not one priced by vCPU (large to 48xlarge)")
         listed = [
             (abs(VCPUS[name] - cpus), VCPUS[name], price)
             for name, price in self.ec2.items()
@@ -148,12 +150,14 @@ def cpu_sizes() -> list[str]:
     return [f"{family}.{size}" for family in families for size in sizes]
 
 
-def _vcpus_by_size(instance_type: str) -> int:
-    size = instance_type.split(".")[1]
+def _vcpus_by_size(instance_type: str) -> int | None:
+    """vCPUs of a Nitro size (large 2, xlarge 4, Nxlarge 4N); None for other sizes (medium, small, metal-24xl...)."""
+    size = instance_type.partition(".")[2]
     known = {"large": 2, "xlarge": 4}
     if size in known:
         return known[size]
-    return int(size.removesuffix("xlarge")) * 4
+    multiple = size.removesuffix("xlarge")
+    return int(multiple) * 4 if size.endswith("xlarge") and multiple.isdigit() else None
 
 
 _US_EC2: dict[str, float | None] = {

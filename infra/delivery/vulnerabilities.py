@@ -69,6 +69,8 @@ class Verdict:
     repository: str | None = None
     lines: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    seen: set[tuple[str, str]] = field(default_factory=set)
+    """Vulnerabilities judged already (one found in both platform manifests of an index counts once)."""
 
     def worse(self, status: str, line: str) -> None:
         order = ("pass", "warn", "fail")
@@ -194,10 +196,20 @@ class Gate:
                 return
             raise
         for finding in findings:
+            if (finding.vulnerability, finding.package) in verdict.seen:
+                continue
+            verdict.seen.add((finding.vulnerability, finding.package))
             verdict.counts[finding.severity] = verdict.counts.get(finding.severity, 0) + 1
             if _RANK.get(finding.severity, self.threshold) < self.threshold:
                 continue
-            entry = next((e for e in self.settings.allow if e.cve == finding.vulnerability and e.matches(repository, verdict.digest)), None)
+            entry = next(
+                (
+                    e
+                    for e in self.settings.allow
+                    if e.cve.upper() == finding.vulnerability.upper() and e.matches(repository, verdict.digest)
+                ),
+                None,
+            )
             what = f"{prefix}{finding.severity} {finding.vulnerability}" + (f" in {finding.package}" if finding.package else "")
             if entry is None:
                 verdict.worse("fail", what)

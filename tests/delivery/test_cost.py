@@ -29,7 +29,7 @@ def test_dev_floor_is_the_always_on_part(plans):
     assert estimate["pool gpu (Karpenter)"].floor == 0
 
 
-def integer_ceiling(types: list[str], limits: dict[str, float], spot: bool) -> float:
+def integer_ceiling(types: list[str], limits: dict[str, float], spot: bool, disk_gib: int = 0) -> float:
     """The dearest whole-node mix within every limit, by brute force over the multisets of at most `nodes` nodes
     (independent of cost.py's linear programme, which may only be at or above it)."""
     best = 0.0
@@ -42,7 +42,7 @@ def integer_ceiling(types: list[str], limits: dict[str, float], spot: bool) -> f
                 use["memory"] += gib
                 use["gpu"] += instance_types.gpu_info(t).count
             if all(use[k] <= limit for k, limit in limits.items()):
-                best = max(best, sum(US.hourly(t, spot) for t in nodes))
+                best = max(best, sum(US.hourly(t, spot) + disk_gib * US.gp3_per_gb_month / H for t in nodes))
     return best
 
 
@@ -53,7 +53,8 @@ def test_gpu_ceiling_is_the_dearest_mix_its_limits_allow_counting_physical_gpus(
     # largest type and only alone
     one_gpu = [t for t in prices.VCPUS if t.split(".")[0] in ("g5", "g6") and instance_types.gpu_info(t).count == 1]
     assert "g5.48xlarge" not in one_gpu and "g5.16xlarge" in one_gpu
-    best = integer_ceiling(one_gpu, {"cpu": 64, "memory": 256, "gpu": 4, "nodes": 4}, spot=True)
+    disk = {s.name: s.disk_gib for s in model_floor.pool_shapes(plans["dev"].resources, list, {}, US)}["gpu"]
+    best = integer_ceiling(one_gpu, {"cpu": 64, "memory": 256, "gpu": 4, "nodes": 4}, spot=True, disk_gib=disk)
     assert best * H <= spot_gpu.ceiling <= best * H * 1.05, "the linear programme is at or just above the whole-node optimum"
     assert spot_gpu.note.startswith("from zero; ceiling: the dearest mix of types its ") and spot_gpu.note.endswith(", spot")
 
@@ -132,10 +133,10 @@ def test_stagings_floor_includes_its_gpu_models_on_the_cheapest_type_that_fits(p
     assert chat.floor == pytest.approx(US.hourly("g5.4xlarge", False) * H + 200 * US.gp3_per_gb_month) and "chat 1" in chat.note
     assert ranker.floor == pytest.approx(US.hourly("g5.2xlarge", False) * H + 200 * US.gp3_per_gb_month) and "ranker 1" in ranker.note
     assert chat.ceiling == ranker.ceiling == 0, "the ceiling already counts the pool at its limits"
-    # fraud: 2 replicas of 1.1 CPU and 2.1 GiB (server and capture proxy); the CPU pool's cheapest fitting type is
-    # c6i.large ($0.085/h, 4 GiB), which holds one (two need 2.2 CPU of its ~1.9 allocatable)
-    fraud = estimate["pool cpu: 2 x c6i.large for models"]
-    assert fraud.floor == pytest.approx(2 * (US.hourly("c6i.large", False) * H + 50 * US.gp3_per_gb_month))
+    # fraud: 2 replicas of 1.1 CPU and 2.1 GiB (server and capture proxy). A c6i.large ($0.085/h) holds one (two
+    # need 2.2 CPU of its ~1.9 allocatable); a c6i.xlarge ($0.17/h) holds both on one root volume: cheaper per replica
+    fraud = estimate["pool cpu: 1 x c6i.xlarge for models"]
+    assert fraud.floor == pytest.approx(US.hourly("c6i.xlarge", False) * H + 50 * US.gp3_per_gb_month)
 
 
 def test_a_managed_pools_running_nodes_take_replicas_first_and_never_grow(plans):
@@ -274,3 +275,39 @@ def test_karpenter_tries_the_heavier_pool_first_and_keeps_to_its_architecture(pl
     estimate = {i.name: i for i in cost.estimate(resources)}
     assert estimate["pool cpu (Karpenter)"].note.startswith("not priced: no type it may launch has a price")
     assert "model fraud: no node type of the pools that admit it fits one replica" in estimate["models not in the floor"].note
+
+
+def test_a_pool_past_its_limits_sends_replicas_to_the_next_and_storage_counts(plans):
+    resources = copy.deepcopy(plans["dev"].resources)
+    chat = next(
+        r for r in resources if r["type"] == "kubernetes:keda.sh/v1alpha1:ScaledObject" and r["inputs"]["metadata"]["namespace"] == "chat"
+    )
+    chat["inputs"]["spec"]["minReplicaCount"] = 18
+    chat["inputs"]["spec"]["triggers"] = [t for t in chat["inputs"]["spec"]["triggers"] if t["type"] != "cron"]
+    estimate = {i.name: i for i in cost.estimate(resources)}
+    spot = [i for name, i in estimate.items() if name.startswith("pool gpu: ") and "for models" in name]
+    on_demand = [i for name, i in estimate.items() if name.startswith("pool gpu-on-demand: ") and "for models" in name]
+    # chat asks one slice of a GPU time-sliced 4 ways: a 1-GPU node takes 4 replicas. dev's spot pool (weight 100)
+    # stops at its 4 nodes (16 slices); the other 2 replicas go to the on-demand pool (weight 10), as Karpenter
+    # falls through to the next NodePool
+    assert sum(int(i.name.split(": ")[1].split(" x ")[0]) for i in spot) == 4 and on_demand, estimate.keys()
+    assert "models not in the floor" not in estimate
+    # ephemeral storage: fraud's replicas each ask its weights' emptyDir; a 50 GiB root volume takes two of 21 GiB
+    fraud = next(r for r in resources if r["type"] == "kubernetes:apps/v1:Deployment" and r["inputs"]["metadata"]["namespace"] == "fraud")
+    fraud["inputs"]["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["ephemeral-storage"] = "21Gi"
+    hpa_or_scaled = next(
+        r
+        for r in resources
+        if r["type"] in ("kubernetes:autoscaling/v2:HorizontalPodAutoscaler",) and r["inputs"]["metadata"]["namespace"] == "fraud"
+    )
+    hpa_or_scaled["inputs"]["spec"]["minReplicas"] = 6
+    cpu_nodes = sum(int(i.name.split(": ")[1].split(" x ")[0]) for i in cost.estimate(resources) if i.name.startswith("pool cpu: "))
+    assert cpu_nodes >= 3, "six 21 GiB replicas need three 50 GiB root volumes at least"
+
+
+def test_sizes_the_table_cannot_price_are_said_not_crashed(plans):
+    resources = copy.deepcopy(plans["staging"].resources)
+    group = next(r for r in resources if r["type"] == "aws:eks/nodeGroup:NodeGroup")
+    group["inputs"]["instanceTypes"] = ["t3.medium"]
+    system = next(i for i in cost.estimate(resources) if i.name.startswith("pool system"))
+    assert system.note.startswith("not priced: no price for t3.medium")

@@ -320,3 +320,27 @@ def test_an_ecr_filter_without_a_wildcard_matches_names_containing_it():
     assert ecr_wildcard_match("prod", "repo-prod") and ecr_wildcard_match("prod", "prod/serving/vllm")
     assert ecr_wildcard_match("prod/*", "prod/serving/vllm") and not ecr_wildcard_match("prod/*", "staging/prod")
     assert not ecr_wildcard_match("prod", "staging/serving")
+
+
+def test_a_preview_of_the_owner_leaves_the_accounts_scanning_to_it():
+    from ml_platform.infra.delivery import preview
+
+    base_cfg = stack("staging", {"registryScanning": {}})
+    base = {"ml-platform:vulnerabilities": {"registryScanning": {}, "threshold": "HIGH"}}
+    settings = config.PreviewConfig(mode="full", baseStack="staging")
+    merged, notes = preview.compose({}, settings, base, base_cfg, 7, "2026-12-01T00:00:00Z")
+    assert merged["ml-platform:vulnerabilities"] == {"threshold": "HIGH"}
+    assert any(note.startswith("vulnerabilities.registryScanning: left to the base stack") for note in notes)
+
+
+def test_an_allow_entry_matches_whatever_the_case_of_its_id():
+    allow = {"cve": "cve-2026-0002", "image": "*", "reason": "waiting for the vLLM release with the fix", "expires": "2027-01-31"}
+    ecr = Ecr()
+    ecr.described("prod/serving/vllm", "v0.11.0")
+    ecr.findings("prod/serving/vllm", findings_page([enhanced("CVE-2026-0002", "CRITICAL")]))
+    status, out = run(
+        stack("prod", {"registryScanning": {}, "allow": [allow]}),
+        [vulnerabilities.Image("model chat", f"{HOST}/prod/serving/vllm:v0.11.0")],
+        ecr,
+    )
+    assert status == 0 and "allowed until 2027-01-31" in out
