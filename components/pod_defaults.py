@@ -24,6 +24,20 @@ def pod_security() -> dict:
     return {"runAsNonRoot": True, "runAsUser": UID, "runAsGroup": UID, "fsGroup": UID, "seccompProfile": {"type": "RuntimeDefault"}}
 
 
+def cron_schedule(schedule: str) -> dict:
+    """The scheduling part of the platform's CronJobs' spec: `schedule` read in UTC, never two runs at once, a run
+    missed by more than 10 minutes (the controller down, the cluster paused) skipped rather than made up, the last
+    success and three failures kept."""
+    return {
+        "schedule": schedule,
+        "timeZone": "Etc/UTC",
+        "concurrencyPolicy": "Forbid",
+        "startingDeadlineSeconds": 600,
+        "successfulJobsHistoryLimit": 1,
+        "failedJobsHistoryLimit": 3,
+    }
+
+
 def pull_policy(image: str) -> str:
     """A digest never moves, so the node's copy is the image; a tag may have been pushed again."""
     return "IfNotPresent" if "@sha256:" in image else "Always"

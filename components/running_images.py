@@ -25,7 +25,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from ml_platform.components.alerts import alert
-from ml_platform.components.pod_defaults import container_security, pod_security, pull_policy
+from ml_platform.components.pod_defaults import container_security, cron_schedule, pod_security, pull_policy
 from ml_platform.components.pod_identity import pod_identity_role
 from ml_platform.components.pushgateway import MONITOR_COMPONENT
 
@@ -222,13 +222,7 @@ def manifests(spec: RunningImagesSpec) -> list[dict]:
             "kind": "CronJob",
             "metadata": meta,
             "spec": {
-                "schedule": spec.schedule,
-                "timeZone": "Etc/UTC",
-                "concurrencyPolicy": "Forbid",
-                # A run missed by more than this (the controller down, the cluster paused) is skipped, not made up.
-                "startingDeadlineSeconds": 600,
-                "successfulJobsHistoryLimit": 1,
-                "failedJobsHistoryLimit": 3,
+                **cron_schedule(spec.schedule),
                 "jobTemplate": {
                     "metadata": {"labels": _labels()},
                     "spec": {

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from ml_platform.components.alerts import alert
 from ml_platform.components.model_service import capture
-from ml_platform.components.pod_defaults import container_security, pod_security, pull_policy
+from ml_platform.components.pod_defaults import container_security, cron_schedule, pod_security, pull_policy
 from ml_platform.components.pushgateway import MONITOR_COMPONENT
 from ml_platform.components.scheduling import node_affinity
 
@@ -218,13 +218,7 @@ def manifests(spec: ModelSpec) -> list[dict]:
             "kind": "CronJob",
             "metadata": meta,
             "spec": {
-                "schedule": monitor.schedule,
-                "timeZone": "Etc/UTC",
-                "concurrencyPolicy": "Forbid",
-                # A run missed by more than this (the controller down, the cluster paused) is skipped, not made up.
-                "startingDeadlineSeconds": 600,
-                "successfulJobsHistoryLimit": 1,
-                "failedJobsHistoryLimit": 3,
+                **cron_schedule(monitor.schedule),
                 "jobTemplate": {
                     "metadata": {"labels": _labels(spec)},
                     "spec": {
