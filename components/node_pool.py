@@ -32,6 +32,11 @@ def eks_taint_effect(effect: str) -> str:
     return _EKS_TAINT_EFFECTS[effect]
 
 
+def kubernetes_taint_effect(effect: str) -> str:
+    """An EKS node group's taint effect (NO_SCHEDULE) in Kubernetes' spelling (NoSchedule): eks_taint_effect reversed."""
+    return {eks: kubernetes for kubernetes, eks in _EKS_TAINT_EFFECTS.items()}[effect]
+
+
 def node_config(local_nvme: bool, fast_image_pull: bool, gpu: bool = False) -> str | None:
     """MIME multi-part user data holding one nodeadm NodeConfig (amazon-eks-ami, node.eks.aws/v1alpha1), or None
     when there is nothing to set. `local_nvme`: stripe the NVMe instance store (RAID0) and move containerd, the

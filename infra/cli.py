@@ -180,7 +180,9 @@ def _vulnerability_gate(stack: str, project_dir: str, plan: offline_plan.Plan | 
     clients: dict[str, object] = {}
 
     def ecr(region: str):
-        return clients.setdefault(region, session.client("ecr", region_name=region))
+        if region not in clients:  # one client per region, made on first use
+            clients[region] = session.client("ecr", region_name=region)
+        return clients[region]
 
     unscanned = None
     if cfg.vulnerabilities.registryScanning is not None:

@@ -117,6 +117,14 @@ def ecr_wildcard_match(pattern: str, name: str) -> bool:
     return re.fullmatch(".*".join(re.escape(part) for part in pattern.split("*")), name) is not None
 
 
+def continuous_scan_filters(rules: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The repository filters of a registry scanning configuration's CONTINUOUS_SCAN rules (the API's and the
+    Pulumi resource's `rules` share these names)."""
+    return [
+        f.get("filter", "") for rule in rules if rule.get("scanFrequency") == "CONTINUOUS_SCAN" for f in rule.get("repositoryFilters") or []
+    ]
+
+
 def _ecr_registry_scanning(stack: StackView) -> list[str]:
     """Scanning is the registry's (ECR keeps one configuration per account and region; the repository-level scan on
     push "is being deprecated, in favor of specifying the image scanning configuration at the registry level", ECR
@@ -130,12 +138,7 @@ def _ecr_registry_scanning(stack: StackView) -> list[str]:
         props = scanning.props
         if props.get("scanType") != "ENHANCED":
             problems.append(f"{scanning.name}: scanType must be ENHANCED (Amazon Inspector), not {props.get('scanType')}")
-        continuous = [
-            f.get("filter", "")
-            for rule in props.get("rules") or []
-            if rule.get("scanFrequency") == "CONTINUOUS_SCAN"
-            for f in rule.get("repositoryFilters") or []
-        ]
+        continuous = continuous_scan_filters(props.get("rules") or [])
         if not continuous:
             problems.append(f"{scanning.name}: needs a CONTINUOUS_SCAN rule (scan on push alone never rescans)")
         for name in repositories:

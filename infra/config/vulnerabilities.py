@@ -15,8 +15,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ml_platform.infra.config.base import _fail, _Model, check_cron
+from ml_platform.infra.config.base import _ECR_NAME, _fail, _Model, check_cron
 from ml_platform.infra.config.model_monitoring import MIN_PERIOD_SECONDS, schedule_period_seconds
+from ml_platform.infra.config.models import _DIGEST
 
 # Ordered from least to most severe (inspector2 Severity). UNTRIAGED (not yet rated by its source) sits with
 # MEDIUM: unknown is not harmless, and a threshold of MEDIUM or lower takes it.
@@ -95,9 +96,7 @@ class AllowEntry(_Model):
         if ".amazonaws.com" in value or value.startswith(("http:", "https:")):
             raise _fail(f"'{value}': give the repository path below the registry (e.g. prod/serving/vllm), as `images check` prints it")
         repository, _, digest = value.partition("@")
-        if value != "*" and (
-            not re.match(r"^[a-z0-9]+([._/-][a-z0-9]+)*\Z", repository) or (digest and not re.match(r"^sha256:[0-9a-f]{64}\Z", digest))
-        ):
+        if value != "*" and (not _ECR_NAME.match(repository) or (digest and not re.fullmatch(_DIGEST, digest))):
             raise _fail(f"'{value}': give a repository path (e.g. prod/serving/vllm), optionally @sha256:<64 hex>, or '*'")
         return value
 

@@ -22,10 +22,9 @@ from typing import Any
 
 import yaml
 
-from ml_platform.components import instance_types, quantity
+from ml_platform.components import instance_types
 from ml_platform.infra.delivery import model_floor, prices
 from ml_platform.infra.delivery.prices import NoPrice, RegionPrices
-from ml_platform.infra.offline import capacity
 
 H = prices.HOURS_PER_MONTH
 
@@ -54,7 +53,7 @@ def karpenter_types(spec: Mapping[str, Any], table: RegionPrices) -> list[str]:
     floor = int((_requirement(spec, "karpenter.k8s.aws/instance-generation") or ["0"])[0])
     gpu_counts = {int(count) for count in _requirement(spec, "karpenter.k8s.aws/instance-gpu-count")}
     architectures = _requirement(spec, "kubernetes.io/arch") or ["amd64"]
-    limits = spec.get("limits") or {}
+    limits = model_floor.nodepool_limits(spec.get("limits") or {})
     chosen = []
     for name in sorted(set(prices.VCPUS) | set(prices.cpu_sizes())):
         arch = {"x86_64": "amd64"}.get(instance_types.architecture(name), instance_types.architecture(name))
@@ -66,23 +65,11 @@ def karpenter_types(spec: Mapping[str, Any], table: RegionPrices) -> list[str]:
             gpu = instance_types.gpu_info(name)
             if gpu_counts and (gpu is None or gpu.count not in gpu_counts):
                 continue
-            if not _within_limits(name, limits):
+            # One node past a limit is never launched (the GPU limit as written: Karpenter counts a node's GPUs).
+            if any(model_floor.node_size(name)[k] > limit for k, limit in limits.items() if k != "nodes"):
                 continue
             chosen.append(name)
     return chosen
-
-
-def _within_limits(instance_type: str, limits: Mapping[str, Any]) -> bool:
-    """Whether one node of the type stays within a NodePool's cpu, memory and GPU limits (Karpenter launches none
-    that would break them)."""
-    sized = capacity.vcpus_and_gib(instance_type)
-    vcpus, gib = sized if sized else (prices.VCPUS.get(instance_type, 0), 0.0)
-    gpu = instance_types.gpu_info(instance_type)
-    if "cpu" in limits and vcpus > float(quantity.parse(str(limits["cpu"]))):
-        return False
-    if "memory" in limits and gib and gib * 1024 > quantity.mebibytes(str(limits["memory"])):
-        return False
-    return not ("nvidia.com/gpu" in limits and gpu is not None and gpu.count > float(limits["nvidia.com/gpu"]))
 
 
 def _time_slices(resources: Iterable[Mapping[str, Any]]) -> dict[str, int]:
@@ -132,9 +119,10 @@ def estimate(
     if endpoint_azs:
         items.append(_steady(table, "interface endpoints", endpoint_azs, table.interface_endpoint_per_az, note="plus per GB"))
 
+    shapes = model_floor.pool_shapes(resources, lambda spec: karpenter_types(spec, table), _time_slices(resources))
     items += _managed_pools(resources, table)
-    items += _karpenter_pools(resources, table)
-    items += _models_floor(resources, table, environment)
+    items += _karpenter_pools([shape for shape in shapes if not shape.managed], table)
+    items += _models_floor(resources, shapes, table, environment)
 
     albs = len(_of_type(resources, "kubernetes:networking.k8s.io/v1:Ingress"))
     if albs:
@@ -213,8 +201,7 @@ def _managed_pools(resources: list[Mapping[str, Any]], table: RegionPrices) -> l
         spot = inputs.get("capacityType") == "SPOT"
         types = list(inputs["instanceTypes"])
         pool = inputs.get("labels", {}).get("ml-platform/pool", group["name"])
-        template = next((by_urn[u] for u in group["propertyDependencies"].get("launchTemplate", []) if u in by_urn), None)
-        disk = template["inputs"]["blockDeviceMappings"][0]["ebs"]["volumeSize"] if template else 0
+        disk = model_floor.launch_template_gib(group, by_urn)
         scaling = inputs["scalingConfig"]
         try:
             hourly = {t: table.hourly(t, spot) for t in types}
@@ -235,44 +222,24 @@ def _managed_pools(resources: list[Mapping[str, Any]], table: RegionPrices) -> l
     return items
 
 
-def _karpenter_pools(resources: list[Mapping[str, Any]], table: RegionPrices) -> list[Item]:
-    """Each NodePool from zero; its ceiling up to whichever limit binds first, at the dearest type it may launch."""
-    slices = _time_slices(resources)
-    classes = {
-        r["inputs"]["metadata"]["name"]: r["inputs"]["spec"] for r in _of_type(resources, "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass")
-    }
+def _karpenter_pools(pools: list[model_floor.PoolShape], table: RegionPrices) -> list[Item]:
+    """Each NodePool from zero; its ceiling the dearest mix of the types it may launch within its limits."""
     items = []
-    for pool in sorted(_of_type(resources, "kubernetes:karpenter.sh/v1:NodePool"), key=lambda r: r["name"]):
-        spec = pool["inputs"]["spec"]
-        name = pool["inputs"]["metadata"]["name"]
-        spot_only = _requirement(spec, "karpenter.sh/capacity-type") == ["spot"]
-        types = karpenter_types(spec, table)
-        if not types:
-            items.append(Item(f"pool {name} (Karpenter)", 0.0, 0.0, f"not priced: no type it may launch has a price in {table.region}"))
+    for pool in sorted(pools, key=lambda shape: shape.name):
+        if not pool.types:
+            items.append(
+                Item(f"pool {pool.name} (Karpenter)", 0.0, 0.0, f"not priced: no type it may launch has a price in {table.region}")
+            )
             continue
-        limits = {"cpu": float(quantity.parse(str(spec["limits"]["cpu"])))} if "cpu" in spec["limits"] else {}
-        if "memory" in spec["limits"]:
-            limits["memory"] = quantity.mebibytes(str(spec["limits"]["memory"])) / 1024
-        if "nvidia.com/gpu" in spec["limits"]:
-            limits["gpu"] = float(spec["limits"]["nvidia.com/gpu"]) / slices.get(name, 1)
-        if "nodes" in spec["limits"]:
-            limits["nodes"] = float(spec["limits"]["nodes"])
-        node_class = (spec["template"]["spec"].get("nodeClassRef") or {}).get("name")
-        disk_hourly = model_floor.root_volume_gib(classes.get(node_class, {})) * (table.gp3_per_gb_month or 0.0) / H
-        hourly, binding = most_spent(types, limits, lambda t, spot=spot_only, disk=disk_hourly: table.hourly(t, spot) + disk)
+        disk_hourly = pool.disk_gib * (table.gp3_per_gb_month or 0.0) / H
+        hourly, binding = most_spent(
+            list(pool.types), pool.limits, lambda t, spot=pool.spot_only, disk=disk_hourly: table.hourly(t, spot) + disk
+        )
         names = ", ".join(binding[:-1]) + (" and " if len(binding) > 1 else "") + binding[-1]
         which = names + (" limit allows" if len(binding) == 1 else " limits allow")
-        note = f"from zero; ceiling: the dearest mix of types its {which}" + (", spot" if spot_only else "")
-        items.append(Item(f"pool {name} (Karpenter)", 0.0, hourly * H, note))
+        note = f"from zero; ceiling: the dearest mix of types its {which}" + (", spot" if pool.spot_only else "")
+        items.append(Item(f"pool {pool.name} (Karpenter)", 0.0, hourly * H, note))
     return items
-
-
-def _uses(instance_type: str) -> dict[str, float]:
-    """What one node of the type counts against a NodePool's limits (memory 0 where this program cannot size it:
-    leaving a constraint out only raises the bound)."""
-    vcpus, gib = capacity.vcpus_and_gib(instance_type) or (prices.VCPUS.get(instance_type, 0), 0.0)
-    gpu = instance_types.gpu_info(instance_type)
-    return {"cpu": float(vcpus), "memory": float(gib), "gpu": float(gpu.count if gpu else 0), "nodes": 1.0}
 
 
 def most_spent(types: list[str], limits: Mapping[str, float], hourly) -> tuple[float, list[str]]:
@@ -281,7 +248,7 @@ def most_spent(types: list[str], limits: Mapping[str, float], hourly) -> tuple[f
     as there are limits). Fractional nodes make it an upper bound, never below what Karpenter can launch.
     Returns ($/hour, the limits that bind)."""
     names = [k for k in ("cpu", "memory", "gpu", "nodes") if k in limits]
-    uses = {t: _uses(t) for t in types}
+    uses = {t: model_floor.node_size(t) for t in types}
     price = {t: hourly(t) for t in types}
     best, binding = 0.0, names[:1]
     for size in range(1, len(names) + 1):
@@ -315,10 +282,11 @@ def _solve(matrix: list[list[float]], rhs: list[float]) -> list[float] | None:
     return [rows[i][n] / rows[i][i] for i in range(n)]
 
 
-def _models_floor(resources: list[Mapping[str, Any]], table: RegionPrices, environment: str) -> list[Item]:
+def _models_floor(
+    resources: list[Mapping[str, Any]], pools: list[model_floor.PoolShape], table: RegionPrices, environment: str
+) -> list[Item]:
     """The nodes the models' minimum replicas need beyond the pools' minimums (model_floor.py): in the floor only
     (the ceiling already counts every pool at its limits)."""
-    pools = model_floor.pool_shapes(resources, lambda spec: karpenter_types(spec, table), _time_slices(resources), table)
     placed, problems = model_floor.place(model_floor.model_pods(resources), pools, table, environment)
     items = []
     for floor in placed:
@@ -376,15 +344,9 @@ NOT_PRICED = {
 
 
 def plan_region(plan: Mapping[str, Any]) -> str:
-    """The region a plan document's stack deploys to: its `region` output (every plan since the output exists), else
-    an explicit AWS provider's, else us-west-2, Pulumi.yaml's default `aws:region`."""
-    region = (plan.get("outputs") or {}).get("region")
-    if region:
-        return region
-    for resource in plan.get("resources", []):
-        if resource["type"] == "pulumi:providers:aws" and resource["inputs"].get("region"):
-            return resource["inputs"]["region"]
-    return "us-west-2"
+    """The region a plan document's stack deploys to: its `region` output (every full and preview stack exports it),
+    else us-west-2, Pulumi.yaml's default `aws:region`."""
+    return (plan.get("outputs") or {}).get("region") or "us-west-2"
 
 
 # Types estimate() prices (or states per use): their items above.

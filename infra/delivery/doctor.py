@@ -17,7 +17,7 @@ from ml_platform.components import instance_types
 from ml_platform.infra import config, existing_network
 from ml_platform.infra.delivery.aws_errors import explain
 from ml_platform.infra.placeholders import Placeholder
-from ml_platform.policy.rules import ecr_wildcard_match
+from ml_platform.policy.rules import continuous_scan_filters, ecr_wildcard_match
 
 # EC2 vCPU quotas (Service Quotas, service code ec2) for the GPU instance classes.
 QUOTAS = {
@@ -179,7 +179,7 @@ def scanning_checks(session, cfg: config.StackConfig) -> list[Check]:
     except ClientError as err:
         return [Check("registry scanning", False, f"cannot read the registry's scanning configuration: {explain(err)}")]
     rules = scanning.get("rules", [])
-    filters = [f["filter"] for rule in rules if rule.get("scanFrequency") == "CONTINUOUS_SCAN" for f in rule.get("repositoryFilters", [])]
+    filters = continuous_scan_filters(rules)
     repositories = [f"{cfg.registry_prefix}/{r}" if cfg.registry_prefix else r for r in cfg.registries.repositories]
     unscanned = [r for r in repositories if not any(ecr_wildcard_match(f, r) for f in filters)]
     enhanced = scanning.get("scanType") == "ENHANCED"

@@ -28,9 +28,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ml_platform.components import instance_types, quantity
-from ml_platform.components.scheduling import POOL_LABEL
+from ml_platform.components.node_pool import kubernetes_taint_effect
+from ml_platform.components.scheduling import POOL_LABEL, admits
 from ml_platform.infra.delivery.prices import HOURS_PER_MONTH as H
-from ml_platform.infra.delivery.prices import NoPrice, RegionPrices
+from ml_platform.infra.delivery.prices import VCPUS, NoPrice, RegionPrices
 from ml_platform.infra.offline import capacity
 
 MODEL_COMPONENT = "model-server"
@@ -63,12 +64,14 @@ class PoolShape:
     min_nodes: int = 0
     max_nodes: int | None = None
     limits: Mapping[str, float] = field(default_factory=dict)
-    """A NodePool's limits: cpu (cores), memory (MiB), gpu (physical GPUs)."""
+    """A NodePool's limits (nodepool_limits): cpu (cores), memory (GiB), gpu (physical GPUs), nodes."""
     slices: int = 1
     disk_gib: int = 0
     """A node's root volume (gp3): a managed group's launch template's, a NodePool's EC2NodeClass's."""
     weight: int = 0
     """A NodePool's `weight` (Karpenter tries higher weights first)."""
+    spot_only: bool = False
+    """A NodePool that launches spot only (its ceiling is priced at spot)."""
 
 
 @dataclass
@@ -161,25 +164,12 @@ def _expression(labels: Mapping[str, str], expression: Mapping[str, Any]) -> boo
     return False  # Gt, Lt over pool labels: not used by the platform; judged as not matching
 
 
-def _tolerated(taint: Mapping[str, Any], tolerations: Iterable[Mapping[str, Any]]) -> bool:
-    for toleration in tolerations:
-        if toleration.get("effect") and toleration["effect"] != taint.get("effect"):
-            continue
-        if toleration.get("operator") == "Exists" and (not toleration.get("key") or toleration["key"] == taint["key"]):
-            return True
-        if toleration.get("key") == taint["key"] and toleration.get("value", "") == taint.get("value", ""):
-            return True
-    return False
-
-
 def may_run(pod: ModelPod, pool: PoolShape) -> bool:
     """Whether the scheduler may place `pod` on a node of `pool`: labels, required affinity, taints."""
-    if any(pool.labels.get(key) != value for key, value in pod.node_selector.items()):
-        return False
     if pod.terms and not any(all(_expression(pool.labels, e) for e in term) for term in pod.terms):
         return False
-    hard = [t for t in pool.taints if t.get("effect") in ("NoSchedule", "NoExecute")]
-    return all(_tolerated(taint, pod.tolerations) for taint in hard)
+    # Labels and repelling taints, as the scheduling contract judges a pool (it reads only labels and taints).
+    return admits(pool, pod.node_selector, pod.tolerations)
 
 
 def _offer(instance_type: str, pool: PoolShape, environment: str) -> tuple[int, int, int, int] | None:
@@ -217,10 +207,25 @@ def _one_node(replicas: list[ModelPod], offer: tuple[int, int, int, int]) -> lis
     return taken
 
 
-def _node_size(instance_type: str) -> dict[str, float]:
-    vcpus, gib = capacity.vcpus_and_gib(instance_type) or (0, 0.0)
+def node_size(instance_type: str) -> dict[str, float]:
+    """What one node of the type counts against a NodePool's limits (nodepool_limits' units): cpu (vCPUs), memory
+    (GiB; 0 where this program cannot size the type: leaving it out only raises a bound), gpu, nodes (1)."""
+    vcpus, gib = capacity.vcpus_and_gib(instance_type) or (VCPUS.get(instance_type, 0), 0.0)
     gpu = instance_types.gpu_info(instance_type)
-    return {"cpu": float(vcpus), "memory": gib * 1024, "gpu": float(gpu.count if gpu else 0)}
+    return {"cpu": float(vcpus), "memory": float(gib), "gpu": float(gpu.count if gpu else 0), "nodes": 1.0}
+
+
+def nodepool_limits(limits: Mapping[str, Any], slices: int = 1) -> dict[str, float]:
+    """A NodePool's `spec.limits` in node_size's units; its nvidia.com/gpu limit counts time-slicing replicas, so
+    `slices` turns it into physical GPUs."""
+    found = {"cpu": float(quantity.parse(str(limits["cpu"])))} if "cpu" in limits else {}
+    if "memory" in limits:
+        found["memory"] = quantity.mebibytes(str(limits["memory"])) / 1024
+    if GPU in limits:
+        found["gpu"] = float(limits[GPU]) / slices
+    if "nodes" in limits:
+        found["nodes"] = float(limits["nodes"])
+    return found
 
 
 def place(pods: list[ModelPod], pools: list[PoolShape], table: RegionPrices, environment: str) -> tuple[list[FloorNodes], list[str]]:
@@ -249,13 +254,13 @@ def place(pods: list[ModelPod], pools: list[PoolShape], table: RegionPrices, env
         result.on_minimum[pod.model] = result.on_minimum.get(pod.model, 0) + 1
 
     karpenter = sorted((p for p in pools if not p.managed), key=lambda p: -p.weight)
-    used: dict[str, dict[str, float]] = {p.name: {"cpu": 0.0, "memory": 0.0, "gpu": 0.0} for p in karpenter}
+    used: dict[str, dict[str, float]] = {p.name: {"cpu": 0.0, "memory": 0.0, "gpu": 0.0, "nodes": 0.0} for p in karpenter}
     while pending:
         step = _next_node(pending, karpenter, used, table, environment)
         if step is None:
             break
         pool, instance_type, hourly, taken = step
-        for key, value in _node_size(instance_type).items():
+        for key, value in node_size(instance_type).items():
             used[pool.name][key] += value
         result = results.setdefault((pool.name, instance_type), FloorNodes(pool.name, instance_type, hourly, pool.disk_gib))
         result.nodes += 1
@@ -263,7 +268,7 @@ def place(pods: list[ModelPod], pools: list[PoolShape], table: RegionPrices, env
             result.models[pod.model] = result.models.get(pod.model, 0) + 1
         for pod in taken:  # one occurrence each: a model's replicas are the same pod, repeated
             pending.remove(pod)
-    problems += [_unplaceable(pod, pools, running, used, table, environment) for pod in pending]
+    problems += [_unplaceable(pod, pools, table, environment) for pod in pending]
     return [r for _, r in sorted(results.items())], problems
 
 
@@ -277,8 +282,8 @@ def _next_node(
             offer, hourly = _offer(instance_type, pool, environment), _hourly(table, instance_type, pool.spot)
             if offer is None or hourly is None:
                 continue
-            size = _node_size(instance_type)
-            if any(used[pool.name][k] + size[k] > limit for k, limit in pool.limits.items()):
+            size = node_size(instance_type)
+            if any(used[pool.name][k] + size[k] > limit for k, limit in pool.limits.items() if k != "nodes"):
                 continue
             taken = _one_node([p for p in pending if may_run(p, pool)], offer)
             if not taken:
@@ -299,7 +304,7 @@ def _hourly(table: RegionPrices, instance_type: str, spot: bool) -> float | None
         return None
 
 
-def _unplaceable(pod: ModelPod, pools: list[PoolShape], running, used, table: RegionPrices, environment: str) -> str:
+def _unplaceable(pod: ModelPod, pools: list[PoolShape], table: RegionPrices, environment: str) -> str:
     """Why a replica is not in the floor, as precisely as the placement knows."""
     admitting = [p for p in pools if may_run(pod, p)]
     what = f"({pod.cpu_m}m CPU, {pod.memory_mi}Mi, {pod.gpus} GPU, {pod.storage_mi}Mi ephemeral)"
@@ -327,16 +332,19 @@ def _unplaceable(pod: ModelPod, pools: list[PoolShape], running, used, table: Re
     return f"model {pod.model}: {why} {what}; a replica is not in the floor"
 
 
-def pool_shapes(resources: list[Mapping[str, Any]], karpenter_types, slices: Mapping[str, int], table: RegionPrices) -> list[PoolShape]:
-    """Every pool of the plan as the scheduler sees it (`karpenter_types(spec)`: the priced types a NodePool allows)."""
+def pool_shapes(resources: list[Mapping[str, Any]], karpenter_types, slices: Mapping[str, int]) -> list[PoolShape]:
+    """Every pool of the plan as the scheduler sees it (`karpenter_types(spec)`: the priced types a NodePool allows;
+    `slices`: time-slicing replicas per pool)."""
     shapes = []
     by_urn = {r["urn"]: r for r in resources}
     for group in (r for r in resources if r["type"] == "aws:eks/nodeGroup:NodeGroup"):
         inputs = group["inputs"]
-        template = next((by_urn[u] for u in group["propertyDependencies"].get("launchTemplate", []) if u in by_urn), None)
         labels = inputs.get("labels") or {}
         name = labels.get(POOL_LABEL, group["name"])
-        taints = tuple({"key": t["key"], "value": t.get("value", ""), "effect": _effect(t["effect"])} for t in inputs.get("taints") or [])
+        taints = tuple(
+            {"key": t["key"], "value": t.get("value", ""), "effect": kubernetes_taint_effect(t["effect"])}
+            for t in inputs.get("taints") or []
+        )
         shapes.append(
             PoolShape(
                 name,
@@ -349,7 +357,7 @@ def pool_shapes(resources: list[Mapping[str, Any]], karpenter_types, slices: Map
                 int(inputs["scalingConfig"].get("desiredSize", inputs["scalingConfig"]["minSize"])),
                 int(inputs["scalingConfig"]["maxSize"]),
                 slices=slices.get(name, 1),
-                disk_gib=int(template["inputs"]["blockDeviceMappings"][0]["ebs"]["volumeSize"]) if template else 0,
+                disk_gib=launch_template_gib(group, by_urn),
             )
         )
     classes = {
@@ -361,12 +369,6 @@ def pool_shapes(resources: list[Mapping[str, Any]], karpenter_types, slices: Map
         spec = pool["inputs"]["spec"]
         name = pool["inputs"]["metadata"]["name"]
         template = spec["template"]
-        limits = spec.get("limits") or {}
-        shape_limits = {"cpu": float(quantity.parse(str(limits["cpu"])))} if "cpu" in limits else {}
-        if "memory" in limits:
-            shape_limits["memory"] = float(quantity.mebibytes(str(limits["memory"])))
-        if GPU in limits:
-            shape_limits["gpu"] = float(limits[GPU]) / slices.get(name, 1)
         capacity_types = next((r["values"] for r in template["spec"]["requirements"] if r["key"] == "karpenter.sh/capacity-type"), [])
         shapes.append(
             PoolShape(
@@ -376,13 +378,20 @@ def pool_shapes(resources: list[Mapping[str, Any]], karpenter_types, slices: Map
                 tuple(karpenter_types(spec)),
                 "spot" in capacity_types,  # Karpenter launches spot where the pool allows it (cheaper)
                 False,
-                limits=shape_limits,
+                limits=nodepool_limits(spec.get("limits") or {}, slices.get(name, 1)),
                 slices=slices.get(name, 1),
                 disk_gib=root_volume_gib(classes.get(((template["spec"].get("nodeClassRef") or {}).get("name")), {})),
                 weight=int(spec.get("weight", 0)),
+                spot_only=capacity_types == ["spot"],
             )
         )
     return shapes
+
+
+def launch_template_gib(group: Mapping[str, Any], by_urn: Mapping[str, Mapping[str, Any]]) -> int:
+    """The root volume of a managed node group's nodes (its launch template's first block device), in GiB; 0 without one."""
+    template = next((by_urn[u] for u in group["propertyDependencies"].get("launchTemplate", []) if u in by_urn), None)
+    return int(template["inputs"]["blockDeviceMappings"][0]["ebs"]["volumeSize"]) if template else 0
 
 
 def root_volume_gib(node_class: Mapping[str, Any]) -> int:
@@ -391,8 +400,3 @@ def root_volume_gib(node_class: Mapping[str, Any]) -> int:
     root = next((m for m in mappings if m.get("rootVolume")), mappings[0] if mappings else None)
     size = ((root or {}).get("ebs") or {}).get("volumeSize")
     return quantity.mebibytes(str(size)) // 1024 if size else 0
-
-
-def _effect(effect: str) -> str:
-    """EKS node group taint effects (NO_SCHEDULE) in Kubernetes' spelling (NoSchedule)."""
-    return "".join(part.capitalize() for part in effect.lower().split("_"))

@@ -53,7 +53,7 @@ def test_gpu_ceiling_is_the_dearest_mix_its_limits_allow_counting_physical_gpus(
     # largest type and only alone
     one_gpu = [t for t in prices.VCPUS if t.split(".")[0] in ("g5", "g6") and instance_types.gpu_info(t).count == 1]
     assert "g5.48xlarge" not in one_gpu and "g5.16xlarge" in one_gpu
-    disk = {s.name: s.disk_gib for s in model_floor.pool_shapes(plans["dev"].resources, list, {}, US)}["gpu"]
+    disk = {s.name: s.disk_gib for s in model_floor.pool_shapes(plans["dev"].resources, list, {})}["gpu"]
     best = integer_ceiling(one_gpu, {"cpu": 64, "memory": 256, "gpu": 4, "nodes": 4}, spot=True, disk_gib=disk)
     assert best * H <= spot_gpu.ceiling <= best * H * 1.05, "the linear programme is at or just above the whole-node optimum"
     assert spot_gpu.note.startswith("from zero; ceiling: the dearest mix of types its ") and spot_gpu.note.endswith(", spot")
@@ -128,7 +128,7 @@ def test_stagings_floor_includes_its_gpu_models_on_the_cheapest_type_that_fits(p
     assert not fits("g5.xlarge", ranker_pod.cpu_m, ranker_pod.memory_mi) and fits("g5.2xlarge", ranker_pod.cpu_m, ranker_pod.memory_mi)
     chat = estimate["pool gpu: 1 x g5.4xlarge for models"]
     ranker = estimate["pool gpu: 1 x g5.2xlarge for models"]
-    disk = {shape.name: shape.disk_gib for shape in model_floor.pool_shapes(plans["staging"].resources, list, {}, US)}
+    disk = {shape.name: shape.disk_gib for shape in model_floor.pool_shapes(plans["staging"].resources, list, {})}
     assert disk["gpu"] == 200 and disk["cpu"] == 50, "the EC2NodeClasses' root volumes"
     assert chat.floor == pytest.approx(US.hourly("g5.4xlarge", False) * H + 200 * US.gp3_per_gb_month) and "chat 1" in chat.note
     assert ranker.floor == pytest.approx(US.hourly("g5.2xlarge", False) * H + 200 * US.gp3_per_gb_month) and "ranker 1" in ranker.note
