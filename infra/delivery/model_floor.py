@@ -283,7 +283,7 @@ def _next_node(
             if offer is None or hourly is None:
                 continue
             size = node_size(instance_type)
-            if any(used[pool.name][k] + size[k] > limit for k, limit in pool.limits.items() if k != "nodes"):
+            if any(used[pool.name][k] + size[k] > limit for k, limit in pool.limits.items()):
                 continue
             taken = _one_node([p for p in pending if may_run(p, pool)], offer)
             if not taken:

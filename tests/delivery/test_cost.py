@@ -311,3 +311,19 @@ def test_sizes_the_table_cannot_price_are_said_not_crashed(plans):
     group["inputs"]["instanceTypes"] = ["t3.medium"]
     system = next(i for i in cost.estimate(resources) if i.name.startswith("pool system"))
     assert system.note.startswith("not priced: no price for t3.medium")
+
+
+def test_a_nodepools_nodes_limit_bounds_the_floor_too(plans):
+    resources = copy.deepcopy(plans["dev"].resources)
+    chat = next(
+        r for r in resources if r["type"] == "kubernetes:keda.sh/v1alpha1:ScaledObject" and r["inputs"]["metadata"]["namespace"] == "chat"
+    )
+    chat["inputs"]["spec"]["minReplicaCount"] = 12
+    chat["inputs"]["spec"]["triggers"] = [t for t in chat["inputs"]["spec"]["triggers"] if t["type"] != "cron"]
+    pools = {r["inputs"]["metadata"]["name"]: r for r in resources if r["type"] == "kubernetes:karpenter.sh/v1:NodePool"}
+    pools["gpu"]["inputs"]["spec"]["limits"]["nodes"] = "2"
+    estimate = {i.name: i for i in cost.estimate(resources)}
+    # 12 replicas of one slice, 4 slices a node: the spot pool stops at its 2 nodes (8 replicas), the rest fall through
+    spot = [i for name, i in estimate.items() if name.startswith("pool gpu: ") and "for models" in name]
+    assert sum(int(i.name.split(": ")[1].split(" x ")[0]) for i in spot) == 2
+    assert any(name.startswith("pool gpu-on-demand: ") and "for models" in name for name in estimate)
