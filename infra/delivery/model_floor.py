@@ -12,11 +12,12 @@ and the autoscalers will read the objects.
 - Managed node groups do not grow: the platform installs no autoscaler for them (README, "GPU pools"), so their
   `desiredSize` nodes of the first listed type (what EKS launches first) are all they offer; the floor already pays
   for them, and replicas are packed onto them first (first-fit-decreasing, shared by every model).
-- What is left goes where Karpenter would launch it: the admitting NodePool of the highest `weight` (then the
-  cheapest), spot where the pool allows spot, its types being those its requirements allow that the price table
-  prices (cost.karpenter_types, architecture included); the replicas are packed onto the type that costs least
-  for them (one larger node may hold several), and nodes are added only within the pool's cpu, memory and GPU
-  limits, summed over the pool, as Karpenter does. A Karpenter node's root volume is its EC2NodeClass's.
+- What is left goes where Karpenter would launch it, node by node and largest pending replica first (Karpenter
+  sorts pending pods by size): the admitting NodePool of the highest `weight` (equal weights: in the plan's order)
+  with room in its limits (cpu, memory, GPUs, nodes, summed over the pool), spot where the pool allows spot, of the
+  types its requirements allow that the price table prices (cost.karpenter_types, architecture included), the one
+  that takes the largest replica and places the most pending replicas per dollar (one larger node may hold
+  several). A Karpenter node's root volume is its EC2NodeClass's.
 
 What cannot be placed or sized is a problem line, never a silent zero.
 """
@@ -275,25 +276,34 @@ def place(pods: list[ModelPod], pools: list[PoolShape], table: RegionPrices, env
 def _next_node(
     pending: list[ModelPod], karpenter: list[PoolShape], used: dict[str, dict[str, float]], table: RegionPrices, environment: str
 ) -> tuple[PoolShape, str, float, list[ModelPod]] | None:
-    """The next node Karpenter would launch for the pending replicas, or None when no NodePool can take any."""
+    """The next node Karpenter would launch for the pending replicas (sorted largest first), or None when no NodePool
+    can take any: it is for the largest replica a NodePool can place (one it cannot place at all waits, as a pod
+    Karpenter cannot schedule does, without holding up the others)."""
     for pool in karpenter:  # heaviest first
-        best = None
-        for instance_type in pool.types:
-            offer, hourly = _offer(instance_type, pool, environment), _hourly(table, instance_type, pool.spot)
-            if offer is None or hourly is None:
-                continue
-            size = node_size(instance_type)
-            if any(used[pool.name][k] + size[k] > limit for k, limit in pool.limits.items()):
-                continue
-            taken = _one_node([p for p in pending if may_run(p, pool)], offer)
-            if not taken:
-                continue
-            monthly = hourly + pool.disk_gib * (table.gp3_per_gb_month or 0.0) / H
-            key = (monthly / len(taken), monthly)
-            if best is None or key < best[0]:
-                best = (key, instance_type, hourly, taken)
-        if best is not None:
-            return pool, best[1], best[2], best[3]
+        admitted = [p for p in pending if may_run(p, pool)]
+        seen: set[str] = set()
+        for index, lead in enumerate(admitted):
+            if lead.model in seen:
+                continue  # its other replicas are the same pod
+            seen.add(lead.model)
+            ordered = [lead, *admitted[:index], *admitted[index + 1 :]]
+            best = None
+            for instance_type in pool.types:
+                offer, hourly = _offer(instance_type, pool, environment), _hourly(table, instance_type, pool.spot)
+                if offer is None or hourly is None:
+                    continue
+                size = node_size(instance_type)
+                if any(used[pool.name][k] + size[k] > limit for k, limit in pool.limits.items()):
+                    continue
+                taken = _one_node(ordered, offer)
+                if not taken or taken[0] is not lead:
+                    continue  # the node is for the lead replica first
+                monthly = hourly + pool.disk_gib * (table.gp3_per_gb_month or 0.0) / H
+                key = (monthly / len(taken), monthly)
+                if best is None or key < best[0]:
+                    best = (key, instance_type, hourly, taken)
+            if best is not None:
+                return pool, best[1], best[2], best[3]
     return None
 
 

@@ -327,3 +327,13 @@ def test_a_nodepools_nodes_limit_bounds_the_floor_too(plans):
     spot = [i for name, i in estimate.items() if name.startswith("pool gpu: ") and "for models" in name]
     assert sum(int(i.name.split(": ")[1].split(" x ")[0]) for i in spot) == 2
     assert any(name.startswith("pool gpu-on-demand: ") and "for models" in name for name in estimate)
+
+
+def test_karpenter_launches_for_the_largest_pending_replica_first():
+    # a 48-vCPU limit: a small replica first on its own cheap node would leave no room for the large one; Karpenter
+    # sorts pending pods by size, so the large one gets its node and the small one waits
+    pool = model_floor.PoolShape("cpu", {}, (), ("m6i.2xlarge", "m6i.12xlarge"), False, False, limits={"cpu": 48.0})
+    big = model_floor.ModelPod("big", 1, 40_000, 8 * 1024, 0, {}, (), ())
+    small = model_floor.ModelPod("small", 1, 4_000, 2 * 1024, 0, {}, (), ())
+    placed, problems = model_floor.place([small, big], [pool], US, "staging")
+    assert [(f.instance_type, f.models) for f in placed] == [("m6i.12xlarge", {"big": 1, "small": 1})] and problems == []
