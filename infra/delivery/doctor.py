@@ -185,7 +185,14 @@ def scanning_checks(session, cfg: config.StackConfig) -> list[Check]:
     enhanced = scanning.get("scanType") == "ENHANCED"
     if owned is not None:
         declared = sorted(owned.repositoryFilters)
-        if not enhanced:
+        uncovered = [r for r in repositories if not any(ecr_wildcard_match(f, r) for f in declared)]
+        if uncovered:
+            check = Check(
+                "registry scanning",
+                False,
+                f"this stack's own repositories {', '.join(uncovered)} match none of its repositoryFilters {declared}: never scanned",
+            )
+        elif not enhanced:
             check = Check("registry scanning", True, f"{scanning.get('scanType')} now; this stack declares ENHANCED, which pulumi up sets")
         elif len(rules) != 1 or rules[0].get("scanFrequency") != "CONTINUOUS_SCAN" or sorted(filters) != declared:
             check = Check(
@@ -217,15 +224,13 @@ def scanning_checks(session, cfg: config.StackConfig) -> list[Check]:
         try:
             answer = session.client("inspector2", region_name=cfg.region).get_configuration()
         except ClientError as err:
-            if err.response["Error"]["Code"] in ("AccessDeniedException", "AccessDenied", "UnauthorizedException"):
-                return [
-                    *checks,
-                    Check("inspector rescan durations", False, f"{explain(err)}: pulumi up needs inspector2 access to set them"),
-                ]
-            return [
-                *checks,
-                Check("inspector rescan durations", True, f"not set yet ({explain(err).splitlines()[0][:160]}); pulumi up sets them"),
-            ]
+            # Before the owner's first `pulumi up` Inspector may not be on yet; after it, any refusal is a failure,
+            # since `pulumi up` calls the same API to keep the durations.
+            first = not enhanced and err.response["Error"]["Code"] not in ("AccessDeniedException", "AccessDenied", "UnauthorizedException")
+            detail = explain(err).splitlines()[0][:160]
+            if first:
+                return [*checks, Check("inspector rescan durations", True, f"not set yet ({detail}); pulumi up sets them")]
+            return [*checks, Check("inspector rescan durations", False, f"{detail}: pulumi up needs inspector2 access to set them")]
         state = (answer.get("ecrConfiguration") or {}).get("rescanDurationState") or {}
         wanted = {k: getattr(owned, k) for k in ("rescanDuration", "pullDateRescanDuration", "pullDateRescanMode")}
         differing = {k: state.get(k) for k, v in wanted.items() if state.get(k) != v}

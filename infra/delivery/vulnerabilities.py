@@ -187,7 +187,7 @@ class Gate:
                     return
                 found = page.get("imageScanFindings", {})
                 findings += [_enhanced(f) for f in found.get("enhancedFindings", []) if f.get("status", "ACTIVE") == "ACTIVE"]
-                findings += [Finding(f.get("name", "?"), f.get("severity", "UNDEFINED")) for f in found.get("findings", [])]
+                findings += [_basic(f) for f in found.get("findings", [])]
         except ClientError as err:
             if err.response["Error"]["Code"] == "ScanNotFoundException":
                 verdict.worse(
@@ -217,6 +217,13 @@ class Gate:
                 verdict.worse("fail", f"{what}: its allow-list entry expired on {entry.expires}")
             else:
                 verdict.lines.append(f"{what}: allowed until {entry.expires} ({entry.reason})")
+
+
+def _basic(finding: dict) -> Finding:
+    """A basic scan's finding: its package in the `package_name` and `package_version` attributes."""
+    attributes = {a.get("key"): a.get("value", "") for a in finding.get("attributes", [])}
+    package = f"{attributes.get('package_name', '')} {attributes.get('package_version', '')}".strip()
+    return Finding(finding.get("name", "?"), finding.get("severity", "UNDEFINED"), package)
 
 
 def _enhanced(finding: dict) -> Finding:

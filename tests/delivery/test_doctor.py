@@ -149,3 +149,20 @@ def test_the_repositorys_example_values_fail_doctor(aws):
     assert "ml-platform:cluster.admins[0].principalArn: 'arn:aws:iam::123456789012:role/platform-admins'" in detail
     assert "ml-platform:pins.images.grafana" in detail and "made-up image digest" in detail
     assert "ml-platform:monitoring.receivers" in detail and "example secret" in detail
+
+
+def test_the_owner_fails_when_its_own_filters_miss_its_repositories_or_inspector_refuses_after_enabling(aws):
+    narrow = config.parse(
+        {
+            **stack_files.read_stack("prod").values,
+            "ml-platform:vulnerabilities": '{"registryScanning": {"repositoryFilters": ["serving/*"]}}',
+        },
+        "prod",
+    )
+    enhanced(aws, "serving/*")
+    (scanning, _) = doctor.scanning_checks(aws, narrow)
+    assert not scanning.ok and "match none of its repositoryFilters ['serving/*']: never scanned" in scanning.detail
+    # once the account is ENHANCED, Inspector's settings must be readable (moto answers GetConfiguration with a 404)
+    enhanced(aws, "*")
+    (scanning, rescan) = doctor.scanning_checks(aws, stack("prod"))
+    assert scanning.ok and not rescan.ok and "pulumi up needs inspector2 access" in rescan.detail

@@ -344,3 +344,19 @@ def test_an_allow_entry_matches_whatever_the_case_of_its_id():
         ecr,
     )
     assert status == 0 and "allowed until 2027-01-31" in out
+
+
+def test_a_basic_scans_finding_names_its_package():
+    ecr = Ecr()
+    ecr.described("prod/serving/vllm", "v0.11.0")
+    basic = {
+        "name": "CVE-2026-0007",
+        "severity": "CRITICAL",
+        "attributes": [{"key": "package_name", "value": "openssl"}, {"key": "package_version", "value": "3.0.2"}],
+    }
+    page = findings_page([])
+    page["imageScanStatus"]["status"] = "COMPLETE"
+    page["imageScanFindings"] = {"findings": [basic]}
+    ecr.findings("prod/serving/vllm", page)
+    status, out = run(stack("prod"), [vulnerabilities.Image("model chat", f"{HOST}/prod/serving/vllm:v0.11.0")], ecr)
+    assert status == vulnerabilities.EXIT_REFUSED and "CRITICAL CVE-2026-0007 in openssl 3.0.2" in out
